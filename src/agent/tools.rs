@@ -1,0 +1,841 @@
+//! The tools the model may call, with their JSON schemas.
+//!
+//! Built in: `read_file`, `write_file`, `edit_file`, `list_dir` (confined to
+//! the workspace: paths are canonicalised, so `..` and symlinks cannot
+//! escape), `exec` (argv, allowlist checked on the resolved program, never a
+//! shell unless configured; timeout, output cap, CPU and memory rlimits),
+//! `web_fetch` (size and time caps, HTML reduced to text, the network route
+//! of `tools.webFetch`), `memory` (MEMORY.md sections) and `skill` (loads a
+//! skill's full text). Skill scripts declared in SKILL.md become tools too.
+//! A tool's failure is returned to the model as a result; it never ends the run.
+
+use super::skills::{self, Skill};
+use crate::config::{Config, ExecTool};
+use crate::llm::ToolSpec;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Largest tool result handed back to the model, in bytes.
+const MAX_RESULT: usize = 8 * 1024;
+/// Largest file `read_file` returns and `write_file` accepts.
+const MAX_FILE: usize = 256 * 1024;
+const MAX_MEMORY: usize = 16 * 1024;
+
+pub struct Output {
+    pub content: String,
+    pub is_error: bool,
+    /// A short line for clients ("wrote notes.md (120 bytes)").
+    pub summary: String,
+}
+
+impl Output {
+    pub fn ok(content: String, summary: String) -> Output {
+        Output {
+            content: cap(content),
+            is_error: false,
+            summary,
+        }
+    }
+    pub fn error(msg: String) -> Output {
+        Output {
+            summary: crate::util::truncate(&msg, 120).to_string(),
+            content: cap(msg),
+            is_error: true,
+        }
+    }
+}
+
+fn cap(mut s: String) -> String {
+    if s.len() > MAX_RESULT {
+        let total = s.len();
+        s = crate::util::truncate(&s, MAX_RESULT).to_string();
+        s.push_str(&format!("\n[truncated: {MAX_RESULT} of {total} bytes]"));
+    }
+    s
+}
+
+pub struct Registry {
+    specs: Vec<ToolSpec>,
+    workspace: PathBuf,
+    exec: ExecTool,
+    /// Resolved allowlist: canonical program paths.
+    exec_allowed: Vec<PathBuf>,
+    fetch_max: usize,
+    fetch_timeout: Duration,
+    fetch_agent: Option<ureq::Agent>,
+    skills: Vec<Skill>,
+}
+
+fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
+    ToolSpec {
+        name: name.into(),
+        description: description.into(),
+        parameters,
+    }
+}
+
+fn path_schema(extra: Value) -> Value {
+    let mut props = json!({"path": {"type": "string", "description": "relative to the workspace"}});
+    if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            p.insert(k.clone(), v.clone());
+        }
+    }
+    let mut required = vec!["path".to_string()];
+    required.extend(
+        extra
+            .as_object()
+            .map(|e| e.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+impl Registry {
+    pub fn new(cfg: &Config, workspace: &Path) -> Result<Registry, String> {
+        let workspace =
+            std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+        let mut specs = vec![
+            spec("read_file", "Read a text file in the workspace.", path_schema(json!({}))),
+            spec("write_file", "Create or overwrite a file in the workspace.", path_schema(json!({"content": {"type": "string"}}))),
+            spec(
+                "edit_file",
+                "Replace one exact occurrence of old_text with new_text in a workspace file.",
+                path_schema(json!({"old_text": {"type": "string"}, "new_text": {"type": "string"}})),
+            ),
+            spec("list_dir", "List a workspace directory (path \".\" for the root).", path_schema(json!({}))),
+            spec(
+                "memory",
+                "Long-term memory in MEMORY.md. action: read | append (text) | replace_section (section heading, text).",
+                json!({"type": "object", "properties": {"action": {"type": "string", "enum": ["read", "append", "replace_section"]}, "section": {"type": "string"}, "text": {"type": "string"}}, "required": ["action"]}),
+            ),
+        ];
+        let exec = cfg.tools.exec.clone();
+        let exec_allowed: Vec<PathBuf> = exec
+            .allow
+            .iter()
+            .filter_map(|a| resolve_program(a, &workspace))
+            .collect();
+        if exec.enabled {
+            let allow = exec.allow.join(", ");
+            specs.push(spec(
+                "exec",
+                &format!("Run a program (no shell). Allowed: {allow}."),
+                json!({"type": "object", "properties": {"command": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}, "required": ["command"]}),
+            ));
+        }
+        let wf = &cfg.tools.web_fetch;
+        let fetch_agent = if wf.enabled {
+            let route = crate::net::route_for(cfg, crate::net::Owner::WebFetch)?;
+            let t = crate::net::Timeouts {
+                connect: Duration::from_secs(10),
+                recv_response: Duration::from_secs(wf.timeout_seconds),
+                per_read: Some(Duration::from_secs(wf.timeout_seconds)),
+            };
+            specs.push(spec("web_fetch", "Fetch a web page (http/https) as readable text.", json!({"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]})));
+            Some(crate::net::agent_for(&route, "https://example.com/", &t)?)
+        } else {
+            None
+        };
+        let skills = skills::discover(&workspace);
+        let eligible: Vec<&Skill> = skills.iter().filter(|s| s.eligible).collect();
+        if !eligible.is_empty() {
+            specs.push(spec("skill", "Load the full instructions of a skill by name before using it.", json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})));
+        }
+        for s in &eligible {
+            for t in &s.tools {
+                specs.push(spec(&t.name, &t.description, json!({"type": "object", "properties": {"args": {"type": "array", "items": {"type": "string"}}}})));
+            }
+        }
+        Ok(Registry {
+            specs,
+            workspace,
+            exec,
+            exec_allowed,
+            fetch_max: wf.max_bytes,
+            fetch_timeout: Duration::from_secs(wf.timeout_seconds),
+            fetch_agent,
+            skills,
+        })
+    }
+
+    pub fn specs(&self) -> &[ToolSpec] {
+        &self.specs
+    }
+
+    pub fn skills(&self) -> &[Skill] {
+        &self.skills
+    }
+
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+
+    /// Runs one tool call. Never panics; every failure becomes an error result.
+    pub fn run(&self, name: &str, args: &str, deadline: Instant) -> Output {
+        let args: Value = match serde_json::from_str(args) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Output::error(format!("arguments for {name} must be a JSON object")),
+        };
+        let s = |k: &str| args.get(k).and_then(Value::as_str);
+        let result = match name {
+            "read_file" => self.read_file(s("path")),
+            "write_file" => self.write_file(s("path"), s("content")),
+            "edit_file" => self.edit_file(s("path"), s("old_text"), s("new_text")),
+            "list_dir" => self.list_dir(s("path")),
+            "memory" => self.memory(s("action"), s("section"), s("text")),
+            "exec" if self.exec.enabled => {
+                let argv: Vec<String> = args
+                    .get("args")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.exec(s("command"), argv, deadline)
+            }
+            "web_fetch" if self.fetch_agent.is_some() => self.web_fetch(s("url")),
+            "skill" => self.load_skill(s("name")),
+            other => match self.skill_tool(other) {
+                Some((skill, script)) => {
+                    let argv: Vec<String> = args
+                        .get("args")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.run_program(&script, argv, &skill.dir, deadline)
+                }
+                None => Err(format!("unknown tool {other:?}")),
+            },
+        };
+        match result {
+            Ok(o) => o,
+            Err(e) => Output::error(e),
+        }
+    }
+
+    /// Resolves a workspace path for reading (must exist).
+    fn existing(&self, rel: Option<&str>) -> Result<PathBuf, String> {
+        let rel = rel.ok_or("missing \"path\"")?;
+        let p =
+            std::fs::canonicalize(self.workspace.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+        if !p.starts_with(&self.workspace) {
+            return Err(format!(
+                "{rel}: outside the workspace; only files under the workspace are accessible"
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Resolves a workspace path for writing: the deepest existing ancestor
+    /// is canonicalised (resolving symlinks) and must be inside the
+    /// workspace; the rest may not contain `..`.
+    fn writable(&self, rel: Option<&str>) -> Result<PathBuf, String> {
+        let rel = rel.ok_or("missing \"path\"")?;
+        let full = self.workspace.join(rel);
+        let mut existing = full.clone();
+        let mut rest: Vec<std::ffi::OsString> = Vec::new();
+        while !existing.exists() {
+            match (existing.file_name(), existing.parent()) {
+                (Some(n), Some(parent)) => {
+                    rest.push(n.to_os_string());
+                    existing = parent.to_path_buf();
+                }
+                _ => return Err(format!("{rel}: not a usable path")),
+            }
+        }
+        if Path::new(rel)
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+            && !rest.is_empty()
+        {
+            return Err(format!("{rel}: `..` is not allowed in new paths"));
+        }
+        let mut p = std::fs::canonicalize(&existing).map_err(|e| format!("{rel}: {e}"))?;
+        if !p.starts_with(&self.workspace) {
+            return Err(format!(
+                "{rel}: outside the workspace; only files under the workspace are accessible"
+            ));
+        }
+        for n in rest.iter().rev() {
+            p.push(n);
+        }
+        Ok(p)
+    }
+
+    fn read_file(&self, rel: Option<&str>) -> Result<Output, String> {
+        let p = self.existing(rel)?;
+        let meta = std::fs::metadata(&p).map_err(|e| e.to_string())?;
+        if meta.len() as usize > MAX_FILE {
+            return Err(format!(
+                "file is {} bytes; read_file returns at most {MAX_FILE}",
+                meta.len()
+            ));
+        }
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read as text: {e}"))?;
+        let summary = format!("read {} ({} bytes)", rel.unwrap_or(""), text.len());
+        Ok(Output::ok(text, summary))
+    }
+
+    fn write_file(&self, rel: Option<&str>, content: Option<&str>) -> Result<Output, String> {
+        let content = content.ok_or("missing \"content\"")?;
+        if content.len() > MAX_FILE {
+            return Err(format!(
+                "content is {} bytes; the limit is {MAX_FILE}",
+                content.len()
+            ));
+        }
+        let p = self.writable(rel)?;
+        if p.is_dir() {
+            return Err("path is a directory".into());
+        }
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        // Refuse to follow a symlink at the final component.
+        if std::fs::symlink_metadata(&p)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
+            return Err("refusing to write through a symlink".into());
+        }
+        std::fs::write(&p, content).map_err(|e| e.to_string())?;
+        let r = rel.unwrap_or("");
+        Ok(Output::ok(
+            format!("wrote {r} ({} bytes)", content.len()),
+            format!("wrote {r} ({} bytes)", content.len()),
+        ))
+    }
+
+    fn edit_file(
+        &self,
+        rel: Option<&str>,
+        old: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<Output, String> {
+        let (old, new) = (
+            old.ok_or("missing \"old_text\"")?,
+            new.ok_or("missing \"new_text\"")?,
+        );
+        if old.is_empty() {
+            return Err("old_text must not be empty".into());
+        }
+        let p = self.existing(rel)?;
+        let text = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+        match text.matches(old).count() {
+            0 => Err("old_text was not found; read the file and copy the exact text".into()),
+            1 => {
+                std::fs::write(&p, text.replacen(old, new, 1)).map_err(|e| e.to_string())?;
+                let r = rel.unwrap_or("");
+                Ok(Output::ok(format!("edited {r}"), format!("edited {r}")))
+            }
+            n => Err(format!(
+                "old_text occurs {n} times; include more context so it is unique"
+            )),
+        }
+    }
+
+    fn list_dir(&self, rel: Option<&str>) -> Result<Output, String> {
+        let p = self.existing(Some(rel.unwrap_or(".")))?;
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&p)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .take(500)
+        {
+            let mut n = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                n.push('/');
+            }
+            names.push(n);
+        }
+        names.sort();
+        let summary = format!("listed {} ({} entries)", rel.unwrap_or("."), names.len());
+        Ok(Output::ok(names.join("\n"), summary))
+    }
+
+    fn memory(
+        &self,
+        action: Option<&str>,
+        section: Option<&str>,
+        text: Option<&str>,
+    ) -> Result<Output, String> {
+        let path = self.workspace.join("MEMORY.md");
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        let new = match action {
+            Some("read") => return Ok(Output::ok(current, "read memory".into())),
+            Some("append") => {
+                let t = text.ok_or("missing \"text\"")?.trim();
+                let mut c = current.clone();
+                if !c.ends_with('\n') && !c.is_empty() {
+                    c.push('\n');
+                }
+                c.push_str(&format!("- {t}\n"));
+                c
+            }
+            Some("replace_section") => {
+                let heading = section
+                    .ok_or("missing \"section\"")?
+                    .trim()
+                    .trim_start_matches('#')
+                    .trim();
+                replace_section(&current, heading, text.ok_or("missing \"text\"")?.trim())
+            }
+            _ => return Err("action must be read, append or replace_section".into()),
+        };
+        if new.len() > MAX_MEMORY {
+            return Err(format!("MEMORY.md would be {} bytes, over the {MAX_MEMORY}-byte cap; condense it with replace_section first", new.len()));
+        }
+        std::fs::write(&path, &new).map_err(|e| e.to_string())?;
+        Ok(Output::ok(
+            "memory updated".into(),
+            format!("memory {} ({} bytes)", action.unwrap_or(""), new.len()),
+        ))
+    }
+
+    fn load_skill(&self, name: Option<&str>) -> Result<Output, String> {
+        let name = name.ok_or("missing \"name\"")?;
+        let s = self
+            .skills
+            .iter()
+            .find(|s| s.name == name && s.eligible)
+            .ok_or_else(|| format!("no eligible skill {name:?}"))?;
+        let body = std::fs::read_to_string(s.dir.join("SKILL.md")).map_err(|e| e.to_string())?;
+        Ok(Output::ok(
+            format!("{body}\n\n(skill folder: {})", s.dir.display()),
+            format!("loaded skill {name}"),
+        ))
+    }
+
+    fn skill_tool(&self, name: &str) -> Option<(&Skill, PathBuf)> {
+        for s in self.skills.iter().filter(|s| s.eligible) {
+            for t in &s.tools {
+                if t.name == name {
+                    return Some((s, s.dir.join(&t.script)));
+                }
+            }
+        }
+        None
+    }
+
+    fn exec(
+        &self,
+        command: Option<&str>,
+        args: Vec<String>,
+        deadline: Instant,
+    ) -> Result<Output, String> {
+        let command = command.ok_or("missing \"command\"")?.trim();
+        let (program, argv) = if args.is_empty() && command.contains(char::is_whitespace) {
+            let words = split_words(command)?;
+            let (first, rest) = words.split_first().ok_or("empty command")?;
+            (first.clone(), rest.to_vec())
+        } else {
+            (command.to_string(), args)
+        };
+        if program.is_empty() {
+            return Err("empty command".into());
+        }
+        let resolved = resolve_program(&program, &self.workspace)
+            .ok_or_else(|| format!("{program}: not found on PATH"))?;
+        if !self.exec_allowed.iter().any(|a| *a == resolved) {
+            return Err(format!(
+                "{program} ({}) is not in tools.exec.allow; allowed: {}",
+                resolved.display(),
+                self.exec.allow.join(", ")
+            ));
+        }
+        self.run_program(&resolved, argv, &self.workspace, deadline)
+    }
+
+    fn run_program(
+        &self,
+        program: &Path,
+        argv: Vec<String>,
+        cwd: &Path,
+        deadline: Instant,
+    ) -> Result<Output, String> {
+        use std::os::unix::process::CommandExt;
+        let timeout = Duration::from_secs(self.exec.timeout_seconds)
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let mem = self.exec.max_memory_mb * 1024 * 1024;
+        let cpu = self.exec.max_cpu_seconds;
+        let mut cmd = Command::new(program);
+        cmd.args(&argv)
+            .current_dir(cwd)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            )
+            .env("HOME", &self.workspace)
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let cpu_l = libc::rlimit {
+                    rlim_cur: cpu as libc::rlim_t,
+                    rlim_max: cpu as libc::rlim_t + 1,
+                };
+                let mem_l = libc::rlimit {
+                    rlim_cur: mem as libc::rlim_t,
+                    rlim_max: mem as libc::rlim_t,
+                };
+                libc::setrlimit(libc::RLIMIT_CPU, &cpu_l);
+                libc::setrlimit(libc::RLIMIT_AS, &mem_l);
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("{}: cannot start: {e}", program.display()))?;
+        let max = self.exec.max_output_bytes;
+        let stderr = child.stderr.take();
+        let err_reader = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || stderr.map(|s| read_capped(s, max)).unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take();
+        let out_reader = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || stdout.map(|s| read_capped(s, max)).unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) => {}
+                Err(_) => break None,
+            }
+            if started.elapsed() > timeout {
+                timed_out = true;
+                // Kill the whole process group the child leads.
+                // SAFETY: plain syscall with the child's pid as the group id.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let out = out_reader.join().unwrap_or_default();
+        let err = err_reader.join().unwrap_or_default();
+        let code = status.and_then(|s| s.code());
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut content = out;
+        if !err.is_empty() {
+            content.push_str("\n[stderr]\n");
+            content.push_str(&err);
+        }
+        if timed_out {
+            return Ok(Output {
+                content: cap(format!("{content}\n[killed after {} s]", timeout.as_secs())),
+                is_error: true,
+                summary: format!("{name}: timed out"),
+            });
+        }
+        let ok = code == Some(0);
+        let summary = format!(
+            "{name} exited {}",
+            code.map(|c| c.to_string())
+                .unwrap_or_else(|| "by signal".into())
+        );
+        Ok(Output {
+            content: cap(format!(
+                "{content}\n[exit {}]",
+                code.map(|c| c.to_string())
+                    .unwrap_or_else(|| "signal".into())
+            )),
+            is_error: !ok,
+            summary,
+        })
+    }
+
+    fn web_fetch(&self, url: Option<&str>) -> Result<Output, String> {
+        let url = url.ok_or("missing \"url\"")?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("only http:// and https:// URLs can be fetched".into());
+        }
+        let agent = self.fetch_agent.as_ref().ok_or("web_fetch is disabled")?;
+        let started = Instant::now();
+        let resp = agent
+            .get(url)
+            .header("User-Agent", "pinch/0.1")
+            .call()
+            .map_err(|e| format!("fetch failed: {e}"))?;
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut reader = resp.into_body().into_reader();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while buf.len() < self.fetch_max {
+            if started.elapsed() > self.fetch_timeout {
+                break;
+            }
+            match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n.min(self.fetch_max - buf.len())]),
+                Err(e) => return Err(format!("fetch broke: {e}")),
+            }
+        }
+        let raw = String::from_utf8_lossy(&buf);
+        let text = if ctype.contains("html") || raw.trim_start().starts_with('<') {
+            html_to_text(&raw)
+        } else {
+            raw.into_owned()
+        };
+        let summary = format!(
+            "GET {} → {status} ({} bytes)",
+            crate::util::truncate(url, 60),
+            buf.len()
+        );
+        if status >= 400 {
+            return Ok(Output {
+                content: cap(format!("HTTP {status}\n{text}")),
+                is_error: true,
+                summary,
+            });
+        }
+        Ok(Output::ok(text, summary))
+    }
+}
+
+fn read_capped(mut r: impl Read, max: usize) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut total = 0usize;
+    loop {
+        match r.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                total += n;
+                if buf.len() < max {
+                    let take = n.min(max - buf.len());
+                    buf.extend_from_slice(&chunk[..take]);
+                }
+            }
+        }
+    }
+    let mut s = String::from_utf8_lossy(&buf).into_owned();
+    if total > max {
+        s.push_str(&format!("\n[output truncated: {max} of {total} bytes]"));
+    }
+    s
+}
+
+/// Finds a program like the kernel would: a path with a slash is taken as
+/// is (relative to the workspace); a bare name is looked up on PATH. The
+/// result is canonical, so symlinks and `..` are resolved.
+pub fn resolve_program(name: &str, workspace: &Path) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = if Path::new(name).is_absolute() {
+            PathBuf::from(name)
+        } else {
+            workspace.join(name)
+        };
+        return std::fs::canonicalize(p).ok().filter(|p| p.is_file());
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if candidate.is_file() {
+            return std::fs::canonicalize(candidate).ok();
+        }
+    }
+    None
+}
+
+/// Splits a command line into words with quotes, refusing shell syntax
+/// (`;`, `|`, `&`, `$`, backticks, redirections, parentheses, newlines) that
+/// would run or smuggle a second command.
+pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(x) => cur.push(x),
+                        None => return Err("unclosed single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('$') | Some('`') => return Err(
+                            "`$` and backticks are shell syntax; pass arguments as an argv list"
+                                .into(),
+                        ),
+                        Some('\\') => {
+                            if let Some(x) = chars.next() {
+                                cur.push(x);
+                            }
+                        }
+                        Some(x) => cur.push(x),
+                        None => return Err("unclosed double quote".into()),
+                    }
+                }
+            }
+            ';' | '|' | '&' | '$' | '`' | '>' | '<' | '(' | ')' | '\n' | '\r' | '*' | '?' | '~'
+            | '{' | '}' => {
+                return Err(format!("{c:?} is shell syntax and no shell runs here; call one program with an argv list"));
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(x) = chars.next() {
+                    cur.push(x);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// Replaces the body under `## heading` (or adds the section).
+fn replace_section(doc: &str, heading: &str, body: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    let mut found = false;
+    for line in doc.lines() {
+        let t = line.trim_start();
+        if t.starts_with('#') {
+            let title = t.trim_start_matches('#').trim();
+            if skipping {
+                skipping = false;
+            }
+            if title.eq_ignore_ascii_case(heading) && !found {
+                found = true;
+                skipping = true;
+                out.push_str(&format!("## {heading}\n{body}\n\n"));
+                continue;
+            }
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !found {
+        if !out.ends_with("\n\n") && !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("## {heading}\n{body}\n"));
+    }
+    out
+}
+
+/// Reduces HTML to readable text: drops scripts, styles and tags, keeps
+/// line structure at block elements, decodes common entities.
+pub fn html_to_text(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let mut out = String::with_capacity(html.len() / 3);
+    let mut i = 0;
+    let b = html.as_bytes();
+    while i < b.len() {
+        if b[i] == b'<' {
+            let rest = &lower[i..];
+            for skip in ["script", "style", "noscript", "svg", "head"] {
+                if rest.starts_with(&format!("<{skip}")) {
+                    let close = format!("</{skip}");
+                    if let Some(end) = rest.find(&close) {
+                        i += end;
+                    }
+                    break;
+                }
+            }
+            let end = lower[i..].find('>').map(|e| i + e + 1).unwrap_or(b.len());
+            let tag = &lower[i..end];
+            if [
+                "<br", "<p", "</p", "<div", "</div", "<li", "<h1", "<h2", "<h3", "<h4", "<tr",
+                "</h", "<title", "</title",
+            ]
+            .iter()
+            .any(|t| tag.starts_with(t))
+            {
+                out.push('\n');
+            }
+            i = end;
+            continue;
+        }
+        let next = lower[i..].find('<').map(|e| i + e).unwrap_or(b.len());
+        out.push_str(&html[i..next]);
+        i = next;
+    }
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'");
+    let mut lines: Vec<String> = Vec::new();
+    for l in decoded.lines() {
+        let l = l.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !l.is_empty() {
+            lines.push(l);
+        }
+    }
+    lines.join("\n")
+}
+
+/// A short, safe summary of tool arguments for clients (no long values).
+pub fn summarize_args(args: &str) -> String {
+    match serde_json::from_str::<Value>(args) {
+        Ok(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                format!("{k}={}", crate::util::truncate(&s, 40))
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,326 @@
+//! Channel-neutral message types shared by every adapter.
+//!
+//! An adapter turns a platform payload into an [`Envelope`] (inbound) and sends an
+//! [`Outbound`] back. [`DedupWindow`] remembers recently seen platform message ids so
+//! redeliveries are dropped; it is serializable so the caller can persist it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashSet, VecDeque};
+
+/// Longest inbound text kept, in Unicode scalar values; the rest is cut off.
+pub const MAX_TEXT_CHARS: usize = 16 * 1024;
+/// Most attachments kept on one envelope.
+pub const MAX_ATTACHMENTS: usize = 8;
+/// Longest reference (platform file id) or name kept on an attachment, in bytes.
+pub const MAX_REF_BYTES: usize = 512;
+/// Largest dedup window accepted, whatever the caller or a persisted file asks for.
+pub const MAX_DEDUP_CAPACITY: usize = 100_000;
+/// Dedup keys longer than this are folded into a short prefix plus a hash.
+const MAX_KEY_BYTES: usize = 128;
+
+/// Whether a conversation is one-to-one with the bot or shared with others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatKind {
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachmentKind {
+    Image,
+    Audio,
+    Voice,
+    Video,
+    Document,
+    Sticker,
+    Other,
+}
+
+/// A media item: only a platform reference is kept, never the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Platform handle used to download the file later (Telegram `file_id`).
+    pub reference: String,
+    pub kind: AttachmentKind,
+    /// Size in bytes when the platform tells it.
+    pub size: Option<u64>,
+}
+
+/// One inbound message, normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub channel: String,
+    pub account: String,
+    pub chat_id: String,
+    pub chat_kind: ChatKind,
+    pub sender_id: String,
+    pub sender_username: Option<String>,
+    pub sender_name: String,
+    /// The bot was mentioned natively (entity, `/cmd@bot`).
+    pub mentioned: bool,
+    /// The message replies to one of the bot's own messages (an implicit mention).
+    pub reply_to_bot: bool,
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    /// Platform message id, unique within the chat.
+    pub platform_id: String,
+    /// Platform timestamp, unix milliseconds.
+    pub time_ms: u64,
+    /// Forum topic / thread, when the platform has one.
+    pub thread_id: Option<String>,
+}
+
+impl Envelope {
+    /// Key for a [`DedupWindow`]: channel, account, chat and message id.
+    pub fn dedup_key(&self) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.channel, self.account, self.chat_id, self.platform_id
+        )
+    }
+
+    /// True when there is nothing to act on: blank text and no attachment.
+    pub fn is_empty(&self) -> bool {
+        self.text.trim().is_empty() && self.attachments.is_empty()
+    }
+
+    /// Adds an attachment unless [`MAX_ATTACHMENTS`] are already present.
+    pub fn push_attachment(&mut self, att: Attachment) -> bool {
+        if self.attachments.len() >= MAX_ATTACHMENTS {
+            return false;
+        }
+        self.attachments.push(Attachment {
+            reference: truncate_bytes(&att.reference, MAX_REF_BYTES),
+            ..att
+        });
+        true
+    }
+}
+
+/// One reply to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    pub channel: String,
+    pub account: String,
+    pub chat_id: String,
+    pub text: String,
+    /// Platform message id to reply to.
+    pub reply_to: Option<String>,
+    pub thread_id: Option<String>,
+}
+
+impl Outbound {
+    /// A reply in the same chat (and thread) as `env`, quoting it when `quote` is set.
+    pub fn reply(env: &Envelope, text: String, quote: bool) -> Outbound {
+        Outbound {
+            channel: env.channel.clone(),
+            account: env.account.clone(),
+            chat_id: env.chat_id.clone(),
+            text,
+            reply_to: if quote {
+                Some(env.platform_id.clone())
+            } else {
+                None
+            },
+            thread_id: env.thread_id.clone(),
+        }
+    }
+}
+
+/// Cuts `s` to at most `max` Unicode scalar values.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a char boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Remembers the last `capacity` keys; the oldest is evicted first.
+///
+/// Serialized as `{"capacity": N, "keys": [oldest, ..., newest]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DedupRepr", into = "DedupRepr")]
+pub struct DedupWindow {
+    capacity: usize,
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DedupRepr {
+    capacity: usize,
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+impl From<DedupRepr> for DedupWindow {
+    fn from(r: DedupRepr) -> Self {
+        let mut w = DedupWindow::new(r.capacity);
+        // A file holding more keys than the capacity keeps only the newest ones.
+        let skip = r.keys.len().saturating_sub(w.capacity);
+        for k in r.keys.into_iter().skip(skip) {
+            w.seen_or_insert(&k);
+        }
+        w
+    }
+}
+
+impl From<DedupWindow> for DedupRepr {
+    fn from(w: DedupWindow) -> Self {
+        DedupRepr {
+            capacity: w.capacity,
+            keys: w.order.into_iter().collect(),
+        }
+    }
+}
+
+impl DedupWindow {
+    /// `capacity` is clamped to `1..=MAX_DEDUP_CAPACITY`.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, MAX_DEDUP_CAPACITY);
+        DedupWindow {
+            capacity,
+            order: VecDeque::new(),
+            set: HashSet::new(),
+        }
+    }
+
+    /// Returns true if `key` is in the window; otherwise records it and returns false.
+    pub fn seen_or_insert(&mut self, key: &str) -> bool {
+        let key = fold_key(key);
+        if self.set.contains(&key) {
+            return true;
+        }
+        if self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(key.clone());
+        self.order.push_back(key);
+        false
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.set.contains(&fold_key(key))
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// Keeps memory per key bounded: long keys become a prefix plus a 64-bit FNV-1a hash.
+fn fold_key(key: &str) -> String {
+    if key.len() <= MAX_KEY_BYTES {
+        return key.to_string();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{}#{:016x}", truncate_bytes(key, 64), h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Envelope {
+        Envelope {
+            channel: "telegram".into(),
+            account: "default".into(),
+            chat_id: "42".into(),
+            chat_kind: ChatKind::Direct,
+            sender_id: "42".into(),
+            sender_username: None,
+            sender_name: "Ann".into(),
+            mentioned: false,
+            reply_to_bot: false,
+            text: "hi".into(),
+            attachments: vec![],
+            platform_id: "7".into(),
+            time_ms: 0,
+            thread_id: None,
+        }
+    }
+
+    #[test]
+    fn dedup_fifo_eviction_and_round_trip() {
+        let mut w = DedupWindow::new(3);
+        assert!(!w.seen_or_insert("a"));
+        assert!(w.seen_or_insert("a"));
+        assert!(!w.seen_or_insert("b"));
+        assert!(!w.seen_or_insert("c"));
+        assert!(!w.seen_or_insert("d")); // evicts "a"
+        assert_eq!(w.len(), 3);
+        assert!(!w.contains("a"));
+        let json = serde_json::to_string(&w).expect("serialize");
+        assert_eq!(json, r#"{"capacity":3,"keys":["b","c","d"]}"#);
+        let mut back: DedupWindow = serde_json::from_str(&json).expect("deserialize");
+        assert!(back.seen_or_insert("c"));
+        assert!(!back.seen_or_insert("a"));
+        assert!(!back.contains("b")); // oldest evicted again
+    }
+
+    #[test]
+    fn dedup_persisted_file_is_clamped() {
+        let w: DedupWindow =
+            serde_json::from_str(r#"{"capacity":2,"keys":["a","b","c"]}"#).expect("parse");
+        assert_eq!(w.len(), 2);
+        assert!(w.contains("b") && w.contains("c") && !w.contains("a"));
+        assert_eq!(DedupWindow::new(0).capacity(), 1);
+        let long = "x".repeat(10_000);
+        let mut w = DedupWindow::new(4);
+        assert!(!w.seen_or_insert(&long));
+        assert!(w.seen_or_insert(&long));
+        assert!(w.order.iter().all(|k| k.len() < 100));
+    }
+
+    #[test]
+    fn envelope_helpers() {
+        let mut e = env();
+        assert_eq!(e.dedup_key(), "telegram:default:42:7");
+        for i in 0..10 {
+            let added = e.push_attachment(Attachment {
+                reference: format!("f{i}"),
+                kind: AttachmentKind::Image,
+                size: None,
+            });
+            assert_eq!(added, i < MAX_ATTACHMENTS);
+        }
+        e.text = "  ".into();
+        assert!(!e.is_empty());
+        e.attachments.clear();
+        assert!(e.is_empty());
+        let out = Outbound::reply(&e, "ok".into(), true);
+        assert_eq!(out.reply_to.as_deref(), Some("7"));
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_bytes("héllo", 2), "h");
+        let json = serde_json::to_value(&e).expect("json");
+        assert_eq!(json["chat_kind"], "direct");
+    }
+}

@@ -1,0 +1,368 @@
+//! The typed shape of `pinch.json`. Field names mirror OpenClaw's
+//! `openclaw.json` where the concepts match, so a migrating user recognises
+//! them. Every struct denies unknown keys: a typo is an error with a
+//! suggestion, never a silently ignored setting.
+
+use crate::net::NetworkConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    #[serde(rename = "$schema", skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub gateway: Gateway,
+    pub models: Models,
+    pub agents: Agents,
+    pub channels: BTreeMap<String, Channel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkConfig>,
+    pub tools: Tools,
+    pub logging: Logging,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Gateway {
+    /// "loopback" (default), "lan" (all interfaces) or an IP address.
+    pub bind: String,
+    pub port: u16,
+    pub auth: GatewayAuth,
+    /// Connections served at once; further ones get 503 and are closed.
+    pub max_connections: usize,
+    /// Largest HTTP body or WebSocket message accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Sessions whose metadata stays in memory (least recently used evicted).
+    pub session_cache: usize,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            bind: "loopback".into(),
+            port: 18789,
+            auth: GatewayAuth::default(),
+            max_connections: 32,
+            max_body_bytes: 256 * 1024,
+            session_cache: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct GatewayAuth {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Models {
+    pub providers: BTreeMap<String, Provider>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Provider {
+    pub base_url: String,
+    /// "openai-completions" or "anthropic-messages".
+    pub api: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Send the key as `Authorization: Bearer` even on anthropic-messages.
+    pub auth_header: bool,
+    pub headers: BTreeMap<String, String>,
+    pub models: Vec<ModelDef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkConfig>,
+    pub timeouts: Timeouts,
+}
+
+impl Default for Provider {
+    fn default() -> Self {
+        Provider {
+            base_url: String::new(),
+            api: "openai-completions".into(),
+            api_key: None,
+            auth_header: false,
+            headers: BTreeMap::new(),
+            models: Vec::new(),
+            network: None,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Seconds. `firstToken` is time to the response headers; `idle` the longest
+/// silence between stream chunks; `total` the whole call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Timeouts {
+    pub connect: u64,
+    pub first_token: u64,
+    pub idle: u64,
+    pub total: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: 10,
+            first_token: 120,
+            idle: 60,
+            total: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ModelDef {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub context_window: u32,
+    pub max_tokens: u32,
+    pub reasoning: bool,
+    pub input: Vec<String>,
+}
+
+impl Default for ModelDef {
+    fn default() -> Self {
+        ModelDef {
+            id: String::new(),
+            name: None,
+            context_window: 8192,
+            max_tokens: 1024,
+            reasoning: false,
+            input: vec!["text".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Agents {
+    pub defaults: AgentDefaults,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AgentDefaults {
+    pub model: ModelSelection,
+    /// Workspace folder; default `$PINCH_HOME/workspace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Agent runs at once (each holds one worker thread).
+    pub max_concurrent: usize,
+    /// Model/tool rounds per run.
+    pub max_rounds: u32,
+    /// Deadline for one whole run, seconds.
+    pub timeout_seconds: u64,
+    pub temperature: Option<f32>,
+    /// Characters of each workspace file placed in the system prompt.
+    pub bootstrap_max_chars: usize,
+    /// Thinking budget in tokens for models marked `reasoning`.
+    pub thinking_budget: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<serde_json::Value>,
+}
+
+impl Default for AgentDefaults {
+    fn default() -> Self {
+        AgentDefaults {
+            model: ModelSelection::default(),
+            workspace: None,
+            max_concurrent: 2,
+            max_rounds: 8,
+            timeout_seconds: 300,
+            temperature: None,
+            bootstrap_max_chars: 2000,
+            thinking_budget: 1024,
+            heartbeat: None,
+        }
+    }
+}
+
+/// `"provider/model"` or `{ "primary": "...", "fallbacks": ["..."] }`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSelection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    pub fallbacks: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+#[derive(Default)]
+struct ModelSelectionObject {
+    primary: Option<String>,
+    fallbacks: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for ModelSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ModelSelection;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"provider/model\" or an object with `primary` and `fallbacks`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ModelSelection, E> {
+                Ok(ModelSelection {
+                    primary: Some(s.to_string()),
+                    fallbacks: Vec::new(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ModelSelection, A::Error> {
+                let o = ModelSelectionObject::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(ModelSelection {
+                    primary: o.primary,
+                    fallbacks: o.fallbacks,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One `channels.<name>` block. The access fields are shared by every
+/// adapter; the rest are read only by the adapter that needs them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Channel {
+    pub enabled: bool,
+    pub dm_policy: String,
+    pub allow_from: Vec<String>,
+    pub group_policy: String,
+    pub groups: BTreeMap<String, GroupRule>,
+    pub require_mention: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_root: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_chunk_limit: Option<usize>,
+    pub poll_timeout_seconds: u32,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Channel {
+            enabled: true,
+            dm_policy: "pairing".into(),
+            allow_from: Vec::new(),
+            group_policy: "allowlist".into(),
+            groups: BTreeMap::new(),
+            require_mention: true,
+            network: None,
+            bot_token: None,
+            api_root: None,
+            text_chunk_limit: None,
+            poll_timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct GroupRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_from: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Tools {
+    pub exec: ExecTool,
+    pub web_fetch: WebFetchTool,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools {
+            exec: ExecTool::default(),
+            web_fetch: WebFetchTool::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ExecTool {
+    pub enabled: bool,
+    /// Programs the agent may run (names resolved on PATH, or absolute paths).
+    pub allow: Vec<String>,
+    /// Permit `sh -c` for command strings; off by default.
+    pub allow_shell: bool,
+    pub timeout_seconds: u64,
+    pub max_output_bytes: usize,
+    pub max_memory_mb: u64,
+    pub max_cpu_seconds: u64,
+}
+
+impl Default for ExecTool {
+    fn default() -> Self {
+        ExecTool {
+            enabled: true,
+            allow: vec![
+                "ls".into(),
+                "cat".into(),
+                "date".into(),
+                "echo".into(),
+                "grep".into(),
+                "wc".into(),
+                "head".into(),
+                "tail".into(),
+            ],
+            allow_shell: false,
+            timeout_seconds: 30,
+            max_output_bytes: 16 * 1024,
+            max_memory_mb: 512,
+            max_cpu_seconds: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct WebFetchTool {
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkConfig>,
+    pub max_bytes: usize,
+    pub timeout_seconds: u64,
+}
+
+impl Default for WebFetchTool {
+    fn default() -> Self {
+        WebFetchTool {
+            enabled: true,
+            network: None,
+            max_bytes: 512 * 1024,
+            timeout_seconds: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Logging {
+    /// env_logger filter used when `RUST_LOG` is not set, e.g. "info".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}

@@ -1,0 +1,139 @@
+//! Config error classes, each with the message a user sees.
+
+use super::*;
+
+fn vars() -> env::Vars {
+    let mut v = env::Vars::default();
+    v.process.insert("OPENAI_KEY".into(), "sk-test".into());
+    v
+}
+
+fn err(text: &str) -> ConfigError {
+    parse_str(text, Some(Path::new("/h/pinch.json")), &vars()).expect_err("should fail")
+}
+
+#[test]
+fn empty_config_gets_local_provider_and_loopback() {
+    let cfg = parse_str("{}", None, &vars()).expect("defaults");
+    assert_eq!(cfg.gateway.port, 18789);
+    assert_eq!(cfg.gateway.bind, "loopback");
+    assert_eq!(cfg.models.providers["local"].base_url, LOCAL_BASE_URL);
+    assert_eq!(
+        cfg.agents.defaults.model.primary.as_deref(),
+        Some("local/local")
+    );
+}
+
+#[test]
+fn comments_trailing_commas_and_references() {
+    let text = r#"{
+      // my provider
+      "models": {"providers": {"oa": {
+        "baseUrl": "https://api.example.com/v1", "apiKey": "$OPENAI_KEY",
+        "models": [{"id": "m1", "contextWindow": 8192,},],
+      }}},
+      "agents": {"defaults": {"model": "oa/m1"}},
+    }"#;
+    let cfg = parse_str(text, None, &vars()).expect("valid");
+    assert_eq!(
+        cfg.models.providers["oa"].api_key.as_deref(),
+        Some("sk-test")
+    );
+    assert_eq!(cfg.agents.defaults.model.primary.as_deref(), Some("oa/m1"));
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let e = err("{\n  \"gateway\": {\n    \"port\": 18789\n    \"bind\": \"lan\"\n  }\n}");
+    assert_eq!(e.line, 4);
+    assert!(e.message.contains("expected"), "{e}");
+    assert!(e.to_string().contains("/h/pinch.json:4:"), "{e}");
+}
+
+#[test]
+fn unknown_key_suggests_nearest() {
+    let e = err("{\"gateway\": {\n \"prot\": 1}}");
+    assert_eq!(e.path, "gateway.prot");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("unknown field `prot`"), "{e}");
+    assert_eq!(e.fix, "did you mean `port`?");
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let e = err("{\"gateway\": {\"port\": \"18789\"}}");
+    assert_eq!(e.path, "gateway.port");
+    assert!(e.message.contains("invalid type"), "{e}");
+    assert!(e.fix.contains("not quoted"), "{e}");
+}
+
+#[test]
+fn unset_variable_is_named_never_empty() {
+    let e = err(
+        r#"{"models": {"providers": {"oa": {"baseUrl": "https://x/v1", "apiKey": "$MISSING_KEY", "models": [{"id": "m"}]}}}}"#,
+    );
+    assert_eq!(e.path, "models.providers.oa.apiKey");
+    assert!(e.message.contains("$MISSING_KEY is not set"), "{e}");
+    assert!(e.fix.contains(".env"), "{e}");
+    assert!(e.line >= 1);
+}
+
+#[test]
+fn bad_enum_like_values_and_cross_references() {
+    let e = err(
+        r#"{"models": {"providers": {"oa": {"baseUrl": "https://x/v1", "api": "openai-completion", "models": [{"id": "m"}]}}}}"#,
+    );
+    assert_eq!(e.path, "models.providers.oa.api");
+    assert!(e.fix.contains("openai-completions"), "{e}");
+    let e = err(r#"{"agents": {"defaults": {"model": {"primary": "local/nope"}}}}"#);
+    assert_eq!(e.path, "agents.defaults.model.primary");
+    assert!(e.fix.contains("local/local"), "{e}");
+    let e = err(r#"{"gateway": {"bind": "everywhere"}}"#);
+    assert_eq!(e.path, "gateway.bind");
+}
+
+#[test]
+fn channel_policy_combinations() {
+    let e = err(r#"{"channels": {"telegram": {"dmPolicy": "open"}}}"#);
+    assert_eq!(e.path, "channels.telegram.dmPolicy");
+    assert!(e.fix.contains("\"*\""), "{e}");
+    let e = err(r#"{"channels": {"telegram": {"dmPolicy": "allowlist"}}}"#);
+    assert_eq!(e.path, "channels.telegram.allowFrom");
+    let e = err(r#"{"channels": {"telegramm": {}}}"#);
+    assert!(e.fix.contains("did you mean \"telegram\""), "{e}");
+    parse_str(
+        r#"{"channels": {"telegram": {"dmPolicy": "open", "allowFrom": ["*"]}}}"#,
+        None,
+        &vars(),
+    )
+    .expect("valid");
+}
+
+#[test]
+fn set_and_get_paths() {
+    let mut v = serde_json::json!({"gateway": {"port": 1}});
+    assert_eq!(
+        set_path(&mut v, "gateway.port", serde_json::json!(2)).expect("set"),
+        serde_json::json!(1)
+    );
+    set_path(
+        &mut v,
+        "models.providers.a.models[0].id",
+        serde_json::json!("m"),
+    )
+    .expect("set nested");
+    assert_eq!(
+        get_path(&v, "models.providers.a.models[0].id").expect("ok"),
+        Some(&serde_json::json!("m"))
+    );
+    assert!(set_path(
+        &mut v,
+        "models.providers.a.models[5].id",
+        serde_json::json!("x")
+    )
+    .is_err());
+    let mut r = serde_json::json!({"gateway": {"auth": {"token": "abc"}}, "models": {"providers": {"p": {"apiKey": "$K"}}}});
+    redact(&mut r, "");
+    assert_eq!(r["gateway"]["auth"]["token"], "***");
+    assert_eq!(r["models"]["providers"]["p"]["apiKey"], "$K");
+}

@@ -1,0 +1,380 @@
+//! `pinch doctor`: checks everything a self-hoster trips over, each along
+//! its own network route, and says what to fix.
+//!
+//! Per provider and enabled channel: DNS, TCP connect (to the target or its
+//! proxy), proxy handshake, TLS, one HTTP request — each failure classified
+//! (DNS 6, refused 7, timeout 28, reset after connect 56, TLS 35/60, proxy
+//! auth 407, proxy refused, HTTP status) with a one-line hint. Then the
+//! gateway's exposure, file permissions, free disk for the state store, and
+//! clock skew against a server's Date header. `--json` for machines; the
+//! exit status is 1 when anything failed.
+
+use crate::config::{self, Config};
+use crate::home::Home;
+use lexopt::prelude::*;
+use serde_json::{json, Value};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Check {
+    name: String,
+    level: Level,
+    detail: String,
+    hint: String,
+    extra: Value,
+}
+
+fn check(
+    name: impl Into<String>,
+    level: Level,
+    detail: impl Into<String>,
+    hint: impl Into<String>,
+) -> Check {
+    Check {
+        name: name.into(),
+        level,
+        detail: detail.into(),
+        hint: hint.into(),
+        extra: Value::Null,
+    }
+}
+
+/// The API endpoint a channel adapter talks to by default.
+pub fn channel_default_url(name: &str) -> String {
+    match name {
+        "telegram" => "https://api.telegram.org/",
+        "slack" => "https://slack.com/api/",
+        "discord" => "https://discord.com/api/",
+        "feishu" => "https://open.feishu.cn/",
+        "whatsapp" => "https://graph.facebook.com/",
+        _ => "https://example.com/",
+    }
+    .to_string()
+}
+
+pub fn cmd(p: &mut lexopt::Parser, config_path: Option<&Path>, home: &Home) -> Result<i32, String> {
+    const HELP: &str = "Usage: pinch doctor [--json] [--timeout SECONDS]
+
+Checks each provider and channel endpoint along its own route (DNS, connect,
+proxy, TLS, HTTP), gateway exposure, file permissions, free disk and clock.";
+    let (mut as_json, mut timeout) = (false, 5u64);
+    while let Some(a) = p.next().map_err(|e| e.to_string())? {
+        match a {
+            Short('h') | Long("help") => {
+                println!("{HELP}");
+                return Ok(0);
+            }
+            Long("json") => as_json = true,
+            Long("timeout") => {
+                timeout = p
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .string()
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--timeout takes seconds")?
+            }
+            other => return Err(format!("{}\n\n{HELP}", other.unexpected())),
+        }
+    }
+    let mut checks = Vec::new();
+    let cfg = match config::load(home, config_path) {
+        Ok(l) => {
+            checks.push(check(
+                "config",
+                Level::Ok,
+                l.file
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_else(|| "built-in defaults".into()),
+                "",
+            ));
+            Some(l.cfg)
+        }
+        Err(e) => {
+            checks.push(check(
+                "config",
+                Level::Fail,
+                e.message.clone(),
+                e.to_string(),
+            ));
+            None
+        }
+    };
+    checks.extend(local_checks(home, config_path, cfg.as_ref()));
+    let mut date: Option<String> = None;
+    if let Some(cfg) = &cfg {
+        for c in endpoint_checks(cfg, Duration::from_secs(timeout), &mut date) {
+            checks.push(c);
+        }
+    }
+    checks.push(clock_check(date.as_deref(), crate::util::now_ms()));
+    let failed = checks.iter().any(|c| c.level == Level::Fail);
+    if as_json {
+        let items: Vec<Value> = checks
+            .iter()
+            .map(|c| json!({"check": c.name, "status": match c.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail => "fail" }, "detail": c.detail, "hint": c.hint, "probe": c.extra}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"ok": !failed, "checks": items}))
+                .unwrap_or_default()
+        );
+    } else {
+        for c in &checks {
+            let tag = match c.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "WARN",
+                Level::Fail => "FAIL",
+            };
+            println!("{tag} {:<28} {}", c.name, c.detail);
+            if c.level != Level::Ok && !c.hint.is_empty() {
+                for line in c.hint.lines() {
+                    println!("     {line}");
+                }
+            }
+        }
+        println!(
+            "{}",
+            if failed {
+                "doctor: problems found"
+            } else {
+                "doctor: all good"
+            }
+        );
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn local_checks(home: &Home, config_path: Option<&Path>, cfg: Option<&Config>) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(cfg) = cfg {
+        let token = cfg.gateway.auth.token.as_deref().filter(|t| !t.is_empty());
+        match config::parse_bind(&cfg.gateway.bind) {
+            Some(ip) if ip.is_loopback() => out.push(check("gateway exposure", Level::Ok, format!("loopback only ({ip}:{})", cfg.gateway.port), "")),
+            Some(ip) if token.is_none() => out.push(check(
+                "gateway exposure",
+                Level::Fail,
+                format!("bind {ip} without gateway.auth.token"),
+                "set gateway.auth.token (the gateway refuses to start like this) or bind to loopback",
+            )),
+            Some(ip) => out.push(check("gateway exposure", Level::Warn, format!("listening on {ip}:{} with a token", cfg.gateway.port), "reachable from the network: keep the token long and random; prefer a VPN or SSH tunnel")),
+            None => {}
+        }
+    }
+    match std::fs::metadata(&home.root) {
+        Ok(m) if m.mode() & 0o077 != 0 => out.push(check(
+            "home permissions",
+            Level::Warn,
+            format!("{} is mode {:o}", home.root.display(), m.mode() & 0o777),
+            format!("chmod 700 {}", home.root.display()),
+        )),
+        Ok(_) => out.push(check(
+            "home permissions",
+            Level::Ok,
+            format!("{} is private", home.root.display()),
+            "",
+        )),
+        Err(_) => out.push(check(
+            "home permissions",
+            Level::Ok,
+            format!("{} not created yet", home.root.display()),
+            "",
+        )),
+    }
+    let cfg_file = config_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| home.config());
+    for (name, path) in [
+        ("config permissions", cfg_file),
+        (".env permissions", home.dotenv()),
+    ] {
+        match crate::home::check_private(&path) {
+            Ok(()) => out.push(check(
+                name,
+                Level::Ok,
+                if path.exists() {
+                    format!("{} is private", path.display())
+                } else {
+                    format!("{} absent", path.display())
+                },
+                "",
+            )),
+            Err(e) => {
+                let (msg, fix) = e.split_once("\n  fix: ").unwrap_or((&e, ""));
+                out.push(check(name, Level::Fail, msg, fix));
+            }
+        }
+    }
+    let probe_dir = if home.root.exists() {
+        home.root.clone()
+    } else {
+        home.root
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| "/".into())
+    };
+    match free_bytes(&probe_dir) {
+        Some(b) if b < 50 * 1024 * 1024 => out.push(check(
+            "free disk",
+            Level::Fail,
+            format!("{} MiB free for {}", b >> 20, probe_dir.display()),
+            "free some space: the state store needs room to commit",
+        )),
+        Some(b) if b < 500 * 1024 * 1024 => out.push(check(
+            "free disk",
+            Level::Warn,
+            format!("{} MiB free", b >> 20),
+            "the state store grows with transcripts and queued messages",
+        )),
+        Some(b) => out.push(check(
+            "free disk",
+            Level::Ok,
+            format!("{} MiB free", b >> 20),
+            "",
+        )),
+        None => out.push(check(
+            "free disk",
+            Level::Warn,
+            "could not read free space",
+            "",
+        )),
+    }
+    out
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into a zeroed struct we own; the path is a valid C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    if rc != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+fn endpoint_checks(cfg: &Config, timeout: Duration, date: &mut Option<String>) -> Vec<Check> {
+    let mut targets: Vec<(String, crate::net::Owner, String)> = Vec::new();
+    for (id, p) in &cfg.models.providers {
+        targets.push((
+            format!("provider {id}"),
+            crate::net::Owner::Provider(id),
+            p.base_url.clone(),
+        ));
+    }
+    for (name, ch) in &cfg.channels {
+        if ch.enabled {
+            let url = ch
+                .api_root
+                .clone()
+                .unwrap_or_else(|| channel_default_url(name));
+            targets.push((
+                format!("channel {name}"),
+                crate::net::Owner::Channel(name),
+                url,
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (label, owner, url) in targets {
+        let route = match crate::net::route_for(cfg, owner) {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(check(
+                    label,
+                    Level::Fail,
+                    e,
+                    "fix the network block of this provider or channel",
+                ));
+                continue;
+            }
+        };
+        let decision = match route.decide(&url) {
+            Ok(d) => d,
+            Err(e) => {
+                out.push(check(label, Level::Fail, e, "check the URL"));
+                continue;
+            }
+        };
+        let report = crate::net::probe(&url, &decision, route.ca_file.as_deref(), timeout);
+        if date.is_none() {
+            date.clone_from(&report.http_date);
+        }
+        let steps: Vec<Value> = report.steps.iter().map(|s| json!({"step": s.step.to_string(), "ok": s.ok, "ms": s.millis, "detail": s.detail})).collect();
+        let mut c = match &report.failure {
+            None => check(
+                label,
+                Level::Ok,
+                format!("{} ({})", report.target, report.route),
+                "",
+            ),
+            Some(f) => check(
+                label,
+                Level::Fail,
+                format!(
+                    "{} — {f} (curl exit {}) [{}]",
+                    report.target,
+                    f.curl_code(),
+                    report.route
+                ),
+                f.hint(&decision),
+            ),
+        };
+        c.extra = json!({"target": report.target, "route": report.route, "steps": steps, "curlCode": report.failure.as_ref().map(|f| f.curl_code())});
+        out.push(c);
+    }
+    out
+}
+
+fn clock_check(date: Option<&str>, now_ms: u64) -> Check {
+    let Some(d) = date else {
+        return check(
+            "clock",
+            Level::Warn,
+            "no server answered with a Date header; skew not checked",
+            "",
+        );
+    };
+    match crate::util::parse_http_date(d) {
+        Some(server_s) => {
+            let skew = (now_ms / 1000) as i64 - server_s as i64;
+            if skew.abs() > 300 {
+                check(
+                    "clock",
+                    Level::Fail,
+                    format!("local clock is {skew:+} s off the server's"),
+                    "TLS and schedules need a right clock: enable NTP (timedatectl set-ntp true)",
+                )
+            } else if skew.abs() > 30 {
+                check(
+                    "clock",
+                    Level::Warn,
+                    format!("local clock is {skew:+} s off"),
+                    "enable NTP (timedatectl set-ntp true)",
+                )
+            } else {
+                check(
+                    "clock",
+                    Level::Ok,
+                    format!("within {} s of the server", skew.abs()),
+                    "",
+                )
+            }
+        }
+        None => check(
+            "clock",
+            Level::Warn,
+            format!("unreadable Date header {d:?}"),
+            "",
+        ),
+    }
+}

@@ -1,0 +1,527 @@
+//! The HTTP edge: one accept thread and at most `gateway.maxConnections`
+//! connection threads, each with read/write timeouts and size limits.
+//!
+//! Requests are parsed with httparse (head ≤ 16 KiB, body by Content-Length
+//! ≤ `gateway.maxBodyBytes`); every response closes the connection, which
+//! keeps a connection thread's life short and bounded. `/ws` is handed to
+//! `ws.rs`. Nothing here owns gateway state: calls go to the reactor.
+
+use super::{ws, Shared, ToReactor};
+use crate::gateway::auth::{self, Check};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 48;
+const IO_TIMEOUT: Duration = Duration::from_secs(15);
+const CONN_STACK: usize = 256 * 1024;
+
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub remote: IpAddr,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Runs the accept loop until the listener fails or shutdown is flagged.
+pub fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.shutting_down.load(Ordering::Relaxed) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+        let _ = stream.set_nodelay(true);
+        if shared.active.fetch_add(1, Ordering::SeqCst) >= shared.max_conns {
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            let mut s = stream;
+            let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = respond(
+                &mut s,
+                503,
+                "text/plain",
+                &[("Retry-After", "1".into())],
+                b"busy: too many connections\n",
+            );
+            continue;
+        }
+        let sh = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .stack_size(CONN_STACK)
+            .spawn(move || {
+                handle(stream, &sh);
+                sh.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            log::error!("cannot start a connection thread: {e}");
+        }
+    }
+}
+
+fn handle(mut stream: TcpStream, shared: &Shared) {
+    let remote = match stream.peer_addr() {
+        Ok(a) => a.ip(),
+        Err(_) => return,
+    };
+    let req = match read_request(&mut stream, remote, shared.max_body) {
+        Ok(r) => r,
+        Err((status, msg)) => {
+            if status != 0 {
+                let _ = respond(
+                    &mut stream,
+                    status,
+                    "application/json",
+                    &[],
+                    error_body(&msg).as_bytes(),
+                );
+            }
+            return;
+        }
+    };
+    route(stream, req, shared);
+}
+
+fn error_body(msg: &str) -> String {
+    json!({"error": msg}).to_string()
+}
+
+/// Reads one request. `Err((0, _))` means the peer went away silently.
+fn read_request(
+    stream: &mut TcpStream,
+    remote: IpAddr,
+    max_body: usize,
+) -> Result<Request, (u16, String)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let (head_len, method, target, headers) = loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Err((0, String::new())),
+            Ok(n) => n,
+            Err(_) => return Err((0, String::new())),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut hdrs);
+        match parsed.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let headers = parsed
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                break (
+                    len,
+                    parsed.method.unwrap_or("").to_string(),
+                    parsed.path.unwrap_or("/").to_string(),
+                    headers,
+                );
+            }
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_HEAD {
+                    return Err((431, "request head too large".into()));
+                }
+            }
+            Err(e) => return Err((400, format!("malformed request: {e}"))),
+        }
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target, String::new()),
+    };
+    let mut req = Request {
+        method,
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+        remote,
+    };
+    if req.header("transfer-encoding").is_some() {
+        return Err((
+            411,
+            "chunked request bodies are not accepted; send Content-Length".into(),
+        ));
+    }
+    let len: usize = match req.header("content-length") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| (400, "bad Content-Length".to_string()))?,
+    };
+    if len > max_body {
+        return Err((
+            413,
+            format!("body of {len} bytes is over the limit of {max_body} (gateway.maxBodyBytes)"),
+        ));
+    }
+    let mut body = buf.split_off(head_len);
+    if body.len() > len {
+        body.truncate(len);
+    }
+    while body.len() < len {
+        let want = (len - body.len()).min(chunk.len());
+        match stream.read(&mut chunk[..want]) {
+            Ok(0) | Err(_) => return Err((0, String::new())),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    req.body = body;
+    Ok(req)
+}
+
+pub fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    ctype: &str,
+    extra: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+        reason(status),
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(k);
+        head.push_str(": ");
+        head.push_str(v);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+const INDEX_HTML: &str = include_str!("webui.html");
+
+/// Checks the bearer token; on failure answers and returns false.
+fn authorized(stream: &mut TcpStream, req: &Request, shared: &Shared) -> bool {
+    match shared.auth.check(
+        req.remote,
+        auth::bearer(req.header("authorization")),
+        crate::util::now_ms(),
+    ) {
+        Check::Ok => true,
+        Check::Denied { delay_ms } => {
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            let _ = respond(stream, 401, "application/json", &[("WWW-Authenticate", "Bearer".into())], error_body("missing or wrong gateway token: send Authorization: Bearer <gateway.auth.token>").as_bytes());
+            false
+        }
+        Check::Locked { retry_after_s } => {
+            let _ = respond(
+                stream,
+                429,
+                "application/json",
+                &[("Retry-After", retry_after_s.to_string())],
+                error_body("too many failed attempts from this address; wait and retry").as_bytes(),
+            );
+            false
+        }
+    }
+}
+
+fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
+    let m = req.method.as_str();
+    let p = req.path.as_str();
+    match (m, p) {
+        ("GET", "/") | ("GET", "/index.html") => {
+            let _ = respond(&mut stream, 200, "text/html; charset=utf-8", &[("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'".into())], INDEX_HTML.as_bytes());
+        }
+        ("GET", "/healthz") => {
+            if shared.ready.load(Ordering::SeqCst) {
+                let _ = respond(&mut stream, 200, "text/plain", &[], b"ok\n");
+            } else {
+                let _ = respond(&mut stream, 503, "text/plain", &[], b"starting\n");
+            }
+        }
+        ("GET", "/ws") => {
+            ws::serve(stream, &req, shared);
+        }
+        ("GET", "/status") => {
+            if authorized(&mut stream, &req, shared) {
+                query(&mut stream, shared, "status", Value::Null);
+            }
+        }
+        ("GET", "/api/sessions") => {
+            if authorized(&mut stream, &req, shared) {
+                query(&mut stream, shared, "sessions.list", json!({}));
+            }
+        }
+        ("POST", "/api/chat") => {
+            if authorized(&mut stream, &req, shared) {
+                http_chat(stream, &req, shared);
+            }
+        }
+        (_, path) if path.starts_with("/api/sessions/") => {
+            if !authorized(&mut stream, &req, shared) {
+                return;
+            }
+            let key = percent_decode(&path["/api/sessions/".len()..]);
+            match m {
+                "GET" => query(
+                    &mut stream,
+                    shared,
+                    "sessions.show",
+                    json!({"session": key}),
+                ),
+                "DELETE" => query(
+                    &mut stream,
+                    shared,
+                    "sessions.reset",
+                    json!({"session": key}),
+                ),
+                _ => {
+                    let _ = respond(
+                        &mut stream,
+                        405,
+                        "application/json",
+                        &[],
+                        error_body("use GET or DELETE").as_bytes(),
+                    );
+                }
+            }
+        }
+        _ => {
+            let _ = respond(
+                &mut stream,
+                404,
+                "application/json",
+                &[],
+                error_body("no such endpoint; see docs/protocol.md").as_bytes(),
+            );
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sends a one-shot query to the reactor and writes its JSON answer.
+fn query(stream: &mut TcpStream, shared: &Shared, method: &str, params: Value) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let msg = ToReactor::Query {
+        method: method.to_string(),
+        params,
+        reply: tx,
+    };
+    if shared.to_reactor.blocking_send(msg).is_err() {
+        let _ = respond(
+            stream,
+            503,
+            "application/json",
+            &[],
+            error_body("gateway is shutting down").as_bytes(),
+        );
+        return;
+    }
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(v)) => {
+            let _ = respond(
+                stream,
+                200,
+                "application/json",
+                &[],
+                v.to_string().as_bytes(),
+            );
+        }
+        Ok(Err((code, message))) => {
+            let status = match code.as_str() {
+                "NOT_FOUND" => 404,
+                "INVALID_REQUEST" => 400,
+                "BUSY" => 503,
+                _ => 500,
+            };
+            let _ = respond(
+                stream,
+                status,
+                "application/json",
+                &[],
+                json!({"error": message, "code": code})
+                    .to_string()
+                    .as_bytes(),
+            );
+        }
+        Err(_) => {
+            let _ = respond(
+                stream,
+                504,
+                "application/json",
+                &[],
+                error_body("the gateway did not answer in time").as_bytes(),
+            );
+        }
+    }
+}
+
+/// `POST /api/chat {"session": "...", "text": "..."}`: streams the run as
+/// server-sent events (`event: delta|tool|final|error`), or, with
+/// `"stream": false`, answers one JSON object when the run ends.
+fn http_chat(mut stream: TcpStream, req: &Request, shared: &Shared) {
+    let params: Value = match serde_json::from_slice(&req.body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            let _ = respond(&mut stream, 400, "application/json", &[], error_body("body must be a JSON object like {\"text\": \"hello\", \"session\": \"http:me\"}").as_bytes());
+            return;
+        }
+    };
+    let streaming = params
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let mut params = params;
+    if params.get("session").is_none() {
+        params["session"] = json!("http:default");
+    }
+    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(256);
+    let outbox = crate::gateway::outbox::Outbox::new(tx, None);
+    if shared
+        .to_reactor
+        .blocking_send(ToReactor::Open { conn, outbox })
+        .is_err()
+        || shared
+            .to_reactor
+            .blocking_send(ToReactor::Call {
+                conn,
+                id: "http".into(),
+                method: "chat.send".into(),
+                params,
+            })
+            .is_err()
+    {
+        let _ = respond(
+            &mut stream,
+            503,
+            "application/json",
+            &[],
+            error_body("gateway is shutting down").as_bytes(),
+        );
+        return;
+    }
+    let mut started = false;
+    loop {
+        let frame = match rx.recv_timeout(Duration::from_secs(shared.run_timeout_s + 30)) {
+            Ok(f) => f,
+            Err(_) => break,
+        };
+        let v: Value = serde_json::from_str(&frame).unwrap_or(Value::Null);
+        if v["type"] == "res" {
+            if v["ok"] != true {
+                let msg = v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("refused")
+                    .to_string();
+                let code = v["error"]["code"].as_str().unwrap_or("ERROR");
+                let status = if code == "BUSY" { 503 } else { 400 };
+                let _ = respond(
+                    &mut stream,
+                    status,
+                    "application/json",
+                    &[],
+                    json!({"error": msg, "code": code}).to_string().as_bytes(),
+                );
+                break;
+            }
+            if streaming {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    break;
+                }
+                started = true;
+            }
+            continue;
+        }
+        let event = v["event"].as_str().unwrap_or("");
+        let done = event == "chat.final" || event == "chat.error";
+        if streaming && started {
+            let name = event.strip_prefix("chat.").unwrap_or(event);
+            let line = format!("event: {name}\ndata: {}\n\n", v["payload"]);
+            if stream
+                .write_all(line.as_bytes())
+                .and_then(|_| stream.flush())
+                .is_err()
+            {
+                break;
+            }
+        } else if done {
+            let status = if event == "chat.final" { 200 } else { 502 };
+            let _ = respond(
+                &mut stream,
+                status,
+                "application/json",
+                &[],
+                v["payload"].to_string().as_bytes(),
+            );
+        }
+        if done {
+            break;
+        }
+    }
+    let _ = shared.to_reactor.blocking_send(ToReactor::Closed { conn });
+}

@@ -1,0 +1,172 @@
+//! The gateway service: `pinch gateway run`.
+//!
+//! Threads, all bounded: one accept thread, at most `gateway.maxConnections`
+//! connection threads (HTTP and WebSocket), `agents.defaults.maxConcurrent`
+//! agent workers, and the reactor — a tokio current-thread runtime that alone
+//! owns sessions, runs and the store. Edges talk to the reactor through one
+//! bounded channel (`ToReactor`); the reactor answers through each client's
+//! bounded `Outbox`.
+
+pub mod auth;
+pub mod http;
+pub mod outbox;
+pub mod protocol;
+pub mod reactor;
+pub mod ws;
+
+use crate::config::{self, Loaded};
+use crate::home::Home;
+use serde_json::Value;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Messages from the edges (connections, agent workers) to the reactor.
+pub enum ToReactor {
+    /// A client that receives frames: a WebSocket, or an HTTP chat stream.
+    Open {
+        conn: u64,
+        outbox: outbox::Outbox,
+    },
+    Closed {
+        conn: u64,
+    },
+    /// A request whose response and events go to the client's outbox.
+    Call {
+        conn: u64,
+        id: String,
+        method: String,
+        params: Value,
+    },
+    /// A one-shot request answered on `reply` (plain HTTP endpoints).
+    Query {
+        method: String,
+        params: Value,
+        reply: std::sync::mpsc::SyncSender<Result<Value, (String, String)>>,
+    },
+    /// Progress of an agent run, from a worker.
+    Run(crate::agent::RunUpdate),
+}
+
+/// What the edge threads share. Everything mutable here is atomic or locked
+/// and small; gateway state proper lives in the reactor.
+pub struct Shared {
+    pub to_reactor: tokio::sync::mpsc::Sender<ToReactor>,
+    pub auth: auth::Auth,
+    pub max_body: usize,
+    pub max_conns: usize,
+    pub run_timeout_s: u64,
+    pub ready: AtomicBool,
+    pub shutting_down: AtomicBool,
+    pub next_conn: AtomicU64,
+    pub active: AtomicUsize,
+}
+
+/// Capacity of the channel into the reactor.
+const REACTOR_QUEUE: usize = 1024;
+
+pub struct RunOptions {
+    pub port: Option<u16>,
+    pub bind: Option<String>,
+}
+
+/// Checks the exposure rule: anything but loopback needs a token.
+pub fn check_exposure(bind: &str, ip: std::net::IpAddr, token: Option<&str>) -> Result<(), String> {
+    if !ip.is_loopback() && token.map(str::is_empty).unwrap_or(true) {
+        return Err(format!(
+            "refusing to listen on {ip} (gateway.bind = {bind:?}) without gateway.auth.token: anyone on the network could use your assistant and its API keys.\n  fix: set a long random token, e.g. `pinch config set gateway.auth.token '$PINCH_GATEWAY_TOKEN'` and put PINCH_GATEWAY_TOKEN=<random> in $PINCH_HOME/.env, or keep gateway.bind = \"loopback\""
+        ));
+    }
+    Ok(())
+}
+
+pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> {
+    let mut cfg = loaded.cfg;
+    if let Some(b) = opts.bind {
+        cfg.gateway.bind = b;
+    }
+    if let Some(p) = opts.port {
+        cfg.gateway.port = p;
+    }
+    let ip = config::parse_bind(&cfg.gateway.bind).ok_or_else(|| {
+        format!(
+            "gateway.bind {:?} is not loopback, lan or an IP address",
+            cfg.gateway.bind
+        )
+    })?;
+    check_exposure(&cfg.gateway.bind, ip, cfg.gateway.auth.token.as_deref())?;
+    home.ensure()?;
+    let store = crate::store::Store::open(&home.state())?;
+    crate::workspace::ensure(&workspace_dir(home, &cfg))?;
+    let listener = TcpListener::bind(SocketAddr::new(ip, cfg.gateway.port)).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another gateway already running? try `pinch status`)"
+        } else {
+            ""
+        };
+        format!("cannot listen on {ip}:{}: {e}{hint}", cfg.gateway.port)
+    })?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let (tx, rx) = tokio::sync::mpsc::channel(REACTOR_QUEUE);
+    let shared = Arc::new(Shared {
+        to_reactor: tx.clone(),
+        auth: auth::Auth::new(cfg.gateway.auth.token.clone()),
+        max_body: cfg.gateway.max_body_bytes,
+        max_conns: cfg.gateway.max_connections,
+        run_timeout_s: cfg.agents.defaults.timeout_seconds,
+        ready: AtomicBool::new(false),
+        shutting_down: AtomicBool::new(false),
+        next_conn: AtomicU64::new(1),
+        active: AtomicUsize::new(0),
+    });
+    let cfg = Arc::new(cfg);
+    let workspace = workspace_dir(home, &cfg);
+    let pool = crate::agent::Pool::start(cfg.clone(), workspace, tx.clone())?;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the reactor: {e}"))?;
+    let result = rt.block_on(async {
+        // Register signal handlers before announcing readiness, so a
+        // supervisor's early SIGTERM is never lost.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| e.to_string())?;
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("accept".into())
+            .stack_size(128 * 1024)
+            .spawn(move || http::accept_loop(listener, sh))
+            .map_err(|e| format!("cannot start the accept thread: {e}"))?;
+        let mut reactor = reactor::Reactor::new(cfg.clone(), store, pool);
+        shared.ready.store(true, Ordering::SeqCst);
+        log::info!("listening on {addr}");
+        crate::service::notify_ready();
+        let stop = async {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        };
+        let why = reactor.run(rx, stop).await;
+        log::info!("shutting down ({why})");
+        Ok::<(), String>(())
+    });
+    shared.shutting_down.store(true, Ordering::SeqCst);
+    shared.ready.store(false, Ordering::SeqCst);
+    // Wake the accept thread so it sees the flag and exits.
+    let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100));
+    result
+}
+
+pub fn workspace_dir(home: &Home, cfg: &config::Config) -> std::path::PathBuf {
+    cfg.agents
+        .defaults
+        .workspace
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home.workspace())
+}

@@ -1,0 +1,512 @@
+//! The reactor: the one thread that owns gateway state.
+//!
+//! It holds the clients' outboxes, the sessions in memory (a bounded LRU of
+//! metadata; transcripts stay in the store), the runs in flight with their
+//! per-session queues, and the store handle. It never blocks on a client or
+//! a model: requests arrive on one bounded channel, runs go to the agent
+//! pool, frames leave through bounded outboxes.
+
+use super::outbox::Outbox;
+use super::protocol::{error_frame, event_frame, ok_frame};
+use super::ToReactor;
+use crate::agent::{Job, Pool, RunEvent, RunUpdate};
+use crate::config::Config;
+use crate::llm::{Message, Part, Role};
+use crate::store::{SessionMeta, Store, Turn, TurnKind};
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Messages waiting behind a running one, per session.
+const SESSION_QUEUE: usize = 4;
+/// Largest chat message accepted, in bytes.
+const MAX_TEXT: usize = 32 * 1024;
+
+type CallResult = Result<Value, (String, String)>;
+
+fn err(code: &str, msg: impl Into<String>) -> (String, String) {
+    (code.to_string(), msg.into())
+}
+
+/// Who started a run and wants its events.
+#[derive(Clone, Copy, PartialEq)]
+enum Origin {
+    Client(u64),
+}
+
+struct Pending {
+    origin: Origin,
+    text: String,
+    run_id: u64,
+}
+
+struct Running {
+    session: String,
+    origin: Origin,
+    cancel: Arc<AtomicBool>,
+    started: Instant,
+}
+
+/// A small LRU of session metadata.
+struct SessionCache {
+    cap: usize,
+    tick: u64,
+    map: HashMap<String, (SessionMeta, u64)>,
+}
+
+impl SessionCache {
+    fn put(&mut self, meta: SessionMeta) {
+        self.tick += 1;
+        self.map.insert(meta.key.clone(), (meta, self.tick));
+        if self.map.len() > self.cap {
+            if let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
+                self.map.remove(&oldest);
+            }
+        }
+    }
+}
+
+pub struct Reactor {
+    cfg: Arc<Config>,
+    store: Store,
+    pool: Pool,
+    clients: HashMap<u64, Outbox>,
+    runs: HashMap<u64, Running>,
+    /// Sessions with a run in flight, and what waits behind it.
+    busy: HashMap<String, VecDeque<Pending>>,
+    sessions: SessionCache,
+    next_run: u64,
+    started: Instant,
+    runs_total: u64,
+    runs_failed: u64,
+    /// Per "provider/model": consecutive failures and cooldown end (ms).
+    model_health: HashMap<String, (u32, u64, String)>,
+}
+
+impl Reactor {
+    pub fn new(cfg: Arc<Config>, store: Store, pool: Pool) -> Reactor {
+        let cap = cfg.gateway.session_cache;
+        Reactor {
+            cfg,
+            store,
+            pool,
+            clients: HashMap::new(),
+            runs: HashMap::new(),
+            busy: HashMap::new(),
+            sessions: SessionCache {
+                cap,
+                tick: 0,
+                map: HashMap::new(),
+            },
+            next_run: 1,
+            started: Instant::now(),
+            runs_total: 0,
+            runs_failed: 0,
+            model_health: HashMap::new(),
+        }
+    }
+
+    /// Serves until `stop` completes or every sender is gone.
+    pub async fn run(
+        &mut self,
+        mut rx: tokio::sync::mpsc::Receiver<ToReactor>,
+        stop: impl std::future::Future<Output = &'static str>,
+    ) -> &'static str {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                why = &mut stop => {
+                    self.shutdown();
+                    return why;
+                }
+                msg = rx.recv() => match msg {
+                    Some(m) => self.handle(m),
+                    None => return "all senders closed",
+                },
+                _ = tick.tick() => self.maintain(),
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for r in self.runs.values() {
+            r.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        // Dropping the outboxes wakes every connection thread, which closes.
+        self.clients.clear();
+    }
+
+    fn maintain(&mut self) {
+        crate::service::watchdog();
+    }
+
+    fn handle(&mut self, msg: ToReactor) {
+        match msg {
+            ToReactor::Open { conn, outbox } => {
+                self.clients.insert(conn, outbox);
+            }
+            ToReactor::Closed { conn } => {
+                self.clients.remove(&conn);
+            }
+            ToReactor::Call {
+                conn,
+                id,
+                method,
+                params,
+            } => {
+                let result = self.call(Some(conn), &method, params);
+                let frame = match result {
+                    Ok(v) => ok_frame(&id, v),
+                    Err((code, msg)) => error_frame(&json!(id), &code, &msg),
+                };
+                self.send(conn, frame);
+            }
+            ToReactor::Query {
+                method,
+                params,
+                reply,
+            } => {
+                let r = if method == "chat.send" {
+                    Err(err("INVALID_REQUEST", "chat.send needs a stream"))
+                } else {
+                    self.call(None, &method, params)
+                };
+                let _ = reply.try_send(r);
+            }
+            ToReactor::Run(update) => self.on_run(update),
+        }
+    }
+
+    fn send(&mut self, conn: u64, frame: String) {
+        let alive = match self.clients.get(&conn) {
+            Some(o) => o.push(frame),
+            None => return,
+        };
+        if !alive {
+            self.clients.remove(&conn);
+        }
+    }
+
+    fn call(&mut self, conn: Option<u64>, method: &str, params: Value) -> CallResult {
+        match method {
+            "chat.send" => {
+                let conn =
+                    conn.ok_or_else(|| err("INVALID_REQUEST", "chat.send needs a connection"))?;
+                let session = session_param(&params, Some(conn))?;
+                let text = params
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                if text.is_empty() {
+                    return Err(err(
+                        "INVALID_REQUEST",
+                        "params.text must be a non-empty string",
+                    ));
+                }
+                if text.len() > MAX_TEXT {
+                    return Err(err(
+                        "TOO_LARGE",
+                        format!(
+                            "message of {} bytes is over the {MAX_TEXT}-byte limit",
+                            text.len()
+                        ),
+                    ));
+                }
+                let run_id = self.next_run;
+                self.next_run += 1;
+                let pending = Pending {
+                    origin: Origin::Client(conn),
+                    text,
+                    run_id,
+                };
+                if let Some(q) = self.busy.get_mut(&session) {
+                    if q.len() >= SESSION_QUEUE {
+                        return Err(err(
+                            "BUSY",
+                            "this session already has messages waiting; wait for the reply",
+                        ));
+                    }
+                    q.push_back(pending);
+                    return Ok(
+                        json!({"runId": run_id.to_string(), "session": session, "queued": true}),
+                    );
+                }
+                self.start_run(&session, pending)?;
+                Ok(json!({"runId": run_id.to_string(), "session": session}))
+            }
+            "chat.abort" => {
+                let run = params
+                    .get("runId")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<u64>().ok());
+                match run.and_then(|r| self.runs.get(&r)) {
+                    Some(r) => {
+                        r.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                        Ok(json!({"aborted": true}))
+                    }
+                    None => Err(err("NOT_FOUND", "no such run in flight")),
+                }
+            }
+            "chat.history" | "sessions.show" => {
+                let session = session_param(&params, conn)?;
+                let limit = params
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(50)
+                    .min(500) as usize;
+                let meta = self.store.session(&session).map_err(|e| err("STORE", e))?;
+                let turns = self
+                    .store
+                    .recent(&session, limit, usize::MAX)
+                    .map_err(|e| err("STORE", e))?;
+                if meta.is_none() && method == "sessions.show" {
+                    return Err(err("NOT_FOUND", format!("no session {session:?}")));
+                }
+                let items: Vec<Value> = turns.iter().map(|(seq, t)| turn_json(*seq, t)).collect();
+                Ok(json!({"session": session, "meta": meta, "turns": items}))
+            }
+            "sessions.list" => {
+                let limit = params
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(100)
+                    .min(1000) as usize;
+                let list = self
+                    .store
+                    .list_sessions(limit)
+                    .map_err(|e| err("STORE", e))?;
+                Ok(json!({"sessions": list}))
+            }
+            "sessions.reset" => {
+                let session = session_param(&params, conn)?;
+                if self.busy.contains_key(&session) {
+                    return Err(err(
+                        "BUSY",
+                        "a reply is being generated for this session; try again when it ends",
+                    ));
+                }
+                let existed = self.store.reset(&session).map_err(|e| err("STORE", e))?;
+                self.sessions.map.remove(&session);
+                Ok(json!({"session": session, "reset": existed}))
+            }
+            "status" => Ok(self.status()),
+            "health" => Ok(json!({"ok": true})),
+            other => Err(err(
+                "METHOD_NOT_FOUND",
+                format!("unknown method {other:?}; see docs/protocol.md"),
+            )),
+        }
+    }
+
+    fn status(&self) -> Value {
+        let now = crate::util::now_ms();
+        let mut providers = serde_json::Map::new();
+        for r in crate::config::model_refs(&self.cfg) {
+            let (fails, until, last) =
+                self.model_health
+                    .get(&r)
+                    .cloned()
+                    .unwrap_or((0, 0, String::new()));
+            let state = if until > now {
+                "cooldown"
+            } else if fails > 0 {
+                "degraded"
+            } else {
+                "ok"
+            };
+            providers.insert(r, json!({"state": state, "failures": fails, "cooldownMs": until.saturating_sub(now), "lastError": last}));
+        }
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeMs": self.started.elapsed().as_millis() as u64,
+            "rssKiB": crate::util::rss_kib(),
+            "sessions": {"stored": self.store.session_count().unwrap_or(0), "inMemory": self.sessions.map.len(), "busy": self.busy.len()},
+            "clients": self.clients.len(),
+            "runs": {"inFlight": self.runs.len(), "total": self.runs_total, "failed": self.runs_failed},
+            "primaryModel": self.cfg.agents.defaults.model.primary,
+            "models": providers,
+        })
+    }
+
+    fn start_run(&mut self, session: &str, p: Pending) -> Result<(), (String, String)> {
+        let defaults = &self.cfg.agents.defaults;
+        let (budget_chars, max_turns) = crate::agent::history_budget(&self.cfg);
+        let history = self
+            .store
+            .recent(session, max_turns, budget_chars)
+            .map_err(|e| err("STORE", e))?;
+        let history: Vec<Message> = history
+            .into_iter()
+            .map(|(_, t)| crate::agent::turn_message(t))
+            .collect();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            run_id: p.run_id,
+            session: session.to_string(),
+            history,
+            user: Message {
+                role: Role::User,
+                parts: vec![Part::Text(p.text)],
+            },
+            cancel: cancel.clone(),
+            deadline_s: defaults.timeout_seconds,
+            skip_models: self.cooling_models(),
+        };
+        if let Err(job) = self.pool.try_submit(job) {
+            drop(job);
+            return Err(err(
+                "BUSY",
+                "every agent worker is busy and the run queue is full; try again shortly",
+            ));
+        }
+        self.runs_total += 1;
+        self.busy.entry(session.to_string()).or_default();
+        self.runs.insert(
+            p.run_id,
+            Running {
+                session: session.to_string(),
+                origin: p.origin,
+                cancel,
+                started: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    fn cooling_models(&self) -> Vec<String> {
+        let now = crate::util::now_ms();
+        self.model_health
+            .iter()
+            .filter(|(_, (_, until, _))| *until > now)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn on_run(&mut self, u: RunUpdate) {
+        let Some(run) = self.runs.get(&u.run_id) else {
+            return;
+        };
+        let Origin::Client(conn) = run.origin;
+        let session = run.session.clone();
+        let rid = u.run_id.to_string();
+        match u.event {
+            RunEvent::Delta(text) => self.send(conn, event_frame("chat.delta", json!({"runId": rid, "session": session, "text": text}))),
+            RunEvent::Thinking(text) => self.send(conn, event_frame("chat.thinking", json!({"runId": rid, "session": session, "text": text}))),
+            RunEvent::Tool { name, phase, summary, ok } => {
+                self.send(conn, event_frame("chat.tool", json!({"runId": rid, "session": session, "name": name, "phase": phase, "summary": summary, "ok": ok})))
+            }
+            RunEvent::Restart { model, reason } => {
+                self.send(conn, event_frame("chat.restart", json!({"runId": rid, "session": session, "model": model, "reason": reason})))
+            }
+            RunEvent::ModelFailed { model, error } => {
+                let now = crate::util::now_ms();
+                let e = self.model_health.entry(model).or_insert((0, 0, String::new()));
+                e.0 += 1;
+                e.1 = now + cooldown_ms(e.0);
+                e.2 = error;
+            }
+            RunEvent::ModelOk { model } => {
+                self.model_health.remove(&model);
+            }
+            RunEvent::Final { messages, text, model, usage } => {
+                let now = crate::util::now_ms();
+                let turns: Vec<Turn> = messages
+                    .into_iter()
+                    .map(|m| {
+                        let from_model = if m.role == Role::Assistant { Some(model.clone()) } else { None };
+                        Turn { ts_ms: now, kind: TurnKind::Message, message: m, model: from_model }
+                    })
+                    .collect();
+                match self.store.append(&session, &turns, usage, now) {
+                    Ok(meta) => self.sessions.put(meta),
+                    Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
+                }
+                let ms = self.runs.get(&u.run_id).map(|r| r.started.elapsed().as_millis() as u64).unwrap_or(0);
+                self.send(conn, event_frame("chat.final", json!({"runId": rid, "session": session, "text": text, "model": model, "usage": {"input": usage.0, "output": usage.1}, "ms": ms})));
+                self.finish(u.run_id, &session);
+            }
+            RunEvent::Error { message, kind } => {
+                self.runs_failed += 1;
+                self.send(conn, event_frame("chat.error", json!({"runId": rid, "session": session, "message": message, "kind": kind})));
+                self.finish(u.run_id, &session);
+            }
+        }
+    }
+
+    fn finish(&mut self, run_id: u64, session: &str) {
+        self.runs.remove(&run_id);
+        let next = self.busy.get_mut(session).and_then(VecDeque::pop_front);
+        match next {
+            Some(p) => {
+                let Origin::Client(conn) = p.origin;
+                let rid = p.run_id;
+                self.busy.remove(session);
+                if let Err((code, msg)) = self.start_run(session, p) {
+                    self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code})));
+                }
+            }
+            None => {
+                self.busy.remove(session);
+            }
+        }
+    }
+}
+
+/// Cooldown after `failures` consecutive failures: 5 s doubling, capped at 5 min.
+pub fn cooldown_ms(failures: u32) -> u64 {
+    let exp = failures.saturating_sub(1).min(16);
+    (5_000u64 << exp).min(300_000)
+}
+
+/// `params.session`, validated; WebSocket clients default to their own.
+fn session_param(params: &Value, conn: Option<u64>) -> Result<String, (String, String)> {
+    match params.get("session").and_then(Value::as_str) {
+        Some(s) => {
+            if s.is_empty()
+                || s.len() > 128
+                || s.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(err(
+                    "INVALID_REQUEST",
+                    "params.session must be 1-128 visible characters, like \"web:alice\"",
+                ));
+            }
+            Ok(s.to_string())
+        }
+        None => match conn {
+            Some(c) => Ok(format!("ws:{c}")),
+            None => Err(err("INVALID_REQUEST", "params.session is required")),
+        },
+    }
+}
+
+fn turn_json(seq: u64, t: &Turn) -> Value {
+    let role = match (&t.kind, &t.message.role) {
+        (TurnKind::Summary, _) => "summary",
+        (_, Role::User) => "user",
+        (_, Role::Assistant) => "assistant",
+    };
+    let mut text = String::new();
+    let mut tools = Vec::new();
+    for p in &t.message.parts {
+        match p {
+            Part::Text(s) => text.push_str(s),
+            Part::ToolCall { name, .. } => tools.push(json!({"call": name})),
+            Part::ToolResult { is_error, .. } => {
+                tools.push(json!({"result": if *is_error { "error" } else { "ok" }}))
+            }
+            _ => {}
+        }
+    }
+    json!({"seq": seq, "ts": t.ts_ms, "role": role, "text": text, "model": t.model, "tools": tools})
+}

@@ -1,0 +1,93 @@
+//! `$PINCH_HOME` (default `~/.pinch`): where pinch keeps its config, secrets,
+//! state store, workspace and logs. Created 0700 on first use; files that
+//! hold secrets must not be readable by group or others.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+impl Home {
+    /// `$PINCH_HOME`, else `$HOME/.pinch`.
+    pub fn from_env() -> Home {
+        let root = match std::env::var_os("PINCH_HOME") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => {
+                let home = std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                home.join(".pinch")
+            }
+        };
+        Home { root }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root.join("pinch.json")
+    }
+    pub fn dotenv(&self) -> PathBuf {
+        self.root.join(".env")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state.redb")
+    }
+    pub fn workspace(&self) -> PathBuf {
+        self.root.join("workspace")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// Creates the home (0700), `logs/` and `workspace/` if missing.
+    pub fn ensure(&self) -> Result<(), String> {
+        for dir in [self.root.clone(), self.logs(), self.workspace()] {
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| format!("cannot set permissions on {}: {e}", dir.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a secret-bearing file that group or others can read, with the
+/// `chmod` that fixes it. A missing file is fine.
+pub fn check_private(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            if meta.mode() & 0o044 != 0 {
+                return Err(format!(
+                    "{} is readable by group or others (mode {:o}); it may hold secrets.\n  fix: chmod 600 {}",
+                    path.display(),
+                    meta.mode() & 0o777,
+                    path.display()
+                ));
+            }
+            Ok(())
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+/// Writes `data` to `path` atomically (temp file + rename) with mode 0600.
+pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+}

@@ -1,0 +1,18 @@
+//! pinch: a small, always-on, self-hosted AI assistant gateway.
+//! See ARCHITECTURE.md for the map of this crate.
+
+pub mod agent;
+pub mod channel;
+pub mod cli;
+pub mod config;
+pub mod doctor;
+pub mod gateway;
+pub mod home;
+pub mod llm;
+pub mod net;
+pub mod provider;
+pub mod sched;
+pub mod service;
+pub mod store;
+pub mod util;
+pub mod workspace;

@@ -1,0 +1,487 @@
+//! Provider-neutral types of the LLM layer: the transcript model (persisted as
+//! JSON), the request handed to a provider adapter, the events a streaming
+//! decoder yields, and the error values the adapters share.
+//! A few small helpers used by both adapters live at the bottom.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// Who said a message. Serialized as "user" / "assistant".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One turn of the transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub parts: Vec<Part>,
+}
+
+impl Message {
+    /// A message holding a single text part.
+    pub fn text(role: Role, text: &str) -> Message {
+        Message {
+            role,
+            parts: vec![Part::Text(text.to_string())],
+        }
+    }
+}
+
+/// One piece of a message. Serialized with a `type` tag, for example
+/// `{"type":"text","text":"hi"}` or `{"type":"toolResult","callId":..}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "PartRepr", from = "PartRepr")]
+pub enum Part {
+    Text(String),
+    Image {
+        media_type: String,
+        data_base64: String,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        /// JSON text of the arguments object.
+        arguments: String,
+    },
+    ToolResult {
+        call_id: String,
+        content: String,
+        is_error: bool,
+    },
+    Thinking {
+        text: String,
+        signature: Option<String>,
+    },
+}
+
+/// The JSON shape of `Part`. Serde cannot put a plain string inside an
+/// internally tagged enum, so `Text` becomes `{"type":"text","text":..}` here.
+#[derive(Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+enum PartRepr {
+    Text {
+        text: String,
+    },
+    Image {
+        media_type: String,
+        data_base64: String,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    ToolResult {
+        call_id: String,
+        content: String,
+        #[serde(default)]
+        is_error: bool,
+    },
+    Thinking {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+}
+
+impl From<Part> for PartRepr {
+    fn from(p: Part) -> PartRepr {
+        match p {
+            Part::Text(text) => PartRepr::Text { text },
+            Part::Image {
+                media_type,
+                data_base64,
+            } => PartRepr::Image {
+                media_type,
+                data_base64,
+            },
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => PartRepr::ToolCall {
+                id,
+                name,
+                arguments,
+            },
+            Part::ToolResult {
+                call_id,
+                content,
+                is_error,
+            } => PartRepr::ToolResult {
+                call_id,
+                content,
+                is_error,
+            },
+            Part::Thinking { text, signature } => PartRepr::Thinking { text, signature },
+        }
+    }
+}
+
+impl From<PartRepr> for Part {
+    fn from(p: PartRepr) -> Part {
+        match p {
+            PartRepr::Text { text } => Part::Text(text),
+            PartRepr::Image {
+                media_type,
+                data_base64,
+            } => Part::Image {
+                media_type,
+                data_base64,
+            },
+            PartRepr::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Part::ToolCall {
+                id,
+                name,
+                arguments,
+            },
+            PartRepr::ToolResult {
+                call_id,
+                content,
+                is_error,
+            } => Part::ToolResult {
+                call_id,
+                content,
+                is_error,
+            },
+            PartRepr::Thinking { text, signature } => Part::Thinking { text, signature },
+        }
+    }
+}
+
+/// A tool the model may call; `parameters` is a JSON schema object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+/// Everything an adapter needs to build one streaming request body.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatRequest {
+    pub model: String,
+    pub system: String,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    /// Some => enable thinking (Anthropic) / reasoning effort (OpenAI).
+    pub reasoning_budget: Option<u32>,
+    /// false => image parts are replaced by `IMAGE_PLACEHOLDER` text.
+    pub accepts_images: bool,
+}
+
+/// What a decoder yields while a response streams in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    TextDelta(String),
+    ThinkingDelta(String),
+    /// Signature that closes the thinking block streamed just before it
+    /// (Anthropic). Store it on that `Part::Thinking` so it can be sent back.
+    ThinkingSignature(String),
+    /// Emitted once per call, fully assembled; `arguments` is valid JSON.
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+    /// Always the last event of a complete response.
+    Stop {
+        reason: StopReason,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    EndTurn,
+    ToolUse,
+    MaxTokens,
+    Other(String),
+}
+
+/// Why a stream could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes did not follow the protocol (bad JSON, truncated stream, ...).
+    Malformed(String),
+    /// The provider reported an error inside the stream.
+    Provider { kind: String, message: String },
+    /// A configured size limit was hit; the text names which one.
+    TooLarge(&'static str),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Malformed(m) => write!(f, "malformed stream: {}", m),
+            DecodeError::Provider { kind, message } => {
+                write!(f, "provider error ({}): {}", kind, message)
+            }
+            DecodeError::TooLarge(what) => write!(f, "stream limit exceeded: {}", what),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A non-2xx HTTP answer, reduced to what the caller needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    pub status: u16,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl HttpError {
+    /// Shorthand for `classify(self.status)`.
+    pub fn class(&self) -> FailureClass {
+        super::classify(self.status)
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}: {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    Retryable,
+    Fatal,
+}
+
+// ---- helpers shared by the adapters ----
+
+/// Text put in place of an image when the model does not accept images.
+pub const IMAGE_PLACEHOLDER: &str = "[image omitted: this model does not accept images]";
+
+/// Default cap on the accumulated arguments of one tool call (and on one
+/// thinking signature).
+pub const DEFAULT_MAX_TOOL_ARGS: usize = 1024 * 1024;
+
+/// Most tool calls (or open content blocks) one response may carry.
+pub const MAX_TOOL_CALLS: usize = 128;
+
+/// Longest error message kept from a provider, in characters.
+pub const MAX_ERROR_CHARS: usize = 300;
+
+/// Trim `s` and keep at most `max_chars` characters.
+pub(crate) fn snippet(s: &str, max_chars: usize) -> String {
+    s.trim().chars().take(max_chars).collect()
+}
+
+/// Parse a Retry-After header given in seconds. HTTP dates yield None
+/// (this layer has no clock).
+pub fn parse_retry_after(value: Option<&str>) -> Option<u64> {
+    value.and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Shared `parse_error` for both adapters. Understands
+/// `{"error":{"type":..,"message":..}}` (Anthropic and OpenAI),
+/// `{"error":"text"}`, `{"message":..}`, else keeps a body snippet.
+pub(crate) fn http_error(status: u16, body: &[u8], retry_after: Option<&str>) -> HttpError {
+    let text = String::from_utf8_lossy(body);
+    let from_json = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| message_from_error_json(&v));
+    let message = match from_json {
+        Some(m) => snippet(&m, MAX_ERROR_CHARS),
+        None => {
+            let s = snippet(&text, MAX_ERROR_CHARS);
+            if s.is_empty() {
+                format!("HTTP status {}", status)
+            } else {
+                s
+            }
+        }
+    };
+    HttpError {
+        status,
+        message,
+        retry_after_secs: parse_retry_after(retry_after),
+    }
+}
+
+fn message_from_error_json(v: &Value) -> Option<String> {
+    match v.get("error") {
+        Some(Value::String(s)) => return Some(s.clone()),
+        Some(err @ Value::Object(_)) => {
+            let message = err.get("message").and_then(Value::as_str);
+            let kind = err.get("type").and_then(Value::as_str);
+            return match (kind, message) {
+                (Some(k), Some(m)) => Some(format!("{}: {}", k, m)),
+                (None, Some(m)) => Some(m.to_string()),
+                (Some(k), None) => Some(k.to_string()),
+                (None, None) => None,
+            };
+        }
+        _ => {}
+    }
+    v.get("message").and_then(Value::as_str).map(str::to_string)
+}
+
+/// Turn the `error` value found inside a stream into `DecodeError::Provider`.
+pub(crate) fn stream_error(err: &Value) -> DecodeError {
+    if let Some(s) = err.as_str() {
+        return DecodeError::Provider {
+            kind: "error".to_string(),
+            message: snippet(s, MAX_ERROR_CHARS),
+        };
+    }
+    let kind = match err.get("type").or_else(|| err.get("code")) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "error".to_string(),
+    };
+    let message = match err.get("message").and_then(Value::as_str) {
+        Some(m) => snippet(m, MAX_ERROR_CHARS),
+        None => snippet(&err.to_string(), MAX_ERROR_CHARS),
+    };
+    DecodeError::Provider { kind, message }
+}
+
+/// Check assembled tool arguments. Empty text means "no arguments" and
+/// becomes `{}`; anything else must parse as JSON.
+pub(crate) fn checked_tool_args(name: &str, args: &str) -> Result<String, DecodeError> {
+    if args.trim().is_empty() {
+        return Ok("{}".to_string());
+    }
+    match serde_json::from_str::<Value>(args) {
+        Ok(_) => Ok(args.to_string()),
+        Err(e) => Err(DecodeError::Malformed(format!(
+            "arguments of tool call '{}' are not valid JSON: {}",
+            snippet(name, 100),
+            e
+        ))),
+    }
+}
+
+/// A tool's JSON schema, or an empty object schema when none was given.
+pub(crate) fn tool_schema(parameters: &Value) -> Value {
+    if parameters.is_object() {
+        parameters.clone()
+    } else {
+        serde_json::json!({"type": "object", "properties": {}})
+    }
+}
+
+/// Append `piece` to `buf` unless that would pass `max` bytes.
+pub(crate) fn push_capped(
+    buf: &mut String,
+    piece: &str,
+    max: usize,
+    what: &'static str,
+) -> Result<(), DecodeError> {
+    if buf.len().saturating_add(piece.len()) > max {
+        return Err(DecodeError::TooLarge(what));
+    }
+    buf.push_str(piece);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_round_trip_as_tagged_camel_case_json() {
+        let msg = Message {
+            role: Role::Assistant,
+            parts: vec![
+                Part::Text("hi".into()),
+                Part::Image {
+                    media_type: "image/png".into(),
+                    data_base64: "AAAA".into(),
+                },
+                Part::ToolCall {
+                    id: "c1".into(),
+                    name: "ls".into(),
+                    arguments: "{\"dir\":\"/\"}".into(),
+                },
+                Part::ToolResult {
+                    call_id: "c1".into(),
+                    content: "ok".into(),
+                    is_error: true,
+                },
+                Part::Thinking {
+                    text: "hmm".into(),
+                    signature: None,
+                },
+            ],
+        };
+        let v = serde_json::to_value(&msg).unwrap();
+        assert_eq!(v["role"], "assistant");
+        assert_eq!(
+            v["parts"][0],
+            serde_json::json!({"type":"text","text":"hi"})
+        );
+        assert_eq!(v["parts"][1]["type"], "image");
+        assert_eq!(v["parts"][1]["mediaType"], "image/png");
+        assert_eq!(v["parts"][1]["dataBase64"], "AAAA");
+        assert_eq!(v["parts"][2]["type"], "toolCall");
+        assert_eq!(v["parts"][3]["type"], "toolResult");
+        assert_eq!(v["parts"][3]["callId"], "c1");
+        assert_eq!(v["parts"][3]["isError"], true);
+        assert_eq!(v["parts"][4]["type"], "thinking");
+        assert!(v["parts"][4].get("signature").is_none());
+        let back: Message = serde_json::from_value(v).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn unknown_part_type_is_a_deserialize_error() {
+        let r = serde_json::from_str::<Part>(r#"{"type":"video","url":"x"}"#);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn error_bodies_of_each_shape() {
+        let anth =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let e = http_error(529, anth, Some(" 7 "));
+        assert_eq!(e.message, "overloaded_error: Overloaded");
+        assert_eq!(e.retry_after_secs, Some(7));
+        let flat = br#"{"message":"bad key"}"#;
+        assert_eq!(http_error(401, flat, None).message, "bad key");
+        let s = br#"{"error":"model not loaded"}"#;
+        assert_eq!(http_error(503, s, None).message, "model not loaded");
+        let long = "x".repeat(1000);
+        let e = http_error(500, format!("  {}  ", long).as_bytes(), Some("Wed, 21 Oct"));
+        assert_eq!(e.message.chars().count(), MAX_ERROR_CHARS);
+        assert_eq!(e.retry_after_secs, None);
+        assert_eq!(http_error(502, b"  ", None).message, "HTTP status 502");
+        // invalid UTF-8 must not panic
+        let e = http_error(500, &[0xff, 0xfe, b'o', b'k'], None);
+        assert!(e.message.ends_with("ok"));
+    }
+
+    #[test]
+    fn tool_args_are_checked() {
+        assert_eq!(checked_tool_args("t", "  ").unwrap(), "{}");
+        assert_eq!(checked_tool_args("t", "{\"a\":1}").unwrap(), "{\"a\":1}");
+        assert!(matches!(
+            checked_tool_args("t", "{\"a\":"),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,345 @@
+//! The durable state store (redb, one file: `$PINCH_HOME/state.redb`).
+//!
+//! Sessions are keyed by `channel:peer`; each has a metadata row and an
+//! append-only transcript of turns keyed by (session, sequence number). Turns
+//! are read newest-first within a budget, so no caller ever loads a whole
+//! history into memory. Every write is one transaction with immediate
+//! durability: when a write returns, it survives a power cut.
+//!
+//! Only the reactor thread writes; CLI commands open the file themselves
+//! when no gateway holds it.
+
+use crate::llm::Message;
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+const TURNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("turns");
+pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SessionMeta {
+    pub key: String,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// Turns ever appended; the next turn gets this sequence number.
+    pub next_seq: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// Sequence number of the newest summary turn, if the session was compacted.
+    #[serde(default)]
+    pub summary_seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub enum TurnKind {
+    Message,
+    /// A model-written summary of every turn before it.
+    Summary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Turn {
+    pub ts_ms: u64,
+    pub kind: TurnKind,
+    pub message: Message,
+    /// "provider/model" that produced an assistant turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Characters a message contributes to a prompt, for budgeting.
+pub fn message_chars(m: &Message) -> usize {
+    use crate::llm::Part;
+    m.parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => t.len(),
+            Part::Image { .. } => 1000,
+            Part::ToolCall {
+                name, arguments, ..
+            } => name.len() + arguments.len() + 16,
+            Part::ToolResult { content, .. } => content.len() + 16,
+            Part::Thinking { text, .. } => text.len(),
+        })
+        .sum()
+}
+
+pub struct Store {
+    pub(crate) db: redb::Database,
+}
+
+fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+    move |err| format!("state store: {what}: {err}")
+}
+
+impl Store {
+    /// Opens or creates the store. Fails with a clear message when another
+    /// process (a running gateway) holds it.
+    pub fn open(path: &Path) -> Result<Store, String> {
+        let db = redb::Database::builder()
+            .set_cache_size(2 * 1024 * 1024)
+            .create_with_file_format_v3(true)
+            .create(path)
+            .map_err(|err| match err {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    format!(
+                        "{} is in use by another pinch process (is the gateway running?)",
+                        path.display()
+                    )
+                }
+                other => format!("cannot open state store {}: {other}", path.display()),
+            })?;
+        let tx = db.begin_write().map_err(e("begin"))?;
+        {
+            tx.open_table(SESSIONS).map_err(e("open sessions"))?;
+            tx.open_table(TURNS).map_err(e("open turns"))?;
+            tx.open_table(KV).map_err(e("open kv"))?;
+        }
+        tx.commit().map_err(e("commit"))?;
+        Ok(Store { db })
+    }
+
+    pub fn session(&self, key: &str) -> Result<Option<SessionMeta>, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = tx.open_table(SESSIONS).map_err(e("open"))?;
+        let got = t.get(key).map_err(e("read"))?;
+        Ok(got.and_then(|v| serde_json::from_slice(v.value()).ok()))
+    }
+
+    /// Sessions, most recently updated first, at most `limit`.
+    pub fn list_sessions(&self, limit: usize) -> Result<Vec<SessionMeta>, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = tx.open_table(SESSIONS).map_err(e("open"))?;
+        let mut out: Vec<SessionMeta> = Vec::new();
+        for row in t.iter().map_err(e("iter"))? {
+            let (_, v) = row.map_err(e("read"))?;
+            if let Ok(m) = serde_json::from_slice::<SessionMeta>(v.value()) {
+                out.push(m);
+            }
+        }
+        out.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    pub fn session_count(&self) -> Result<u64, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = tx.open_table(SESSIONS).map_err(e("open"))?;
+        t.len().map_err(e("len"))
+    }
+
+    /// Appends turns to a session (creating it) in one durable transaction
+    /// and adds token usage. Returns the updated metadata.
+    pub fn append(
+        &self,
+        key: &str,
+        turns: &[Turn],
+        usage: (u64, u64),
+        now_ms: u64,
+    ) -> Result<SessionMeta, String> {
+        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let meta = {
+            let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
+            let mut meta: SessionMeta = match sessions.get(key).map_err(e("read"))? {
+                Some(v) => serde_json::from_slice(v.value()).unwrap_or_default(),
+                None => SessionMeta::default(),
+            };
+            if meta.key.is_empty() {
+                meta.key = key.to_string();
+                meta.created_ms = now_ms;
+            }
+            let mut t = tx.open_table(TURNS).map_err(e("open"))?;
+            for turn in turns {
+                let bytes = serde_json::to_vec(turn).map_err(e("encode"))?;
+                t.insert((key, meta.next_seq), bytes.as_slice())
+                    .map_err(e("insert"))?;
+                if turn.kind == TurnKind::Summary {
+                    meta.summary_seq = Some(meta.next_seq);
+                }
+                meta.next_seq += 1;
+            }
+            meta.updated_ms = now_ms;
+            meta.tokens_in += usage.0;
+            meta.tokens_out += usage.1;
+            let bytes = serde_json::to_vec(&meta).map_err(e("encode"))?;
+            sessions
+                .insert(key, bytes.as_slice())
+                .map_err(e("insert"))?;
+            meta
+        };
+        tx.commit().map_err(e("commit"))?;
+        Ok(meta)
+    }
+
+    /// Newest turns of a session, returned oldest-first, stopping before the
+    /// count or the character budget is exceeded, and never reading past the
+    /// newest summary (which is included, as the first element).
+    pub fn recent(
+        &self,
+        key: &str,
+        max_turns: usize,
+        max_chars: usize,
+    ) -> Result<Vec<(u64, Turn)>, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = tx.open_table(TURNS).map_err(e("open"))?;
+        let mut out = Vec::new();
+        let mut chars = 0usize;
+        for row in t
+            .range((key, 0u64)..=(key, u64::MAX))
+            .map_err(e("range"))?
+            .rev()
+        {
+            let (k, v) = row.map_err(e("read"))?;
+            let seq = k.value().1;
+            let Ok(turn) = serde_json::from_slice::<Turn>(v.value()) else {
+                log::warn!("session {key}: turn {seq} is unreadable; skipped");
+                continue;
+            };
+            let size = message_chars(&turn.message);
+            if !out.is_empty() && (out.len() >= max_turns || chars + size > max_chars) {
+                break;
+            }
+            chars += size;
+            let is_summary = turn.kind == TurnKind::Summary;
+            out.push((seq, turn));
+            if is_summary {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Turns in sequence order starting at `from`, at most `limit`.
+    pub fn turns(&self, key: &str, from: u64, limit: usize) -> Result<Vec<(u64, Turn)>, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = tx.open_table(TURNS).map_err(e("open"))?;
+        let mut out = Vec::new();
+        for row in t.range((key, from)..=(key, u64::MAX)).map_err(e("range"))? {
+            let (k, v) = row.map_err(e("read"))?;
+            if let Ok(turn) = serde_json::from_slice::<Turn>(v.value()) {
+                out.push((k.value().1, turn));
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a session and its transcript. Returns whether it existed.
+    pub fn reset(&self, key: &str) -> Result<bool, String> {
+        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let existed = {
+            let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
+            let existed = sessions.remove(key).map_err(e("remove"))?.is_some();
+            let mut t = tx.open_table(TURNS).map_err(e("open"))?;
+            t.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)
+                .map_err(e("remove"))?;
+            existed
+        };
+        tx.commit().map_err(e("commit"))?;
+        Ok(existed)
+    }
+
+    pub fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = tx.open_table(KV).map_err(e("open"))?;
+        let got = t.get(key).map_err(e("read"))?;
+        Ok(got.map(|v| v.value().to_vec()))
+    }
+
+    pub fn kv_put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        let tx = self.db.begin_write().map_err(e("begin"))?;
+        {
+            let mut t = tx.open_table(KV).map_err(e("open"))?;
+            t.insert(key, value).map_err(e("insert"))?;
+        }
+        tx.commit().map_err(e("commit"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{Part, Role};
+
+    fn turn(role: Role, text: &str) -> Turn {
+        Turn {
+            ts_ms: 1,
+            kind: TurnKind::Message,
+            message: Message {
+                role,
+                parts: vec![Part::Text(text.into())],
+            },
+            model: None,
+        }
+    }
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("pinch-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn append_survives_reopen_and_reads_newest_within_budget() {
+        let path = tmp("reopen");
+        {
+            let s = Store::open(&path).expect("open");
+            for i in 0..10 {
+                s.append(
+                    "web:a",
+                    &[
+                        turn(Role::User, &format!("q{i}")),
+                        turn(Role::Assistant, &format!("a{i}")),
+                    ],
+                    (3, 4),
+                    100 + i,
+                )
+                .expect("append");
+            }
+        }
+        let s = Store::open(&path).expect("reopen");
+        let m = s.session("web:a").expect("read").expect("exists");
+        assert_eq!(m.next_seq, 20);
+        assert_eq!((m.tokens_in, m.tokens_out), (30, 40));
+        let r = s.recent("web:a", 4, 1000).expect("recent");
+        assert_eq!(
+            r.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![16, 17, 18, 19]
+        );
+        let r = s.recent("web:a", 100, 5).expect("budget");
+        assert_eq!(r.len(), 2, "2 chars per turn, budget 5");
+        assert_eq!(s.turns("web:a", 18, 10).expect("turns").len(), 2);
+        assert!(s.reset("web:a").expect("reset"));
+        assert!(s.session("web:a").expect("read").is_none());
+        assert!(s.turns("web:a", 0, 10).expect("turns").is_empty());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn recent_stops_at_summary() {
+        let path = tmp("summary");
+        let s = Store::open(&path).expect("open");
+        s.append(
+            "k",
+            &[turn(Role::User, "old"), turn(Role::Assistant, "old")],
+            (0, 0),
+            1,
+        )
+        .expect("append");
+        let mut sum = turn(Role::User, "summary of old");
+        sum.kind = TurnKind::Summary;
+        s.append("k", &[sum, turn(Role::User, "new")], (0, 0), 2)
+            .expect("append");
+        let r = s.recent("k", 100, 100_000).expect("recent");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].1.kind, TurnKind::Summary);
+        assert_eq!(s.session("k").expect("r").expect("m").summary_seq, Some(2));
+        let _ = std::fs::remove_file(&path);
+    }
+}
