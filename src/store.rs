@@ -92,6 +92,11 @@ impl Store {
                 }
                 other => format!("cannot open state store {}: {other}", path.display()),
             })?;
+        // Transcripts are private: the store is readable by its owner only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         let tx = db.begin_write().map_err(e("begin"))?;
         {
             tx.open_table(SESSIONS).map_err(e("open sessions"))?;
