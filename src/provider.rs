@@ -58,14 +58,14 @@ fn fail(kind: FailKind, message: String) -> CallError {
 
 /// Builds the HTTP agent for a provider. Network routes (proxy, noProxy,
 /// CA) come from `net`; timeouts from the provider's config.
-pub fn agent(p: &Provider, route: &crate::net::Route) -> Result<ureq::Agent, String> {
+pub fn agent(p: &Provider, route: crate::net::Route) -> Result<crate::net::LazyAgent, String> {
     let t = &p.timeouts;
     let timeouts = crate::net::Timeouts {
         connect: Duration::from_secs(t.connect),
         recv_response: Duration::from_secs(t.first_token),
         per_read: Some(Duration::from_secs(t.idle)),
     };
-    crate::net::agent_for(route, &p.base_url, &timeouts)
+    crate::net::LazyAgent::new(route, &p.base_url, timeouts)
 }
 
 /// Streams one chat completion, calling `on` for every decoded event.

@@ -10,7 +10,7 @@
 //! when no gateway holds it.
 
 use crate::llm::Message;
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -97,13 +97,23 @@ impl Store {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        let tx = db.begin_write().map_err(e("begin"))?;
-        {
-            tx.open_table(SESSIONS).map_err(e("open sessions"))?;
-            tx.open_table(TURNS).map_err(e("open turns"))?;
-            tx.open_table(KV).map_err(e("open kv"))?;
+        // Create the tables only when missing: a commit costs an fsync, and
+        // start-up time on an SD card is mostly fsyncs.
+        let existing: Vec<String> = {
+            let rx = db.begin_read().map_err(e("begin"))?;
+            let names = rx.list_tables().map_err(e("list tables"))?;
+            names.map(|h| h.name().to_string()).collect()
+        };
+        let needed = [SESSIONS.name(), TURNS.name(), KV.name()];
+        if needed.iter().any(|n| !existing.iter().any(|x| x == n)) {
+            let tx = db.begin_write().map_err(e("begin"))?;
+            {
+                tx.open_table(SESSIONS).map_err(e("open sessions"))?;
+                tx.open_table(TURNS).map_err(e("open turns"))?;
+                tx.open_table(KV).map_err(e("open kv"))?;
+            }
+            tx.commit().map_err(e("commit"))?;
         }
-        tx.commit().map_err(e("commit"))?;
         Ok(Store { db })
     }
 

@@ -139,6 +139,25 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// Limits glibc to two malloc arenas: worker threads otherwise each get
+/// their own, and memory freed in one arena is not reusable by another.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Returns free heap pages to the kernel (glibc), so RSS falls back after load.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim is thread-safe and only releases unused memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Reads RSS of this process in KiB from /proc (0 where unavailable).
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -79,7 +79,7 @@ pub struct RunUpdate {
 /// What every worker shares: config, one HTTP agent per provider, tools.
 pub struct Ctx {
     pub cfg: Arc<Config>,
-    pub agents: HashMap<String, ureq::Agent>,
+    pub agents: HashMap<String, crate::net::LazyAgent>,
     pub tools: tools::Registry,
     pub workspace: PathBuf,
 }
@@ -89,6 +89,8 @@ pub struct Pool {
 }
 
 const WORKER_STACK: usize = 1024 * 1024;
+/// Runs waiting for a worker; past this, chat.send answers BUSY.
+const RUN_QUEUE: usize = 64;
 
 impl Pool {
     pub fn start(
@@ -99,7 +101,7 @@ impl Pool {
         let mut agents = HashMap::new();
         for (id, p) in &cfg.models.providers {
             let route = crate::net::route_for(&cfg, crate::net::Owner::Provider(id))?;
-            agents.insert(id.clone(), provider::agent(p, &route)?);
+            agents.insert(id.clone(), provider::agent(p, route)?);
         }
         let tools = tools::Registry::new(&cfg, &workspace)?;
         let ctx = Arc::new(Ctx {
@@ -109,7 +111,7 @@ impl Pool {
             workspace,
         });
         let n = cfg.agents.defaults.max_concurrent;
-        let (tx, rx) = sync_channel::<Job>(n * 2);
+        let (tx, rx) = sync_channel::<Job>(RUN_QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..n {
             let rx = rx.clone();
@@ -362,8 +364,18 @@ fn call_chain(
 ) -> Result<Reply, CallError> {
     let mut last_err: Option<CallError> = None;
     for (i, c) in candidates.iter().enumerate() {
-        let Some(agent) = ctx.agents.get(c.pid) else {
-            continue;
+        let agent = match ctx.agents.get(c.pid).map(|a| a.get()) {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
+                last_err = Some(CallError {
+                    kind: FailKind::Connect,
+                    message: format!("{}: {e}", c.label),
+                    fall_over: true,
+                    retry_after_s: None,
+                });
+                continue;
+            }
+            None => continue,
         };
         let req = ChatRequest {
             model: c.model.id.clone(),

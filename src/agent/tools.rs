@@ -65,7 +65,7 @@ pub struct Registry {
     exec_allowed: Vec<PathBuf>,
     fetch_max: usize,
     fetch_timeout: Duration,
-    fetch_agent: Option<ureq::Agent>,
+    fetch_agent: Option<crate::net::LazyAgent>,
     skills: Vec<Skill>,
 }
 
@@ -136,7 +136,11 @@ impl Registry {
                 per_read: Some(Duration::from_secs(wf.timeout_seconds)),
             };
             specs.push(spec("web_fetch", "Fetch a web page (http/https) as readable text.", json!({"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]})));
-            Some(crate::net::agent_for(&route, "https://example.com/", &t)?)
+            Some(crate::net::LazyAgent::new(
+                route,
+                "https://example.com/",
+                t,
+            )?)
         } else {
             None
         };
@@ -571,7 +575,11 @@ impl Registry {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err("only http:// and https:// URLs can be fetched".into());
         }
-        let agent = self.fetch_agent.as_ref().ok_or("web_fetch is disabled")?;
+        let agent = self
+            .fetch_agent
+            .as_ref()
+            .ok_or("web_fetch is disabled")?
+            .get()?;
         let started = Instant::now();
         let resp = agent
             .get(url)

@@ -95,6 +95,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         )
     })?;
     check_exposure(&cfg.gateway.bind, ip, cfg.gateway.auth.token.as_deref())?;
+    crate::util::limit_malloc_arenas();
     home.ensure()?;
     let store = crate::store::Store::open(&home.state())?;
     crate::workspace::ensure(&workspace_dir(home, &cfg))?;
@@ -144,6 +145,9 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         let mut reactor = reactor::Reactor::new(cfg.clone(), store, pool);
         shared.ready.store(true, Ordering::SeqCst);
         log::info!("listening on {addr}");
+        // Start-up garbage (config text, parse trees) is freed by now; give
+        // its pages back so the idle footprint is what the gateway uses.
+        crate::util::release_free_memory();
         crate::service::notify_ready();
         let stop = async {
             tokio::select! {

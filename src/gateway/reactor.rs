@@ -86,6 +86,8 @@ pub struct Reactor {
     started: Instant,
     runs_total: u64,
     runs_failed: u64,
+    /// `runs_total` when free memory was last released.
+    trimmed_at: u64,
     /// Per "provider/model": consecutive failures and cooldown end (ms).
     model_health: HashMap<String, (u32, u64, String)>,
 }
@@ -109,6 +111,7 @@ impl Reactor {
             started: Instant::now(),
             runs_total: 0,
             runs_failed: 0,
+            trimmed_at: 0,
             model_health: HashMap::new(),
         }
     }
@@ -146,6 +149,12 @@ impl Reactor {
 
     fn maintain(&mut self) {
         crate::service::watchdog();
+        // After a burst, hand freed heap back to the kernel so RSS returns
+        // to its baseline instead of staying at the high-water mark.
+        if self.runs.is_empty() && self.runs_total != self.trimmed_at {
+            self.trimmed_at = self.runs_total;
+            crate::util::release_free_memory();
+        }
     }
 
     fn handle(&mut self, msg: ToReactor) {

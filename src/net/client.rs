@@ -157,3 +157,32 @@ mod tests {
         assert!(direct.config().proxy().is_none());
     }
 }
+
+/// An agent built on first use: parsing the trust roots and building a TLS
+/// config costs memory and start-up time, so a provider nobody calls never
+/// pays it. The route is checked up front so mistakes still surface at start.
+pub struct LazyAgent {
+    route: Route,
+    url: String,
+    timeouts: Timeouts,
+    agent: std::sync::OnceLock<Result<ureq::Agent, String>>,
+}
+
+impl LazyAgent {
+    pub fn new(route: Route, url: &str, timeouts: Timeouts) -> Result<LazyAgent, String> {
+        route.decide(url)?;
+        Ok(LazyAgent {
+            route,
+            url: url.to_string(),
+            timeouts,
+            agent: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub fn get(&self) -> Result<&ureq::Agent, String> {
+        self.agent
+            .get_or_init(|| agent_for(&self.route, &self.url, &self.timeouts))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Footprint and latency benchmark for the pinch gateway (prints numbers).
+
+Measures, against the release binary and a local fake model server that
+answers instantly (OpenAI-compatible streaming):
+  - stripped binary size
+  - time from exec to "listening on" (ready), median of 10 starts
+  - RSS after 10 s idle
+  - RSS right after 20 concurrent chats, and again 30 s later
+  - the gateway's added latency: time to first token through pinch
+    (POST /api/chat, first SSE delta) minus direct to the fake, p50/p99
+
+Usage: bench/gateway_bench.py [path/to/pinch]   (default target/release/pinch)
+Only the Python standard library is used.
+"""
+
+import http.server
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/pinch"
+TARGETS = {"idle_rss_kib": 3 * 1024, "ready_ms": 10, "added_p99_ms": 2}
+
+
+class FakeModel(http.server.BaseHTTPRequestHandler):
+    """Answers every chat completion at once with a three-chunk stream."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(length)
+        chunks = [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}, "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {"content": "pong"}, "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        ]
+        body = "".join("data: %s\n\n" % json.dumps(c) for c in chunks) + "data: [DONE]\n\n"
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+def start_fake():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeModel)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def rss_split(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                out[line.split(":")[0]] = int(line.split()[1])
+    return out
+
+
+def threads(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def write_config(home, fake_port):
+    cfg = {
+        "models": {"providers": {"fake": {"baseUrl": "http://127.0.0.1:%d/v1" % fake_port, "models": [{"id": "m", "contextWindow": 4096, "maxTokens": 128}]}}},
+        "agents": {"defaults": {"maxConcurrent": 2}},
+        "tools": {"webFetch": {"enabled": False}},
+    }
+    path = os.path.join(home, "pinch.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    os.chmod(path, 0o600)
+
+
+def start_gateway(home):
+    env = dict(os.environ, PINCH_HOME=home, RUST_LOG="info")
+    for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        env.pop(k, None)
+    t0 = time.perf_counter()
+    p = subprocess.Popen([BIN, "gateway", "run", "--port", "0"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in p.stderr:
+        if "listening on " in line:
+            ready = (time.perf_counter() - t0) * 1000
+            addr = line.split("listening on ", 1)[1].strip()
+            threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+            return p, addr, ready
+    raise RuntimeError("gateway did not start")
+
+
+def stop(p):
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def ttft_direct(fake_port):
+    t0 = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", fake_port))
+    body = b'{"model":"m","messages":[{"role":"user","content":"ping"}],"stream":true}'
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    buf = b""
+    while b'"content": "pong"' not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    dt = (time.perf_counter() - t0) * 1000
+    s.close()
+    return dt
+
+
+def ttft_pinch(addr, session):
+    host, port = addr.rsplit(":", 1)
+    t0 = time.perf_counter()
+    s = socket.create_connection((host, int(port)))
+    body = json.dumps({"session": session, "text": "ping"}).encode()
+    s.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    buf = b""
+    first = None
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+        if first is None and b"event: delta" in buf:
+            first = (time.perf_counter() - t0) * 1000
+        if b"event: final" in buf or b"event: error" in buf:
+            break
+    s.close()
+    if b"event: final" not in buf:
+        raise RuntimeError("chat failed: %r" % buf[-300:])
+    return first
+
+
+def chat_ok(addr, session):
+    return ttft_pinch(addr, session) is not None
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit("no binary at %s: run `cargo build --release` first" % BIN)
+    size = os.path.getsize(BIN)
+    fake = start_fake()
+    fport = fake.server_address[1]
+    results = {"binary_bytes": size}
+    print("binary: %s, %d bytes (%.2f MB)" % (BIN, size, size / 1e6))
+
+    with tempfile.TemporaryDirectory() as home:
+        os.chmod(home, 0o700)
+        write_config(home, fport)
+        # Ready time: the first start creates the store; measure starts over an existing one.
+        p, addr, _ = start_gateway(home)
+        stop(p)
+        readies = []
+        for _ in range(10):
+            p, addr, ready = start_gateway(home)
+            readies.append(ready)
+            stop(p)
+        results["ready_ms_median"] = statistics.median(readies)
+        print("exec -> listening: median %.1f ms (min %.1f, max %.1f) over 10 starts" % (statistics.median(readies), min(readies), max(readies)))
+
+        p, addr, _ = start_gateway(home)
+        time.sleep(10)
+        idle = rss_kib(p.pid)
+        results["idle_rss_kib"] = idle
+        split = rss_split(p.pid)
+        results["idle_private_kib"] = split.get("RssAnon", 0)
+        print("RSS after 10 s idle: %d KiB (%d threads): %d KiB private (heap, stacks), %d KiB shared read-only file pages (binary, libc)" % (idle, threads(p.pid), split.get("RssAnon", 0), split.get("RssFile", 0)))
+
+        errors = []
+
+        def one(i):
+            try:
+                chat_ok(addr, "bench:%d" % i)
+            except Exception as e:  # noqa: BLE001
+                errors.append(str(e))
+
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        burst_s = time.perf_counter() - t0
+        after = rss_kib(p.pid)
+        print("RSS right after 20 concurrent chats: %d KiB (%d threads; %.2f s for the burst, %d errors)" % (after, threads(p.pid), burst_s, len(errors)))
+        time.sleep(30)
+        later = rss_kib(p.pid)
+        results["burst_rss_kib"] = after
+        results["after30_rss_kib"] = later
+        print("RSS 30 s after the burst: %d KiB (%+.1f%% vs idle; %d threads)" % (later, (later - idle) * 100.0 / idle, threads(p.pid)))
+
+        direct, through = [], []
+        for i in range(200):
+            direct.append(ttft_direct(fport))
+            through.append(ttft_pinch(addr, "lat:%d" % (i % 10)))
+        added = [t - d for t, d in zip(sorted(through), sorted(direct))]
+        results["added_p50_ms"] = pct(added, 50)
+        results["added_p99_ms"] = pct(added, 99)
+        print("time to first token: direct p50 %.2f ms p99 %.2f ms; through pinch p50 %.2f ms p99 %.2f ms" % (pct(direct, 50), pct(direct, 99), pct(through, 50), pct(through, 99)))
+        print("added latency: p50 %.2f ms, p99 %.2f ms" % (results["added_p50_ms"], results["added_p99_ms"]))
+        stop(p)
+    fake.shutdown()
+
+    print("\ntargets: idle RSS <= %d KiB: %s; ready <= %d ms: %s; RSS back within 10%% of idle: %s; added p99 <= %d ms: %s" % (
+        TARGETS["idle_rss_kib"], "met" if results["idle_rss_kib"] <= TARGETS["idle_rss_kib"] else "NOT met",
+        TARGETS["ready_ms"], "met" if results["ready_ms_median"] <= TARGETS["ready_ms"] else "NOT met",
+        "met" if results["after30_rss_kib"] <= results["idle_rss_kib"] * 1.1 else "NOT met",
+        TARGETS["added_p99_ms"], "met" if results["added_p99_ms"] <= TARGETS["added_p99_ms"] else "NOT met"))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

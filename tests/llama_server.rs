@@ -1,0 +1,75 @@
+//! Against a real llama.cpp `llama-server` with a small model, when one is
+//! available: `PINCH_LLAMA_URL` (e.g. http://127.0.0.1:8080), as `.ci/run`
+//! provides. Without it each test says so and passes without checking.
+//! The model's words are nonsense-grade; the assertions are on the protocol.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn llama() -> Option<String> {
+    match std::env::var("PINCH_LLAMA_URL") {
+        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
+        _ => {
+            eprintln!(
+                "SKIPPED: no llama-server (set PINCH_LLAMA_URL, as .ci/run does, to run this test)"
+            );
+            None
+        }
+    }
+}
+
+fn config(url: &str, api: &str) -> String {
+    format!(
+        r#"{{"models": {{"providers": {{"llama": {{"baseUrl": "{url}/v1", "api": "{api}", "timeouts": {{"firstToken": 120, "idle": 60}},
+            "models": [{{"id": "smollm2", "contextWindow": 4096, "maxTokens": 48}}]}}}}}},
+            "agents": {{"defaults": {{"temperature": 0}}}}}}"#
+    )
+}
+
+fn chat_once(api: &str, url: &str) {
+    let home = TempHome::new(&format!("llama-{api}"));
+    home.write_config(&config(url, api));
+    let gw = Gateway::start(&home, &[]);
+    let mut ws = Ws::connect(gw.addr);
+    let r = ws.call(
+        "chat.send",
+        json!({"session": "t:llama", "text": "Say hello."}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let events = ws.until_done();
+    let last = events.last().expect("final");
+    assert_eq!(
+        last["event"],
+        "chat.final",
+        "{api}: {events:?}\n{}",
+        gw.log()
+    );
+    assert_eq!(last["payload"]["model"], "llama/smollm2");
+    let text = last["payload"]["text"].as_str().unwrap_or("");
+    assert!(!text.trim().is_empty(), "{api}: empty answer");
+    let deltas = events.iter().filter(|e| e["event"] == "chat.delta").count();
+    assert!(
+        deltas >= 2,
+        "{api}: answer should stream in pieces, got {deltas}"
+    );
+    // The turn is persisted with the model that answered.
+    let h = ws.call("chat.history", json!({"session": "t:llama"}));
+    assert_eq!(h["payload"]["turns"][1]["model"], "llama/smollm2");
+}
+
+#[test]
+fn openai_completions_against_llama_server() {
+    if let Some(url) = llama() {
+        chat_once("openai-completions", &url);
+    }
+}
+
+#[test]
+fn anthropic_messages_against_llama_server() {
+    if let Some(url) = llama() {
+        // llama-server also serves the Anthropic Messages API at /v1/messages.
+        chat_once("anthropic-messages", &url);
+    }
+}

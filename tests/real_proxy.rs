@@ -1,0 +1,106 @@
+//! Per-provider routes through a real HTTP proxy (Debian's tinyproxy, which
+//! `.ci/run` installs): provider A goes through the proxy, provider B
+//! matches noProxy and goes direct. The proxy's own log must show A's
+//! CONNECT and never B's. Skips, saying so, where tinyproxy is absent.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn provider_routes_through_tinyproxy_and_around_it() {
+    let Some(bin) = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("SKIPPED: tinyproxy is not installed (apt-get install tinyproxy; .ci/run does)");
+        return;
+    };
+    let home = TempHome::new("tinyproxy");
+    let port = free_port();
+    let log = home.path.join("tinyproxy.log");
+    let conf = home.path.join("tinyproxy.conf");
+    std::fs::write(&conf, format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Connect\nMaxClients 20\nAllow 127.0.0.1\n", log.display())).expect("conf");
+    let mut proxy = std::process::Command::new(bin)
+        .args(["-d", "-c"])
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tinyproxy");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a = FakeLlm::openai();
+    let b = FakeLlm::openai();
+    let (pa, pb) = (a.addr.port(), b.addr.port());
+    home.write_config(&format!(
+        r#"{{
+  "network": {{"proxy": "http://127.0.0.1:{port}"}},
+  "models": {{"providers": {{
+    "a": {{"baseUrl": "http://localhost:{pa}/v1", "models": [{{"id": "m1"}}]}},
+    "b": {{"baseUrl": "http://127.0.0.1:{pb}/v1", "network": {{"noProxy": ["127.0.0.1"]}}, "models": [{{"id": "m1"}}]}}
+  }}}},
+  "agents": {{"defaults": {{"model": {{"primary": "a/m1", "fallbacks": ["b/m1"]}}}}}}
+}}"#
+    ));
+    let gw = Gateway::start(&home, &[]);
+    let mut ws = Ws::connect(gw.addr);
+    assert_eq!(
+        ws.call("chat.send", json!({"session": "t:p", "text": "via proxy"}))["ok"],
+        true
+    );
+    let fin = ws.until_done().pop().expect("final");
+    assert_eq!(fin["payload"]["model"], "a/m1", "{fin}");
+    // A fails with a 500: the fallback B answers, directly.
+    a.push(Reply::Status(500, r#"{"error":{"message":"boom"}}"#.into()));
+    assert_eq!(
+        ws.call("chat.send", json!({"session": "t:p", "text": "around it"}))["ok"],
+        true
+    );
+    let fin = ws.until_done().pop().expect("final");
+    assert_eq!(fin["payload"]["model"], "b/m1", "{fin}");
+    assert_eq!(b.requests().len(), 1);
+    // explain-route names the rule that matched.
+    let out = home
+        .cmd()
+        .args(["config", "explain-route", "b"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("noProxy") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let out = home
+        .cmd()
+        .args(["config", "explain-route", "a"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("127.0.0.1:{port}")));
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let proxy_log = std::fs::read_to_string(&log).expect("tinyproxy log");
+    assert!(
+        proxy_log.contains(&format!("CONNECT localhost:{pa}")),
+        "A must tunnel through the proxy:\n{proxy_log}"
+    );
+    assert!(
+        !proxy_log.contains(&format!(":{pb}")),
+        "B must not touch the proxy:\n{proxy_log}"
+    );
+}
