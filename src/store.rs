@@ -30,6 +30,19 @@ pub struct SessionMeta {
     /// Sequence number of the newest summary turn, if the session was compacted.
     #[serde(default)]
     pub summary_seq: Option<u64>,
+    /// Prompt characters of every message turn ever appended.
+    #[serde(default)]
+    pub chars_total: u64,
+    /// Of those, the characters the newest summary stands for.
+    #[serde(default)]
+    pub summarized_chars: u64,
+}
+
+impl SessionMeta {
+    /// Characters of transcript not yet covered by a summary.
+    pub fn unsummarized_chars(&self) -> u64 {
+        self.chars_total.saturating_sub(self.summarized_chars)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -48,6 +61,30 @@ pub struct Turn {
     /// "provider/model" that produced an assistant turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Tokens in and out of the run that produced an assistant turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<(u64, u64)>,
+    /// For a summary: the last sequence number it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers_through: Option<u64>,
+    /// Cumulative prompt characters of the session through this turn (for a
+    /// summary: through `covers_through`). Set by `append`.
+    #[serde(default)]
+    pub cum_chars: u64,
+}
+
+impl Turn {
+    pub fn message(ts_ms: u64, message: Message) -> Turn {
+        Turn {
+            ts_ms,
+            kind: TurnKind::Message,
+            message,
+            model: None,
+            usage: None,
+            covers_through: None,
+            cum_chars: 0,
+        }
+    }
 }
 
 /// Characters a message contributes to a prompt, for budgeting.
@@ -168,12 +205,17 @@ impl Store {
             }
             let mut t = tx.open_table(TURNS).map_err(e("open"))?;
             for turn in turns {
-                let bytes = serde_json::to_vec(turn).map_err(e("encode"))?;
-                t.insert((key, meta.next_seq), bytes.as_slice())
-                    .map_err(e("insert"))?;
+                let mut turn = turn.clone();
                 if turn.kind == TurnKind::Summary {
                     meta.summary_seq = Some(meta.next_seq);
+                    meta.summarized_chars = turn.cum_chars;
+                } else {
+                    meta.chars_total += message_chars(&turn.message) as u64;
+                    turn.cum_chars = meta.chars_total;
                 }
+                let bytes = serde_json::to_vec(&turn).map_err(e("encode"))?;
+                t.insert((key, meta.next_seq), bytes.as_slice())
+                    .map_err(e("insert"))?;
                 meta.next_seq += 1;
             }
             meta.updated_ms = now_ms;
@@ -189,21 +231,32 @@ impl Store {
         Ok(meta)
     }
 
-    /// Newest turns of a session, returned oldest-first, stopping before the
-    /// count or the character budget is exceeded, and never reading past the
-    /// newest summary (which is included, as the first element).
+    /// The context of a session: its newest summary (if any) followed by the
+    /// newest message turns after what that summary covers, oldest-first,
+    /// stopping before `max_turns` or `max_chars` would be exceeded (the
+    /// newest turn is always included). Reads newest-first: never the whole
+    /// history.
     pub fn recent(
         &self,
         key: &str,
         max_turns: usize,
         max_chars: usize,
     ) -> Result<Vec<(u64, Turn)>, String> {
+        let summary = self.latest_summary(key)?;
+        let from = summary
+            .as_ref()
+            .and_then(|(_, t)| t.covers_through)
+            .map(|c| c + 1)
+            .unwrap_or(0);
         let tx = self.db.begin_read().map_err(e("begin"))?;
         let t = tx.open_table(TURNS).map_err(e("open"))?;
         let mut out = Vec::new();
-        let mut chars = 0usize;
+        let mut chars = summary
+            .as_ref()
+            .map(|(_, t)| message_chars(&t.message))
+            .unwrap_or(0);
         for row in t
-            .range((key, 0u64)..=(key, u64::MAX))
+            .range((key, from)..=(key, u64::MAX))
             .map_err(e("range"))?
             .rev()
         {
@@ -213,18 +266,64 @@ impl Store {
                 log::warn!("session {key}: turn {seq} is unreadable; skipped");
                 continue;
             };
+            if turn.kind == TurnKind::Summary {
+                continue;
+            }
             let size = message_chars(&turn.message);
             if !out.is_empty() && (out.len() >= max_turns || chars + size > max_chars) {
                 break;
             }
             chars += size;
-            let is_summary = turn.kind == TurnKind::Summary;
             out.push((seq, turn));
-            if is_summary {
+        }
+        out.extend(summary);
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The newest summary turn of a session.
+    pub fn latest_summary(&self, key: &str) -> Result<Option<(u64, Turn)>, String> {
+        let Some(seq) = self.session(key)?.and_then(|m| m.summary_seq) else {
+            return Ok(None);
+        };
+        Ok(self
+            .turns(key, seq, 1)?
+            .into_iter()
+            .find(|(s, t)| *s == seq && t.kind == TurnKind::Summary))
+    }
+
+    /// Message turns from `from` up to (not including) `to`, oldest-first,
+    /// stopping before `max_chars` would be exceeded (the first is always
+    /// included).
+    pub fn span(
+        &self,
+        key: &str,
+        from: u64,
+        to: u64,
+        max_chars: usize,
+    ) -> Result<Vec<(u64, Turn)>, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = tx.open_table(TURNS).map_err(e("open"))?;
+        let mut out = Vec::new();
+        let mut chars = 0usize;
+        if to <= from {
+            return Ok(out);
+        }
+        for row in t.range((key, from)..(key, to)).map_err(e("range"))? {
+            let (k, v) = row.map_err(e("read"))?;
+            let Ok(turn) = serde_json::from_slice::<Turn>(v.value()) else {
+                continue;
+            };
+            if turn.kind == TurnKind::Summary {
+                continue;
+            }
+            let size = message_chars(&turn.message);
+            if !out.is_empty() && chars + size > max_chars {
                 break;
             }
+            chars += size;
+            out.push((k.value().1, turn));
         }
-        out.reverse();
         Ok(out)
     }
 
@@ -283,15 +382,13 @@ mod tests {
     use crate::llm::{Part, Role};
 
     fn turn(role: Role, text: &str) -> Turn {
-        Turn {
-            ts_ms: 1,
-            kind: TurnKind::Message,
-            message: Message {
+        Turn::message(
+            1,
+            Message {
                 role,
                 parts: vec![Part::Text(text.into())],
             },
-            model: None,
-        }
+        )
     }
 
     fn tmp(name: &str) -> std::path::PathBuf {
@@ -337,24 +434,44 @@ mod tests {
     }
 
     #[test]
-    fn recent_stops_at_summary() {
+    fn a_summary_replaces_what_it_covers_and_later_turns_stay_verbatim() {
         let path = tmp("summary");
         let s = Store::open(&path).expect("open");
-        s.append(
-            "k",
-            &[turn(Role::User, "old"), turn(Role::Assistant, "old")],
-            (0, 0),
-            1,
-        )
-        .expect("append");
-        let mut sum = turn(Role::User, "summary of old");
-        sum.kind = TurnKind::Summary;
-        s.append("k", &[sum, turn(Role::User, "new")], (0, 0), 2)
+        // seq 0..=3: two exchanges of 10 chars each message.
+        for q in ["aaaaaaaaaa", "bbbbbbbbbb"] {
+            s.append(
+                "k",
+                &[turn(Role::User, q), turn(Role::Assistant, q)],
+                (0, 0),
+                1,
+            )
             .expect("append");
+        }
+        let m = s.session("k").expect("r").expect("m");
+        assert_eq!((m.chars_total, m.unsummarized_chars()), (40, 40));
+        // Summarise seq 0..=1 (20 chars); a user turn arrives after it.
+        let covered = s.span("k", 0, 2, usize::MAX).expect("span");
+        assert_eq!(covered.len(), 2);
+        let mut sum = turn(Role::User, "sum");
+        sum.kind = TurnKind::Summary;
+        sum.covers_through = Some(1);
+        sum.cum_chars = covered[1].1.cum_chars;
+        s.append("k", &[sum, turn(Role::User, "cccccccccc")], (0, 0), 2)
+            .expect("append");
+        let m = s.session("k").expect("r").expect("m");
+        assert_eq!(m.summary_seq, Some(4));
+        assert_eq!(m.unsummarized_chars(), 30, "b, b and c remain");
         let r = s.recent("k", 100, 100_000).expect("recent");
-        assert_eq!(r.len(), 2);
+        let seqs: Vec<u64> = r.iter().map(|(q, _)| *q).collect();
+        assert_eq!(
+            seqs,
+            vec![4, 2, 3, 5],
+            "summary first, then what it does not cover"
+        );
         assert_eq!(r[0].1.kind, TurnKind::Summary);
-        assert_eq!(s.session("k").expect("r").expect("m").summary_seq, Some(2));
+        // The budget still applies after the summary.
+        let r = s.recent("k", 100, 15).expect("recent");
+        assert_eq!(r.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![4, 5]);
         let _ = std::fs::remove_file(&path);
     }
 }

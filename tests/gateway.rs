@@ -147,8 +147,17 @@ fn sessions_survive_a_restart() {
     let home = TempHome::new("persist");
     let llm = FakeLlm::openai();
     // The offline CLI below must not find some other gateway on the default port.
-    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    home.write_config(&config_for(&[("fake", &llm)], "fake/m1", &[], &format!(r#", "gateway": {{"port": {unused}}}"#)));
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    home.write_config(&config_for(
+        &[("fake", &llm)],
+        "fake/m1",
+        &[],
+        &format!(r#", "gateway": {{"port": {unused}}}"#),
+    ));
     let gw = Gateway::start(&home, &[]);
     let mut ws = Ws::connect(gw.addr);
     assert_eq!(

@@ -8,6 +8,7 @@
 //! clients get `chat.restart` (naming the next model) and discard what they
 //! showed, and only the complete answer of the model that finished is kept.
 
+pub mod compact;
 pub mod prompt;
 pub mod skills;
 pub mod tools;
@@ -27,12 +28,22 @@ use std::time::{Duration, Instant};
 pub struct Job {
     pub run_id: u64,
     pub session: String,
-    pub history: Vec<Message>,
+    /// The session's context: its summary (if any), then recent turns.
+    pub history: Vec<HistItem>,
     pub user: Message,
+    /// Set when the session should be compacted before this run.
+    pub compaction: Option<compact::Compaction>,
     pub cancel: Arc<AtomicBool>,
     pub deadline_s: u64,
     /// "provider/model" entries cooling down after failures: tried last.
     pub skip_models: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistItem {
+    pub seq: u64,
+    pub summary: bool,
+    pub message: Message,
 }
 
 #[derive(Debug)]
@@ -57,12 +68,14 @@ pub enum RunEvent {
     ModelOk {
         model: String,
     },
-    /// The run's new messages (user turn first), the answer, who answered.
+    /// The run's new messages (user turn first), the answer, who answered,
+    /// and a new summary (text, last seq covered, cumulative chars through it).
     Final {
         messages: Vec<Message>,
         text: String,
         model: String,
         usage: (u64, u64),
+        summary: Option<(String, u64, u64)>,
     },
     Error {
         message: String,
@@ -86,6 +99,8 @@ pub struct Ctx {
 
 pub struct Pool {
     tx: SyncSender<Job>,
+    /// Characters of system prompt and tool schemas, measured at start.
+    pub overhead_chars: usize,
 }
 
 const WORKER_STACK: usize = 1024 * 1024;
@@ -110,6 +125,7 @@ impl Pool {
             tools,
             workspace,
         });
+        let overhead_chars = compact::overhead(&prompt::system_prompt(&ctx), ctx.tools.specs());
         let n = cfg.agents.defaults.max_concurrent;
         let (tx, rx) = sync_channel::<Job>(RUN_QUEUE);
         let rx = Arc::new(Mutex::new(rx));
@@ -123,7 +139,7 @@ impl Pool {
                 .spawn(move || worker(&rx, &ctx, &out))
                 .map_err(|e| format!("cannot start agent worker: {e}"))?;
         }
-        Ok(Pool { tx })
+        Ok(Pool { tx, overhead_chars })
     }
 
     /// Queues a job, or hands it back when the queue is full.
@@ -156,8 +172,10 @@ fn worker(rx: &Mutex<Receiver<Job>>, ctx: &Ctx, out: &tokio::sync::mpsc::Sender<
 }
 
 /// Budget for the transcript placed in a request, from the primary model's
-/// context window: (characters, turns).
-pub fn history_budget(cfg: &Config) -> (usize, usize) {
+/// context window minus the answer's reserve and the prompt overhead
+/// (system prompt and tool schemas, measured at start): (characters, turns).
+/// Each request is then fitted exactly to its own model by `compact::fit`.
+pub fn history_budget(cfg: &Config, overhead_chars: usize) -> (usize, usize) {
     let window = cfg
         .agents
         .defaults
@@ -167,11 +185,8 @@ pub fn history_budget(cfg: &Config) -> (usize, usize) {
         .and_then(|r| crate::config::find_model(cfg, r))
         .map(|(_, _, m)| (m.context_window, m.max_tokens))
         .unwrap_or((4096, 512));
-    let tokens = window
-        .0
-        .saturating_sub(window.1)
-        .saturating_sub(prompt::RESERVE_TOKENS) as usize;
-    (tokens * prompt::CHARS_PER_TOKEN, 64)
+    let chars = (window.0.saturating_sub(window.1) as usize) * prompt::CHARS_PER_TOKEN;
+    (chars.saturating_sub(overhead_chars).max(1000), 64)
 }
 
 pub fn turn_message(t: Turn) -> Message {
@@ -190,12 +205,7 @@ pub fn turn_message(t: Turn) -> Message {
                     }
                 })
                 .collect();
-            Message {
-                role: Role::User,
-                parts: vec![Part::Text(format!(
-                    "[Summary of the earlier conversation]\n{text}"
-                ))],
-            }
+            summary_message(&text)
         }
     }
 }
@@ -254,10 +264,30 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
         });
         return;
     }
+    let mut history: Vec<Message> = job.history.iter().map(|h| h.message.clone()).collect();
+    let mut summary = None;
+    if let Some(c) = &job.compaction {
+        match compact_session(ctx, &candidates, c, &job.cancel, deadline) {
+            Ok(text) => {
+                history = std::iter::once(summary_message(&text))
+                    .chain(
+                        job.history
+                            .iter()
+                            .filter(|h| !h.summary && h.seq > c.through_seq)
+                            .map(|h| h.message.clone()),
+                    )
+                    .collect();
+                summary = Some((text, c.through_seq, c.through_chars));
+            }
+            Err(e) => log::warn!(
+                "session {}: compaction failed, continuing without it: {e}",
+                job.session
+            ),
+        }
+    }
     let system = prompt::system_prompt(ctx);
-    let mut messages = job.history;
-    messages.push(job.user.clone());
-    let mut new_messages = vec![job.user];
+    let tools = ctx.tools.specs();
+    let mut current = vec![job.user.clone()];
     let mut usage = (0u64, 0u64);
     let max_rounds = cfg.agents.defaults.max_rounds.max(1);
     for round in 0..max_rounds {
@@ -265,7 +295,9 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
             ctx,
             &candidates,
             &system,
-            &messages,
+            tools,
+            &history,
+            &current,
             &job.cancel,
             deadline,
             emit,
@@ -288,25 +320,25 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
         };
         usage.0 += reply.usage.0;
         usage.1 += reply.usage.1;
-        messages.push(reply.message.clone());
-        new_messages.push(reply.message);
+        current.push(reply.message);
         if reply.tool_calls.is_empty() {
             emit(RunEvent::Final {
-                messages: new_messages,
+                messages: current,
                 text: reply.text,
                 model: reply.model,
                 usage,
+                summary,
             });
             return;
         }
         let last_round = round + 1 == max_rounds;
         let mut results = Vec::new();
         for (id, name, args) in reply.tool_calls {
-            let summary = tools::summarize_args(&args);
+            let summary_line = tools::summarize_args(&args);
             emit(RunEvent::Tool {
                 name: name.clone(),
                 phase: "start",
-                summary: summary.clone(),
+                summary: summary_line,
                 ok: true,
             });
             let out = if last_round || job.cancel.load(Ordering::SeqCst) {
@@ -328,36 +360,122 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
                 is_error: out.is_error,
             });
         }
-        let msg = Message {
+        current.push(Message {
             role: Role::User,
             parts: results,
-        };
-        messages.push(msg.clone());
-        new_messages.push(msg);
+        });
         if last_round {
-            // One more call without tools would exceed the limit; end with a note.
             let text = format!("(stopped after {max_rounds} tool rounds; raise agents.defaults.maxRounds to allow more)");
-            let m = Message {
+            current.push(Message {
                 role: Role::Assistant,
                 parts: vec![Part::Text(text.clone())],
-            };
-            new_messages.push(m);
+            });
             emit(RunEvent::Final {
-                messages: new_messages,
+                messages: current,
                 text,
                 model: reply.model,
                 usage,
+                summary,
             });
             return;
         }
     }
 }
 
+fn summary_message(text: &str) -> Message {
+    Message {
+        role: Role::User,
+        parts: vec![Part::Text(format!("{}\n{text}", compact::SUMMARY_PREFIX))],
+    }
+}
+
+/// Gives the model one chance to save durable facts (memory tool only),
+/// then has it summarise the old turns. Returns the summary text.
+fn compact_session(
+    ctx: &Ctx,
+    candidates: &[Candidate],
+    c: &compact::Compaction,
+    cancel: &AtomicBool,
+    deadline: Instant,
+) -> Result<String, String> {
+    let mut transcript = compact::transcript_text(c.prior_summary.as_deref(), &c.old);
+    // The summariser's own request must fit the smallest window in the chain.
+    let cap = candidates
+        .iter()
+        .map(|m| {
+            compact::message_budget(
+                m.model.context_window,
+                m.model.max_tokens,
+                compact::FLUSH_INSTRUCTIONS,
+                ctx.tools.specs(),
+            )
+        })
+        .min()
+        .unwrap_or(0);
+    if transcript.len() > cap {
+        transcript = crate::util::truncate(&transcript, cap.saturating_sub(40)).to_string()
+            + "\n[transcript cut]";
+    }
+    let memory_tool: Vec<crate::llm::ToolSpec> = ctx
+        .tools
+        .specs()
+        .iter()
+        .filter(|t| t.name == "memory")
+        .cloned()
+        .collect();
+    let mut quiet = |_: RunEvent| {};
+    let flush = vec![Message {
+        role: Role::User,
+        parts: vec![Part::Text(transcript.clone())],
+    }];
+    if let Ok(reply) = call_chain(
+        ctx,
+        candidates,
+        compact::FLUSH_INSTRUCTIONS,
+        &memory_tool,
+        &[],
+        &flush,
+        cancel,
+        deadline,
+        &mut quiet,
+    ) {
+        for (_, name, args) in reply.tool_calls.iter().filter(|(_, n, _)| n == "memory") {
+            let out = ctx.tools.run(name, args, deadline);
+            log::info!("compaction memory flush: {}", out.summary);
+        }
+    }
+    let ask = vec![Message {
+        role: Role::User,
+        parts: vec![Part::Text(transcript)],
+    }];
+    let reply = call_chain(
+        ctx,
+        candidates,
+        compact::SUMMARY_INSTRUCTIONS,
+        &[],
+        &[],
+        &ask,
+        cancel,
+        deadline,
+        &mut quiet,
+    )
+    .map_err(|e| e.message)?;
+    let text = reply.text.trim().to_string();
+    if text.is_empty() {
+        return Err("the model returned an empty summary".into());
+    }
+    // A summary may take at most a quarter of the smallest window.
+    Ok(crate::util::truncate(&text, (cap / 4).clamp(200, 4000)).to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn call_chain(
     ctx: &Ctx,
     candidates: &[Candidate],
     system: &str,
-    messages: &[Message],
+    tools: &[crate::llm::ToolSpec],
+    history: &[Message],
+    current: &[Message],
     cancel: &AtomicBool,
     deadline: Instant,
     emit: &mut dyn FnMut(RunEvent),
@@ -377,11 +495,13 @@ fn call_chain(
             }
             None => continue,
         };
+        let budget =
+            compact::message_budget(c.model.context_window, c.model.max_tokens, system, tools);
         let req = ChatRequest {
             model: c.model.id.clone(),
             system: system.to_string(),
-            messages: messages.to_vec(),
-            tools: ctx.tools.specs().to_vec(),
+            messages: compact::fit(history, current, budget),
+            tools: tools.to_vec(),
             max_tokens: c.model.max_tokens,
             temperature: ctx.cfg.agents.defaults.temperature,
             reasoning_budget: if c.model.reasoning {

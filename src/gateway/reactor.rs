@@ -9,7 +9,8 @@
 use super::outbox::Outbox;
 use super::protocol::{error_frame, event_frame, ok_frame};
 use super::ToReactor;
-use crate::agent::{Job, Pool, RunEvent, RunUpdate};
+use crate::agent::compact::Compaction;
+use crate::agent::{HistItem, Job, Pool, RunEvent, RunUpdate};
 use crate::config::Config;
 use crate::llm::{Message, Part, Role};
 use crate::store::{SessionMeta, Store, Turn, TurnKind};
@@ -349,20 +350,29 @@ impl Reactor {
 
     fn start_run(&mut self, session: &str, p: Pending) -> Result<(), (String, String)> {
         let defaults = &self.cfg.agents.defaults;
-        let (budget_chars, max_turns) = crate::agent::history_budget(&self.cfg);
+        let (budget_chars, max_turns) =
+            crate::agent::history_budget(&self.cfg, self.pool.overhead_chars);
         let history = self
             .store
             .recent(session, max_turns, budget_chars)
             .map_err(|e| err("STORE", e))?;
-        let history: Vec<Message> = history
+        let compaction = self
+            .plan_compaction(session, p.text.len(), budget_chars, max_turns)
+            .map_err(|e| err("STORE", e))?;
+        let history: Vec<HistItem> = history
             .into_iter()
-            .map(|(_, t)| crate::agent::turn_message(t))
+            .map(|(seq, t)| HistItem {
+                seq,
+                summary: t.kind == TurnKind::Summary,
+                message: crate::agent::turn_message(t),
+            })
             .collect();
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
             run_id: p.run_id,
             session: session.to_string(),
             history,
+            compaction,
             user: Message {
                 role: Role::User,
                 parts: vec![Part::Text(p.text)],
@@ -390,6 +400,62 @@ impl Reactor {
             },
         );
         Ok(())
+    }
+
+    /// Decides whether this session needs compacting: when its unsummarised
+    /// transcript passes 3/4 of the budget, the oldest unsummarised turns (up
+    /// to one budget's worth) are to be summarised, keeping the newest third
+    /// of the budget verbatim.
+    fn plan_compaction(
+        &self,
+        session: &str,
+        incoming: usize,
+        budget_chars: usize,
+        max_turns: usize,
+    ) -> Result<Option<Compaction>, String> {
+        let Some(meta) = self.store.session(session)? else {
+            return Ok(None);
+        };
+        // The incoming message and its answer come on top of the transcript.
+        if meta.unsummarized_chars() + (incoming as u64) * 2 <= (budget_chars as u64) * 3 / 4 {
+            return Ok(None);
+        }
+        let prior = self.store.latest_summary(session)?;
+        let from = prior
+            .as_ref()
+            .and_then(|(_, t)| t.covers_through)
+            .map(|c| c + 1)
+            .unwrap_or(0);
+        let kept = self.store.recent(session, max_turns, budget_chars / 3)?;
+        let keep_from = kept
+            .iter()
+            .filter(|(_, t)| t.kind != TurnKind::Summary)
+            .map(|(s, _)| *s)
+            .min()
+            .unwrap_or(meta.next_seq);
+        let old = self.store.span(session, from, keep_from, budget_chars)?;
+        let Some((through_seq, last)) = old.last().map(|(s, t)| (*s, t.cum_chars)) else {
+            return Ok(None);
+        };
+        let prior_summary = prior.map(|(_, t)| {
+            t.message
+                .parts
+                .iter()
+                .filter_map(|p| {
+                    if let Part::Text(s) = p {
+                        Some(s.clone())
+                    } else {
+                        None
+                    }
+                })
+                .collect::<String>()
+        });
+        Ok(Some(Compaction {
+            prior_summary,
+            old: old.into_iter().map(|(_, t)| t.message).collect(),
+            through_seq,
+            through_chars: last,
+        }))
     }
 
     fn cooling_models(&self) -> Vec<String> {
@@ -427,15 +493,27 @@ impl Reactor {
             RunEvent::ModelOk { model } => {
                 self.model_health.remove(&model);
             }
-            RunEvent::Final { messages, text, model, usage } => {
+            RunEvent::Final { messages, text, model, usage, summary } => {
                 let now = crate::util::now_ms();
-                let turns: Vec<Turn> = messages
-                    .into_iter()
-                    .map(|m| {
-                        let from_model = if m.role == Role::Assistant { Some(model.clone()) } else { None };
-                        Turn { ts_ms: now, kind: TurnKind::Message, message: m, model: from_model }
-                    })
-                    .collect();
+                let mut turns: Vec<Turn> = Vec::new();
+                if let Some((text, through, chars)) = summary {
+                    let mut t = Turn::message(now, Message { role: Role::User, parts: vec![Part::Text(text)] });
+                    t.kind = TurnKind::Summary;
+                    t.covers_through = Some(through);
+                    t.cum_chars = chars;
+                    turns.push(t);
+                }
+                let last_assistant = messages.iter().rposition(|m| m.role == Role::Assistant);
+                for (i, m) in messages.into_iter().enumerate() {
+                    let mut t = Turn::message(now, m);
+                    if t.message.role == Role::Assistant {
+                        t.model = Some(model.clone());
+                    }
+                    if Some(i) == last_assistant {
+                        t.usage = Some(usage);
+                    }
+                    turns.push(t);
+                }
                 match self.store.append(&session, &turns, usage, now) {
                     Ok(meta) => self.sessions.put(meta),
                     Err(e) => log::error!("session {session}: could not persist the turn: {e}"),

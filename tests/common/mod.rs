@@ -290,9 +290,19 @@ fn serve(
         return;
     };
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let system = json["messages"][0]["content"]
+        .as_str()
+        .or(json["system"].as_str())
+        .unwrap_or("")
+        .to_string();
     let reply = {
         let mut s = script.lock().expect("script");
-        if s.is_empty() {
+        if system.starts_with("You write the running summary") {
+            Reply::Text(vec![format!(
+                "Summary: {} chars of talk about lorem ipsum.",
+                last_user_text(&json).len()
+            )])
+        } else if s.is_empty() {
             Reply::Text(vec![
                 "Hello".into(),
                 " from".into(),
