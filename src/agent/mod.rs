@@ -9,6 +9,7 @@
 //! showed, and only the complete answer of the model that finished is kept.
 
 pub mod prompt;
+pub mod search;
 pub mod skills;
 pub mod tools;
 
