@@ -529,7 +529,8 @@ set PATH VALUE   set a field (VALUE is JSON, or a plain string), validate the
                  whole file, write it (previous copy kept as pinch.json.bak)
                  and record the change in logs/config-audit.jsonl
 explain-route NAME [URL]
-                 the network route a provider or channel (or \"webFetch\") takes
+                 the network route a provider or channel (or \"webFetch\",
+                 \"webSearch\") takes
 
 PATH looks like gateway.port or models.providers.local.models[0].id";
     let mut args: Vec<String> = Vec::new();
@@ -602,6 +603,11 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
                     crate::net::Owner::WebFetch,
                     "https://example.com/".to_string(),
                 )
+            } else if *name == "webSearch" {
+                (
+                    crate::net::Owner::WebSearch,
+                    crate::agent::search::base_url(&cfg.tools.web_search),
+                )
             } else if cfg.channels.contains_key(*name) || config::CHANNELS.contains(name) {
                 let api = cfg
                     .channels
@@ -618,7 +624,7 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
                     .chain(cfg.channels.keys().cloned())
                     .collect();
                 return Err(format!(
-                    "{name:?} is neither a provider nor a channel; known: {}, webFetch",
+                    "{name:?} is neither a provider nor a channel; known: {}, webFetch, webSearch",
                     known.join(", ")
                 ));
             };

@@ -10,6 +10,7 @@
 
 pub mod compact;
 pub mod prompt;
+pub mod search;
 pub mod skills;
 pub mod tools;
 

@@ -5,7 +5,8 @@
 //! escape), `exec` (argv, allowlist checked on the resolved program, never a
 //! shell unless configured; timeout, output cap, CPU and memory rlimits),
 //! `web_fetch` (size and time caps, HTML reduced to text, the network route
-//! of `tools.webFetch`), `memory` (MEMORY.md sections) and `skill` (loads a
+//! of `tools.webFetch`), `web_search` (the backend of `tools.webSearch`,
+//! see `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a
 //! skill's full text). Skill scripts declared in SKILL.md become tools too.
 //! A tool's failure is returned to the model as a result; it never ends the run.
 
@@ -66,6 +67,7 @@ pub struct Registry {
     fetch_max: usize,
     fetch_timeout: Duration,
     fetch_agent: Option<crate::net::LazyAgent>,
+    searcher: Option<super::search::Searcher>,
     skills: Vec<Skill>,
 }
 
@@ -144,6 +146,17 @@ impl Registry {
         } else {
             None
         };
+        let searcher = if cfg.tools.web_search.enabled {
+            let max = cfg.tools.web_search.max_results;
+            specs.push(spec(
+                "web_search",
+                &format!("Search the web; returns up to {max} results, one line each: title, URL, snippet."),
+                json!({"type": "object", "properties": {"query": {"type": "string"}, "max_results": {"type": "integer"}}, "required": ["query"]}),
+            ));
+            Some(super::search::Searcher::new(cfg)?)
+        } else {
+            None
+        };
         let skills = skills::discover(&workspace);
         let eligible: Vec<&Skill> = skills.iter().filter(|s| s.eligible).collect();
         if !eligible.is_empty() {
@@ -162,6 +175,7 @@ impl Registry {
             fetch_max: wf.max_bytes,
             fetch_timeout: Duration::from_secs(wf.timeout_seconds),
             fetch_agent,
+            searcher,
             skills,
         })
     }
@@ -204,6 +218,9 @@ impl Registry {
                 self.exec(s("command"), argv, deadline)
             }
             "web_fetch" if self.fetch_agent.is_some() => self.web_fetch(s("url")),
+            "web_search" if self.searcher.is_some() => {
+                self.web_search(s("query"), args.get("max_results").and_then(Value::as_u64))
+            }
             "skill" => self.load_skill(s("name")),
             other => match self.skill_tool(other) {
                 Some((skill, script)) => {
@@ -568,6 +585,16 @@ impl Registry {
             is_error: !ok,
             summary,
         })
+    }
+
+    fn web_search(&self, query: Option<&str>, max: Option<u64>) -> Result<Output, String> {
+        let searcher = self.searcher.as_ref().ok_or("web_search is disabled")?;
+        let query = query.ok_or("missing \"query\"")?;
+        let max = max
+            .map(|m| m as usize)
+            .unwrap_or_else(|| searcher.max_results());
+        let (text, summary) = searcher.search(query, max)?;
+        Ok(Output::ok(text, summary))
     }
 
     fn web_fetch(&self, url: Option<&str>) -> Result<Output, String> {

@@ -375,6 +375,65 @@ fn validate(cfg: &Config) -> Result<(), Invalid> {
         }
         validate_channel(&base, ch)?;
     }
+    validate_web_search(&cfg.tools.web_search)
+}
+
+pub const SEARCH_BACKENDS: [&str; 2] = ["tavily", "searxng"];
+
+fn validate_web_search(w: &WebSearchTool) -> Result<(), Invalid> {
+    let bad = |path: &str, msg: String, fix: &str| {
+        Err((format!("tools.webSearch.{path}"), msg, fix.to_string()))
+    };
+    if !SEARCH_BACKENDS.contains(&w.backend.as_str()) {
+        let near = crate::util::nearest(&w.backend, SEARCH_BACKENDS)
+            .map(|n| format!("did you mean \"{n}\"? "))
+            .unwrap_or_default();
+        return bad(
+            "backend",
+            format!("unknown backend {:?}", w.backend),
+            &format!("{near}supported: {}", SEARCH_BACKENDS.join(", ")),
+        );
+    }
+    let url_ok = w.base_url.starts_with("http://") || w.base_url.starts_with("https://");
+    if !w.base_url.is_empty() && !url_ok {
+        return bad(
+            "baseUrl",
+            format!("{:?} is not an http(s) URL", w.base_url),
+            "for example \"https://api.tavily.com\" or \"http://127.0.0.1:8888\"",
+        );
+    }
+    if w.max_results == 0 || w.max_results > 20 {
+        return bad(
+            "maxResults",
+            "must be between 1 and 20".into(),
+            "5 keeps a small model's context light",
+        );
+    }
+    if w.timeout_seconds == 0 || w.timeout_seconds > 120 {
+        return bad(
+            "timeoutSeconds",
+            "must be between 1 and 120".into(),
+            "the default is 20",
+        );
+    }
+    if w.enabled && w.backend == "searxng" && w.base_url.is_empty() {
+        return bad(
+            "baseUrl",
+            "the searxng backend needs the address of your instance".into(),
+            "set it, e.g. \"http://127.0.0.1:8888\" (the instance must allow format=json)",
+        );
+    }
+    if w.enabled
+        && w.backend == "tavily"
+        && w.api_key.is_none()
+        && (w.base_url.is_empty() || w.base_url.contains("api.tavily.com"))
+    {
+        return bad(
+            "apiKey",
+            "api.tavily.com needs an API key".into(),
+            "set \"apiKey\": \"$TAVILY_API_KEY\" and put the key in $PINCH_HOME/.env",
+        );
+    }
     Ok(())
 }
 

@@ -290,6 +290,7 @@ pub struct GroupRule {
 pub struct Tools {
     pub exec: ExecTool,
     pub web_fetch: WebFetchTool,
+    pub web_search: WebSearchTool,
 }
 
 impl Default for Tools {
@@ -297,6 +298,7 @@ impl Default for Tools {
         Tools {
             exec: ExecTool::default(),
             web_fetch: WebFetchTool::default(),
+            web_search: WebSearchTool::default(),
         }
     }
 }
@@ -355,6 +357,40 @@ impl Default for WebFetchTool {
             network: None,
             max_bytes: 512 * 1024,
             timeout_seconds: 20,
+        }
+    }
+}
+
+/// `tools.webSearch`: the `web_search` tool. Off until configured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct WebSearchTool {
+    pub enabled: bool,
+    /// "tavily" (or a Tavily-compatible service) or "searxng".
+    pub backend: String,
+    /// Empty means the backend's default: `https://api.tavily.com` for
+    /// tavily; searxng has none (point it at your instance).
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer` (tavily); usually `"$TAVILY_API_KEY"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Results returned to the model (1 to 20).
+    pub max_results: usize,
+    pub timeout_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkConfig>,
+}
+
+impl Default for WebSearchTool {
+    fn default() -> Self {
+        WebSearchTool {
+            enabled: false,
+            backend: "tavily".into(),
+            base_url: String::new(),
+            api_key: None,
+            max_results: 5,
+            timeout_seconds: 20,
+            network: None,
         }
     }
 }

@@ -137,3 +137,40 @@ fn set_and_get_paths() {
     assert_eq!(r["gateway"]["auth"]["token"], "***");
     assert_eq!(r["models"]["providers"]["p"]["apiKey"], "$K");
 }
+
+#[test]
+fn web_search_is_off_by_default_and_checked_when_on() {
+    let cfg = parse_str("{}", None, &vars()).expect("defaults");
+    let w = &cfg.tools.web_search;
+    assert!(!w.enabled);
+    assert_eq!((w.backend.as_str(), w.max_results), ("tavily", 5));
+    let mut v = vars();
+    v.process.insert("TAVILY_API_KEY".into(), "tvly-x".into());
+    let cfg = parse_str(
+        r#"{"tools": {"webSearch": {"enabled": true, "apiKey": "$TAVILY_API_KEY", "maxResults": 3, "network": {"proxy": "direct"}}}}"#,
+        None,
+        &v,
+    )
+    .expect("valid");
+    assert_eq!(cfg.tools.web_search.api_key.as_deref(), Some("tvly-x"));
+    assert_eq!(cfg.tools.web_search.max_results, 3);
+    let e = err(r#"{"tools": {"webSearch": {"enabled": true, "backend": "searx"}}}"#);
+    assert_eq!(e.path, "tools.webSearch.backend");
+    assert!(e.fix.contains("did you mean \"searxng\""), "{e}");
+    let e = err(r#"{"tools": {"webSearch": {"enabled": true, "backend": "searxng"}}}"#);
+    assert_eq!(e.path, "tools.webSearch.baseUrl");
+    let e = err(r#"{"tools": {"webSearch": {"enabled": true}}}"#);
+    assert_eq!(e.path, "tools.webSearch.apiKey");
+    assert!(e.fix.contains("$TAVILY_API_KEY"), "{e}");
+    let e = err(r#"{"tools": {"webSearch": {"maxResult": 3}}}"#);
+    assert_eq!(e.fix, "did you mean `maxResults`?");
+    let e = err(r#"{"tools": {"webSearch": {"maxResults": 50}}}"#);
+    assert_eq!(e.path, "tools.webSearch.maxResults");
+    // A keyless Tavily-compatible service on the LAN is fine.
+    parse_str(
+        r#"{"tools": {"webSearch": {"enabled": true, "baseUrl": "http://10.0.0.5:8000"}}}"#,
+        None,
+        &vars(),
+    )
+    .expect("valid");
+}

@@ -24,9 +24,10 @@ pub enum Owner<'a> {
     Provider(&'a str),
     Channel(&'a str),
     WebFetch,
+    WebSearch,
 }
 
-/// The route for a provider, channel or `web_fetch`: the top-level
+/// The route for a provider, channel, `web_fetch` or `web_search`: the top-level
 /// `network` block overridden field by field by the owner's own block; with
 /// neither, the environment's proxy variables apply as curl would.
 pub fn route_for(cfg: &crate::config::Config, owner: Owner) -> Result<Route, String> {
@@ -52,6 +53,12 @@ pub fn route_for(cfg: &crate::config::Config, owner: Owner) -> Result<Route, Str
             .network
             .as_ref()
             .map(|n| ("tools.webFetch.network".to_string(), n)),
+        Owner::WebSearch => cfg
+            .tools
+            .web_search
+            .network
+            .as_ref()
+            .map(|n| ("tools.webSearch.network".to_string(), n)),
     };
     layers.extend(own);
     let refs: Vec<(&str, &NetworkConfig)> = layers.iter().map(|(k, n)| (k.as_str(), *n)).collect();
