@@ -11,6 +11,7 @@ pub mod home;
 pub mod llm;
 pub mod net;
 pub mod provider;
+pub mod queue;
 pub mod sched;
 pub mod service;
 pub mod store;

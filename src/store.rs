@@ -7,7 +7,8 @@
 //! durability: when a write returns, it survives a power cut.
 //!
 //! Only the reactor thread writes; CLI commands open the file themselves
-//! when no gateway holds it.
+//! when no gateway holds it. The delivery queue (`crate::queue`) keeps its
+//! tables in the same file so a reply commits with its transcript turns.
 
 use crate::llm::Message;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
@@ -141,7 +142,8 @@ impl Store {
             let names = rx.list_tables().map_err(e("list tables"))?;
             names.map(|h| h.name().to_string()).collect()
         };
-        let needed = [SESSIONS.name(), TURNS.name(), KV.name()];
+        let mut needed = vec![SESSIONS.name(), TURNS.name(), KV.name()];
+        needed.extend_from_slice(crate::queue::TABLE_NAMES);
         if needed.iter().any(|n| !existing.iter().any(|x| x == n)) {
             let tx = db.begin_write().map_err(e("begin"))?;
             {
@@ -149,6 +151,7 @@ impl Store {
                 tx.open_table(TURNS).map_err(e("open turns"))?;
                 tx.open_table(KV).map_err(e("open kv"))?;
             }
+            crate::queue::create_tables(&tx)?;
             tx.commit().map_err(e("commit"))?;
         }
         Ok(Store { db })
@@ -193,40 +196,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<SessionMeta, String> {
         let tx = self.db.begin_write().map_err(e("begin"))?;
-        let meta = {
-            let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
-            let mut meta: SessionMeta = match sessions.get(key).map_err(e("read"))? {
-                Some(v) => serde_json::from_slice(v.value()).unwrap_or_default(),
-                None => SessionMeta::default(),
-            };
-            if meta.key.is_empty() {
-                meta.key = key.to_string();
-                meta.created_ms = now_ms;
-            }
-            let mut t = tx.open_table(TURNS).map_err(e("open"))?;
-            for turn in turns {
-                let mut turn = turn.clone();
-                if turn.kind == TurnKind::Summary {
-                    meta.summary_seq = Some(meta.next_seq);
-                    meta.summarized_chars = turn.cum_chars;
-                } else {
-                    meta.chars_total += message_chars(&turn.message) as u64;
-                    turn.cum_chars = meta.chars_total;
-                }
-                let bytes = serde_json::to_vec(&turn).map_err(e("encode"))?;
-                t.insert((key, meta.next_seq), bytes.as_slice())
-                    .map_err(e("insert"))?;
-                meta.next_seq += 1;
-            }
-            meta.updated_ms = now_ms;
-            meta.tokens_in += usage.0;
-            meta.tokens_out += usage.1;
-            let bytes = serde_json::to_vec(&meta).map_err(e("encode"))?;
-            sessions
-                .insert(key, bytes.as_slice())
-                .map_err(e("insert"))?;
-            meta
-        };
+        let meta = append_in(&tx, key, turns, usage, now_ms)?;
         tx.commit().map_err(e("commit"))?;
         Ok(meta)
     }
@@ -376,6 +346,73 @@ impl Store {
     }
 }
 
+/// The body of [`Store::append`] inside a caller's write transaction, so other
+/// writes (the delivery queue) can commit atomically with the turns.
+///
+/// Unreadable metadata is not reset to zero (that would overwrite turns): the
+/// next sequence number is recovered from the newest stored turn.
+pub(crate) fn append_in(
+    tx: &redb::WriteTransaction,
+    key: &str,
+    turns: &[Turn],
+    usage: (u64, u64),
+    now_ms: u64,
+) -> Result<SessionMeta, String> {
+    let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
+    let mut t = tx.open_table(TURNS).map_err(e("open"))?;
+    let stored: Option<Result<SessionMeta, String>> = sessions
+        .get(key)
+        .map_err(e("read"))?
+        .map(|v| serde_json::from_slice(v.value()).map_err(|err| err.to_string()));
+    let mut meta = match stored {
+        Some(Ok(m)) => m,
+        None => SessionMeta::default(),
+        Some(Err(err)) => {
+            let last = t
+                .range((key, 0u64)..=(key, u64::MAX))
+                .map_err(e("range"))?
+                .next_back()
+                .transpose()
+                .map_err(e("read"))?
+                .map(|(k, _)| k.value().1);
+            log::warn!("session {key}: metadata unreadable ({err}); rebuilt from the transcript");
+            SessionMeta {
+                next_seq: last.map_or(0, |s| s + 1),
+                created_ms: now_ms,
+                ..SessionMeta::default()
+            }
+        }
+    };
+    if meta.key.is_empty() {
+        meta.key = key.to_string();
+        if meta.created_ms == 0 {
+            meta.created_ms = now_ms;
+        }
+    }
+    for turn in turns {
+        let mut turn = turn.clone();
+        if turn.kind == TurnKind::Summary {
+            meta.summary_seq = Some(meta.next_seq);
+            meta.summarized_chars = turn.cum_chars;
+        } else {
+            meta.chars_total += message_chars(&turn.message) as u64;
+            turn.cum_chars = meta.chars_total;
+        }
+        let bytes = serde_json::to_vec(&turn).map_err(e("encode"))?;
+        t.insert((key, meta.next_seq), bytes.as_slice())
+            .map_err(e("insert"))?;
+        meta.next_seq += 1;
+    }
+    meta.updated_ms = now_ms;
+    meta.tokens_in += usage.0;
+    meta.tokens_out += usage.1;
+    let bytes = serde_json::to_vec(&meta).map_err(e("encode"))?;
+    sessions
+        .insert(key, bytes.as_slice())
+        .map_err(e("insert"))?;
+    Ok(meta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +509,39 @@ mod tests {
         // The budget still applies after the summary.
         let r = s.recent("k", 100, 15).expect("recent");
         assert_eq!(r.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![4, 5]);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn unreadable_meta_does_not_overwrite_turns() {
+        let path = tmp("corrupt-meta");
+        let s = Store::open(&path).expect("open");
+        s.append(
+            "k",
+            &[turn(Role::User, "a"), turn(Role::User, "b")],
+            (0, 0),
+            1,
+        )
+        .expect("append");
+        {
+            let tx = s.db.begin_write().expect("w");
+            tx.open_table(SESSIONS)
+                .expect("open")
+                .insert("k", &b"{broken"[..])
+                .expect("insert");
+            tx.commit().expect("commit");
+        }
+        let m = s
+            .append("k", &[turn(Role::User, "c")], (0, 0), 2)
+            .expect("append");
+        assert_eq!(m.next_seq, 3);
+        let texts: Vec<u64> = s
+            .turns("k", 0, 10)
+            .expect("t")
+            .iter()
+            .map(|(q, _)| *q)
+            .collect();
+        assert_eq!(texts, vec![0, 1, 2]);
         let _ = std::fs::remove_file(&path);
     }
 }
