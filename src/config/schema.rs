@@ -20,6 +20,7 @@ pub struct Config {
     pub network: Option<NetworkConfig>,
     pub tools: Tools,
     pub logging: Logging,
+    pub queue: crate::queue::QueueConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -458,6 +458,55 @@ impl Reactor {
         }))
     }
 
+    /// Records `turns` in `session` and queues `text` for delivery to
+    /// `to` ("channel:chat_id" or "channel:account:chat_id"), split to the
+    /// channel's message limit — all in one transaction. The delivery loop
+    /// sends it when the channel is up; nothing is lost if it is not.
+    pub(crate) fn deliver(
+        &mut self,
+        session: &str,
+        to: &str,
+        turns: &[Turn],
+        usage: (u64, u64),
+        inbound: Option<(&str, &str)>,
+        text: &str,
+    ) -> Result<(), String> {
+        let target = crate::channel::Target::parse(to)?;
+        let limit = crate::channel::text_limit(&self.cfg, &target.channel);
+        let chunks = crate::channel::split::split_utf16(text, limit);
+        let replies: Vec<crate::channel::Outbound> = chunks
+            .into_iter()
+            .map(|c| crate::channel::Outbound {
+                channel: target.channel.clone(),
+                account: target.account.clone(),
+                chat_id: target.chat_id.clone(),
+                text: c,
+                reply_to: None,
+                thread_id: None,
+            })
+            .collect();
+        let done = self
+            .store
+            .commit_reply(
+                &self.cfg.queue,
+                session,
+                turns,
+                usage,
+                inbound,
+                &replies,
+                crate::util::now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
+        if let Some(meta) = done.meta {
+            self.sessions.put(meta);
+        }
+        self.wake_delivery();
+        Ok(())
+    }
+
+    /// Nudges the delivery loop (no-op until channels are running).
+    fn wake_delivery(&mut self) {}
+
     fn cooling_models(&self) -> Vec<String> {
         let now = crate::util::now_ms();
         self.model_health
