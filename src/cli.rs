@@ -23,6 +23,9 @@ Commands:
                          validate, read or change pinch.json
   sessions list|show|reset
                          list, print or delete conversations
+  pairing list|approve|reject
+                         approve people who asked to talk to the assistant
+  queue list|retry|drop  outgoing channel messages and dead letters
   doctor                 check connectivity, exposure, permissions and clock
   version                print the version
 
@@ -90,6 +93,8 @@ fn run() -> Result<i32, String> {
         "config" => cmd_config(&mut p, &g, &home),
         "sessions" => cmd_sessions(&mut p, &g, &home),
         "doctor" => crate::doctor::cmd(&mut p, g.config.as_deref(), &home),
+        "pairing" => cmd_pairing(&mut p, &g, &home),
+        "queue" => cmd_queue(&mut p, &g, &home),
         "version" => {
             println!("pinch {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
@@ -229,6 +234,36 @@ impl Target {
     fn unreachable(&self, e: impl std::fmt::Display) -> String {
         format!("cannot reach the gateway at {}: {e}\n  is it running? start it with `pinch gateway run` (or `systemctl start pinch`)", self.http())
     }
+    /// Calls a reactor method through `POST /api/call`.
+    fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(15)))
+            .build()
+            .into();
+        let mut rq = agent
+            .post(&format!("{}/api/call", self.http()))
+            .header("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            rq = rq.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = rq
+            .send(json!({"method": method, "params": params}).to_string())
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_str(&body).unwrap_or(json!({"error": body}));
+        match status {
+            200 => Ok(v),
+            401 => Err("the gateway wants a token: pass --token, set PINCH_GATEWAY_TOKEN, or gateway.auth.token in the config".into()),
+            _ => Err(v["error"].as_str().unwrap_or(&body).to_string()),
+        }
+    }
+
     fn get(&self, path: &str) -> Result<Value, String> {
         self.request("GET", path)
     }
@@ -793,4 +828,139 @@ fn encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Parses `--url`, `--token`, `--json` and positional arguments.
+fn common_args(
+    p: &mut lexopt::Parser,
+    help: &str,
+) -> Result<Option<(Option<String>, Option<String>, bool, Vec<String>)>, String> {
+    let (mut url, mut token, mut as_json) = (None, None, false);
+    let mut args = Vec::new();
+    while let Some(a) = p.next().map_err(|e| e.to_string())? {
+        match a {
+            Short('h') | Long("help") => {
+                println!("{help}");
+                return Ok(None);
+            }
+            Long("url") => url = Some(val(p)?),
+            Long("token") => token = Some(val(p)?),
+            Long("json") => as_json = true,
+            Value(v) => args.push(
+                v.string()
+                    .map_err(|_| "argument is not valid UTF-8".to_string())?,
+            ),
+            other => return Err(format!("{}\n\n{help}", other.unexpected())),
+        }
+    }
+    Ok(Some((url, token, as_json, args)))
+}
+
+fn cmd_pairing(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
+    const HELP: &str = "Usage: pinch pairing <list | approve CHANNEL CODE | reject CHANNEL CODE> [--url URL] [--token T] [--json]
+
+Someone unknown who writes to the assistant directly gets an 8-character code
+(valid 1 hour). Approving it lets that person talk to the assistant in direct
+messages from then on; it never grants access to groups.";
+    let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
+        return Ok(0);
+    };
+    let t = target(url, token, g, home)?;
+    let v = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["list"] => t.call("pairing.list", json!({}))?,
+        ["approve", ch, code] => t.call("pairing.approve", json!({"channel": ch, "code": code}))?,
+        ["reject", ch, code] => t.call("pairing.reject", json!({"channel": ch, "code": code}))?,
+        _ => {
+            println!("{HELP}");
+            return Ok(2);
+        }
+    };
+    if as_json || args[0] != "list" {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
+    for (ch, st) in v.as_object().cloned().unwrap_or_default() {
+        let pending = st["pending"].as_array().cloned().unwrap_or_default();
+        println!(
+            "{ch}: {} pending, {} approved",
+            pending.len(),
+            st["approved"].as_object().map(|m| m.len()).unwrap_or(0)
+        );
+        for r in pending {
+            println!(
+                "  {}  from {} ({})",
+                r["code"].as_str().unwrap_or("?"),
+                r["sender_id"]
+                    .as_str()
+                    .or(r["senderId"].as_str())
+                    .unwrap_or("?"),
+                r["sender_name"]
+                    .as_str()
+                    .or(r["senderName"].as_str())
+                    .unwrap_or("")
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_queue(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
+    const HELP: &str =
+        "Usage: pinch queue <list | retry SEQ | drop SEQ> [--url URL] [--token T] [--json]
+
+list       queued outgoing messages (per chat, in order) and dead letters
+retry SEQ  move a dead letter back into the queue
+drop SEQ   delete a queued message or a dead letter";
+    let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
+        return Ok(0);
+    };
+    let t = target(url, token, g, home)?;
+    let seq = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| format!("{s:?} is not a message number (see `pinch queue list`)"))
+    };
+    let v = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["list"] => t.call("queue.list", json!({}))?,
+        ["retry", s] => t.call("queue.retry", json!({"seq": seq(s)?}))?,
+        ["drop", s] => t.call("queue.drop", json!({"seq": seq(s)?}))?,
+        _ => {
+            println!("{HELP}");
+            return Ok(2);
+        }
+    };
+    if as_json || args[0] != "list" {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
+    println!("queue: {}", v["stats"]);
+    for m in v["queued"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  #{} {}:{} attempts {} {}",
+            m["seq"],
+            m["outbound"]["channel"].as_str().unwrap_or(""),
+            m["outbound"]["chat_id"].as_str().unwrap_or(""),
+            m["attempts"],
+            crate::util::truncate(m["outbound"]["text"].as_str().unwrap_or(""), 60)
+        );
+    }
+    for m in v["dead"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  dead #{} {}:{} — {}",
+            m["seq"],
+            m["outbound"]["channel"].as_str().unwrap_or(""),
+            m["outbound"]["chat_id"].as_str().unwrap_or(""),
+            m["reason"].as_str().unwrap_or("")
+        );
+    }
+    Ok(0)
 }

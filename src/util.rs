@@ -87,6 +87,17 @@ pub fn short_hash(data: &[u8]) -> String {
         .collect()
 }
 
+/// A random number from the system's secure generator (pairing codes,
+/// jitter). Falls back to the clock if the generator fails.
+pub fn random_u64() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    match ring::rand::SystemRandom::new().fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => now_ms().wrapping_mul(6_364_136_223_846_793_005),
+    }
+}
+
 /// Compares two secrets in time that depends only on their lengths.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

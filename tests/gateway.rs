@@ -365,3 +365,32 @@ fn connection_limit_answers_503_not_a_thread() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(http_get(&format!("{}/healthz", gw.url()), None).0, 200);
 }
+
+#[test]
+fn messages_sent_while_a_run_is_going_all_get_answers_in_order() {
+    let (home, llm) = setup("queued");
+    llm.push(Reply::Text(vec!["slow ".into(), "first".into()]));
+    let gw = Gateway::start(&home, &[]);
+    let mut ws = Ws::connect(gw.addr);
+    let mut ids = Vec::new();
+    for t in ["one", "two", "three", "four"] {
+        ids.push(ws.req("chat.send", json!({"session": "web:q", "text": t})));
+    }
+    let mut finals = Vec::new();
+    while finals.len() < 4 {
+        let v = ws.read();
+        if v["event"] == "chat.final" {
+            finals.push(v["payload"]["text"].as_str().unwrap_or("").to_string());
+        }
+        assert_ne!(v["event"], "chat.error", "{v}");
+    }
+    assert_eq!(
+        finals,
+        vec![
+            "slow first",
+            "Hello from fake: two",
+            "Hello from fake: three",
+            "Hello from fake: four"
+        ]
+    );
+}

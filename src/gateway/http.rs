@@ -298,6 +298,24 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
                 query(&mut stream, shared, "sessions.list", json!({}));
             }
         }
+        ("POST", "/api/call") => {
+            if authorized(&mut stream, &req, shared) {
+                match serde_json::from_slice::<Value>(&req.body) {
+                    Ok(v) if v["method"].is_string() && v["method"] != "chat.send" => {
+                        let method = v["method"].as_str().unwrap_or("").to_string();
+                        query(
+                            &mut stream,
+                            shared,
+                            &method,
+                            v.get("params").cloned().unwrap_or(json!({})),
+                        );
+                    }
+                    _ => {
+                        let _ = respond(&mut stream, 400, "application/json", &[], error_body("body must be {\"method\": \"…\", \"params\": {…}} (chat.send: use /api/chat)").as_bytes());
+                    }
+                }
+            }
+        }
         ("POST", "/api/chat") => {
             if authorized(&mut stream, &req, shared) {
                 http_chat(stream, &req, shared);

@@ -8,10 +8,12 @@
 //! bounded `Outbox`.
 
 pub mod auth;
+pub mod channels;
 pub mod http;
 pub mod outbox;
 pub mod protocol;
 pub mod reactor;
+pub mod telegram;
 pub mod ws;
 
 use crate::config::{self, Loaded};
@@ -46,6 +48,11 @@ pub enum ToReactor {
     },
     /// Progress of an agent run, from a worker.
     Run(crate::agent::RunUpdate),
+    /// News from a channel adapter's threads.
+    Adapter {
+        channel: String,
+        event: telegram::AdapterEvent,
+    },
 }
 
 /// What the edge threads share. Everything mutable here is atomic or locked
@@ -143,6 +150,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
             .spawn(move || http::accept_loop(listener, sh))
             .map_err(|e| format!("cannot start the accept thread: {e}"))?;
         let mut reactor = reactor::Reactor::new(cfg.clone(), store, pool);
+        reactor.start_channels(tx.clone())?;
         shared.ready.store(true, Ordering::SeqCst);
         log::info!("listening on {addr}");
         // Start-up garbage (config text, parse trees) is freed by now; give

@@ -31,16 +31,23 @@ fn err(code: &str, msg: impl Into<String>) -> (String, String) {
     (code.to_string(), msg.into())
 }
 
-/// Who started a run and wants its events.
-#[derive(Clone, Copy, PartialEq)]
-enum Origin {
+/// Who started a run and wants its result.
+#[derive(Clone, PartialEq)]
+pub(super) enum Origin {
+    /// A WebSocket or HTTP client: gets the streamed events.
     Client(u64),
+    /// A channel message: the answer is delivered through the queue.
+    Channel {
+        channel: String,
+        inbound: String,
+        target: String,
+    },
 }
 
-struct Pending {
-    origin: Origin,
-    text: String,
-    run_id: u64,
+pub(super) struct Pending {
+    pub origin: Origin,
+    pub text: String,
+    pub run_id: u64,
 }
 
 struct Running {
@@ -75,8 +82,9 @@ impl SessionCache {
 }
 
 pub struct Reactor {
-    cfg: Arc<Config>,
-    store: Store,
+    pub(super) cfg: Arc<Config>,
+    pub(super) store: Store,
+    pub(super) channels: super::channels::Runtime,
     pool: Pool,
     clients: HashMap<u64, Outbox>,
     runs: HashMap<u64, Running>,
@@ -89,6 +97,7 @@ pub struct Reactor {
     runs_failed: u64,
     /// `runs_total` when free memory was last released.
     trimmed_at: u64,
+    ticks: u64,
     /// Per "provider/model": consecutive failures and cooldown end (ms).
     model_health: HashMap<String, (u32, u64, String)>,
 }
@@ -99,6 +108,7 @@ impl Reactor {
         Reactor {
             cfg,
             store,
+            channels: super::channels::Runtime::default(),
             pool,
             clients: HashMap::new(),
             runs: HashMap::new(),
@@ -113,6 +123,7 @@ impl Reactor {
             runs_total: 0,
             runs_failed: 0,
             trimmed_at: 0,
+            ticks: 0,
             model_health: HashMap::new(),
         }
     }
@@ -124,7 +135,7 @@ impl Reactor {
         stop: impl std::future::Future<Output = &'static str>,
     ) -> &'static str {
         tokio::pin!(stop);
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
                 why = &mut stop => {
@@ -144,11 +155,21 @@ impl Reactor {
         for r in self.runs.values() {
             r.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
         }
+        self.stop_channels();
         // Dropping the outboxes wakes every connection thread, which closes.
         self.clients.clear();
     }
 
     fn maintain(&mut self) {
+        self.ticks += 1;
+        // Queued replies whose retry time has come.
+        self.pump_delivery();
+        if self.ticks % 5 != 0 {
+            return;
+        }
+        if !self.channels_idle() {
+            self.resume_inbound();
+        }
         crate::service::watchdog();
         // After a burst, hand freed heap back to the kernel so RSS returns
         // to its baseline instead of staying at the high-water mark.
@@ -192,6 +213,7 @@ impl Reactor {
                 let _ = reply.try_send(r);
             }
             ToReactor::Run(update) => self.on_run(update),
+            ToReactor::Adapter { channel, event } => self.on_adapter(&channel, event),
         }
     }
 
@@ -206,6 +228,11 @@ impl Reactor {
     }
 
     fn call(&mut self, conn: Option<u64>, method: &str, params: Value) -> CallResult {
+        if method.starts_with("pairing.") || method.starts_with("queue.") {
+            if let Some(r) = self.channel_call(method, &params) {
+                return r;
+            }
+        }
         match method {
             "chat.send" => {
                 let conn =
@@ -232,27 +259,15 @@ impl Reactor {
                         ),
                     ));
                 }
-                let run_id = self.next_run;
-                self.next_run += 1;
+                let run_id = self.new_run_id();
                 let pending = Pending {
                     origin: Origin::Client(conn),
                     text,
                     run_id,
                 };
-                if let Some(q) = self.busy.get_mut(&session) {
-                    if q.len() >= SESSION_QUEUE {
-                        return Err(err(
-                            "BUSY",
-                            "this session already has messages waiting; wait for the reply",
-                        ));
-                    }
-                    q.push_back(pending);
-                    return Ok(
-                        json!({"runId": run_id.to_string(), "session": session, "queued": true}),
-                    );
-                }
-                self.start_run(&session, pending)?;
-                Ok(json!({"runId": run_id.to_string(), "session": session}))
+                let queued = self.busy.contains_key(&session);
+                self.enqueue_run(&session, pending)?;
+                Ok(json!({"runId": run_id.to_string(), "session": session, "queued": queued}))
             }
             "chat.abort" => {
                 let run = params
@@ -345,7 +360,33 @@ impl Reactor {
             "runs": {"inFlight": self.runs.len(), "total": self.runs_total, "failed": self.runs_failed},
             "primaryModel": self.cfg.agents.defaults.model.primary,
             "models": providers,
+            "channels": self.channels_status(),
         })
+    }
+
+    pub(super) fn new_run_id(&mut self) -> u64 {
+        let id = self.next_run;
+        self.next_run += 1;
+        id
+    }
+
+    /// Starts a run, or queues it behind the session's running one.
+    pub(super) fn enqueue_run(
+        &mut self,
+        session: &str,
+        pending: Pending,
+    ) -> Result<(), (String, String)> {
+        if let Some(q) = self.busy.get_mut(session) {
+            if q.len() >= SESSION_QUEUE {
+                return Err(err(
+                    "BUSY",
+                    "this session already has messages waiting; wait for the reply",
+                ));
+            }
+            q.push_back(pending);
+            return Ok(());
+        }
+        self.start_run(session, pending)
     }
 
     fn start_run(&mut self, session: &str, p: Pending) -> Result<(), (String, String)> {
@@ -504,8 +545,10 @@ impl Reactor {
         Ok(())
     }
 
-    /// Nudges the delivery loop (no-op until channels are running).
-    fn wake_delivery(&mut self) {}
+    /// Hands newly queued replies to the adapters at once.
+    fn wake_delivery(&mut self) {
+        self.pump_delivery();
+    }
 
     fn cooling_models(&self) -> Vec<String> {
         let now = crate::util::now_ms();
@@ -520,7 +563,11 @@ impl Reactor {
         let Some(run) = self.runs.get(&u.run_id) else {
             return;
         };
-        let Origin::Client(conn) = run.origin;
+        let origin = run.origin.clone();
+        let conn = match origin {
+            Origin::Client(c) => c,
+            Origin::Channel { .. } => 0,
+        };
         let session = run.session.clone();
         let rid = u.run_id.to_string();
         match u.event {
@@ -563,6 +610,11 @@ impl Reactor {
                     }
                     turns.push(t);
                 }
+                if let Origin::Channel { channel, inbound, target } = &origin {
+                    self.channel_run_done(channel, inbound, &session, target, &turns, usage, &text);
+                    self.finish(u.run_id, &session);
+                    return;
+                }
                 match self.store.append(&session, &turns, usage, now) {
                     Ok(meta) => self.sessions.put(meta),
                     Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
@@ -573,26 +625,38 @@ impl Reactor {
             }
             RunEvent::Error { message, kind } => {
                 self.runs_failed += 1;
+                if let Origin::Channel { channel, inbound, target } = &origin {
+                    log::warn!("{channel}: run failed ({kind}): {message}");
+                    let note = format!("Sorry, I could not answer that: {message}");
+                    self.channel_run_done(channel, inbound, &session, target, &[], (0, 0), &note);
+                    self.finish(u.run_id, &session);
+                    return;
+                }
                 self.send(conn, event_frame("chat.error", json!({"runId": rid, "session": session, "message": message, "kind": kind})));
                 self.finish(u.run_id, &session);
             }
         }
     }
 
+    /// Ends a run and starts the next message waiting on its session.
     fn finish(&mut self, run_id: u64, session: &str) {
         self.runs.remove(&run_id);
-        let next = self.busy.get_mut(session).and_then(VecDeque::pop_front);
-        match next {
-            Some(p) => {
-                let Origin::Client(conn) = p.origin;
-                let rid = p.run_id;
+        loop {
+            let Some(p) = self.busy.get_mut(session).and_then(VecDeque::pop_front) else {
                 self.busy.remove(session);
-                if let Err((code, msg)) = self.start_run(session, p) {
-                    self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code})));
-                }
-            }
-            None => {
-                self.busy.remove(session);
+                return;
+            };
+            let origin = p.origin.clone();
+            let rid = p.run_id;
+            match self.start_run(session, p) {
+                Ok(()) => return,
+                Err((code, msg)) => match origin {
+                    Origin::Client(conn) => self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code}))),
+                    Origin::Channel { channel, inbound, .. } => {
+                        log::warn!("{channel}: queued run not started ({code}: {msg}); the message stays in the inbox");
+                        self.channels.running.remove(&(channel, inbound));
+                    }
+                },
             }
         }
     }

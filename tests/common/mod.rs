@@ -655,3 +655,4 @@ pub fn http_post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
         resp.into_body().read_to_string().unwrap_or_default(),
     )
 }
+pub mod telegram;

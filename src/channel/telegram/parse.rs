@@ -274,6 +274,7 @@ fn message_to_envelope(m: TgMessage, bot: &BotIdentity, account: &str) -> Result
         (None, None) => (String::new(), Vec::new()),
     };
     let mut mentioned = false;
+    let mut leading_mention = false;
     let mut command_prefix: Option<(String, usize)> = None;
     let units: Vec<u16> = if entities.is_empty() {
         Vec::new()
@@ -290,6 +291,7 @@ fn message_to_envelope(m: TgMessage, bot: &BotIdentity, account: &str) -> Result
                     })
                     .unwrap_or(false);
                 mentioned |= hit;
+                leading_mention |= hit && e.offset == 0;
             }
             "text_mention" => {
                 mentioned |= e.user.as_ref().is_some_and(|u| u.id == bot.id);
@@ -308,6 +310,18 @@ fn message_to_envelope(m: TgMessage, bot: &BotIdentity, account: &str) -> Result
                 }
             }
             _ => {}
+        }
+    }
+    // "@pinchbot what time is it?" reaches the model as "what time is it?".
+    if leading_mention {
+        let name_len = bot.username.len() + 1;
+        if text.is_char_boundary(name_len) {
+            let rest = text[name_len..]
+                .trim_start_matches([' ', ',', ':'])
+                .to_string();
+            if !rest.is_empty() {
+                text = rest;
+            }
         }
     }
     // "/status@pinchbot args" reaches the command layer as "/status args".

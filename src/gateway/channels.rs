@@ -1,0 +1,499 @@
+//! Channels inside the reactor: what happens to an inbound message and to a
+//! queued reply. Runs on the reactor thread; adapters' I/O is elsewhere.
+//!
+//! Inbound: each batch from an adapter is checked against the channel's
+//! access policy; accepted messages go into the durable inbox together with
+//! the adapter's new offset in ONE transaction, and only then is the adapter
+//! told to move on. Unknown DM senders get a pairing code instead of a run.
+//! Drops are counted, never silent. An accepted message's run ends in
+//! `deliver`, which commits the transcript, marks the inbound done and
+//! queues the reply chunks in one transaction.
+//!
+//! Outbound: the pump hands each chat's oldest due message to the adapter's
+//! send thread (one in flight per chat keeps order) and records the outcome:
+//! delivered, retry with backoff (honouring retry-after), or dead letter.
+
+use super::reactor::{Origin, Pending, Reactor};
+use super::telegram::{self, AdapterEvent, SendJob, SendResult};
+use crate::channel::{self, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, Verdict};
+use crate::queue;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+
+/// Channel state the reactor owns.
+#[derive(Default)]
+pub struct Runtime {
+    adapters: HashMap<String, telegram::Handle>,
+    access: HashMap<String, AccessConfig>,
+    pairing: HashMap<String, Pairing>,
+    health: HashMap<String, Value>,
+    /// Queue sequence numbers handed to a send thread and not yet answered.
+    inflight: HashSet<u64>,
+    /// Inbound ids (channel, id) with a run in flight.
+    pub(super) running: HashSet<(String, String)>,
+    /// Channels refusing new runs because their queue is full.
+    backpressure: HashMap<String, String>,
+    /// The chat the owner wrote from last ("channel:chat_id").
+    pub last_chat: Option<String>,
+}
+
+fn access_for(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
+    let v = serde_json::to_value(ch).map_err(|e| e.to_string())?;
+    let map = v.as_object().cloned().unwrap_or_default();
+    AccessConfig::from_channel_block(&map)
+}
+
+impl Reactor {
+    /// Starts the adapters of every enabled, supported channel.
+    pub fn start_channels(
+        &mut self,
+        to_reactor: tokio::sync::mpsc::Sender<super::ToReactor>,
+    ) -> Result<(), String> {
+        let cfg = self.cfg.clone();
+        for (name, ch) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
+            let access = access_for(ch).map_err(|e| format!("channels.{name}: {e}"))?;
+            self.channels.access.insert(name.clone(), access);
+            let pairing = queue::channel_state_get(&self.store, name, "pairing")?
+                .and_then(|b| serde_json::from_slice::<Pairing>(&b).ok())
+                .unwrap_or_default();
+            self.channels.pairing.insert(name.clone(), pairing);
+            match name.as_str() {
+                "telegram" => {
+                    let token = ch.bot_token.clone().ok_or_else(|| "channels.telegram.botToken is required (e.g. \"$TELEGRAM_BOT_TOKEN\")".to_string())?;
+                    let offset = queue::channel_state_get(&self.store, name, "offset")?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok());
+                    let settings = telegram::Settings {
+                        channel: name.clone(),
+                        account: "default".into(),
+                        api_root: ch.api_root.clone().unwrap_or_else(|| "https://api.telegram.org".into()),
+                        token,
+                        poll_timeout_s: ch.poll_timeout_seconds.clamp(1, 50),
+                        route: crate::net::route_for(&cfg, crate::net::Owner::Channel(name))?,
+                        offset,
+                    };
+                    let h = telegram::spawn(settings, to_reactor.clone())?;
+                    self.channels.adapters.insert(name.clone(), h);
+                    self.channels.health.insert(name.clone(), json!({"state": "starting"}));
+                }
+                other => log::warn!("channels.{other}: no adapter for this channel in this version; its messages are not received"),
+            }
+        }
+        // Messages accepted before a crash or restart, not yet answered.
+        self.resume_inbound();
+        self.pump_delivery();
+        Ok(())
+    }
+
+    pub fn stop_channels(&mut self) {
+        for h in self.channels.adapters.values() {
+            h.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    pub fn on_adapter(&mut self, channel: &str, ev: AdapterEvent) {
+        match ev {
+            AdapterEvent::Health(h) => {
+                self.channels.health.insert(channel.to_string(), h);
+            }
+            AdapterEvent::Sent { seq, result } => self.on_sent(seq, result),
+            AdapterEvent::Inbound {
+                envelopes,
+                next_offset,
+                ack,
+            } => {
+                let ok = self.on_inbound(channel, envelopes, next_offset);
+                let _ = ack.try_send(ok);
+            }
+        }
+    }
+
+    /// Commits a batch: accepted messages into the inbox and the offset, in
+    /// one transaction. Returns false if nothing could be committed.
+    fn on_inbound(
+        &mut self,
+        channel: &str,
+        envelopes: Vec<Envelope>,
+        next_offset: Option<i64>,
+    ) -> bool {
+        let now = crate::util::now_ms();
+        let mut accepted: Vec<(Envelope, String)> = Vec::new();
+        let mut pairing_replies: Vec<(Envelope, String)> = Vec::new();
+        let mut drops: Vec<String> = Vec::new();
+        let Some(access) = self.channels.access.get(channel).cloned() else {
+            return false;
+        };
+        for env in envelopes {
+            let verdict = {
+                let pairing = self.channels.pairing.get(channel);
+                let approved = |s: &str| pairing.map(|p| p.is_approved(s)).unwrap_or(false);
+                channel::decide(&access, &env, &approved)
+            };
+            match verdict {
+                Verdict::Accept => {
+                    let session = format!("{channel}:{}", env.chat_id);
+                    accepted.push((env, session));
+                }
+                Verdict::Pair => {
+                    let mut rng = crate::util::random_u64;
+                    let outcome = self
+                        .channels
+                        .pairing
+                        .entry(channel.to_string())
+                        .or_default()
+                        .request(&env.sender_id, &env.sender_name, now, &mut rng);
+                    match outcome {
+                        PairOutcome::Issue { code } => pairing_replies.push((env, code)),
+                        PairOutcome::AlreadyApproved => {
+                            let session = format!("{channel}:{}", env.chat_id);
+                            accepted.push((env, session));
+                        }
+                        PairOutcome::AlreadyPending => drops.push("pairing-pending".into()),
+                        PairOutcome::TooManyPending => drops.push("pairing-limit".into()),
+                    }
+                }
+                Verdict::Drop(reason) => drops.push(format!("{reason:?}")),
+            }
+        }
+        let tx = match self.store.db.begin_write() {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("{channel}: cannot commit inbound batch: {e}");
+                return false;
+            }
+        };
+        let mut new_ones = Vec::new();
+        for (env, session) in accepted {
+            match queue::accept_inbound_in(&tx, &self.cfg.queue, &env, &session, now) {
+                Ok(queue::Accept::New) => new_ones.push((env, session)),
+                Ok(queue::Accept::Duplicate) => {
+                    log::debug!("{channel}: duplicate message {} ignored", env.platform_id)
+                }
+                Err(e) => {
+                    log::error!("{channel}: cannot accept message: {e}");
+                    return false;
+                }
+            }
+        }
+        for reason in &drops {
+            if let Err(e) = queue::count_drop_in(&tx, channel, reason, 1) {
+                log::warn!("{channel}: cannot count drop: {e}");
+            }
+        }
+        if let Some(o) = next_offset {
+            if let Err(e) =
+                queue::channel_state_put_in(&tx, channel, "offset", o.to_string().as_bytes())
+            {
+                log::error!("{channel}: cannot store offset: {e}");
+                return false;
+            }
+        }
+        if let Some(p) = self.channels.pairing.get(channel) {
+            if let Ok(bytes) = serde_json::to_vec(p) {
+                let _ = queue::channel_state_put_in(&tx, channel, "pairing", &bytes);
+            }
+        }
+        if let Err(e) = tx.commit() {
+            log::error!("{channel}: cannot commit inbound batch: {e}");
+            return false;
+        }
+        for (env, code) in pairing_replies {
+            let text = format!(
+                "Hi! This assistant only talks to people its owner approved. Your pairing code is {code} (valid for 1 hour). Ask the owner to run: pinch pairing approve {channel} {code}"
+            );
+            let to = format!("{channel}:{}", env.chat_id);
+            if let Err(e) = self.deliver(
+                &format!("{channel}:{}", env.chat_id),
+                &to,
+                &[],
+                (0, 0),
+                None,
+                &text,
+            ) {
+                log::warn!("{channel}: cannot queue pairing code: {e}");
+            }
+        }
+        for (env, session) in new_ones {
+            if env.chat_kind == ChatKind::Direct {
+                self.channels.last_chat = Some(format!("{channel}:{}", env.chat_id));
+            }
+            self.start_channel_run(env, session);
+        }
+        true
+    }
+
+    fn start_channel_run(&mut self, env: Envelope, session: String) {
+        let key = (env.channel.clone(), queue::inbound_id(&env));
+        if self.channels.running.contains(&key) {
+            return;
+        }
+        if let Err(e) = queue::can_accept(&self.store, &self.cfg.queue, &env.channel) {
+            // The message stays in the inbox and runs when the queue drains.
+            self.channels
+                .backpressure
+                .insert(env.channel.clone(), e.to_string());
+            return;
+        }
+        self.channels.backpressure.remove(&env.channel);
+        if let Some(h) = self.channels.adapters.get(&env.channel) {
+            let _ = h.send.try_send(SendJob::Typing {
+                chat_id: env.chat_id.clone(),
+                thread_id: env.thread_id.clone(),
+            });
+        }
+        let text = if env.attachments.is_empty() {
+            env.text.clone()
+        } else {
+            format!(
+                "{}\n[{} attachment(s) not shown]",
+                env.text,
+                env.attachments.len()
+            )
+        };
+        let run_id = self.new_run_id();
+        let target = format!("{}:{}", env.channel, env.chat_id);
+        let origin = Origin::Channel {
+            channel: env.channel.clone(),
+            inbound: key.1.clone(),
+            target,
+        };
+        let pending = Pending {
+            origin,
+            text,
+            run_id,
+        };
+        match self.enqueue_run(&session, pending) {
+            Ok(()) => {
+                self.channels.running.insert(key);
+            }
+            Err((code, msg)) => log::warn!(
+                "{}: run not started ({code}: {msg}); the message stays in the inbox",
+                env.channel
+            ),
+        }
+    }
+
+    /// Called when a channel run ends (answer or failure).
+    pub fn channel_run_done(
+        &mut self,
+        channel: &str,
+        inbound: &str,
+        session: &str,
+        target: &str,
+        turns: &[crate::store::Turn],
+        usage: (u64, u64),
+        text: &str,
+    ) {
+        self.channels
+            .running
+            .remove(&(channel.to_string(), inbound.to_string()));
+        if let Err(e) = self.deliver(
+            session,
+            target,
+            turns,
+            usage,
+            Some((channel, inbound)),
+            text,
+        ) {
+            log::error!("{channel}: could not commit the reply: {e}");
+        }
+    }
+
+    /// Re-runs messages accepted but never answered (after a restart or
+    /// backpressure).
+    pub fn resume_inbound(&mut self) {
+        let pending = match queue::pending_inbound(&self.store, 32) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("cannot read the inbox: {e}");
+                return;
+            }
+        };
+        for (env, session) in pending {
+            if self.channels.adapters.contains_key(&env.channel) {
+                self.start_channel_run(env, session);
+            }
+        }
+    }
+
+    /// True when no channel is held back by a full queue.
+    pub fn channels_idle(&self) -> bool {
+        self.channels.backpressure.is_empty()
+    }
+
+    /// Hands due messages to the send threads.
+    pub fn pump_delivery(&mut self) {
+        if self.channels.adapters.is_empty() {
+            return;
+        }
+        let now = crate::util::now_ms();
+        let due = match queue::next_due(&self.store, now, 32, &self.channels.inflight) {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("delivery: cannot read the queue: {e}");
+                return;
+            }
+        };
+        for m in due {
+            let Some(h) = self.channels.adapters.get(&m.row.outbound.channel) else {
+                continue;
+            };
+            if h.send
+                .try_send(SendJob::Message {
+                    seq: m.seq,
+                    out: m.row.outbound.clone(),
+                })
+                .is_ok()
+            {
+                self.channels.inflight.insert(m.seq);
+            }
+        }
+    }
+
+    fn on_sent(&mut self, seq: u64, result: SendResult) {
+        self.channels.inflight.remove(&seq);
+        let now = crate::util::now_ms();
+        let r = match result {
+            SendResult::Delivered => queue::delivered(&self.store, seq).map(|_| ()),
+            SendResult::Retry { after_s, error } => {
+                log::info!("delivery of #{seq} failed ({error}); will retry");
+                let mut j = |bound: u64| {
+                    if bound == 0 {
+                        0
+                    } else {
+                        crate::util::random_u64() % (bound + 1)
+                    }
+                };
+                queue::failed(
+                    &self.store,
+                    &self.cfg.queue,
+                    seq,
+                    now,
+                    &error,
+                    after_s,
+                    &mut j,
+                )
+                .map(|_| ())
+            }
+            SendResult::Permanent(error) => {
+                log::warn!("delivery of #{seq} failed for good: {error}; moved to dead letters");
+                queue::fail_permanent(&self.store, &self.cfg.queue, seq, now, &error).map(|_| ())
+            }
+        };
+        if let Err(e) = r {
+            log::error!("delivery: cannot record the outcome of #{seq}: {e}");
+        }
+        self.pump_delivery();
+    }
+
+    /// The `/status` section for channels and the queue.
+    pub fn channels_status(&self) -> Value {
+        let now = crate::util::now_ms();
+        let queue = queue::stats(&self.store, now)
+            .ok()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null);
+        let mut chans = serde_json::Map::new();
+        for (name, h) in &self.channels.health {
+            let pending = self
+                .channels
+                .pairing
+                .get(name)
+                .map(|p| p.list(now).len())
+                .unwrap_or(0);
+            chans.insert(name.clone(), json!({"health": h, "pairingPending": pending, "backpressure": self.channels.backpressure.get(name)}));
+        }
+        json!({"channels": chans, "queue": queue})
+    }
+
+    /// `pairing.*`, `queue.*` methods.
+    pub fn channel_call(
+        &mut self,
+        method: &str,
+        params: &Value,
+    ) -> Option<Result<Value, (String, String)>> {
+        let err = |c: &str, m: String| Err((c.to_string(), m));
+        let now = crate::util::now_ms();
+        let ch = params
+            .get("channel")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let code = params
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_uppercase();
+        let seq = params.get("seq").and_then(Value::as_u64);
+        Some(match method {
+            "pairing.list" => {
+                let mut out = serde_json::Map::new();
+                for (name, p) in &self.channels.pairing {
+                    out.insert(
+                        name.clone(),
+                        json!({"pending": p.list(now), "approved": p.approved()}),
+                    );
+                }
+                Ok(Value::Object(out))
+            }
+            "pairing.approve" | "pairing.reject" => {
+                let Some(p) = self.channels.pairing.get_mut(&ch) else {
+                    return Some(err(
+                        "NOT_FOUND",
+                        format!(
+                            "no channel {ch:?} is running; known: {}",
+                            self.channels
+                                .pairing
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                };
+                let r = if method == "pairing.approve" {
+                    p.approve(&code, now)
+                } else {
+                    p.reject(&code)
+                };
+                match r {
+                    Ok(sender) => {
+                        let bytes = serde_json::to_vec(p).unwrap_or_default();
+                        if let Err(e) =
+                            queue::channel_state_put(&self.store, &ch, "pairing", &bytes)
+                        {
+                            return Some(err("STORE", e));
+                        }
+                        Ok(
+                            json!({"channel": ch, "sender": sender, "approved": method == "pairing.approve"}),
+                        )
+                    }
+                    Err(e) => err("NOT_FOUND", e),
+                }
+            }
+            "queue.list" => {
+                let q =
+                    queue::list(&self.store, 200).map_err(|e| ("STORE".to_string(), e.to_string()));
+                let d = queue::dead_letters(&self.store, 200)
+                    .map_err(|e| ("STORE".to_string(), e.to_string()));
+                match (q, d) {
+                    (Ok(q), Ok(d)) => Ok(
+                        json!({"queued": q, "dead": d, "stats": queue::stats(&self.store, now).ok()}),
+                    ),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
+            "queue.retry" => match seq {
+                Some(s) => queue::retry_dead(&self.store, &self.cfg.queue, s, now)
+                    .map(|n| json!({"requeued": n}))
+                    .map_err(|e| ("NOT_FOUND".to_string(), e.to_string())),
+                None => err("INVALID_REQUEST", "params.seq is required".into()),
+            },
+            "queue.drop" => match seq {
+                Some(s) => queue::drop_msg(&self.store, s)
+                    .map(|d| json!({"dropped": format!("{d:?}")}))
+                    .map_err(|e| ("NOT_FOUND".to_string(), e.to_string())),
+                None => err("INVALID_REQUEST", "params.seq is required".into()),
+            },
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! The Telegram adapter's I/O shell: a long-poll thread and a send thread,
+//! both thin. Parsing, classification, backoff and splitting are the pure
+//! code in `channel::telegram`; this file only moves bytes along the
+//! channel's own network route and reports to the reactor.
+//!
+//! The poll thread advances its `getUpdates` offset only after the reactor
+//! has committed the batch (inbox + offset in one transaction), so a crash
+//! never skips a message; a redelivered one is caught by the inbox dedup.
+//! It never gives up: failures back off (capped) and show in `/status`.
+
+use super::ToReactor;
+use crate::channel::telegram::{self as tg, ApiOutcome, BotIdentity, PollState};
+use crate::channel::{Envelope, Outbound};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the send thread is asked to do.
+pub enum SendJob {
+    Message {
+        seq: u64,
+        out: Outbound,
+    },
+    Typing {
+        chat_id: String,
+        thread_id: Option<String>,
+    },
+}
+
+/// How one queued message fared.
+#[derive(Debug)]
+pub enum SendResult {
+    Delivered,
+    Retry { after_s: Option<u64>, error: String },
+    Permanent(String),
+}
+
+/// Messages from the adapter threads to the reactor.
+pub enum AdapterEvent {
+    /// A batch of inbound messages and the offset that confirms it. The
+    /// reactor answers on `ack` once the batch is committed.
+    Inbound {
+        envelopes: Vec<Envelope>,
+        next_offset: Option<i64>,
+        ack: SyncSender<bool>,
+    },
+    Sent {
+        seq: u64,
+        result: SendResult,
+    },
+    Health(Value),
+}
+
+pub struct Handle {
+    pub send: SyncSender<SendJob>,
+    pub stop: Arc<AtomicBool>,
+}
+
+pub struct Settings {
+    pub channel: String,
+    pub account: String,
+    pub api_root: String,
+    pub token: String,
+    pub poll_timeout_s: u32,
+    pub route: crate::net::Route,
+    pub offset: Option<i64>,
+}
+
+const MAX_BODY: u64 = 8 * 1024 * 1024;
+
+pub fn spawn(
+    s: Settings,
+    to_reactor: tokio::sync::mpsc::Sender<ToReactor>,
+) -> Result<Handle, String> {
+    let long = Duration::from_secs(u64::from(s.poll_timeout_s) + 15);
+    let poll_agent = crate::net::agent_for(
+        &s.route,
+        &s.api_root,
+        &crate::net::Timeouts {
+            connect: Duration::from_secs(10),
+            recv_response: long,
+            per_read: Some(long),
+        },
+    )?;
+    let send_agent = crate::net::agent_for(
+        &s.route,
+        &s.api_root,
+        &crate::net::Timeouts {
+            connect: Duration::from_secs(10),
+            recv_response: Duration::from_secs(30),
+            per_read: Some(Duration::from_secs(30)),
+        },
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (send_tx, send_rx) = sync_channel::<SendJob>(32);
+    let s = Arc::new(s);
+    {
+        let (s, tx, stop) = (s.clone(), to_reactor.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name(format!("{}-poll", s.channel))
+            .stack_size(512 * 1024)
+            .spawn(move || poll_loop(&s, &poll_agent, &tx, &stop))
+            .map_err(|e| e.to_string())?;
+    }
+    {
+        let (s, tx) = (s.clone(), to_reactor);
+        std::thread::Builder::new()
+            .name(format!("{}-send", s.channel))
+            .stack_size(512 * 1024)
+            .spawn(move || send_loop(&s, &send_agent, send_rx, &tx))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Handle {
+        send: send_tx,
+        stop,
+    })
+}
+
+fn report(tx: &tokio::sync::mpsc::Sender<ToReactor>, channel: &str, ev: AdapterEvent) -> bool {
+    tx.blocking_send(ToReactor::Adapter {
+        channel: channel.to_string(),
+        event: ev,
+    })
+    .is_ok()
+}
+
+fn jitter() -> u64 {
+    crate::util::random_u64()
+}
+
+/// One HTTP call; returns status and body (capped), or a transport error.
+fn call(agent: &ureq::Agent, url: &str, body: Option<&[u8]>) -> Result<(u16, Vec<u8>), String> {
+    let resp = match body {
+        Some(b) => agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(b),
+        None => agent.get(url).call(),
+    };
+    let resp = resp.map_err(|e| tg::redact(&e.to_string()))?;
+    let status = resp.status().as_u16();
+    let mut buf = Vec::new();
+    resp.into_body()
+        .into_reader()
+        .take(MAX_BODY)
+        .read_to_end(&mut buf)
+        .map_err(|e| tg::redact(&e.to_string()))?;
+    Ok((status, buf))
+}
+
+fn sleep_until(ms: u64, stop: &AtomicBool) {
+    while crate::util::now_ms() < ms && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(
+            ms.saturating_sub(crate::util::now_ms()).min(200),
+        ));
+    }
+}
+
+fn poll_loop(
+    s: &Settings,
+    agent: &ureq::Agent,
+    tx: &tokio::sync::mpsc::Sender<ToReactor>,
+    stop: &AtomicBool,
+) {
+    let mut state = PollState::with_backoff(1_000, 60_000);
+    let mut bot: Option<BotIdentity> = None;
+    let mut offset = s.offset;
+    let mut last_health = Value::Null;
+    while !stop.load(Ordering::Relaxed) {
+        let now = crate::util::now_ms();
+        let outcome = if bot.is_none() {
+            let (url, body) = tg::get_me_request(&s.api_root, &s.token);
+            match call(agent, &url, Some(&body)) {
+                Ok((status, b)) => {
+                    let o = tg::classify_response(status, &b);
+                    if let ApiOutcome::Ok(v) = &o {
+                        match BotIdentity::from_get_me(v) {
+                            Ok(id) => {
+                                log::info!("{}: connected as @{}", s.channel, id.username);
+                                bot = Some(id);
+                            }
+                            Err(e) => log::warn!("{}: getMe: {e:?}", s.channel),
+                        }
+                    }
+                    o
+                }
+                Err(e) => ApiOutcome::Transient(e),
+            }
+        } else {
+            state.on_poll_start(now);
+            let url = tg::get_updates_url(&s.api_root, &s.token, offset, s.poll_timeout_s);
+            match call(agent, &url, None) {
+                Ok((status, b)) => {
+                    let o = tg::classify_response(status, &b);
+                    if let (ApiOutcome::Ok(_), Some(id)) = (&o, &bot) {
+                        match tg::parse_updates(&b, id, &s.account) {
+                            Ok(batch) => {
+                                for sk in &batch.skipped {
+                                    log::debug!(
+                                        "{}: update {:?} skipped: {}",
+                                        s.channel,
+                                        sk.update_id,
+                                        sk.reason
+                                    );
+                                }
+                                if batch.next_offset.is_some() {
+                                    let (ack_tx, ack_rx) = sync_channel(1);
+                                    let ev = AdapterEvent::Inbound {
+                                        envelopes: batch.envelopes,
+                                        next_offset: batch.next_offset,
+                                        ack: ack_tx,
+                                    };
+                                    if !report(tx, &s.channel, ev) {
+                                        return;
+                                    }
+                                    // Only a committed batch moves the offset on.
+                                    if let Ok(true) = ack_rx.recv_timeout(Duration::from_secs(60)) {
+                                        offset = batch.next_offset;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                log::warn!("{}: unusable getUpdates answer: {e:?}", s.channel)
+                            }
+                        }
+                    }
+                    o
+                }
+                Err(e) => ApiOutcome::Transient(e),
+            }
+        };
+        if let ApiOutcome::Conflict = outcome {
+            log::error!("{}: Telegram answered 409 Conflict: another program is polling this bot token (or a webhook is set). Stop the other consumer; pinch keeps retrying.", s.channel);
+        }
+        if let ApiOutcome::Fatal(e) = &outcome {
+            log::error!("{}: {e} (check channels.{}.botToken)", s.channel, s.channel);
+        }
+        let next = state.on_outcome(&outcome, crate::util::now_ms(), &mut jitter);
+        let health = json!({"state": health_name(&state), "failures": state.failures(), "lastOk": state.last_success_ms(), "detail": format!("{:?}", state.health())});
+        if health != last_health {
+            last_health = health.clone();
+            if !report(tx, &s.channel, AdapterEvent::Health(health)) {
+                return;
+            }
+        }
+        sleep_until(next, stop);
+    }
+}
+
+fn health_name(state: &PollState) -> &'static str {
+    match state.health() {
+        tg::Health::Up => "up",
+        tg::Health::Backoff { .. } => "down",
+        tg::Health::Conflict { .. } => "conflict",
+    }
+}
+
+fn send_loop(
+    s: &Settings,
+    agent: &ureq::Agent,
+    rx: Receiver<SendJob>,
+    tx: &tokio::sync::mpsc::Sender<ToReactor>,
+) {
+    for job in rx {
+        match job {
+            SendJob::Typing { chat_id, thread_id } => {
+                let (url, body) = tg::send_chat_action_request(
+                    &s.api_root,
+                    &s.token,
+                    &chat_id,
+                    thread_id.as_deref(),
+                );
+                let _ = call(agent, &url, Some(&body));
+            }
+            SendJob::Message { seq, out } => {
+                let result = send_one(s, agent, &out);
+                if !report(tx, &s.channel, AdapterEvent::Sent { seq, result }) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one chunk: formatted first, plain text if Telegram rejects the markup.
+fn send_one(s: &Settings, agent: &ureq::Agent, out: &Outbound) -> SendResult {
+    let html = Outbound {
+        text: markdown_to_html(&out.text),
+        ..out.clone()
+    };
+    let attempt = |o: &Outbound, mode: Option<&str>| {
+        let (url, body) = tg::send_message_request(&s.api_root, &s.token, o, mode);
+        match call(agent, &url, Some(&body)) {
+            Ok((status, b)) => tg::classify_response(status, &b),
+            Err(e) => ApiOutcome::Transient(e),
+        }
+    };
+    let mut outcome = attempt(&html, Some("HTML"));
+    if let ApiOutcome::MarkupRejected = outcome {
+        log::info!("{}: markup rejected; resending as plain text", s.channel);
+        outcome = attempt(out, None);
+    }
+    match outcome {
+        ApiOutcome::Ok(_) => SendResult::Delivered,
+        ApiOutcome::RetryAfter(secs) => SendResult::Retry {
+            after_s: Some(secs),
+            error: format!("429: retry after {secs} s"),
+        },
+        ApiOutcome::Transient(e) => SendResult::Retry {
+            after_s: None,
+            error: e,
+        },
+        ApiOutcome::Conflict => SendResult::Retry {
+            after_s: None,
+            error: "409 conflict".into(),
+        },
+        ApiOutcome::MarkupRejected => {
+            SendResult::Permanent("Telegram rejected the message even as plain text".into())
+        }
+        ApiOutcome::TooLong => SendResult::Permanent("message is too long for Telegram".into()),
+        ApiOutcome::Migrated(id) => SendResult::Permanent(format!(
+            "the group became supergroup {id}; messages must go there"
+        )),
+        ApiOutcome::Fatal(e) => SendResult::Permanent(e),
+    }
+}
+
+/// The small Markdown subset models use, as Telegram HTML: fenced code,
+/// inline code and **bold**; everything else is escaped text.
+pub fn markdown_to_html(md: &str) -> String {
+    let mut out = String::with_capacity(md.len() + 32);
+    let mut in_fence = false;
+    for line in md.split_inclusive('\n') {
+        if line.trim_start().starts_with("```") {
+            out.push_str(if in_fence { "</pre>" } else { "<pre>" });
+            in_fence = !in_fence;
+            if line.ends_with('\n') && !in_fence {
+                out.push('\n');
+            }
+            continue;
+        }
+        if in_fence {
+            out.push_str(&tg::escape_html(line));
+            continue;
+        }
+        let mut rest = line;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('`') {
+                if let Some(end) = r.find('`') {
+                    out.push_str("<code>");
+                    out.push_str(&tg::escape_html(&r[..end]));
+                    out.push_str("</code>");
+                    rest = &r[end + 1..];
+                    continue;
+                }
+            }
+            if let Some(r) = rest.strip_prefix("**") {
+                if let Some(end) = r.find("**") {
+                    out.push_str("<b>");
+                    out.push_str(&tg::escape_html(&r[..end]));
+                    out.push_str("</b>");
+                    rest = &r[end + 2..];
+                    continue;
+                }
+            }
+            let first = rest.chars().next().map(char::len_utf8).unwrap_or(1);
+            let next = rest[first..]
+                .find(['`', '*'])
+                .map(|i| i + first)
+                .unwrap_or(rest.len());
+            out.push_str(&tg::escape_html(&rest[..next]));
+            rest = &rest[next..];
+        }
+    }
+    if in_fence {
+        out.push_str("</pre>");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown_to_html;
+
+    #[test]
+    fn markdown_subset_to_html() {
+        assert_eq!(
+            markdown_to_html("a < b **bold** `x<y`"),
+            "a &lt; b <b>bold</b> <code>x&lt;y</code>"
+        );
+        assert_eq!(
+            markdown_to_html("```\nfn a() {}\n```\nafter"),
+            "<pre>fn a() {}\n</pre>\nafter"
+        );
+        assert_eq!(
+            markdown_to_html("unclosed ** and ` stay"),
+            "unclosed ** and ` stay"
+        );
+        assert_eq!(markdown_to_html("é*ü"), "é*ü");
+    }
+}

@@ -1,0 +1,307 @@
+//! The Telegram channel end to end against the fake Bot API: replies,
+//! access control and pairing, mentions, splitting, retry-after, markup
+//! fallback, an outage, restarts and crashes (kill -9).
+
+mod common;
+
+use common::telegram::{FakeTelegram, BOT_NAME, TOKEN};
+use common::*;
+use std::time::{Duration, Instant};
+
+fn tg_config(llm: &FakeLlm, tg: &FakeTelegram, access: &str) -> String {
+    config_for(
+        &[("fake", llm)],
+        "fake/m1",
+        &[],
+        &format!(
+            r#", "channels": {{"telegram": {{"botToken": "{TOKEN}", "apiRoot": "{}", "pollTimeoutSeconds": 1 {access}}}}}, "queue": {{"baseBackoffMs": 200}}"#,
+            tg.api_root()
+        ),
+    )
+}
+
+fn allow42() -> &'static str {
+    r#", "dmPolicy": "allowlist", "allowFrom": ["42"], "groupPolicy": "allowlist", "groups": {"-100": {}}"#
+}
+
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_direct_message_gets_the_models_answer_and_the_offset_advances() {
+    let home = TempHome::new("tg-dm");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    let gw = Gateway::start(&home, &[]);
+    let uid = tg.dm(42, "hello bot");
+    let sent = tg.wait_sent(1, 15);
+    assert_eq!(sent[0].0, "42");
+    assert_eq!(sent[0].1, "Hello from fake: hello bot");
+    assert!(
+        tg.with(|s| s.typing) >= 1,
+        "typing indicator while the agent works"
+    );
+    assert!(
+        wait_until(5, || tg.with(|s| s.offsets.contains(&Some(uid + 1)))),
+        "the next poll confirms the update"
+    );
+    // Someone not on the allowlist is dropped, counted, and never reaches the model.
+    let before = llm.requests().len();
+    tg.dm(43, "let me in");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(llm.requests().len(), before);
+    let (_, body) = http_get(&format!("{}/status", gw.url()), None);
+    let st: serde_json::Value = serde_json::from_str(&body).expect("status");
+    assert_eq!(
+        st["channels"]["channels"]["telegram"]["health"]["state"], "up",
+        "{st}"
+    );
+    assert!(
+        st["channels"]["queue"]
+            .to_string()
+            .contains("NotAllowlisted"),
+        "drops are visible: {st}"
+    );
+}
+
+#[test]
+fn pairing_flow_approves_a_stranger_for_direct_messages() {
+    let home = TempHome::new("tg-pair");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, ""));
+    let gw = Gateway::start(&home, &[]);
+    tg.dm(7, "hi there");
+    let sent = tg.wait_sent(1, 15);
+    assert_eq!(
+        llm.requests().len(),
+        0,
+        "no model call for an unknown sender"
+    );
+    let code: String = sent[0]
+        .1
+        .split("pairing code is ")
+        .nth(1)
+        .expect("code in message")
+        .chars()
+        .take(8)
+        .collect();
+    assert_eq!(code.len(), 8);
+    assert!(
+        code.chars()
+            .all(|c| "ABCDEFGHJKMNPQRSTUVWXYZ23456789".contains(c)),
+        "{code}"
+    );
+    tg.dm(7, "hello?");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        tg.sent().len(),
+        1,
+        "the code is not re-sent on every message"
+    );
+    let out = home
+        .cmd()
+        .args(["pairing", "list", "--url", &gw.url()])
+        .output()
+        .expect("list");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&code));
+    let out = home
+        .cmd()
+        .args(["pairing", "approve", "telegram", &code, "--url", &gw.url()])
+        .output()
+        .expect("approve");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tg.dm(7, "now?");
+    let sent = tg.wait_sent(2, 15);
+    assert_eq!(sent[1].1, "Hello from fake: now?");
+    // Approval persists across a restart, and grants no group access.
+    gw.stop();
+    let gw = Gateway::start(&home, &[]);
+    tg.group(-555, 7, "in a group", true);
+    tg.dm(7, "after restart");
+    let sent = tg.wait_sent(3, 15);
+    assert_eq!(sent[2].1, "Hello from fake: after restart");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(tg.sent().len(), 3, "the group message was not answered");
+    drop(gw);
+}
+
+#[test]
+fn groups_need_a_mention() {
+    let home = TempHome::new("tg-group");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    let _gw = Gateway::start(&home, &[]);
+    tg.group(-100, 5, "just chatting", false);
+    tg.group(-100, 5, "what time is it?", true);
+    let sent = tg.wait_sent(1, 15);
+    assert_eq!(sent[0].0, "-100");
+    assert!(sent[0].1.contains("what time is it?"), "{sent:?}");
+    assert!(
+        !sent[0].1.contains(&format!("@{BOT_NAME}")),
+        "the mention is not echoed back as text: {sent:?}"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(tg.sent().len(), 1);
+}
+
+#[test]
+fn long_replies_are_split_in_order_within_the_limit() {
+    let home = TempHome::new("tg-split");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    let paragraphs: Vec<String> = (0..40)
+        .map(|i| format!("Paragraph {i}. {}", "word ".repeat(50)))
+        .collect();
+    let long = paragraphs.join("\n\n");
+    llm.push(Reply::Text(vec![long.clone()]));
+    let _gw = Gateway::start(&home, &[]);
+    tg.dm(42, "write a lot");
+    let n = long.len() / 4096 + 1;
+    let sent = tg.wait_sent(n, 15);
+    assert!(sent.len() >= 3);
+    for (_, text, _) in &sent {
+        assert!(text.encode_utf16().count() <= 4096);
+    }
+    let joined: String = sent
+        .iter()
+        .map(|(_, t, _)| t.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    assert_eq!(
+        joined.split_whitespace().collect::<Vec<_>>(),
+        long.split_whitespace().collect::<Vec<_>>(),
+        "nothing lost or reordered"
+    );
+    assert!(sent[0].1.starts_with("Paragraph 0."));
+}
+
+#[test]
+fn retry_after_markup_fallback_and_an_outage() {
+    let home = TempHome::new("tg-retry");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    let _gw = Gateway::start(&home, &[]);
+    // 429 with retry_after: the send waits at least that long, then succeeds.
+    tg.with(|s| s.send_failures.push((429, r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#.into())));
+    let t0 = Instant::now();
+    tg.dm(42, "first");
+    tg.wait_sent(1, 15);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1000),
+        "retry_after honoured"
+    );
+    assert_eq!(tg.with(|s| s.send_attempts), 2);
+    // Markup the platform rejects goes out as plain text.
+    tg.with(|s| s.reject_html = true);
+    tg.dm(42, "second");
+    let sent = tg.wait_sent(2, 15);
+    assert_eq!(sent[1].2, None, "resent without parse_mode");
+    tg.with(|s| s.reject_html = false);
+    // An outage: replies queue up, then arrive in order when it ends.
+    tg.with(|s| s.down = true);
+    for i in 0..3 {
+        tg.dm(42, &format!("queued {i}"));
+    }
+    assert!(
+        wait_until(15, || llm.requests().len() >= 5),
+        "the model answered all three during the outage: {} requests\n{}",
+        llm.requests().len(),
+        _gw.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(tg.sent().len(), 2, "nothing delivered while down");
+    tg.with(|s| s.down = false);
+    let sent = tg.wait_sent(5, 30);
+    let texts: Vec<&str> = sent[2..].iter().map(|(_, t, _)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "Hello from fake: queued 0",
+            "Hello from fake: queued 1",
+            "Hello from fake: queued 2"
+        ]
+    );
+}
+
+#[test]
+fn restarts_and_crashes_neither_lose_nor_repeat() {
+    let home = TempHome::new("tg-crash");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    // 1. A clean restart does not replay an answered message.
+    let gw = Gateway::start(&home, &[]);
+    tg.dm(42, "once");
+    tg.wait_sent(1, 15);
+    std::thread::sleep(Duration::from_millis(300));
+    gw.stop();
+    let gw = Gateway::start(&home, &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(tg.sent().len(), 1, "no replay after restart");
+    // 2. kill -9 while the model is working: after restart the message is
+    //    answered exactly once.
+    llm.push(Reply::Hang);
+    tg.dm(42, "during crash");
+    assert!(
+        wait_until(10, || llm.requests().len() >= 2),
+        "the model got the message"
+    );
+    unsafe_kill(gw.child.id(), 9);
+    drop(gw);
+    let gw = Gateway::start(&home, &[]);
+    let sent = tg.wait_sent(2, 20);
+    assert_eq!(sent[1].1, "Hello from fake: during crash");
+    // 3. kill -9 after the reply is committed but before Telegram takes it.
+    tg.with(|s| s.down = true);
+    tg.dm(42, "committed");
+    assert!(
+        wait_until(10, || tg.with(|s| s.send_attempts) >= 4),
+        "a send was attempted and failed"
+    );
+    unsafe_kill(gw.child.id(), 9);
+    drop(gw);
+    tg.with(|s| s.down = false);
+    let _gw = Gateway::start(&home, &[]);
+    let sent = tg.wait_sent(3, 20);
+    assert_eq!(sent[2].1, "Hello from fake: committed");
+    std::thread::sleep(Duration::from_millis(1500));
+    let texts: Vec<String> = tg.sent().into_iter().map(|(_, t, _)| t).collect();
+    assert_eq!(
+        texts.iter().filter(|t| t.ends_with("during crash")).count(),
+        1,
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| t.ends_with("committed")).count(),
+        1,
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn conflict_is_reported_plainly() {
+    let home = TempHome::new("tg-409");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    tg.with(|s| s.conflict = true);
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    let gw = Gateway::start(&home, &[]);
+    assert!(
+        wait_until(10, || {
+            let (_, body) = http_get(&format!("{}/status", gw.url()), None);
+            body.contains("\"conflict\"")
+        }),
+        "status shows the 409 conflict"
+    );
+    assert!(gw.log().contains("409 Conflict"), "{}", gw.log());
+}
