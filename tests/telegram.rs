@@ -305,3 +305,69 @@ fn conflict_is_reported_plainly() {
     );
     assert!(gw.log().contains("409 Conflict"), "{}", gw.log());
 }
+
+/// The crash benchmark (not run by default): `PINCH_CRASH_TRIALS` (100)
+/// rounds of messages from three chats, each round cut by kill -9 at a
+/// random moment, then a restart. Checks that every message is answered,
+/// in order per chat, never lost; counts repeated sends (the documented
+/// window between Telegram accepting a send and our commit). Run with
+/// `cargo test --release --test telegram crash_trials -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn crash_trials() {
+    let trials: usize = std::env::var("PINCH_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let home = TempHome::new("tg-trials");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, r#", "dmPolicy": "allowlist", "allowFrom": ["41", "42", "43"]"#));
+    let mut expected: Vec<(String, String)> = Vec::new();
+    let t0 = Instant::now();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for trial in 0..trials {
+        let gw = Gateway::start(&home, &[]);
+        for chat in ["41", "42", "43"] {
+            let text = format!("t{trial} c{chat}");
+            tg.dm(chat.parse().expect("id"), &text);
+            expected.push((chat.to_string(), format!("Hello from fake: {text}")));
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 400));
+        unsafe_kill(gw.child.id(), 9);
+        drop(gw);
+    }
+    let gw = Gateway::start(&home, &[]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let sent = tg.sent();
+        let all = expected.iter().all(|(c, t)| sent.iter().any(|(sc, st, _)| sc == c && st == t));
+        if all || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sent = tg.sent();
+    let mut missing = 0;
+    let mut repeated = 0;
+    for (c, t) in &expected {
+        let n = sent.iter().filter(|(sc, st, _)| sc == c && st == t).count();
+        if n == 0 {
+            missing += 1;
+        }
+        repeated += n.saturating_sub(1);
+    }
+    for chat in ["41", "42", "43"] {
+        let order: Vec<&String> = sent.iter().filter(|(c, _, _)| c == chat).map(|(_, t, _)| t).collect();
+        let mut firsts: Vec<&String> = Vec::new();
+        for t in order {
+            if !firsts.contains(&t) {
+                firsts.push(t);
+            }
+        }
+        let want: Vec<&String> = expected.iter().filter(|(c, _)| c == chat).map(|(_, t)| t).collect();
+        assert_eq!(firsts, want, "chat {chat}: replies out of order");
+    }
+    println!("crash trials: {trials}, messages: {}, lost: {missing}, repeated sends: {repeated}, model calls: {}, total {:.1} s", expected.len(), llm.requests().len(), t0.elapsed().as_secs_f64());
+    drop(gw);
+    assert_eq!(missing, 0, "messages lost");
+}
