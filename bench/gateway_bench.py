@@ -228,6 +228,18 @@ def main():
         results["added_p99_ms"] = pct(added, 99)
         print("time to first token: direct p50 %.2f ms p99 %.2f ms; through pinch p50 %.2f ms p99 %.2f ms" % (pct(direct, 50), pct(direct, 99), pct(through, 50), pct(through, 99)))
         print("added latency: p50 %.2f ms, p99 %.2f ms" % (results["added_p50_ms"], results["added_p99_ms"]))
+
+        # One conversation growing to 10,000 turns: memory must stay flat
+        # (transcripts are streamed from the store and compacted, never loaded whole).
+        turns = int(os.environ.get("PINCH_BENCH_TURNS", "10000"))
+        samples = []
+        t0 = time.perf_counter()
+        for i in range(turns // 2):
+            ttft_pinch(addr, "long:1")
+            if (i + 1) % 1000 == 0:
+                samples.append(rss_kib(p.pid))
+        print("RSS every 2,000 turns of one conversation (%d turns, %.1f s): %s KiB" % (turns, time.perf_counter() - t0, ", ".join(str(x) for x in samples)))
+        results["long_rss_kib"] = samples
         stop(p)
     fake.shutdown()
 
