@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod http;
 pub mod outbox;
+pub mod proactive_http;
 pub mod protocol;
 pub mod reactor;
 pub mod ws;

@@ -20,6 +20,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "proactive.rs"]
+mod proactive;
+
 /// Messages waiting behind a running one, per session.
 const SESSION_QUEUE: usize = 4;
 /// Largest chat message accepted, in bytes.
@@ -35,6 +38,8 @@ fn err(code: &str, msg: impl Into<String>) -> (String, String) {
 #[derive(Clone, Copy, PartialEq)]
 enum Origin {
     Client(u64),
+    /// A scheduled job, heartbeat or webhook (see proactive.rs).
+    Job,
 }
 
 struct Pending {
@@ -91,11 +96,13 @@ pub struct Reactor {
     trimmed_at: u64,
     /// Per "provider/model": consecutive failures and cooldown end (ms).
     model_health: HashMap<String, (u32, u64, String)>,
+    pro: proactive::Proactive,
 }
 
 impl Reactor {
     pub fn new(cfg: Arc<Config>, store: Store, pool: Pool) -> Reactor {
         let cap = cfg.gateway.session_cache;
+        let pro = proactive::Proactive::load(&cfg, &store);
         Reactor {
             cfg,
             store,
@@ -114,6 +121,7 @@ impl Reactor {
             runs_failed: 0,
             trimmed_at: 0,
             model_health: HashMap::new(),
+            pro,
         }
     }
 
@@ -126,6 +134,7 @@ impl Reactor {
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
+            let wake = self.proactive_deadline();
             tokio::select! {
                 why = &mut stop => {
                     self.shutdown();
@@ -136,6 +145,7 @@ impl Reactor {
                     None => return "all senders closed",
                 },
                 _ = tick.tick() => self.maintain(),
+                _ = tokio::time::sleep_until(wake) => self.proactive_tick(),
             }
         }
     }
@@ -311,6 +321,7 @@ impl Reactor {
             }
             "status" => Ok(self.status()),
             "health" => Ok(json!({"ok": true})),
+            m if proactive::handles(m) => self.proactive_call(m, params),
             other => Err(err(
                 "METHOD_NOT_FOUND",
                 format!("unknown method {other:?}; see docs/protocol.md"),
@@ -345,6 +356,7 @@ impl Reactor {
             "runs": {"inFlight": self.runs.len(), "total": self.runs_total, "failed": self.runs_failed},
             "primaryModel": self.cfg.agents.defaults.model.primary,
             "models": providers,
+            "cron": self.proactive_status(),
         })
     }
 
@@ -380,6 +392,7 @@ impl Reactor {
             cancel: cancel.clone(),
             deadline_s: defaults.timeout_seconds,
             skip_models: self.cooling_models(),
+            model_override: self.run_model(p.run_id),
         };
         if let Err(job) = self.pool.try_submit(job) {
             drop(job);
@@ -520,7 +533,15 @@ impl Reactor {
         let Some(run) = self.runs.get(&u.run_id) else {
             return;
         };
-        let Origin::Client(conn) = run.origin;
+        let conn = match run.origin {
+            Origin::Client(conn) => conn,
+            // A job's run has no client (connection 0 is never assigned);
+            // its end is handled in proactive.rs.
+            Origin::Job => match u.event {
+                RunEvent::Final { .. } | RunEvent::Error { .. } => return self.job_run_ended(u),
+                _ => 0,
+            },
+        };
         let session = run.session.clone();
         let rid = u.run_id.to_string();
         match u.event {
@@ -584,11 +605,20 @@ impl Reactor {
         let next = self.busy.get_mut(session).and_then(VecDeque::pop_front);
         match next {
             Some(p) => {
-                let Origin::Client(conn) = p.origin;
+                let origin = p.origin;
                 let rid = p.run_id;
-                self.busy.remove(session);
-                if let Err((code, msg)) = self.start_run(session, p) {
-                    self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code})));
+                // Keep what still waits behind this run.
+                let rest = self.busy.remove(session);
+                match self.start_run(session, p) {
+                    Ok(()) => {
+                        if let (Some(rest), Some(q)) = (rest, self.busy.get_mut(session)) {
+                            *q = rest;
+                        }
+                    }
+                    Err((code, msg)) => match origin {
+                        Origin::Client(conn) => self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code}))),
+                        Origin::Job => self.job_start_failed(rid, msg),
+                    },
                 }
             }
             None => {
