@@ -1,6 +1,9 @@
 //! The `pinch` command line: argument parsing (lexopt) and the small clients
-//! that talk to a running gateway (`chat` over WebSocket, `status` and
-//! `sessions` over HTTP). Each command has `--help`; errors say what to do.
+//! that talk to a running gateway (`chat` over WebSocket, `status`,
+//! `sessions` and `cron` over HTTP). Each command has `--help`; errors say
+//! what to do.
+
+mod cron;
 
 use crate::config::{self, Loaded};
 use crate::home::Home;
@@ -26,6 +29,8 @@ Commands:
   pairing list|approve|reject
                          approve people who asked to talk to the assistant
   queue list|retry|drop  outgoing channel messages and dead letters
+  cron add|list|show|edit|remove|run-now
+                         scheduled jobs (the gateway must be running)
   doctor                 check connectivity, exposure, permissions and clock
   version                print the version
 
@@ -92,6 +97,7 @@ fn run() -> Result<i32, String> {
         "status" => cmd_status(&mut p, &g, &home),
         "config" => cmd_config(&mut p, &g, &home),
         "sessions" => cmd_sessions(&mut p, &g, &home),
+        "cron" => cron::cmd(&mut p, &g, &home),
         "doctor" => crate::doctor::cmd(&mut p, g.config.as_deref(), &home),
         "pairing" => cmd_pairing(&mut p, &g, &home),
         "queue" => cmd_queue(&mut p, &g, &home),
@@ -103,7 +109,7 @@ fn run() -> Result<i32, String> {
             let near = crate::util::nearest(
                 other,
                 [
-                    "gateway", "chat", "status", "config", "sessions", "doctor", "version",
+                    "gateway", "chat", "status", "config", "sessions", "cron", "doctor", "version",
                 ],
             );
             let hint = near
@@ -298,7 +304,7 @@ impl Target {
 }
 
 fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
-    const HELP: &str = "Usage: pinch status [--url URL] [--token T] [--json]\n\nShows version, uptime, memory, sessions and each model's state.";
+    const HELP: &str = "Usage: pinch status [--url URL] [--token T] [--json]\n\nShows version, uptime, memory, sessions, each model's state, scheduled jobs and the heartbeat.";
     let (mut url, mut token, mut as_json) = (None, None, false);
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
         match a {
@@ -352,10 +358,13 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
             println!("  {k}: {}{extra}", v["state"].as_str().unwrap_or("?"));
         }
     }
-    for key in ["channels", "queue", "cron"] {
+    for key in ["channels", "queue"] {
         if !s[key].is_null() {
             println!("{key}: {}", s[key]);
         }
+    }
+    if s["cron"].is_object() {
+        cron::print_status(&s["cron"]);
     }
     Ok(0)
 }

@@ -24,9 +24,20 @@ fn resetting_server() -> u16 {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf);
             use std::os::unix::io::AsRawFd;
-            let lg = libc::linger { l_onoff: 1, l_linger: 0 };
+            let lg = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
             // SAFETY: valid linger struct for the call.
-            unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const libc::linger as *const libc::c_void, std::mem::size_of::<libc::linger>() as u32) };
+            unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    &lg as *const libc::linger as *const libc::c_void,
+                    std::mem::size_of::<libc::linger>() as u32,
+                )
+            };
         }
     });
     port
@@ -58,33 +69,86 @@ fn doctor_classifies_each_failure_and_exits_non_zero() {
   "good": {{"baseUrl": "http://127.0.0.1:{ok}/v1", "models": [{{"id": "m"}}]}}
 }}}}, "agents": {{"defaults": {{"model": "good/m"}}}}}}"#
     ));
-    let out = home.cmd().args(["doctor", "--json", "--timeout", "3"]).output().expect("doctor");
+    let out = home
+        .cmd()
+        .args(["doctor", "--json", "--timeout", "3"])
+        .output()
+        .expect("doctor");
     assert_eq!(out.status.code(), Some(1), "failures give a non-zero exit");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let check = |name: &str| v["checks"].as_array().expect("checks").iter().find(|c| c["check"] == name).cloned().unwrap_or_else(|| panic!("no {name} in {v}"));
+    let check = |name: &str| {
+        v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
     assert_eq!(check("provider refused")["probe"]["curlCode"], 7);
     assert_eq!(check("provider reset")["probe"]["curlCode"], 56);
     assert_eq!(check("provider nodns")["probe"]["curlCode"], 6);
     assert_eq!(check("provider good")["status"], "ok");
-    assert!(check("provider refused")["hint"].as_str().unwrap_or("").len() > 10, "a hint per failure");
-    assert!(check("provider good")["probe"]["route"].as_str().unwrap_or("").starts_with("direct"));
+    assert!(
+        check("provider refused")["hint"]
+            .as_str()
+            .unwrap_or("")
+            .len()
+            > 10,
+        "a hint per failure"
+    );
+    assert!(check("provider good")["probe"]["route"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("direct"));
     assert_eq!(check("gateway exposure")["status"], "ok");
     assert_eq!(check("config permissions")["status"], "ok");
     assert_eq!(check("free disk")["status"], "ok");
-    assert_ne!(check("clock")["status"], "", "clock checked against the Date header");
+    assert_ne!(
+        check("clock")["status"],
+        "",
+        "clock checked against the Date header"
+    );
     // Human output names the route and the curl code.
-    let out = home.cmd().args(["doctor", "--timeout", "3"]).output().expect("doctor");
+    let out = home
+        .cmd()
+        .args(["doctor", "--timeout", "3"])
+        .output()
+        .expect("doctor");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("FAIL provider refused") && text.contains("curl exit 7"), "{text}");
+    assert!(
+        text.contains("FAIL provider refused") && text.contains("curl exit 7"),
+        "{text}"
+    );
     // A non-loopback bind without a token is an error; with one, a warning.
     home.write_config(r#"{"gateway": {"bind": "lan"}}"#);
-    let out = home.cmd().args(["doctor", "--json", "--timeout", "1"]).output().expect("doctor");
+    let out = home
+        .cmd()
+        .args(["doctor", "--json", "--timeout", "1"])
+        .output()
+        .expect("doctor");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let exposure = v["checks"].as_array().expect("checks").iter().find(|c| c["check"] == "gateway exposure").cloned().expect("exposure");
+    let exposure = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "gateway exposure")
+        .cloned()
+        .expect("exposure");
     assert_eq!(exposure["status"], "fail");
     home.write_config(r#"{"gateway": {"bind": "lan", "auth": {"token": "long-random-token"}}}"#);
-    let out = home.cmd().args(["doctor", "--json", "--timeout", "1"]).output().expect("doctor");
+    let out = home
+        .cmd()
+        .args(["doctor", "--json", "--timeout", "1"])
+        .output()
+        .expect("doctor");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let exposure = v["checks"].as_array().expect("checks").iter().find(|c| c["check"] == "gateway exposure").cloned().expect("exposure");
+    let exposure = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "gateway exposure")
+        .cloned()
+        .expect("exposure");
     assert_eq!(exposure["status"], "warn");
 }

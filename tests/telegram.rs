@@ -315,10 +315,17 @@ fn conflict_is_reported_plainly() {
 #[test]
 #[ignore]
 fn crash_trials() {
-    let trials: usize = std::env::var("PINCH_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let trials: usize = std::env::var("PINCH_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let home = TempHome::new("tg-trials");
     let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
-    home.write_config(&tg_config(&llm, &tg, r#", "dmPolicy": "allowlist", "allowFrom": ["41", "42", "43"]"#));
+    home.write_config(&tg_config(
+        &llm,
+        &tg,
+        r#", "dmPolicy": "allowlist", "allowFrom": ["41", "42", "43"]"#,
+    ));
     let mut expected: Vec<(String, String)> = Vec::new();
     let t0 = Instant::now();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -340,7 +347,9 @@ fn crash_trials() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let sent = tg.sent();
-        let all = expected.iter().all(|(c, t)| sent.iter().any(|(sc, st, _)| sc == c && st == t));
+        let all = expected
+            .iter()
+            .all(|(c, t)| sent.iter().any(|(sc, st, _)| sc == c && st == t));
         if all || Instant::now() > deadline {
             break;
         }
@@ -357,17 +366,70 @@ fn crash_trials() {
         repeated += n.saturating_sub(1);
     }
     for chat in ["41", "42", "43"] {
-        let order: Vec<&String> = sent.iter().filter(|(c, _, _)| c == chat).map(|(_, t, _)| t).collect();
+        let order: Vec<&String> = sent
+            .iter()
+            .filter(|(c, _, _)| c == chat)
+            .map(|(_, t, _)| t)
+            .collect();
         let mut firsts: Vec<&String> = Vec::new();
         for t in order {
             if !firsts.contains(&t) {
                 firsts.push(t);
             }
         }
-        let want: Vec<&String> = expected.iter().filter(|(c, _)| c == chat).map(|(_, t)| t).collect();
+        let want: Vec<&String> = expected
+            .iter()
+            .filter(|(c, _)| c == chat)
+            .map(|(_, t)| t)
+            .collect();
         assert_eq!(firsts, want, "chat {chat}: replies out of order");
     }
     println!("crash trials: {trials}, messages: {}, lost: {missing}, repeated sends: {repeated}, model calls: {}, total {:.1} s", expected.len(), llm.requests().len(), t0.elapsed().as_secs_f64());
     drop(gw);
     assert_eq!(missing, 0, "messages lost");
+}
+
+#[test]
+fn a_scheduled_job_delivers_to_the_chat_without_a_prompt() {
+    let home = TempHome::new("tg-cron");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    let gw = Gateway::start(&home, &[]);
+    let at = pinch::util::rfc3339(pinch::util::now_ms() + 2500);
+    let out = home
+        .cmd()
+        .args([
+            "cron",
+            "add",
+            "--name",
+            "digest",
+            "--at",
+            &at,
+            "--message",
+            "Morning digest please",
+            "--to",
+            "telegram:42",
+            "--url",
+            &gw.url(),
+        ])
+        .output()
+        .expect("cron add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = tg.wait_sent(1, 20);
+    assert_eq!(sent[0].0, "42");
+    assert!(sent[0].1.contains("Morning digest please"), "{sent:?}");
+    let out = home
+        .cmd()
+        .args(["cron", "list", "--url", &gw.url()])
+        .output()
+        .expect("cron list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("digest") && text.to_lowercase().contains("ok"),
+        "{text}"
+    );
 }

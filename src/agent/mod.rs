@@ -38,6 +38,8 @@ pub struct Job {
     pub deadline_s: u64,
     /// "provider/model" entries cooling down after failures: tried last.
     pub skip_models: Vec<String>,
+    /// "provider/model" to try first (a scheduled job's own model).
+    pub model_override: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,8 @@ pub struct Pool {
     tx: SyncSender<Job>,
     /// Characters of system prompt and tool schemas, measured at start.
     pub overhead_chars: usize,
+    /// The agent's workspace (HEARTBEAT.md lives here).
+    pub workspace: PathBuf,
 }
 
 const WORKER_STACK: usize = 1024 * 1024;
@@ -119,12 +123,13 @@ impl Pool {
             let route = crate::net::route_for(&cfg, crate::net::Owner::Provider(id))?;
             agents.insert(id.clone(), provider::agent(p, route)?);
         }
-        let tools = tools::Registry::new(&cfg, &workspace)?;
+        let mut tools = tools::Registry::new(&cfg, &workspace)?;
+        tools.enable_cron(to_reactor.clone());
         let ctx = Arc::new(Ctx {
             cfg: cfg.clone(),
             agents,
             tools,
-            workspace,
+            workspace: workspace.clone(),
         });
         let overhead_chars = compact::overhead(&prompt::system_prompt(&ctx), ctx.tools.specs());
         let n = cfg.agents.defaults.max_concurrent;
@@ -140,7 +145,11 @@ impl Pool {
                 .spawn(move || worker(&rx, &ctx, &out))
                 .map_err(|e| format!("cannot start agent worker: {e}"))?;
         }
-        Ok(Pool { tx, overhead_chars })
+        Ok(Pool {
+            tx,
+            overhead_chars,
+            workspace,
+        })
     }
 
     /// Queues a job, or hands it back when the queue is full.
@@ -219,10 +228,16 @@ struct Candidate<'a> {
     model: &'a ModelDef,
 }
 
-fn chain<'a>(cfg: &'a Config, skip: &[String]) -> Vec<Candidate<'a>> {
+fn chain<'a>(cfg: &'a Config, skip: &[String], first: Option<&'a str>) -> Vec<Candidate<'a>> {
     let sel = &cfg.agents.defaults.model;
-    let mut refs: Vec<&str> = sel.primary.iter().map(String::as_str).collect();
-    refs.extend(sel.fallbacks.iter().map(String::as_str));
+    let mut refs: Vec<&str> = first.into_iter().collect();
+    refs.extend(
+        sel.primary
+            .iter()
+            .chain(sel.fallbacks.iter())
+            .map(String::as_str)
+            .filter(|r| Some(*r) != first),
+    );
     let mut ready = Vec::new();
     let mut cooling = Vec::new();
     for r in refs {
@@ -257,7 +272,15 @@ struct Reply {
 pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
     let deadline = Instant::now() + Duration::from_secs(job.deadline_s);
     let cfg = &ctx.cfg;
-    let candidates = chain(cfg, &job.skip_models);
+    if let Some(m) = &job.model_override {
+        if crate::config::find_model(cfg, m).is_none() {
+            log::warn!(
+                "run {}: model {m:?} is not configured; using the default chain",
+                job.run_id
+            );
+        }
+    }
+    let candidates = chain(cfg, &job.skip_models, job.model_override.as_deref());
     if candidates.is_empty() {
         emit(RunEvent::Error {
             message: "no model configured: set agents.defaults.model.primary".into(),

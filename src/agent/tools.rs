@@ -7,7 +7,8 @@
 //! `web_fetch` (size and time caps, HTML reduced to text, the network route
 //! of `tools.webFetch`), `web_search` (the backend of `tools.webSearch`,
 //! see `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a
-//! skill's full text). Skill scripts declared in SKILL.md become tools too.
+//! skill's full text) and `cron` (scheduled jobs, asked of the reactor).
+//! Skill scripts declared in SKILL.md become tools too.
 //! A tool's failure is returned to the model as a result; it never ends the run.
 
 use super::skills::{self, Skill};
@@ -69,6 +70,8 @@ pub struct Registry {
     fetch_agent: Option<crate::net::LazyAgent>,
     searcher: Option<super::search::Searcher>,
     skills: Vec<Skill>,
+    /// The reactor, for the `cron` tool (set by the gateway).
+    reactor: Option<tokio::sync::mpsc::Sender<crate::gateway::ToReactor>>,
 }
 
 fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
@@ -177,7 +180,18 @@ impl Registry {
             fetch_agent,
             searcher,
             skills,
+            reactor: None,
         })
+    }
+
+    /// Offers the `cron` tool, which asks the reactor through `tx`.
+    pub fn enable_cron(&mut self, tx: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>) {
+        self.specs.push(spec(
+            "cron",
+            "Scheduled jobs. action: list | add | remove. add: name, message, and cron (5 fields, with tz) or every (\"30m\") or at (RFC 3339); optional skill, to (\"telegram:<chat>\"; default: the last chat).",
+            json!({"type": "object", "properties": {"action": {"type": "string", "enum": ["list", "add", "remove"]}, "name": {"type": "string"}, "message": {"type": "string"}, "cron": {"type": "string"}, "tz": {"type": "string"}, "every": {"type": "string"}, "at": {"type": "string"}, "skill": {"type": "string"}, "to": {"type": "string"}}, "required": ["action"]}),
+        ));
+        self.reactor = Some(tx);
     }
 
     pub fn specs(&self) -> &[ToolSpec] {
@@ -222,6 +236,7 @@ impl Registry {
                 self.web_search(s("query"), args.get("max_results").and_then(Value::as_u64))
             }
             "skill" => self.load_skill(s("name")),
+            "cron" if self.reactor.is_some() => self.cron(args),
             other => match self.skill_tool(other) {
                 Some((skill, script)) => {
                     let argv: Vec<String> = args
@@ -421,6 +436,58 @@ impl Registry {
             "memory updated".into(),
             format!("memory {} ({} bytes)", action.unwrap_or(""), new.len()),
         ))
+    }
+
+    /// The `cron` tool: forwards to the reactor's `cron.*` methods and
+    /// waits, bounded, for the answer.
+    fn cron(&self, mut args: Value) -> Result<Output, String> {
+        let tx = self
+            .reactor
+            .as_ref()
+            .ok_or("scheduling is not available here")?;
+        let action = args
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let Some(o) = args.as_object_mut() {
+            o.remove("action");
+        }
+        let method = match action.as_str() {
+            "list" => "cron.list",
+            "add" => "cron.add",
+            "remove" => "cron.remove",
+            other => return Err(format!("unknown action {other:?}; use list, add or remove")),
+        };
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        tx.blocking_send(crate::gateway::ToReactor::Query {
+            method: method.into(),
+            params: args,
+            reply,
+        })
+        .map_err(|_| "the gateway is shutting down".to_string())?;
+        let v = match answer.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(v)) => v,
+            Ok(Err((_, msg))) => return Err(msg),
+            Err(_) => return Err("the gateway did not answer in time".into()),
+        };
+        let text = match action.as_str() {
+            "list" => {
+                let jobs: Vec<&str> = v["jobs"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|j| j["summary"].as_str()).collect())
+                    .unwrap_or_default();
+                if jobs.is_empty() {
+                    "no scheduled jobs".to_string()
+                } else {
+                    jobs.join("\n")
+                }
+            }
+            "add" => format!("added {}", v["job"]["summary"].as_str().unwrap_or("")),
+            _ => format!("removed {}", v["name"].as_str().unwrap_or("")),
+        };
+        let summary = crate::util::truncate(&text, 120).to_string();
+        Ok(Output::ok(text, summary))
     }
 
     fn load_skill(&self, name: Option<&str>) -> Result<Output, String> {

@@ -375,7 +375,94 @@ fn validate(cfg: &Config) -> Result<(), Invalid> {
         }
         validate_channel(&base, ch)?;
     }
+    validate_proactive(cfg)?;
     validate_web_search(&cfg.tools.web_search)
+}
+
+/// A delivery target (`channel:chat`) naming a known channel.
+pub fn check_target(to: &str) -> Result<(), String> {
+    let t = crate::channel::Target::parse(to)?;
+    if !CHANNELS.contains(&t.channel.as_str()) {
+        let near = crate::util::nearest(&t.channel, CHANNELS)
+            .map(|n| format!(" (did you mean \"{n}\"?)"))
+            .unwrap_or_default();
+        return Err(format!(
+            "{to:?} names an unknown channel {:?}{near}; known: {}",
+            t.channel,
+            CHANNELS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// `agents.defaults.heartbeat` and `hooks`.
+fn validate_proactive(cfg: &Config) -> Result<(), Invalid> {
+    let bad = |path: String, msg: String, fix: &str| Err((path, msg, fix.to_string()));
+    if let Some(h) = &cfg.agents.defaults.heartbeat {
+        let path = "agents.defaults.heartbeat";
+        if let Err(e) = h.validate() {
+            return bad(path.into(), e, "e.g. {\"every\": \"30m\", \"activeHours\": {\"start\": \"08:00\", \"end\": \"22:00\", \"tz\": \"Europe/Berlin\"}, \"to\": \"telegram:123\"}");
+        }
+        if let Some(Err(e)) = h.to.as_deref().map(check_target) {
+            return bad(
+                format!("{path}.to"),
+                e,
+                "use channel:chat_id, e.g. \"telegram:123456789\"",
+            );
+        }
+    }
+    for (name, hook) in &cfg.hooks {
+        let base = format!("hooks.{name}");
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return bad(
+                base,
+                format!("hook name {name:?} is not usable in a URL"),
+                "use 1-64 letters, digits, '-', '_' or '.'",
+            );
+        }
+        if hook.token.len() < 16 {
+            return bad(format!("{base}.token"), "a hook token must be at least 16 characters".into(), "generate one (e.g. `openssl rand -hex 24`), put HOOK_TOKEN=<it> in $PINCH_HOME/.env and set \"token\": \"$HOOK_TOKEN\"");
+        }
+        if hook.message.trim().is_empty() {
+            return bad(
+                format!("{base}.message"),
+                "the message is empty".into(),
+                "say what the assistant should do, e.g. \"A new tag was pushed: {{body}}\"",
+            );
+        }
+        if hook.max_body_bytes == 0 || hook.max_body_bytes > 1024 * 1024 {
+            return bad(
+                format!("{base}.maxBodyBytes"),
+                "must be between 1 and 1048576".into(),
+                "the default is 65536",
+            );
+        }
+        if let Some(Err(e)) = hook.to.as_deref().map(check_target) {
+            return bad(
+                format!("{base}.to"),
+                e,
+                "use channel:chat_id, e.g. \"telegram:123456789\"",
+            );
+        }
+        if let Some(m) = &hook.model {
+            if find_model(cfg, m).is_none() {
+                return bad(
+                    format!("{base}.model"),
+                    format!("{m:?} names no configured model"),
+                    &format!(
+                        "use \"provider/model\", one of: {}",
+                        model_refs(cfg).join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 pub const SEARCH_BACKENDS: [&str; 2] = ["tavily", "searxng"];

@@ -21,6 +21,8 @@ pub struct Config {
     pub tools: Tools,
     pub logging: Logging,
     pub queue: crate::queue::QueueConfig,
+    /// Webhooks: `POST /hooks/<name>` starts an agent run.
+    pub hooks: BTreeMap<String, Hook>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,8 +169,9 @@ pub struct AgentDefaults {
     pub bootstrap_max_chars: usize,
     /// Thinking budget in tokens for models marked `reasoning`.
     pub thinking_budget: u32,
+    /// Periodic check-ins driven by the workspace's HEARTBEAT.md.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub heartbeat: Option<serde_json::Value>,
+    pub heartbeat: Option<crate::sched::HeartbeatConfig>,
 }
 
 impl Default for AgentDefaults {
@@ -392,6 +395,39 @@ impl Default for WebSearchTool {
             max_results: 5,
             timeout_seconds: 20,
             network: None,
+        }
+    }
+}
+
+/// One `hooks.<name>` block: `POST /hooks/<name>` with this token runs the
+/// agent on `message`, where `{{body}}` stands for the request body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Hook {
+    /// Sent as `Authorization: Bearer` or `X-Pinch-Token`; usually `"$HOOK_TOKEN"`.
+    pub token: String,
+    pub message: String,
+    /// Where the answer goes (`"telegram:123"`); default: the last used chat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// "provider/model" tried first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Larger bodies are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Hook {
+    fn default() -> Self {
+        Hook {
+            token: String::new(),
+            message: String::new(),
+            to: None,
+            skill: None,
+            model: None,
+            max_body_bytes: 64 * 1024,
         }
     }
 }

@@ -73,36 +73,61 @@ impl Auth {
             map.remove(&addr);
             return Check::Ok;
         }
-        if map.len() >= MAX_TRACKED && !map.contains_key(&addr) {
-            // Forget the entry whose window is oldest; an attacker cycling
-            // addresses only evicts its own older entries.
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, f)| f.window_start)
-                .map(|(a, _)| *a)
-            {
-                map.remove(&oldest);
-            }
+        fail(&mut map, addr, now_ms)
+    }
+
+    /// Seconds until `addr` may try again, if it is locked out.
+    pub fn locked_for(&self, addr: IpAddr, now_ms: u64) -> Option<u64> {
+        let map = match self.failures.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.get(&addr)
+            .filter(|f| f.locked_until > now_ms)
+            .map(|f| (f.locked_until - now_ms).div_ceil(1000))
+    }
+
+    /// Counts a failed secret check made elsewhere (a webhook token) against
+    /// `addr`, with the same slow-down and lockout as the gateway token.
+    pub fn record_failure(&self, addr: IpAddr, now_ms: u64) -> Check {
+        let mut map = match self.failures.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        fail(&mut map, addr, now_ms)
+    }
+}
+
+fn fail(map: &mut HashMap<IpAddr, Failures>, addr: IpAddr, now_ms: u64) -> Check {
+    if map.len() >= MAX_TRACKED && !map.contains_key(&addr) {
+        // Forget the entry whose window is oldest; an attacker cycling
+        // addresses only evicts its own older entries.
+        if let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, f)| f.window_start)
+            .map(|(a, _)| *a)
+        {
+            map.remove(&oldest);
         }
-        let f = map.entry(addr).or_insert(Failures {
+    }
+    let f = map.entry(addr).or_insert(Failures {
+        count: 0,
+        window_start: now_ms,
+        locked_until: 0,
+    });
+    if now_ms.saturating_sub(f.window_start) > WINDOW_MS {
+        *f = Failures {
             count: 0,
             window_start: now_ms,
             locked_until: 0,
-        });
-        if now_ms.saturating_sub(f.window_start) > WINDOW_MS {
-            *f = Failures {
-                count: 0,
-                window_start: now_ms,
-                locked_until: 0,
-            };
-        }
-        f.count += 1;
-        if f.count >= MAX_FAILURES {
-            f.locked_until = now_ms + LOCKOUT_MS;
-        }
-        Check::Denied {
-            delay_ms: 100 * u64::from(f.count.min(10)),
-        }
+        };
+    }
+    f.count += 1;
+    if f.count >= MAX_FAILURES {
+        f.locked_until = now_ms + LOCKOUT_MS;
+    }
+    Check::Denied {
+        delay_ms: 100 * u64::from(f.count.min(10)),
     }
 }
 

@@ -33,8 +33,6 @@ pub struct Runtime {
     pub(super) running: HashSet<(String, String)>,
     /// Channels refusing new runs because their queue is full.
     backpressure: HashMap<String, String>,
-    /// The chat the owner wrote from last ("channel:chat_id").
-    pub last_chat: Option<String>,
 }
 
 fn access_for(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
@@ -213,7 +211,7 @@ impl Reactor {
         }
         for (env, session) in new_ones {
             if env.chat_kind == ChatKind::Direct {
-                self.channels.last_chat = Some(format!("{channel}:{}", env.chat_id));
+                self.note_chat(&format!("{channel}:{}", env.chat_id));
             }
             self.start_channel_run(env, session);
         }

@@ -106,7 +106,7 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
     route(stream, req, shared);
 }
 
-fn error_body(msg: &str) -> String {
+pub(super) fn error_body(msg: &str) -> String {
     json!({"error": msg}).to_string()
 }
 
@@ -228,6 +228,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        202 => "Accepted",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
@@ -246,7 +247,7 @@ fn reason(status: u16) -> &'static str {
 const INDEX_HTML: &str = include_str!("webui.html");
 
 /// Checks the bearer token; on failure answers and returns false.
-fn authorized(stream: &mut TcpStream, req: &Request, shared: &Shared) -> bool {
+pub(super) fn authorized(stream: &mut TcpStream, req: &Request, shared: &Shared) -> bool {
     match shared.auth.check(
         req.remote,
         auth::bearer(req.header("authorization")),
@@ -321,6 +322,14 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
                 http_chat(stream, &req, shared);
             }
         }
+        (_, path) if path.starts_with("/api/cron") || path == "/api/heartbeat/run" => {
+            if authorized(&mut stream, &req, shared) {
+                super::proactive_http::api(&mut stream, &req, shared);
+            }
+        }
+        (_, path) if path.starts_with("/hooks/") => {
+            super::proactive_http::hook(&mut stream, &req, shared);
+        }
         (_, path) if path.starts_with("/api/sessions/") => {
             if !authorized(&mut stream, &req, shared) {
                 return;
@@ -362,7 +371,7 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -381,7 +390,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Sends a one-shot query to the reactor and writes its JSON answer.
-fn query(stream: &mut TcpStream, shared: &Shared, method: &str, params: Value) {
+pub(super) fn query(stream: &mut TcpStream, shared: &Shared, method: &str, params: Value) {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let msg = ToReactor::Query {
         method: method.to_string(),

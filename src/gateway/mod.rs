@@ -11,6 +11,7 @@ pub mod auth;
 pub mod channels;
 pub mod http;
 pub mod outbox;
+pub mod proactive_http;
 pub mod protocol;
 pub mod reactor;
 pub mod telegram;

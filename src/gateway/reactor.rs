@@ -20,6 +20,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "proactive.rs"]
+mod proactive;
+
 /// Messages waiting behind a running one, per session.
 const SESSION_QUEUE: usize = 4;
 /// Largest chat message accepted, in bytes.
@@ -42,6 +45,8 @@ pub(super) enum Origin {
         inbound: String,
         target: String,
     },
+    /// A scheduled job, heartbeat or webhook (see proactive.rs).
+    Job,
 }
 
 pub(super) struct Pending {
@@ -100,11 +105,13 @@ pub struct Reactor {
     ticks: u64,
     /// Per "provider/model": consecutive failures and cooldown end (ms).
     model_health: HashMap<String, (u32, u64, String)>,
+    pro: proactive::Proactive,
 }
 
 impl Reactor {
     pub fn new(cfg: Arc<Config>, store: Store, pool: Pool) -> Reactor {
         let cap = cfg.gateway.session_cache;
+        let pro = proactive::Proactive::load(&cfg, &store);
         Reactor {
             cfg,
             store,
@@ -125,6 +132,7 @@ impl Reactor {
             trimmed_at: 0,
             ticks: 0,
             model_health: HashMap::new(),
+            pro,
         }
     }
 
@@ -137,6 +145,7 @@ impl Reactor {
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
+            let wake = self.proactive_deadline();
             tokio::select! {
                 why = &mut stop => {
                     self.shutdown();
@@ -147,6 +156,7 @@ impl Reactor {
                     None => return "all senders closed",
                 },
                 _ = tick.tick() => self.maintain(),
+                _ = tokio::time::sleep_until(wake) => self.proactive_tick(),
             }
         }
     }
@@ -326,6 +336,7 @@ impl Reactor {
             }
             "status" => Ok(self.status()),
             "health" => Ok(json!({"ok": true})),
+            m if proactive::handles(m) => self.proactive_call(m, params),
             other => Err(err(
                 "METHOD_NOT_FOUND",
                 format!("unknown method {other:?}; see docs/protocol.md"),
@@ -361,6 +372,7 @@ impl Reactor {
             "primaryModel": self.cfg.agents.defaults.model.primary,
             "models": providers,
             "channels": self.channels_status(),
+            "cron": self.proactive_status(),
         })
     }
 
@@ -421,6 +433,7 @@ impl Reactor {
             cancel: cancel.clone(),
             deadline_s: defaults.timeout_seconds,
             skip_models: self.cooling_models(),
+            model_override: self.run_model(p.run_id),
         };
         if let Err(job) = self.pool.try_submit(job) {
             drop(job);
@@ -566,7 +579,13 @@ impl Reactor {
         let origin = run.origin.clone();
         let conn = match origin {
             Origin::Client(c) => c,
+            // Runs without a client use connection 0, which is never assigned.
             Origin::Channel { .. } => 0,
+            // A job's end is handled in proactive.rs.
+            Origin::Job => match u.event {
+                RunEvent::Final { .. } | RunEvent::Error { .. } => return self.job_run_ended(u),
+                _ => 0,
+            },
         };
         let session = run.session.clone();
         let rid = u.run_id.to_string();
@@ -656,6 +675,7 @@ impl Reactor {
                         log::warn!("{channel}: queued run not started ({code}: {msg}); the message stays in the inbox");
                         self.channels.running.remove(&(channel, inbound));
                     }
+                    Origin::Job => self.job_start_failed(rid, msg),
                 },
             }
         }

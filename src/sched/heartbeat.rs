@@ -16,15 +16,18 @@ pub const NOTHING_TO_REPORT: &str = "HEARTBEAT_OK";
 /// How much other text a "nothing to report" reply may carry.
 const MAX_EXTRA_CHARS: usize = 30;
 
-/// `heartbeat` config: `{"every":"30m","activeHours":{"start":"08:00","end":"22:00","tz":"Europe/Berlin"}}`.
+/// `heartbeat` config: `{"every":"30m","activeHours":{"start":"08:00","end":"22:00","tz":"Europe/Berlin"},"to":"telegram:123"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeartbeatConfig {
     /// Interval such as "30m"; "0m" disables the heartbeat.
     #[serde(default = "default_every")]
     pub every: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_hours: Option<ActiveHours>,
+    /// Where alerts go (`"telegram:123"`); default: the last used chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 fn default_every() -> String {
@@ -36,6 +39,7 @@ impl Default for HeartbeatConfig {
         HeartbeatConfig {
             every: default_every(),
             active_hours: None,
+            to: None,
         }
     }
 }
@@ -44,7 +48,7 @@ impl Default for HeartbeatConfig {
 /// `start` is an overnight window ("22:00" to "06:00"). `end` may be "24:00".
 /// `tz` is an IANA name; without it the system time zone is used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActiveHours {
     pub start: String,
     pub end: String,
@@ -74,6 +78,9 @@ impl HeartbeatConfig {
         self.every_ms()?;
         if let Some(ah) = &self.active_hours {
             ah.window()?;
+        }
+        if let Some(to) = &self.to {
+            crate::channel::Target::parse(to).map_err(|e| format!("heartbeat.to: {e}"))?;
         }
         Ok(())
     }
@@ -283,6 +290,7 @@ mod tests {
                 end: e.to_string(),
                 tz: Some("Europe/Berlin".to_string()),
             }),
+            to: None,
         }
     }
 

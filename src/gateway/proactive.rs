@@ -1,0 +1,1076 @@
+//! Proactivity, inside the reactor: scheduled jobs, the heartbeat and
+//! webhook runs. Each is a trigger, a prompt (a skill hint and the message,
+//! or the HEARTBEAT.md checklist), an agent run through the same per-session
+//! queue as chat, and delivery of the answer to a channel in the transaction
+//! that records it. The job table (`sched::Scheduler`) is pure: this file
+//! gives it the clock, persists its snapshot in the store's kv table after
+//! every change and every run, and turns due jobs into runs.
+
+use super::{err, CallResult, Origin, Pending, Reactor, MAX_TEXT, SESSION_QUEUE};
+use crate::agent::{RunEvent, RunUpdate};
+use crate::config::Config;
+use crate::llm::{Message, Part, Role};
+use crate::sched::heartbeat::{checklist_is_empty, is_nothing_to_report, next_beat};
+use crate::sched::{
+    parse_at, parse_every, HeartbeatConfig, JobSpec, JobState, Outcome, Scheduler, SessionTarget,
+    Trigger, NOTHING_TO_REPORT,
+};
+use crate::store::{Store, Turn, TurnKind};
+use crate::util::{now_ms, rfc3339};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+const KV_JOBS: &str = "sched/jobs";
+const KV_JOBS_UNREADABLE: &str = "sched/jobs.unreadable";
+const KV_HEARTBEAT: &str = "sched/heartbeat";
+const KV_LAST_CHAT: &str = "sched/lastChat";
+/// Scheduled jobs at most.
+const MAX_JOBS: usize = 100;
+/// The reactor looks at the clock at least this often, so a wall-clock
+/// step (NTP after boot on a board without a battery clock) is noticed.
+const MAX_SLEEP_MS: u64 = 60_000;
+const HEARTBEAT_SESSION: &str = "heartbeat";
+/// Bytes of HEARTBEAT.md read.
+const MAX_CHECKLIST: u64 = 16 * 1024;
+const JOB_FIELDS: [&str; 13] = [
+    "name", "message", "cron", "tz", "every", "at", "skill", "model", "session", "to", "catchUp",
+    "jitter", "enabled",
+];
+
+/// Whether `method` is served here.
+pub(super) fn handles(method: &str) -> bool {
+    method.starts_with("cron.") || method == "heartbeat.run" || method == "hook.run"
+}
+
+/// What started a proactive run.
+enum Kind {
+    Job(String),
+    Heartbeat,
+    Hook(String),
+}
+
+/// A proactive run between its start and its end.
+struct Active {
+    kind: Kind,
+    deliver_to: Option<String>,
+    model: Option<String>,
+    started_ms: u64,
+}
+
+/// What became of a run's answer.
+enum Settled {
+    Delivered(String),
+    /// A heartbeat with nothing to report: neither delivered nor recorded.
+    Quiet,
+    /// Recorded in the session only; the reason.
+    Undelivered(String),
+}
+
+/// Heartbeat state; the persisted part survives restarts.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Beat {
+    last_ms: Option<u64>,
+    last_result: Option<String>,
+    beats: u64,
+    alerts: u64,
+    #[serde(skip)]
+    next_ms: Option<u64>,
+    #[serde(skip)]
+    running: bool,
+}
+
+/// The reactor's proactive state.
+pub(super) struct Proactive {
+    sched: Scheduler,
+    active: HashMap<u64, Active>,
+    /// Where answers go when a job names no target: the chat the owner
+    /// used last (`channel:chat`).
+    last_chat: Option<String>,
+    heartbeat: Option<HeartbeatConfig>,
+    beat: Beat,
+    /// Per configured hook: the last run's result.
+    hooks_last: BTreeMap<String, String>,
+    rng: u64,
+}
+
+impl Proactive {
+    /// Restores jobs, heartbeat state and the last chat from the store. A
+    /// job missed while the gateway was down runs once (if it catches up).
+    pub(super) fn load(cfg: &Config, store: &Store) -> Proactive {
+        let now = now_ms();
+        let jobs: Vec<(JobSpec, JobState)> = match store.kv_get(KV_JOBS) {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(j) => j,
+                Err(e) => {
+                    log::error!("the stored jobs are unreadable ({e}); starting without them (kept under {KV_JOBS_UNREADABLE})");
+                    let _ = store.kv_put(KV_JOBS_UNREADABLE, &bytes);
+                    Vec::new()
+                }
+            },
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                log::error!("cannot read the stored jobs: {e}");
+                Vec::new()
+            }
+        };
+        let had_jobs = !jobs.is_empty();
+        let sched = Scheduler::restore(jobs, now);
+        let mut beat: Beat = store
+            .kv_get(KV_HEARTBEAT)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let heartbeat = cfg.agents.defaults.heartbeat.clone();
+        beat.next_ms = heartbeat
+            .as_ref()
+            .and_then(|h| next_beat(h, beat.last_ms, now));
+        let last_chat = store
+            .kv_get(KV_LAST_CHAT)
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok());
+        let p = Proactive {
+            sched,
+            active: HashMap::new(),
+            last_chat,
+            heartbeat,
+            beat,
+            hooks_last: BTreeMap::new(),
+            rng: now ^ (u64::from(std::process::id()) << 32) | 1,
+        };
+        if had_jobs {
+            // Restoring may have marked interrupted runs or skipped slots.
+            save_jobs(store, &p.sched);
+        }
+        p
+    }
+}
+
+fn save_jobs(store: &Store, sched: &Scheduler) {
+    let r = serde_json::to_vec(&sched.snapshot())
+        .map_err(|e| e.to_string())
+        .and_then(|b| store.kv_put(KV_JOBS, &b));
+    if let Err(e) = r {
+        log::error!("cannot persist the jobs: {e}");
+    }
+}
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+impl Reactor {
+    /// When the loop should next look at the schedule.
+    pub(super) fn proactive_deadline(&self) -> tokio::time::Instant {
+        let now = now_ms();
+        let beat = if self.pro.beat.running {
+            None
+        } else {
+            self.pro.beat.next_ms
+        };
+        let wait = [self.pro.sched.next_wake(), beat]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_sub(now))
+            .unwrap_or(MAX_SLEEP_MS)
+            .min(MAX_SLEEP_MS);
+        tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+    }
+
+    /// Starts what is due: jobs, then the heartbeat.
+    pub(super) fn proactive_tick(&mut self) {
+        let now = now_ms();
+        self.sweep_lost(now);
+        let p = &mut self.pro;
+        let rng = &mut p.rng;
+        let due = p
+            .sched
+            .due(now, &mut |max| xorshift(rng) % max.saturating_add(1));
+        for name in &due {
+            self.start_job(name, now);
+        }
+        if !due.is_empty() {
+            save_jobs(&self.store, &self.pro.sched);
+        }
+        let beat_due = !self.pro.beat.running && self.pro.beat.next_ms.is_some_and(|t| t <= now);
+        if beat_due {
+            let _ = self.start_beat(now);
+        }
+    }
+
+    /// Records a run that vanished from its session queue as failed, so its
+    /// job is not "running" forever.
+    fn sweep_lost(&mut self, now: u64) {
+        let lost: Vec<u64> = self
+            .pro
+            .active
+            .keys()
+            .copied()
+            .filter(|id| {
+                !self.runs.contains_key(id)
+                    && !self
+                        .busy
+                        .values()
+                        .any(|q| q.iter().any(|p| p.run_id == *id))
+            })
+            .collect();
+        for id in lost {
+            let active = self.pro.active.remove(&id);
+            self.record(
+                active,
+                now,
+                Err("the run was lost from its session queue".into()),
+            );
+        }
+    }
+
+    /// The model a proactive run tries first.
+    pub(super) fn run_model(&self, run_id: u64) -> Option<String> {
+        self.pro.active.get(&run_id).and_then(|a| a.model.clone())
+    }
+
+    /// Notes the chat the owner used last: where answers of jobs without a
+    /// target go. Channel adapters call this for each message from the owner.
+    pub(crate) fn note_chat(&mut self, to: &str) {
+        if self.pro.last_chat.as_deref() == Some(to) {
+            return;
+        }
+        self.pro.last_chat = Some(to.to_string());
+        if let Err(e) = self.store.kv_put(KV_LAST_CHAT, to.as_bytes()) {
+            log::error!("cannot persist the last chat: {e}");
+        }
+    }
+
+    fn start_job(&mut self, name: &str, now: u64) {
+        let Some(spec) = self.pro.sched.get(name).map(|(s, _)| s.clone()) else {
+            return;
+        };
+        let session = match spec.session {
+            SessionTarget::Own => format!("cron:{}", spec.name),
+            SessionTarget::Main => "main".to_string(),
+        };
+        let active = Active {
+            kind: Kind::Job(spec.name.clone()),
+            deliver_to: spec.deliver_to.clone(),
+            model: spec.model.clone(),
+            started_ms: now,
+        };
+        let text = with_skill(&spec.message, spec.skill.as_deref());
+        match self.start_proactive(&session, text, active) {
+            Ok((run, _)) => log::info!("job \"{name}\": run {run} started in session {session}"),
+            Err((_, msg)) => {
+                log::warn!("job \"{name}\" could not start: {msg}");
+                self.pro.sched.finished(name, now, Outcome::Error(msg));
+            }
+        }
+    }
+
+    /// Starts (or queues behind the session's current run) an agent run
+    /// whose end is handled here. Returns the run id and whether it waits.
+    fn start_proactive(
+        &mut self,
+        session: &str,
+        text: String,
+        active: Active,
+    ) -> Result<(u64, bool), (String, String)> {
+        let run_id = self.next_run;
+        self.next_run += 1;
+        let pending = Pending {
+            origin: Origin::Job,
+            text,
+            run_id,
+        };
+        if let Some(q) = self.busy.get_mut(session) {
+            if q.len() >= SESSION_QUEUE {
+                return Err(err(
+                    "BUSY",
+                    format!("session {session} already has messages waiting; try again later"),
+                ));
+            }
+            q.push_back(pending);
+            self.pro.active.insert(run_id, active);
+            return Ok((run_id, true));
+        }
+        self.pro.active.insert(run_id, active);
+        if let Err(e) = self.start_run(session, pending) {
+            self.pro.active.remove(&run_id);
+            return Err(e);
+        }
+        Ok((run_id, false))
+    }
+
+    /// Runs the heartbeat now: an empty checklist costs no model call.
+    fn start_beat(&mut self, now: u64) -> CallResult {
+        let Some(cfg) = self.pro.heartbeat.clone() else {
+            return Err(err(
+                "NOT_FOUND",
+                "no heartbeat configured: set agents.defaults.heartbeat, e.g. {\"every\": \"30m\"}",
+            ));
+        };
+        if self.pro.beat.running {
+            return Err(err("BUSY", "a heartbeat is already running"));
+        }
+        let checklist = read_checklist(&self.pool.workspace.join("HEARTBEAT.md"));
+        if checklist_is_empty(&checklist) {
+            self.beat_done(now, now, "empty checklist: no model call".into(), false);
+            return Ok(json!({"started": false, "reason": "HEARTBEAT.md has nothing to check"}));
+        }
+        let active = Active {
+            kind: Kind::Heartbeat,
+            deliver_to: cfg.to.clone(),
+            model: None,
+            started_ms: now,
+        };
+        match self.start_proactive(HEARTBEAT_SESSION, heartbeat_prompt(&checklist), active) {
+            Ok((run, _)) => {
+                self.pro.beat.running = true;
+                Ok(json!({"started": true, "runId": run.to_string(), "session": HEARTBEAT_SESSION}))
+            }
+            Err((code, msg)) => {
+                self.beat_done(now, now, format!("error: {msg}"), false);
+                Err((code, msg))
+            }
+        }
+    }
+
+    fn beat_done(&mut self, started: u64, now: u64, result: String, alert: bool) {
+        log::info!("heartbeat: {result}");
+        let b = &mut self.pro.beat;
+        b.running = false;
+        b.last_ms = Some(started);
+        b.beats += 1;
+        if alert {
+            b.alerts += 1;
+        }
+        b.last_result = Some(result);
+        b.next_ms = self
+            .pro
+            .heartbeat
+            .as_ref()
+            .and_then(|c| next_beat(c, Some(started), now));
+        let r = serde_json::to_vec(&self.pro.beat)
+            .map_err(|e| e.to_string())
+            .and_then(|v| self.store.kv_put(KV_HEARTBEAT, &v));
+        if let Err(e) = r {
+            log::error!("cannot persist the heartbeat state: {e}");
+        }
+    }
+
+    /// The end of a proactive run (its final answer or its error).
+    pub(super) fn job_run_ended(&mut self, u: RunUpdate) {
+        let Some(session) = self.runs.get(&u.run_id).map(|r| r.session.clone()) else {
+            return;
+        };
+        let active = self.pro.active.remove(&u.run_id);
+        let now = now_ms();
+        let result = match u.event {
+            RunEvent::Final {
+                messages,
+                text,
+                model,
+                usage,
+                summary,
+            } => {
+                let turns = final_turns(now, messages, &model, usage, summary);
+                Ok(self.settle(&session, active.as_ref(), &turns, usage, &text, now))
+            }
+            RunEvent::Error { message, kind } => {
+                self.runs_failed += 1;
+                Err(format!("{kind}: {message}"))
+            }
+            _ => return,
+        };
+        self.finish(u.run_id, &session);
+        self.record(active, now, result);
+    }
+
+    /// A queued proactive run that could not start.
+    pub(super) fn job_start_failed(&mut self, run_id: u64, msg: String) {
+        let active = self.pro.active.remove(&run_id);
+        self.record(active, now_ms(), Err(msg));
+    }
+
+    /// Delivers the answer (to the target, else the last chat) in the same
+    /// transaction that records the turns; without either, records them only.
+    fn settle(
+        &mut self,
+        session: &str,
+        active: Option<&Active>,
+        turns: &[Turn],
+        usage: (u64, u64),
+        text: &str,
+        now: u64,
+    ) -> Settled {
+        let heartbeat = matches!(active.map(|a| &a.kind), Some(Kind::Heartbeat));
+        if heartbeat && is_nothing_to_report(text) {
+            return Settled::Quiet;
+        }
+        let target = active
+            .and_then(|a| a.deliver_to.clone())
+            .or_else(|| self.pro.last_chat.clone());
+        let why = match target {
+            Some(to) => match self.deliver(session, &to, turns, usage, None, text) {
+                Ok(()) => return Settled::Delivered(to),
+                Err(e) => format!("could not queue the answer for {to}: {e}"),
+            },
+            None => "no chat to deliver to: give a target (--to telegram:<chat>) or write to the assistant from a channel first".to_string(),
+        };
+        match self.store.append(session, turns, usage, now) {
+            Ok(meta) => self.sessions.put(meta),
+            Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
+        }
+        Settled::Undelivered(format!("{why}; the answer is in session {session}"))
+    }
+
+    /// Notes how a proactive run ended, where its kind keeps such things.
+    fn record(&mut self, active: Option<Active>, now: u64, result: Result<Settled, String>) {
+        let Some(active) = active else {
+            return;
+        };
+        match active.kind {
+            Kind::Job(name) => {
+                let outcome = match result {
+                    Ok(Settled::Delivered(_)) | Ok(Settled::Quiet) => Outcome::Ok,
+                    Ok(Settled::Undelivered(why)) => Outcome::Error(why),
+                    Err(e) => Outcome::Error(e),
+                };
+                log::info!("job \"{name}\" finished: {}", outcome_str(&outcome));
+                self.pro.sched.finished(&name, now, outcome);
+                save_jobs(&self.store, &self.pro.sched);
+            }
+            Kind::Heartbeat => {
+                let (text, alert) = match result {
+                    Ok(Settled::Delivered(to)) => (format!("alert delivered to {to}"), true),
+                    Ok(Settled::Quiet) => ("nothing to report".to_string(), false),
+                    Ok(Settled::Undelivered(why)) => (format!("alert not delivered: {why}"), true),
+                    Err(e) => (format!("error: {e}"), false),
+                };
+                self.beat_done(active.started_ms, now, text, alert);
+            }
+            Kind::Hook(name) => {
+                let text = match result {
+                    Ok(Settled::Delivered(to)) => format!("delivered to {to}"),
+                    Ok(Settled::Quiet) => "nothing to report".to_string(),
+                    Ok(Settled::Undelivered(why)) => format!("not delivered: {why}"),
+                    Err(e) => format!("error: {e}"),
+                };
+                log::info!("hook \"{name}\": {text}");
+                if self.cfg.hooks.contains_key(&name) {
+                    let line = format!("{}: {text}", rfc3339(now));
+                    self.pro.hooks_last.insert(name, line);
+                }
+            }
+        }
+    }
+
+    /// `cron.*`, `heartbeat.run` and `hook.run`.
+    pub(super) fn proactive_call(&mut self, method: &str, params: Value) -> CallResult {
+        let now = now_ms();
+        let invalid = |e: String| err("INVALID_REQUEST", e);
+        match method {
+            "cron.list" => {
+                let jobs: Vec<Value> = self
+                    .pro
+                    .sched
+                    .list()
+                    .into_iter()
+                    .map(|(s, st)| job_json(s, st))
+                    .collect();
+                Ok(json!({"jobs": jobs, "lastChat": self.pro.last_chat}))
+            }
+            "cron.get" => {
+                let name = name_param(&params)?;
+                let (s, st) = self
+                    .pro
+                    .sched
+                    .get(&name)
+                    .ok_or_else(|| err("NOT_FOUND", no_job(&name)))?;
+                Ok(job_json(s, st))
+            }
+            "cron.add" => {
+                if self.pro.sched.list().len() >= MAX_JOBS {
+                    return Err(invalid(format!(
+                        "there are already {MAX_JOBS} jobs, the most pinch keeps; remove some first"
+                    )));
+                }
+                let spec = spec_from(&params, None, now, &self.cfg).map_err(invalid)?;
+                let name = spec.name.clone();
+                self.pro.sched.add(spec, now).map_err(invalid)?;
+                save_jobs(&self.store, &self.pro.sched);
+                log::info!("job \"{name}\" added");
+                self.job_answer(&name)
+            }
+            "cron.edit" => {
+                let name = name_param(&params)?;
+                let base = self
+                    .pro
+                    .sched
+                    .get(&name)
+                    .map(|(s, _)| s.clone())
+                    .ok_or_else(|| err("NOT_FOUND", no_job(&name)))?;
+                let mut changes = params.clone();
+                if let Some(o) = changes.as_object_mut() {
+                    o.remove("name");
+                    if let Some(r) = o.remove("rename") {
+                        o.insert("name".into(), r);
+                    }
+                }
+                let spec = spec_from(&changes, Some(&base), now, &self.cfg).map_err(invalid)?;
+                let new_name = spec.name.clone();
+                self.pro.sched.edit(&name, spec, now).map_err(invalid)?;
+                save_jobs(&self.store, &self.pro.sched);
+                self.job_answer(&new_name)
+            }
+            "cron.remove" => {
+                let name = name_param(&params)?;
+                if !self.pro.sched.remove(&name) {
+                    return Err(err("NOT_FOUND", no_job(&name)));
+                }
+                save_jobs(&self.store, &self.pro.sched);
+                log::info!("job \"{name}\" removed");
+                Ok(json!({"name": name, "removed": true}))
+            }
+            "cron.run" => {
+                let name = name_param(&params)?;
+                self.pro.sched.run_now(&name, now).map_err(|e| {
+                    if e.starts_with("no job") {
+                        err("NOT_FOUND", e)
+                    } else {
+                        err("BUSY", e)
+                    }
+                })?;
+                self.proactive_tick();
+                let run = self.pro.active.iter().find_map(|(id, a)| match &a.kind {
+                    Kind::Job(n) if *n == name => Some(id.to_string()),
+                    _ => None,
+                });
+                let (_, st) = self
+                    .pro
+                    .sched
+                    .get(&name)
+                    .ok_or_else(|| err("NOT_FOUND", no_job(&name)))?;
+                Ok(json!({"name": name, "runId": run, "outcome": outcome_text(&st.last_outcome)}))
+            }
+            "cron.lastChat" => {
+                if let Some(to) = params.get("to").and_then(Value::as_str) {
+                    crate::config::check_target(to).map_err(invalid)?;
+                    self.note_chat(to);
+                }
+                Ok(json!({"lastChat": self.pro.last_chat}))
+            }
+            "heartbeat.run" => self.start_beat(now),
+            "hook.run" => self.run_hook(&params, now),
+            other => Err(err(
+                "METHOD_NOT_FOUND",
+                format!("unknown method {other:?}; see docs/protocol.md"),
+            )),
+        }
+    }
+
+    fn job_answer(&self, name: &str) -> CallResult {
+        let (s, st) = self
+            .pro
+            .sched
+            .get(name)
+            .ok_or_else(|| err("NOT_FOUND", no_job(name)))?;
+        Ok(json!({"job": job_json(s, st)}))
+    }
+
+    /// `POST /hooks/<name>`, checked: unknown hook, wrong token and
+    /// oversized body are refused before anything runs.
+    fn run_hook(&mut self, p: &Value, now: u64) -> CallResult {
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+        let Some(hook) = self.cfg.hooks.get(name).cloned() else {
+            return Err(err("NOT_FOUND", format!("no hook named {name:?}")));
+        };
+        let presented = p.get("token").and_then(Value::as_str).unwrap_or("");
+        if !token_matches(presented, &hook.token) {
+            return Err(err(
+                "UNAUTHORIZED",
+                format!("missing or wrong hook token: send Authorization: Bearer <hooks.{name}.token> (or X-Pinch-Token)"),
+            ));
+        }
+        let bytes = p.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+        if bytes > hook.max_body_bytes as u64 {
+            return Err(err(
+                "TOO_LARGE",
+                format!(
+                    "body of {bytes} bytes is over hooks.{name}.maxBodyBytes ({})",
+                    hook.max_body_bytes
+                ),
+            ));
+        }
+        let body = p.get("body").and_then(Value::as_str).unwrap_or("");
+        let body = crate::util::truncate(body, hook.max_body_bytes);
+        let text = with_skill(
+            &hook.message.replace("{{body}}", body),
+            hook.skill.as_deref(),
+        );
+        let session = format!("hook:{name}");
+        let active = Active {
+            kind: Kind::Hook(name.to_string()),
+            deliver_to: hook.to.clone(),
+            model: hook.model.clone(),
+            started_ms: now,
+        };
+        let (run, queued) = self.start_proactive(&session, text, active)?;
+        log::info!("hook \"{name}\": run {run} started");
+        Ok(json!({"runId": run.to_string(), "session": session, "queued": queued}))
+    }
+
+    /// The `cron` section of `/status`.
+    pub(super) fn proactive_status(&self) -> Value {
+        let jobs: Vec<Value> = self
+            .pro
+            .sched
+            .list()
+            .into_iter()
+            .map(|(s, st)| job_json(s, st))
+            .collect();
+        let b = &self.pro.beat;
+        let heartbeat = self.pro.heartbeat.as_ref().map(|c| {
+            json!({
+                "every": c.every,
+                "to": c.to,
+                "nextBeat": b.next_ms.map(rfc3339),
+                "lastBeat": b.last_ms.map(rfc3339),
+                "lastResult": b.last_result,
+                "beats": b.beats,
+                "alerts": b.alerts,
+                "running": b.running,
+            })
+        });
+        let hooks: BTreeMap<&String, Option<&String>> = self
+            .cfg
+            .hooks
+            .keys()
+            .map(|k| (k, self.pro.hooks_last.get(k)))
+            .collect();
+        json!({"jobs": jobs, "heartbeat": heartbeat, "hooks": hooks, "lastChat": self.pro.last_chat})
+    }
+}
+
+/// The turns of a finished run: the new summary (if any), then the run's
+/// messages, the last answer carrying the usage.
+fn final_turns(
+    now: u64,
+    messages: Vec<Message>,
+    model: &str,
+    usage: (u64, u64),
+    summary: Option<(String, u64, u64)>,
+) -> Vec<Turn> {
+    let mut turns = Vec::new();
+    if let Some((text, through, chars)) = summary {
+        let mut t = Turn::message(
+            now,
+            Message {
+                role: Role::User,
+                parts: vec![Part::Text(text)],
+            },
+        );
+        t.kind = TurnKind::Summary;
+        t.covers_through = Some(through);
+        t.cum_chars = chars;
+        turns.push(t);
+    }
+    let last_assistant = messages.iter().rposition(|m| m.role == Role::Assistant);
+    for (i, m) in messages.into_iter().enumerate() {
+        let mut t = Turn::message(now, m);
+        if t.message.role == Role::Assistant {
+            t.model = Some(model.to_string());
+        }
+        if Some(i) == last_assistant {
+            t.usage = Some(usage);
+        }
+        turns.push(t);
+    }
+    turns
+}
+
+fn with_skill(message: &str, skill: Option<&str>) -> String {
+    match skill {
+        Some(s) => format!("Use the `{s}` skill.\n\n{message}"),
+        None => message.to_string(),
+    }
+}
+
+fn heartbeat_prompt(checklist: &str) -> String {
+    format!(
+        "Heartbeat check. Go through this checklist (from HEARTBEAT.md). If nothing needs the user's attention, reply with exactly {NOTHING_TO_REPORT}. Otherwise reply with only the message for the user.\n\n{}",
+        checklist.trim()
+    )
+}
+
+fn read_checklist(path: &Path) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        if let Err(e) = f.take(MAX_CHECKLIST).read_to_end(&mut buf) {
+            log::warn!("cannot read {}: {e}", path.display());
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Compares a presented secret with the expected one through their SHA-256
+/// digests, so the time taken reveals neither content nor length.
+fn token_matches(presented: &str, expected: &str) -> bool {
+    let d = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    !expected.is_empty() && crate::util::ct_eq(d(presented).as_ref(), d(expected).as_ref())
+}
+
+fn no_job(name: &str) -> String {
+    format!("no job named \"{name}\"; `pinch cron list` shows the jobs")
+}
+
+fn name_param(params: &Value) -> Result<String, (String, String)> {
+    params
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            err(
+                "INVALID_REQUEST",
+                "params.name (the job's name) is required",
+            )
+        })
+}
+
+/// Human form of a trigger: `cron 0 7 * * 1-5 (Europe/Berlin)`,
+/// `every 30m`, `at 2026-12-01T06:00:00.000Z`.
+pub fn trigger_text(t: &Trigger) -> String {
+    match t {
+        Trigger::Cron { expr, tz } => format!("cron {expr} ({tz})"),
+        Trigger::Every { millis, .. } => format!("every {}", duration_text(*millis)),
+        Trigger::At { at_ms } => format!("at {}", rfc3339(*at_ms)),
+    }
+}
+
+/// `90_000` → `1m30s`.
+pub fn duration_text(ms: u64) -> String {
+    let mut s = ms / 1000;
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if s >= len {
+            out.push_str(&format!("{}{unit}", s / len));
+            s %= len;
+        }
+    }
+    if out.is_empty() {
+        out = format!("{ms}ms");
+    }
+    out
+}
+
+fn outcome_str(o: &Outcome) -> String {
+    match o {
+        Outcome::Ok => "ok".to_string(),
+        Outcome::Error(e) => format!("error: {e}"),
+        Outcome::Skipped(r) => format!("skipped: {r}"),
+    }
+}
+
+fn outcome_text(o: &Option<Outcome>) -> Option<String> {
+    o.as_ref().map(outcome_str)
+}
+
+fn job_json(s: &JobSpec, st: &JobState) -> Value {
+    let trigger = trigger_text(&s.trigger);
+    let to = s.deliver_to.as_deref().unwrap_or("last chat");
+    let next = st.next_run_ms.map(rfc3339);
+    let summary = format!(
+        "{}: {trigger} -> {to}; next {}; last {}",
+        s.name,
+        next.as_deref().unwrap_or("-"),
+        outcome_text(&st.last_outcome).unwrap_or_else(|| "-".into())
+    );
+    json!({
+        "name": s.name,
+        "trigger": trigger,
+        "message": s.message,
+        "skill": s.skill,
+        "model": s.model,
+        "session": s.session,
+        "to": s.deliver_to,
+        "catchUp": s.catch_up,
+        "jitterMs": s.jitter_ms,
+        "enabled": s.enabled,
+        "nextRun": next,
+        "nextRunMs": st.next_run_ms,
+        "lastRun": st.last_run_ms.map(rfc3339),
+        "outcome": outcome_text(&st.last_outcome),
+        "durationMs": st.last_duration_ms,
+        "running": st.running_since_ms.is_some(),
+        "runs": st.runs,
+        "summary": summary,
+    })
+}
+
+/// The time zone a cron job gets without `tz`: the gateway's own.
+fn system_tz() -> String {
+    jiff::tz::TimeZone::system()
+        .iana_name()
+        .map(str::to_string)
+        .unwrap_or_else(|| "UTC".to_string())
+}
+
+/// Builds a job spec from API params (`cron.add`, or `cron.edit` over
+/// `base`): `name`, `message`, one of `cron` (+ `tz`) / `every` / `at`,
+/// and optionally `skill`, `model`, `session` ("own" | "main"), `to`,
+/// `catchUp`, `jitter` ("30s" or ms), `enabled`. An empty string clears an
+/// optional field.
+pub(super) fn spec_from(
+    p: &Value,
+    base: Option<&JobSpec>,
+    now: u64,
+    cfg: &Config,
+) -> Result<JobSpec, String> {
+    let obj = p
+        .as_object()
+        .ok_or("params must be a JSON object like {\"name\": \"digest\", \"every\": \"1h\", \"message\": \"...\"}")?;
+    for k in obj.keys() {
+        if !JOB_FIELDS.contains(&k.as_str()) {
+            let near = crate::util::nearest(k, JOB_FIELDS)
+                .map(|n| format!(" (did you mean {n:?}?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown job field {k:?}{near}; fields: {}",
+                JOB_FIELDS.join(", ")
+            ));
+        }
+    }
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(v)) => Ok(Some(v.trim().to_string())),
+            Some(_) => Err(format!("{k} must be a string")),
+        }
+    };
+    let flag = |k: &str| -> Result<Option<bool>, String> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(format!("{k} must be true or false")),
+        }
+    };
+    // An empty string clears an optional field.
+    let optional = |k: &str, cur: Option<String>| -> Result<Option<String>, String> {
+        Ok(match text(k)? {
+            None => cur,
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(v),
+        })
+    };
+    let mut spec = match base {
+        Some(b) => b.clone(),
+        None => JobSpec::new("", Trigger::At { at_ms: 0 }, ""),
+    };
+    if let Some(n) = text("name")? {
+        spec.name = n;
+    }
+    if spec.name.is_empty() {
+        return Err("a job needs a name, like \"digest\" (--name)".into());
+    }
+    if let Some(m) = text("message")? {
+        spec.message = m;
+    }
+    if spec.message.is_empty() {
+        return Err(format!(
+            "job \"{}\" needs a message: what the assistant should do when it runs (--message)",
+            spec.name
+        ));
+    }
+    if spec.message.len() > MAX_TEXT {
+        return Err(format!(
+            "the message is {} bytes; the limit is {MAX_TEXT}",
+            spec.message.len()
+        ));
+    }
+    let (cron, every, at, tz) = (text("cron")?, text("every")?, text("at")?, text("tz")?);
+    if [cron.is_some(), every.is_some(), at.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count()
+        > 1
+    {
+        return Err("give one of cron, every or at, not several".into());
+    }
+    if let Some(expr) = cron {
+        let old_tz = match &spec.trigger {
+            Trigger::Cron { tz, .. } if base.is_some() => Some(tz.clone()),
+            _ => None,
+        };
+        let tz = tz.or(old_tz).unwrap_or_else(system_tz);
+        spec.trigger = Trigger::Cron { expr, tz };
+    } else if let Some(e) = every {
+        spec.trigger = Trigger::Every {
+            millis: parse_every(&e)?,
+            anchor_ms: now,
+        };
+    } else if let Some(a) = at {
+        spec.trigger = Trigger::At {
+            at_ms: parse_at(&a)?,
+        };
+        // Setting a new time re-arms a one-shot job that already ran.
+        spec.enabled = true;
+    } else if let Some(tz) = tz {
+        match &mut spec.trigger {
+            Trigger::Cron { tz: t, .. } => *t = tz,
+            _ => return Err("tz applies to cron schedules only".into()),
+        }
+    } else if base.is_none() {
+        return Err("say when the job runs: cron \"0 7 * * 1-5\" (with tz), every \"30m\", or at \"2026-12-01T07:00:00+01:00\"".into());
+    }
+    spec.skill = optional("skill", spec.skill.take())?;
+    if let Some(s) = &spec.skill {
+        if s.len() > 64 || s.chars().any(|c| c.is_whitespace() || c == '`') {
+            return Err(format!("skill {s:?} is not a skill name"));
+        }
+    }
+    spec.model = optional("model", spec.model.take())?;
+    if let Some(m) = &spec.model {
+        if crate::config::find_model(cfg, m).is_none() {
+            return Err(format!(
+                "model {m:?} is not configured; use \"provider/model\", one of: {}",
+                crate::config::model_refs(cfg).join(", ")
+            ));
+        }
+    }
+    spec.deliver_to = optional("to", spec.deliver_to.take())?;
+    if let Some(to) = &spec.deliver_to {
+        crate::config::check_target(to)?;
+    }
+    if let Some(s) = text("session")? {
+        spec.session = match s.as_str() {
+            "own" => SessionTarget::Own,
+            "main" => SessionTarget::Main,
+            other => return Err(format!("session {other:?}: use \"own\" or \"main\"")),
+        };
+    }
+    if let Some(c) = flag("catchUp")? {
+        spec.catch_up = c;
+    }
+    if let Some(e) = flag("enabled")? {
+        spec.enabled = e;
+    }
+    match obj.get("jitter") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) => {
+            spec.jitter_ms = n.as_u64().ok_or("jitter must be a whole number of ms")?
+        }
+        Some(Value::String(s)) => {
+            spec.jitter_ms =
+                crate::sched::trigger::parse_duration_ms(s).map_err(|e| format!("jitter: {e}"))?
+        }
+        Some(_) => return Err("jitter must be like \"30s\" or a number of ms".into()),
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        let mut c = Config::default();
+        crate::config::apply_defaults(&mut c);
+        c
+    }
+
+    #[test]
+    fn spec_from_builds_and_explains() {
+        let c = cfg();
+        let p = json!({"name": "digest", "cron": "0 7 * * 1-5", "tz": "Europe/Berlin", "message": " news ", "to": "telegram:1", "jitter": "30s", "catchUp": false, "model": "local/local", "skill": "news-digest", "session": "main"});
+        let s = spec_from(&p, None, 5, &c).unwrap();
+        assert_eq!(s.message, "news");
+        assert_eq!(s.jitter_ms, 30_000);
+        assert!(!s.catch_up);
+        assert_eq!(s.session, SessionTarget::Main);
+        assert_eq!(s.deliver_to.as_deref(), Some("telegram:1"));
+        assert_eq!(trigger_text(&s.trigger), "cron 0 7 * * 1-5 (Europe/Berlin)");
+
+        let e = |p: Value| spec_from(&p, None, 5, &c).unwrap_err();
+        assert!(e(json!({"every": "1h", "message": "m"})).contains("needs a name"));
+        assert!(e(json!({"name": "a", "every": "1h"})).contains("needs a message"));
+        assert!(e(json!({"name": "a", "message": "m"})).contains("say when the job runs"));
+        assert!(e(json!({"name": "a", "message": "m", "evry": "1h"}))
+            .contains("did you mean \"every\""));
+        assert!(
+            e(json!({"name": "a", "message": "m", "every": "1h", "model": "x/y"}))
+                .contains("local/local")
+        );
+        assert!(
+            e(json!({"name": "a", "message": "m", "every": "1h", "session": "shared"}))
+                .contains("\"own\" or \"main\"")
+        );
+        assert!(e(json!({"name": "a", "message": "m", "every": 5})).contains("must be a string"));
+
+        let every = spec_from(
+            &json!({"name": "a", "message": "m", "every": "90s"}),
+            None,
+            7,
+            &c,
+        )
+        .unwrap();
+        assert_eq!(
+            every.trigger,
+            Trigger::Every {
+                millis: 90_000,
+                anchor_ms: 7
+            }
+        );
+        assert_eq!(trigger_text(&every.trigger), "every 1m30s");
+    }
+
+    #[test]
+    fn edits_change_only_what_is_given() {
+        let c = cfg();
+        let base = spec_from(&json!({"name": "d", "cron": "0 7 * * *", "tz": "Asia/Tokyo", "message": "m", "to": "telegram:1"}), None, 0, &c).unwrap();
+        let s = spec_from(&json!({"cron": "0 8 * * *", "to": ""}), Some(&base), 0, &c).unwrap();
+        assert_eq!(
+            s.trigger,
+            Trigger::Cron {
+                expr: "0 8 * * *".into(),
+                tz: "Asia/Tokyo".into()
+            }
+        );
+        assert_eq!(s.deliver_to, None, "an empty string clears");
+        assert_eq!(s.message, "m");
+        let s = spec_from(&json!({"tz": "UTC", "name": "e"}), Some(&base), 0, &c).unwrap();
+        assert_eq!(s.name, "e");
+        assert_eq!(
+            s.trigger,
+            Trigger::Cron {
+                expr: "0 7 * * *".into(),
+                tz: "UTC".into()
+            }
+        );
+        let every = spec_from(&json!({"every": "1h"}), Some(&base), 0, &c).unwrap();
+        assert!(spec_from(&json!({"tz": "UTC"}), Some(&every), 0, &c)
+            .unwrap_err()
+            .contains("cron schedules only"));
+    }
+
+    #[test]
+    fn small_helpers() {
+        assert_eq!(duration_text(86_400_000 + 3_600_000), "1d1h");
+        assert_eq!(duration_text(500), "500ms");
+        assert!(token_matches("abc", "abc"));
+        assert!(!token_matches("abd", "abc"));
+        assert!(!token_matches("", ""));
+        assert_eq!(with_skill("go", Some("x")), "Use the `x` skill.\n\ngo");
+        assert!(heartbeat_prompt("- a\n").ends_with(
+            "exactly HEARTBEAT_OK. Otherwise reply with only the message for the user.\n\n- a"
+        ));
+        assert!(handles("cron.add") && handles("hook.run") && !handles("chat.send"));
+    }
+}
