@@ -305,18 +305,11 @@ impl Target {
 
 fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
     const HELP: &str = "Usage: pinch status [--url URL] [--token T] [--json]\n\nShows version, uptime, memory, sessions, each model's state, scheduled jobs and the heartbeat.";
-    let (mut url, mut token, mut as_json) = (None, None, false);
-    while let Some(a) = p.next().map_err(|e| e.to_string())? {
-        match a {
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            Long("url") => url = Some(val(p)?),
-            Long("token") => token = Some(val(p)?),
-            Long("json") => as_json = true,
-            other => return Err(format!("{}\n\n{HELP}", other.unexpected())),
-        }
+    let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
+        return Ok(0);
+    };
+    if let Some(extra) = args.first() {
+        return Err(format!("unexpected argument {extra:?}\n\n{HELP}"));
     }
     let t = target(url, token, g, home)?;
     let s = t.get("/status")?;
@@ -689,24 +682,9 @@ fn cmd_sessions(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, 
         "Usage: pinch sessions <list | show KEY | reset KEY> [--url URL] [--token T] [--json]
 
 Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb directly.";
-    let (mut url, mut token, mut as_json) = (None, None, false);
-    let mut args: Vec<String> = Vec::new();
-    while let Some(a) = p.next().map_err(|e| e.to_string())? {
-        match a {
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            Long("url") => url = Some(val(p)?),
-            Long("token") => token = Some(val(p)?),
-            Long("json") => as_json = true,
-            Value(v) => args.push(
-                v.string()
-                    .map_err(|_| "argument is not valid UTF-8".to_string())?,
-            ),
-            other => return Err(format!("{}\n\n{HELP}", other.unexpected())),
-        }
-    }
+    let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
+        return Ok(0);
+    };
     let t = target(url, token, g, home)?;
     let (method, path, key) = match args
         .iter()

@@ -213,24 +213,23 @@ impl Registry {
             _ => return Output::error(format!("arguments for {name} must be a JSON object")),
         };
         let s = |k: &str| args.get(k).and_then(Value::as_str);
+        // Programs (exec, skill scripts) take their arguments as a list.
+        let argv: Vec<String> = args
+            .get("args")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         let result = match name {
             "read_file" => self.read_file(s("path")),
             "write_file" => self.write_file(s("path"), s("content")),
             "edit_file" => self.edit_file(s("path"), s("old_text"), s("new_text")),
             "list_dir" => self.list_dir(s("path")),
             "memory" => self.memory(s("action"), s("section"), s("text")),
-            "exec" if self.exec.enabled => {
-                let argv: Vec<String> = args
-                    .get("args")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                self.exec(s("command"), argv, deadline)
-            }
+            "exec" if self.exec.enabled => self.exec(s("command"), argv, deadline),
             "web_fetch" if self.fetch_agent.is_some() => self.web_fetch(s("url")),
             "web_search" if self.searcher.is_some() => {
                 self.web_search(s("query"), args.get("max_results").and_then(Value::as_u64))
@@ -238,18 +237,7 @@ impl Registry {
             "skill" => self.load_skill(s("name")),
             "cron" if self.reactor.is_some() => self.cron(args),
             other => match self.skill_tool(other) {
-                Some((skill, script)) => {
-                    let argv: Vec<String> = args
-                        .get("args")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    self.run_program(&script, argv, &skill.dir, deadline)
-                }
+                Some((skill, script)) => self.run_program(&script, argv, &skill.dir, deadline),
                 None => Err(format!("unknown tool {other:?}")),
             },
         };
