@@ -24,6 +24,8 @@ Commands:
   sessions list|show|reset
                          list, print or delete conversations
   doctor                 check connectivity, exposure, permissions and clock
+  service install --user|print-unit
+                         run as a systemd user service, or print the unit
   version                print the version
 
 Global options:
@@ -90,6 +92,7 @@ fn run() -> Result<i32, String> {
         "config" => cmd_config(&mut p, &g, &home),
         "sessions" => cmd_sessions(&mut p, &g, &home),
         "doctor" => crate::doctor::cmd(&mut p, g.config.as_deref(), &home),
+        "service" => crate::service::cmd(&mut p, g.config.as_deref(), &home),
         "version" => {
             println!("pinch {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
@@ -98,7 +101,8 @@ fn run() -> Result<i32, String> {
             let near = crate::util::nearest(
                 other,
                 [
-                    "gateway", "chat", "status", "config", "sessions", "doctor", "version",
+                    "gateway", "chat", "status", "config", "sessions", "doctor", "service",
+                    "version",
                 ],
             );
             let hint = near
