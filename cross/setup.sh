@@ -11,7 +11,7 @@ have_std() { [ -d "/usr/lib/rustlib/$1/lib" ] && ls "/usr/lib/rustlib/$1/lib"/li
 if [ -x /usr/bin/rustc ] && /usr/bin/rustc --version 2>/dev/null | grep -q '^rustc 1\.85' \
    && have_std aarch64-unknown-linux-gnu && have_std armv7-unknown-linux-gnueabihf \
    && command -v aarch64-linux-gnu-gcc >/dev/null && command -v arm-linux-gnueabihf-gcc >/dev/null \
-   && command -v qemu-aarch64-static >/dev/null; then
+   && command -v qemu-aarch64-static >/dev/null && command -v qemu-arm-static >/dev/null; then
     echo "cross: toolchain already installed"; exit 0
 fi
 echo "cross: installing Debian rustc $V, cross linkers and qemu-user" >&2

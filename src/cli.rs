@@ -32,6 +32,8 @@ Commands:
   cron add|list|show|edit|remove|run-now
                          scheduled jobs (the gateway must be running)
   doctor                 check connectivity, exposure, permissions and clock
+  service install --user|print-unit
+                         run as a systemd user service, or print the unit
   version                print the version
 
 Global options:
@@ -101,6 +103,7 @@ fn run() -> Result<i32, String> {
         "doctor" => crate::doctor::cmd(&mut p, g.config.as_deref(), &home),
         "pairing" => cmd_pairing(&mut p, &g, &home),
         "queue" => cmd_queue(&mut p, &g, &home),
+        "service" => crate::service::cmd(&mut p, g.config.as_deref(), &home),
         "version" => {
             println!("pinch {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
@@ -109,7 +112,8 @@ fn run() -> Result<i32, String> {
             let near = crate::util::nearest(
                 other,
                 [
-                    "gateway", "chat", "status", "config", "sessions", "cron", "doctor", "version",
+                    "gateway", "chat", "status", "config", "sessions", "cron", "pairing", "queue",
+                    "doctor", "service", "version",
                 ],
             );
             let hint = near

@@ -75,6 +75,8 @@ pub fn check_private(path: &Path) -> Result<(), String> {
 }
 
 /// Writes `data` to `path` atomically (temp file + rename) with mode 0600.
+/// A replaced file keeps its owner when we may give it away (root editing
+/// /etc/pinch/pinch.json, which the `pinch` service user must still read).
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -86,6 +88,9 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    if let Ok(old) = std::fs::metadata(path) {
+        let _ = std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()));
+    }
     f.write_all(data)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;

@@ -80,9 +80,25 @@ impl Gateway {
     }
 
     pub fn try_start(home: &TempHome, extra: &[&str]) -> Result<Gateway, String> {
+        Self::try_start_with_env(home, extra, &[])
+    }
+
+    /// Like `start`, with extra environment variables for the gateway
+    /// process (e.g. `CREDENTIALS_DIRECTORY`).
+    pub fn start_with_env(home: &TempHome, extra: &[&str], envs: &[(&str, &Path)]) -> Gateway {
+        Self::try_start_with_env(home, extra, envs)
+            .unwrap_or_else(|e| panic!("gateway did not start: {e}"))
+    }
+
+    pub fn try_start_with_env(
+        home: &TempHome,
+        extra: &[&str],
+        envs: &[(&str, &Path)],
+    ) -> Result<Gateway, String> {
         let mut cmd = home.cmd();
         cmd.args(["gateway", "run", "--port", "0"])
             .args(extra)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs packaging/check-deb.sh inside a booted systemd, on a machine whose own
+# init is not systemd (CI VMs, containers): boots this machine's root file
+# system, read-only under a throwaway overlay, as a systemd-nspawn container
+# with a private network, and runs the check there as a boot-time unit. The
+# check then also covers the live service: start by the postinst, the
+# sandbox, sd_notify readiness, the watchdog, LoadCredential= and the exec
+# tool. Nothing on the host changes; the overlay is discarded.
+#
+#   sudo packaging/check-deb-live.sh [PATH.deb]
+#
+# Needs systemd installed (not running) and systemd-nspawn: from the
+# systemd-container package, or, without installing it, unpacked from the
+# .deb matching the installed systemd (apt-get download).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+[ "$(id -u)" = 0 ] || { echo "check-deb-live: run as root" >&2; exit 2; }
+[ -x /lib/systemd/systemd ] || { echo "check-deb-live: systemd is not installed" >&2; exit 2; }
+if [ -d /run/systemd/system ]; then
+    echo "check-deb-live: systemd already runs here; use packaging/check-deb.sh directly" >&2
+    exec packaging/check-deb.sh "$@"
+fi
+DEB=${1:-$(ls -t target/debian/pinch_*_amd64.deb 2>/dev/null | head -1)}
+[ -f "$DEB" ] || { echo "check-deb-live: no .deb (run packaging/build-deb.sh amd64 first)" >&2; exit 2; }
+DEB=$(realpath "$DEB")
+
+work=$(mktemp -d /var/tmp/pinch-live.XXXXXX)
+cleanup() {
+    umount "$work/root" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+NSPAWN=$(command -v systemd-nspawn || true)
+if [ -z "$NSPAWN" ]; then
+    v=$(dpkg-query -W -f='${Version}' systemd)
+    echo "systemd-nspawn missing: unpacking systemd-container $v (matching the installed systemd)"
+    (cd "$work" && apt-get download -qq "systemd-container=$v" 2>/dev/null) \
+        || { echo "check-deb-live: cannot download systemd-container=$v; apt-get install systemd-container" >&2; exit 2; }
+    dpkg -x "$work"/systemd-container_*.deb "$work/nspawn"
+    NSPAWN="$work/nspawn/usr/bin/systemd-nspawn"
+fi
+
+mkdir -p "$work/upper" "$work/ovl" "$work/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$work/upper,workdir=$work/ovl" "$work/root"
+R="$work/root"
+cat >"$R/etc/systemd/system/pinch-check.service" <<EOF
+[Unit]
+Description=packaging/check-deb.sh in a booted container
+After=basic.target
+[Service]
+Type=oneshot
+StandardOutput=file:/root/pinch-check.log
+StandardError=inherit
+ExecStart=/bin/bash -c 'cd $REPO && packaging/check-deb.sh $DEB; echo "check-deb-rc=\$?"'
+ExecStartPost=/bin/systemctl poweroff --no-block
+[Install]
+WantedBy=multi-user.target
+EOF
+ln -sf /etc/systemd/system/pinch-check.service "$R/etc/systemd/system/multi-user.target.wants/"
+# Only what the check needs starts in the container: mask this machine's
+# own services, and let maintainer scripts start units as on a real system.
+for w in "$R"/etc/systemd/system/multi-user.target.wants/*.service; do
+    u=$(basename "$w")
+    [ "$u" = pinch-check.service ] || ln -sf /dev/null "$R/etc/systemd/system/$u"
+done
+rm -f "$R/usr/sbin/policy-rc.d"
+rm -f "$R/etc/systemd/system/multi-user.target.wants/pinch.service" "$R/etc/systemd/system/pinch.service"
+
+echo "booting $(. /etc/os-release; echo "$PRETTY_NAME") with systemd $(dpkg-query -W -f='${Version}' systemd) in systemd-nspawn"
+timeout 600 "$NSPAWN" -D "$R" --boot --private-network --register=no --keep-unit --link-journal=no \
+    --uuid="$(tr -d - </proc/sys/kernel/random/uuid)" --console=read-only -q >"$work/console.log" 2>&1 || true
+if [ ! -f "$R/root/pinch-check.log" ]; then
+    tail -40 "$work/console.log" >&2
+    echo "check-deb-live: the container did not run the check" >&2
+    exit 1
+fi
+cat "$R/root/pinch-check.log"
+rc=$(sed -n 's/^check-deb-rc=//p' "$R/root/pinch-check.log")
+exit "${rc:-1}"
