@@ -9,15 +9,13 @@
 # 1.85 (/usr/bin/cargo + /usr/bin/rustc, the project's MSRV) when its
 # standard library is in /usr/lib/rustlib, else with rustup's toolchain when
 # `rustup target list --installed` has the target. PINCH_TOOLCHAIN=debian or
-# PINCH_TOOLCHAIN=rustup forces one. Cargo runs under `flock /tmp/cargo.lock`
-# so parallel builds on a small machine queue instead of thrashing.
+# PINCH_TOOLCHAIN=rustup forces one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEFAULT=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 [ $# -gt 0 ] || set -- "${DEFAULT[@]}"
 export CARGO_TARGET_DIR=target
-LOCK=${PINCH_CARGO_LOCK:-/tmp/cargo.lock}
 
 debian_has() {
     [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] \
@@ -45,12 +43,12 @@ for t in "$@"; do
     case "$tc" in
         debian)
             echo "cross/build: $t with $(/usr/bin/rustc --version)" >&2
-            flock "$LOCK" env PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc \
+            env PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc \
                 /usr/bin/cargo build --release --locked --target "$t"
             ;;
         rustup)
             echo "cross/build: $t with $(rustc --version) (rustup)" >&2
-            flock "$LOCK" cargo build --release --locked --target "$t"
+            cargo build --release --locked --target "$t"
             ;;
         *)
             echo "cross/build: no toolchain for $t." >&2

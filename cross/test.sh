@@ -11,7 +11,6 @@
 #   PINCH_SIZE_BUDGET=BYTES        size budget per stripped binary (4 MiB)
 #
 # Needs cross/setup.sh's toolchain (or rustup targets plus cross gcc and qemu).
-# Every cargo call runs under `flock /tmp/cargo.lock`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,7 +18,6 @@ HOST=x86_64-unknown-linux-gnu
 ARM=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 [ $# -gt 0 ] && ARM=("$@")
 BUDGET=${PINCH_SIZE_BUDGET:-4194304}
-LOCK=${PINCH_CARGO_LOCK:-/tmp/cargo.lock}
 export CARGO_TARGET_DIR=target
 FAILS=()
 
@@ -30,9 +28,9 @@ fail() { echo "FAIL: $*" >&2; FAILS+=("$*"); }
 cargo185() {
     local t=$1; shift
     if ls "/usr/lib/rustlib/$t/lib"/libstd-*.rlib >/dev/null 2>&1 && [ "${PINCH_TOOLCHAIN:-}" != rustup ]; then
-        flock "$LOCK" env PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc /usr/bin/cargo "$@"
+        env PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc /usr/bin/cargo "$@"
     else
-        flock "$LOCK" cargo "$@"
+        cargo "$@"
     fi
 }
 
@@ -54,7 +52,7 @@ strip_tool() {
 
 # --- 1. no aws-lc-rs anywhere (it needs cmake and breaks the cross build) ---
 say "guard: cargo tree -i aws-lc-rs"
-out=$(flock "$LOCK" cargo tree --locked -i aws-lc-rs --target all -e normal,build 2>&1 || true)
+out=$(cargo tree --locked -i aws-lc-rs --target all -e normal,build 2>&1 || true)
 if echo "$out" | grep -q "did not match any packages"; then
     echo "ok: aws-lc-rs is not in the tree"
 else

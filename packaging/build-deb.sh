@@ -13,7 +13,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-LOCK=${PINCH_CARGO_LOCK:-/tmp/cargo.lock}
 OUT=target/debian
 [ $# -gt 0 ] || set -- amd64 arm64 armhf
 
@@ -61,7 +60,7 @@ Comment: /usr/bin/pinch is one Rust program with these crates compiled in
  /usr/share/common-licenses/ and at https://spdx.org/licenses/.
  .
 EOF
-    flock "$LOCK" cargo metadata --locked --offline --format-version 1 --filter-platform "$triple" 2>/dev/null \
+    cargo metadata --locked --offline --format-version 1 --filter-platform "$triple" 2>/dev/null \
         | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
