@@ -244,40 +244,14 @@ impl Target {
     fn unreachable(&self, e: impl std::fmt::Display) -> String {
         format!("cannot reach the gateway at {}: {e}\n  is it running? start it with `pinch gateway run` (or `systemctl start pinch`)", self.http())
     }
-    /// Calls a reactor method through `POST /api/call`.
-    fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .proxy(None)
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(15)))
-            .build()
-            .into();
-        let mut rq = agent
-            .post(&format!("{}/api/call", self.http()))
-            .header("Content-Type", "application/json");
-        if let Some(t) = &self.token {
-            rq = rq.header("Authorization", &format!("Bearer {t}"));
-        }
-        let resp = rq
-            .send(json!({"method": method, "params": params}).to_string())
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .read_to_string()
-            .map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&body).unwrap_or(json!({"error": body}));
-        match status {
-            200 => Ok(v),
-            401 => Err("the gateway wants a token: pass --token, set PINCH_GATEWAY_TOKEN, or gateway.auth.token in the config".into()),
-            _ => Err(v["error"].as_str().unwrap_or(&body).to_string()),
-        }
-    }
-
-    fn get(&self, path: &str) -> Result<Value, String> {
-        self.request("GET", path)
-    }
-    fn request(&self, method: &str, path: &str) -> Result<Value, String> {
+    /// One JSON request to the gateway: (status, body). A missing token
+    /// and an unreachable gateway become messages that say what to do.
+    pub(crate) fn http_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .proxy(None)
             .http_status_as_error(false)
@@ -286,23 +260,56 @@ impl Target {
             .into();
         let url = format!("{}{path}", self.http());
         let mut rq = match method {
+            "POST" => agent.post(&url).header("Content-Type", "application/json"),
             "DELETE" => agent.delete(&url).force_send_body(),
             _ => agent.get(&url).force_send_body(),
         };
         if let Some(t) = &self.token {
             rq = rq.header("Authorization", &format!("Bearer {t}"));
         }
-        let resp = rq.send_empty().map_err(|e| self.unreachable(e))?;
+        let sent = match body {
+            Some(b) => rq.send(b.to_string()),
+            None => rq.send_empty(),
+        };
+        let resp = sent.map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
-        let body = resp
+        let text = resp
             .into_body()
             .read_to_string()
             .map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&body).unwrap_or(json!({"error": body}));
-        match status {
-            200 => Ok(v),
-            401 => Err("the gateway wants a token: pass --token, set PINCH_GATEWAY_TOKEN, or gateway.auth.token in the config".into()),
-            _ => Err(format!("HTTP {status}: {}", v["error"].as_str().unwrap_or(&body))),
+        if status == 401 {
+            return Err("the gateway wants a token: pass --token, set PINCH_GATEWAY_TOKEN, or gateway.auth.token in the config".into());
+        }
+        let v: Value = serde_json::from_str(&text).unwrap_or(json!({"error": text}));
+        Ok((status, v))
+    }
+
+    /// Calls a reactor method through `POST /api/call`.
+    fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        match self.http_json(
+            "POST",
+            "/api/call",
+            Some(json!({"method": method, "params": params})),
+        )? {
+            (200, v) => Ok(v),
+            (_, v) => Err(v["error"]
+                .as_str()
+                .unwrap_or("the gateway refused the call")
+                .to_string()),
+        }
+    }
+
+    fn get(&self, path: &str) -> Result<Value, String> {
+        self.request("GET", path)
+    }
+
+    fn request(&self, method: &str, path: &str) -> Result<Value, String> {
+        match self.http_json(method, path, None)? {
+            (200, v) => Ok(v),
+            (status, v) => Err(format!(
+                "HTTP {status}: {}",
+                v["error"].as_str().unwrap_or("?")
+            )),
         }
     }
 }

@@ -6,7 +6,6 @@ use super::{target, val, Global, Target};
 use crate::home::Home;
 use lexopt::prelude::*;
 use serde_json::{json, Map, Value};
-use std::time::Duration;
 
 const HELP: &str = "Usage: pinch cron <command> [options]
 
@@ -173,52 +172,21 @@ fn job_path(name: &str, tail: &str) -> String {
 
 /// One request to the gateway; an error answer becomes its message.
 fn call(t: &Target, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .proxy(None)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(15)))
-        .build()
-        .into();
-    let url = format!("{}{path}", t.http());
-    let auth = t.token.as_ref().map(|tok| format!("Bearer {tok}"));
-    let sent = match (method, body) {
-        ("POST", body) => {
-            let mut rq = agent.post(&url).header("Content-Type", "application/json");
-            if let Some(a) = &auth {
-                rq = rq.header("Authorization", a);
-            }
-            rq.send(body.unwrap_or_else(|| json!({})).to_string())
-        }
-        ("DELETE", _) => {
-            let mut rq = agent.delete(&url);
-            if let Some(a) = &auth {
-                rq = rq.header("Authorization", a);
-            }
-            rq.call()
-        }
-        _ => {
-            let mut rq = agent.get(&url);
-            if let Some(a) = &auth {
-                rq = rq.header("Authorization", a);
-            }
-            rq.call()
-        }
+    let body = if method == "POST" {
+        Some(body.unwrap_or_else(|| json!({})))
+    } else {
+        None
     };
-    let resp = sent.map_err(|e| t.unreachable(e))?;
-    let status = resp.status().as_u16();
-    let text = resp
-        .into_body()
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&text).unwrap_or(json!({"error": text}));
-    match status {
-        200 => Ok(v),
-        401 => Err("the gateway wants a token: pass --token, set PINCH_GATEWAY_TOKEN, or gateway.auth.token in the config".into()),
-        404 if v["code"].is_null() => Err(format!(
+    match t.http_json(method, path, body)? {
+        (200, v) => Ok(v),
+        (404, v) if v["code"].is_null() => Err(format!(
             "the gateway at {} has no cron API (an older version?)",
             t.http()
         )),
-        _ => Err(v["error"].as_str().unwrap_or(&text).to_string()),
+        (_, v) => Err(v["error"]
+            .as_str()
+            .unwrap_or("the gateway refused the request")
+            .to_string()),
     }
 }
 

@@ -389,8 +389,14 @@ pub(super) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Sends a one-shot query to the reactor and writes its JSON answer.
-pub(super) fn query(stream: &mut TcpStream, shared: &Shared, method: &str, params: Value) {
+pub(super) type Answer = Result<Value, (String, String)>;
+
+/// One reactor call; `Err` carries the HTTP status when it got no answer.
+pub(super) fn ask(
+    shared: &Shared,
+    method: &str,
+    params: Value,
+) -> Result<Answer, (u16, &'static str)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let msg = ToReactor::Query {
         method: method.to_string(),
@@ -398,52 +404,35 @@ pub(super) fn query(stream: &mut TcpStream, shared: &Shared, method: &str, param
         reply: tx,
     };
     if shared.to_reactor.blocking_send(msg).is_err() {
-        let _ = respond(
-            stream,
-            503,
-            "application/json",
-            &[],
-            error_body("gateway is shutting down").as_bytes(),
-        );
-        return;
+        return Err((503, "gateway is shutting down"));
     }
-    match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(v)) => {
-            let _ = respond(
-                stream,
-                200,
-                "application/json",
-                &[],
-                v.to_string().as_bytes(),
-            );
-        }
-        Ok(Err((code, message))) => {
-            let status = match code.as_str() {
-                "NOT_FOUND" => 404,
-                "INVALID_REQUEST" => 400,
-                "BUSY" => 503,
-                _ => 500,
-            };
-            let _ = respond(
-                stream,
-                status,
-                "application/json",
-                &[],
-                json!({"error": message, "code": code})
-                    .to_string()
-                    .as_bytes(),
-            );
-        }
-        Err(_) => {
-            let _ = respond(
-                stream,
-                504,
-                "application/json",
-                &[],
-                error_body("the gateway did not answer in time").as_bytes(),
-            );
-        }
+    rx.recv_timeout(Duration::from_secs(10))
+        .map_err(|_| (504, "the gateway did not answer in time"))
+}
+
+/// The HTTP status for a reactor error code.
+pub(super) fn status_for(code: &str) -> u16 {
+    match code {
+        "NOT_FOUND" => 404,
+        "INVALID_REQUEST" => 400,
+        "TOO_LARGE" => 413,
+        "UNAUTHORIZED" => 401,
+        "BUSY" => 503,
+        _ => 500,
     }
+}
+
+/// Sends a one-shot query to the reactor and writes its JSON answer.
+pub(super) fn query(stream: &mut TcpStream, shared: &Shared, method: &str, params: Value) {
+    let (status, body) = match ask(shared, method, params) {
+        Ok(Ok(v)) => (200, v.to_string()),
+        Ok(Err((code, message))) => (
+            status_for(&code),
+            json!({"error": message, "code": code}).to_string(),
+        ),
+        Err((status, message)) => (status, error_body(message)),
+    };
+    let _ = respond(stream, status, "application/json", &[], body.as_bytes());
 }
 
 /// `POST /api/chat {"session": "...", "text": "..."}`: streams the run as

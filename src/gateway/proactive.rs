@@ -660,7 +660,7 @@ impl Reactor {
 
 /// The turns of a finished run: the new summary (if any), then the run's
 /// messages, the last answer carrying the usage.
-fn final_turns(
+pub(super) fn final_turns(
     now: u64,
     messages: Vec<Message>,
     model: &str,

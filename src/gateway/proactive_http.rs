@@ -5,8 +5,8 @@
 //! only writer.
 
 use super::auth::{self, Check};
-use super::http::{error_body, percent_decode, query, respond, Request};
-use super::{Shared, ToReactor};
+use super::http::{ask, error_body, percent_decode, query, respond, Request};
+use super::Shared;
 use serde_json::{json, Value};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -110,30 +110,10 @@ pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
             }
             Check::Ok => 401,
         },
-        "NOT_FOUND" => 404,
-        "TOO_LARGE" => 413,
-        "BUSY" => 503,
-        _ => 500,
+        other => super::http::status_for(other),
     };
     let body = json!({"error": message, "code": code}).to_string();
     let _ = respond(stream, status, "application/json", &[], body.as_bytes());
-}
-
-type Answer = Result<Value, (String, String)>;
-
-/// One reactor call; `Err` carries the HTTP status when it got no answer.
-fn ask(shared: &Shared, method: &str, params: Value) -> Result<Answer, (u16, &'static str)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let msg = ToReactor::Query {
-        method: method.to_string(),
-        params,
-        reply: tx,
-    };
-    if shared.to_reactor.blocking_send(msg).is_err() {
-        return Err((503, "gateway is shutting down"));
-    }
-    rx.recv_timeout(Duration::from_secs(10))
-        .map_err(|_| (504, "the gateway did not answer in time"))
 }
 
 /// The request body as a JSON object (empty body: `{}`); answers 400 if not.

@@ -610,25 +610,7 @@ impl Reactor {
             }
             RunEvent::Final { messages, text, model, usage, summary } => {
                 let now = crate::util::now_ms();
-                let mut turns: Vec<Turn> = Vec::new();
-                if let Some((text, through, chars)) = summary {
-                    let mut t = Turn::message(now, Message { role: Role::User, parts: vec![Part::Text(text)] });
-                    t.kind = TurnKind::Summary;
-                    t.covers_through = Some(through);
-                    t.cum_chars = chars;
-                    turns.push(t);
-                }
-                let last_assistant = messages.iter().rposition(|m| m.role == Role::Assistant);
-                for (i, m) in messages.into_iter().enumerate() {
-                    let mut t = Turn::message(now, m);
-                    if t.message.role == Role::Assistant {
-                        t.model = Some(model.clone());
-                    }
-                    if Some(i) == last_assistant {
-                        t.usage = Some(usage);
-                    }
-                    turns.push(t);
-                }
+                let turns = proactive::final_turns(now, messages, &model, usage, summary);
                 if let Origin::Channel { channel, inbound, target } = &origin {
                     self.channel_run_done(channel, inbound, &session, target, &turns, usage, &text);
                     self.finish(u.run_id, &session);
