@@ -102,6 +102,8 @@ pub struct Reactor {
     runs_failed: u64,
     /// `runs_total` when free memory was last released.
     trimmed_at: u64,
+    /// When the last message from an edge arrived.
+    last_activity: Instant,
     ticks: u64,
     /// Per "provider/model": consecutive failures and cooldown end (ms).
     model_health: HashMap<String, (u32, u64, String)>,
@@ -130,6 +132,7 @@ impl Reactor {
             runs_total: 0,
             runs_failed: 0,
             trimmed_at: 0,
+            last_activity: Instant::now(),
             ticks: 0,
             model_health: HashMap::new(),
             pro,
@@ -183,13 +186,16 @@ impl Reactor {
         crate::service::watchdog();
         // After a burst, hand freed heap back to the kernel so RSS returns
         // to its baseline instead of staying at the high-water mark.
-        if self.runs.is_empty() && self.runs_total != self.trimmed_at {
+        // Only once traffic has paused: trimming takes the allocator lock
+        // and would add latency to requests in flight.
+        if self.runs.is_empty() && self.runs_total != self.trimmed_at && self.last_activity.elapsed() >= std::time::Duration::from_secs(10) {
             self.trimmed_at = self.runs_total;
             crate::util::release_free_memory();
         }
     }
 
     fn handle(&mut self, msg: ToReactor) {
+        self.last_activity = Instant::now();
         match msg {
             ToReactor::Open { conn, outbox } => {
                 self.clients.insert(conn, outbox);
