@@ -188,7 +188,10 @@ impl Reactor {
         // to its baseline instead of staying at the high-water mark.
         // Only once traffic has paused: trimming takes the allocator lock
         // and would add latency to requests in flight.
-        if self.runs.is_empty() && self.runs_total != self.trimmed_at && self.last_activity.elapsed() >= std::time::Duration::from_secs(10) {
+        if self.runs.is_empty()
+            && self.runs_total != self.trimmed_at
+            && self.last_activity.elapsed() >= std::time::Duration::from_secs(10)
+        {
             self.trimmed_at = self.runs_total;
             crate::util::release_free_memory();
         }
