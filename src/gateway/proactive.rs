@@ -476,16 +476,7 @@ impl Reactor {
         let now = now_ms();
         let invalid = |e: String| err("INVALID_REQUEST", e);
         match method {
-            "cron.list" => {
-                let jobs: Vec<Value> = self
-                    .pro
-                    .sched
-                    .list()
-                    .into_iter()
-                    .map(|(s, st)| job_json(s, st))
-                    .collect();
-                Ok(json!({"jobs": jobs, "lastChat": self.pro.last_chat}))
-            }
+            "cron.list" => Ok(json!({"jobs": self.jobs_json(), "lastChat": self.pro.last_chat})),
             "cron.get" => {
                 let name = name_param(&params)?;
                 let (s, st) = self
@@ -626,15 +617,18 @@ impl Reactor {
         Ok(json!({"runId": run.to_string(), "session": session, "queued": queued}))
     }
 
-    /// The `cron` section of `/status`.
-    pub(super) fn proactive_status(&self) -> Value {
-        let jobs: Vec<Value> = self
-            .pro
+    fn jobs_json(&self) -> Vec<Value> {
+        self.pro
             .sched
             .list()
             .into_iter()
             .map(|(s, st)| job_json(s, st))
-            .collect();
+            .collect()
+    }
+
+    /// The `cron` section of `/status`.
+    pub(super) fn proactive_status(&self) -> Value {
+        let jobs = self.jobs_json();
         let b = &self.pro.beat;
         let heartbeat = self.pro.heartbeat.as_ref().map(|c| {
             json!({
