@@ -89,6 +89,7 @@ def write_config(home, fake_port):
     cfg = {
         "models": {"providers": {"fake": {"baseUrl": "http://127.0.0.1:%d/v1" % fake_port, "models": [{"id": "m", "contextWindow": 4096, "maxTokens": 128}]}}},
         "agents": {"defaults": {"maxConcurrent": 2}},
+        "gateway": {"maxConnections": 128},
         "tools": {"webFetch": {"enabled": False}},
     }
     path = os.path.join(home, "pinch.json")
@@ -218,6 +219,23 @@ def main():
         results["burst_rss_kib"] = after
         results["after30_rss_kib"] = later
         print("RSS 30 s after the burst: %d KiB (%+.1f%% vs idle; %d threads)" % (later, (later - idle) * 100.0 / idle, threads(p.pid)))
+
+        # A burst of 100 concurrent chats (distinct sessions): what is admitted,
+        # what is refused as BUSY (backpressure), and memory before/after.
+        before = rss_kib(p.pid)
+        errors.clear()
+        ts = [threading.Thread(target=one, args=(1000 + i,)) for i in range(100)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        burst_s = time.perf_counter() - t0
+        after100 = rss_kib(p.pid)
+        time.sleep(30)
+        later100 = rss_kib(p.pid)
+        results["burst100_rss_kib"] = [before, after100, later100]
+        print("100 concurrent chats: %d answered, %d refused (BUSY), %.2f s; RSS %d KiB before, %d right after, %d 30 s later" % (100 - len(errors), len(errors), burst_s, before, after100, later100))
 
         direct, through = [], []
         for i in range(200):
