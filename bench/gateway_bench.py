@@ -205,13 +205,17 @@ def main():
             except Exception as e:  # noqa: BLE001
                 errors.append(str(e))
 
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-        t0 = time.perf_counter()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        burst_s = time.perf_counter() - t0
+        def burst(first, n):
+            """n concurrent chats on distinct sessions; returns seconds taken."""
+            ts = [threading.Thread(target=one, args=(first + i,)) for i in range(n)]
+            t0 = time.perf_counter()
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            return time.perf_counter() - t0
+
+        burst_s = burst(0, 20)
         after = rss_kib(p.pid)
         print("RSS right after 20 concurrent chats: %d KiB (%d threads; %.2f s for the burst, %d errors)" % (after, threads(p.pid), burst_s, len(errors)))
         time.sleep(30)
@@ -224,13 +228,7 @@ def main():
         # what is refused as BUSY (backpressure), and memory before/after.
         before = rss_kib(p.pid)
         errors.clear()
-        ts = [threading.Thread(target=one, args=(1000 + i,)) for i in range(100)]
-        t0 = time.perf_counter()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        burst_s = time.perf_counter() - t0
+        burst_s = burst(1000, 100)
         after100 = rss_kib(p.pid)
         time.sleep(30)
         later100 = rss_kib(p.pid)

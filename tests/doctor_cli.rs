@@ -57,6 +57,24 @@ fn ok_server() -> u16 {
     port
 }
 
+/// The status `pinch doctor --json` gives the gateway exposure check.
+fn exposure_status(home: &TempHome) -> String {
+    let out = home
+        .cmd()
+        .args(["doctor", "--json", "--timeout", "1"])
+        .output()
+        .expect("doctor");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let check = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "gateway exposure")
+        .cloned()
+        .expect("exposure");
+    check["status"].as_str().unwrap_or("").to_string()
+}
+
 #[test]
 fn doctor_classifies_each_failure_and_exits_non_zero() {
     let home = TempHome::new("doctor");
@@ -122,33 +140,9 @@ fn doctor_classifies_each_failure_and_exits_non_zero() {
     );
     // A non-loopback bind without a token is an error; with one, a warning.
     home.write_config(r#"{"gateway": {"bind": "lan"}}"#);
-    let out = home
-        .cmd()
-        .args(["doctor", "--json", "--timeout", "1"])
-        .output()
-        .expect("doctor");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let exposure = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["check"] == "gateway exposure")
-        .cloned()
-        .expect("exposure");
-    assert_eq!(exposure["status"], "fail");
+    let exposure = exposure_status(&home);
+    assert_eq!(exposure, "fail");
     home.write_config(r#"{"gateway": {"bind": "lan", "auth": {"token": "long-random-token"}}}"#);
-    let out = home
-        .cmd()
-        .args(["doctor", "--json", "--timeout", "1"])
-        .output()
-        .expect("doctor");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let exposure = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["check"] == "gateway exposure")
-        .cloned()
-        .expect("exposure");
-    assert_eq!(exposure["status"], "warn");
+    let exposure = exposure_status(&home);
+    assert_eq!(exposure, "warn");
 }
