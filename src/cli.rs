@@ -168,6 +168,7 @@ A bind other than loopback requires gateway.auth.token.";
         println!("{HELP}");
         return Ok(2);
     }
+    crate::util::disable_thread_stack_cache();
     let loaded = load(g, home)?;
     init_logging(loaded.cfg.logging.level.as_deref().unwrap_or("info"));
     match &loaded.file {

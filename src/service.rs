@@ -97,6 +97,9 @@ NotifyAccess=main
 WatchdogSec=30s
 ExecStart={exec}
 Environment={env}
+# Freed thread stacks go back to the kernel (otherwise pinch re-executes
+# itself once at start to set this).
+Environment=GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0
 Restart=on-failure
 RestartSec=5s
 TimeoutStopSec=30s

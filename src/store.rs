@@ -118,7 +118,7 @@ impl Store {
     /// process (a running gateway) holds it.
     pub fn open(path: &Path) -> Result<Store, String> {
         let db = redb::Database::builder()
-            .set_cache_size(2 * 1024 * 1024)
+            .set_cache_size(256 * 1024)
             .create_with_file_format_v3(true)
             .create(path)
             .map_err(|err| match err {

@@ -394,3 +394,58 @@ fn messages_sent_while_a_run_is_going_all_get_answers_in_order() {
         ]
     );
 }
+
+/// How many of process `pid`'s threads have a name starting with `prefix`.
+fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(|t| t.ok())
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .filter(|name| name.starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn agent_workers_start_on_demand_and_exit_when_idle() {
+    let (home, _llm) = setup("workers");
+    let gw = Gateway::start(&home, &[]);
+    let pid = gw.child.id();
+    assert_eq!(threads_named(pid, "agent-"), 0, "no worker before any run");
+    let mut ws = Ws::connect(gw.addr);
+    for round in 0..2 {
+        let r = ws.call(
+            "chat.send",
+            json!({"session": "web:workers", "text": format!("round {round}")}),
+        );
+        assert_eq!(r["ok"], true, "{r}");
+        let events = ws.until_done();
+        assert_eq!(events.last().expect("final")["event"], "chat.final");
+        assert_eq!(threads_named(pid, "agent-"), 1, "one worker served the run");
+        // Idle workers exit (after 3 s); the next run starts a new one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while threads_named(pid, "agent-") > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(threads_named(pid, "agent-"), 0, "the idle worker exited");
+    }
+}
+
+#[test]
+fn gateway_runs_with_the_thread_stack_cache_off() {
+    let (home, _llm) = setup("stackcache");
+    let gw = Gateway::start(&home, &[]);
+    // The test's environment lacks the setting: the gateway re-executed
+    // itself (same PID) with it, and still serves.
+    let environ = std::fs::read(format!("/proc/{}/environ", gw.child.id())).expect("environ");
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        environ
+            .split('\0')
+            .any(|v| v == "GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0"),
+        "{environ}"
+    );
+    let (st, _) = http_get(&format!("{}/healthz", gw.url()), None);
+    assert_eq!(st, 200);
+}

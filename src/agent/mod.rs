@@ -20,10 +20,10 @@ use crate::llm::{ChatRequest, Message, Part, Role, StreamEvent};
 use crate::provider::{self, CallError, FailKind};
 use crate::store::{Turn, TurnKind};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Job {
@@ -101,16 +101,37 @@ pub struct Ctx {
 }
 
 pub struct Pool {
-    tx: SyncSender<Job>,
+    work: Arc<Work>,
     /// Characters of system prompt and tool schemas, measured at start.
     pub overhead_chars: usize,
     /// The agent's workspace (HEARTBEAT.md lives here).
     pub workspace: PathBuf,
 }
 
+/// The run queue and the workers serving it. Workers are started when a
+/// run finds none idle (up to `max_concurrent`) and exit after
+/// `WORKER_IDLE` without work, so an idle gateway holds no worker threads,
+/// stacks or per-thread allocator caches.
+struct Work {
+    state: Mutex<WorkState>,
+    wake: Condvar,
+    ctx: Arc<Ctx>,
+    out: tokio::sync::mpsc::Sender<ToReactor>,
+    max_workers: usize,
+}
+
+struct WorkState {
+    queue: VecDeque<Job>,
+    live: usize,
+    idle: usize,
+    closed: bool,
+}
+
 const WORKER_STACK: usize = 1024 * 1024;
 /// Runs waiting for a worker; past this, chat.send answers BUSY.
 const RUN_QUEUE: usize = 64;
+/// A worker with nothing to do for this long exits.
+const WORKER_IDLE: Duration = Duration::from_secs(3);
 
 impl Pool {
     pub fn start(
@@ -132,52 +153,104 @@ impl Pool {
             workspace: workspace.clone(),
         });
         let overhead_chars = compact::overhead(&prompt::system_prompt(&ctx), ctx.tools.specs());
-        let n = cfg.agents.defaults.max_concurrent;
-        let (tx, rx) = sync_channel::<Job>(RUN_QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..n {
-            let rx = rx.clone();
-            let ctx = ctx.clone();
-            let out = to_reactor.clone();
-            std::thread::Builder::new()
-                .name(format!("agent-{i}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || worker(&rx, &ctx, &out))
-                .map_err(|e| format!("cannot start agent worker: {e}"))?;
-        }
+        let work = Arc::new(Work {
+            state: Mutex::new(WorkState {
+                queue: VecDeque::new(),
+                live: 0,
+                idle: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            ctx,
+            out: to_reactor,
+            max_workers: cfg.agents.defaults.max_concurrent.max(1),
+        });
         Ok(Pool {
-            tx,
+            work,
             overhead_chars,
             workspace,
         })
     }
 
-    /// Queues a job, or hands it back when the queue is full.
+    /// Queues a job, or hands it back when the queue is full (or no worker
+    /// thread can be started and none is running).
     pub fn try_submit(&self, job: Job) -> Result<(), Job> {
-        self.tx.try_send(job).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(j)
-            | std::sync::mpsc::TrySendError::Disconnected(j) => j,
-        })
+        let w = &self.work;
+        let mut st = lock(&w.state);
+        if st.queue.len() >= RUN_QUEUE {
+            return Err(job);
+        }
+        st.queue.push_back(job);
+        if st.queue.len() > st.idle && st.live < w.max_workers {
+            let worker = w.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("agent-{}", st.live))
+                .stack_size(WORKER_STACK)
+                .spawn(move || worker.serve());
+            match spawned {
+                Ok(_) => st.live += 1,
+                Err(e) => {
+                    log::error!("cannot start an agent worker: {e}");
+                    // With no worker at all the run would wait forever.
+                    if st.live == 0 {
+                        if let Some(job) = st.queue.pop_back() {
+                            return Err(job);
+                        }
+                    }
+                }
+            }
+        }
+        w.wake.notify_one();
+        Ok(())
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>, ctx: &Ctx, out: &tokio::sync::mpsc::Sender<ToReactor>) {
-    loop {
-        let job = {
-            let guard = match rx.lock() {
-                Ok(g) => g,
+impl Drop for Pool {
+    fn drop(&mut self) {
+        lock(&self.work.state).closed = true;
+        self.work.wake.notify_all();
+    }
+}
+
+fn lock(m: &Mutex<WorkState>) -> std::sync::MutexGuard<'_, WorkState> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Work {
+    /// A worker thread: takes runs until it has been idle for `WORKER_IDLE`.
+    fn serve(&self) {
+        let mut st = lock(&self.state);
+        loop {
+            if let Some(job) = st.queue.pop_front() {
+                drop(st);
+                let run_id = job.run_id;
+                let mut emit = |event: RunEvent| {
+                    let _ = self
+                        .out
+                        .blocking_send(ToReactor::Run(RunUpdate { run_id, event }));
+                };
+                run(&self.ctx, job, &mut emit);
+                st = lock(&self.state);
+                continue;
+            }
+            if st.closed {
+                break;
+            }
+            st.idle += 1;
+            let (guard, waited) = match self.wake.wait_timeout(st, WORKER_IDLE) {
+                Ok(r) => r,
                 Err(p) => p.into_inner(),
             };
-            match guard.recv() {
-                Ok(j) => j,
-                Err(_) => return,
+            st = guard;
+            st.idle -= 1;
+            if waited.timed_out() && st.queue.is_empty() {
+                break;
             }
-        };
-        let run_id = job.run_id;
-        let mut emit = |event: RunEvent| {
-            let _ = out.blocking_send(ToReactor::Run(RunUpdate { run_id, event }));
-        };
-        run(ctx, job, &mut emit);
+        }
+        st.live -= 1;
     }
 }
 

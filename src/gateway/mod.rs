@@ -103,7 +103,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         )
     })?;
     check_exposure(&cfg.gateway.bind, ip, cfg.gateway.auth.token.as_deref())?;
-    crate::util::limit_malloc_arenas();
+    crate::util::tune_malloc();
     home.ensure()?;
     let store = crate::store::Store::open(&home.state())?;
     crate::workspace::ensure(&workspace_dir(home, &cfg))?;
@@ -155,7 +155,8 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         shared.ready.store(true, Ordering::SeqCst);
         log::info!("listening on {addr}");
         // Start-up garbage (config text, parse trees) is freed by now; give
-        // its pages back so the idle footprint is what the gateway uses.
+        // its pages back. (Start-up code pages go a few seconds later, when
+        // the reactor sees a quiet moment.)
         crate::util::release_free_memory();
         crate::service::notify_ready();
         let stop = async {

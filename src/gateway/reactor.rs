@@ -100,8 +100,8 @@ pub struct Reactor {
     started: Instant,
     runs_total: u64,
     runs_failed: u64,
-    /// `runs_total` when free memory was last released.
-    trimmed_at: u64,
+    /// Whether memory was released since the last message from an edge.
+    trimmed: bool,
     /// When the last message from an edge arrived.
     last_activity: Instant,
     ticks: u64,
@@ -131,7 +131,7 @@ impl Reactor {
             started: Instant::now(),
             runs_total: 0,
             runs_failed: 0,
-            trimmed_at: 0,
+            trimmed: false,
             last_activity: Instant::now(),
             ticks: 0,
             model_health: HashMap::new(),
@@ -177,6 +177,19 @@ impl Reactor {
         self.ticks += 1;
         // Queued replies whose retry time has come.
         self.pump_delivery();
+        // Once traffic pauses, hand freed heap and the code pages the burst
+        // touched back to the kernel, so RSS returns to its baseline instead
+        // of staying at the high-water mark. Not during traffic: trimming
+        // takes the allocator lock and would add latency to requests.
+        if self.runs.is_empty()
+            && !self.trimmed
+            && self.last_activity.elapsed() >= std::time::Duration::from_secs(5)
+        {
+            self.trimmed = true;
+            crate::util::release_free_memory();
+            let kib = crate::util::release_code_pages();
+            log::debug!("quiet: released free heap and {kib} KiB of code pages");
+        }
         if self.ticks % 5 != 0 {
             return;
         }
@@ -184,21 +197,11 @@ impl Reactor {
             self.resume_inbound();
         }
         crate::service::watchdog();
-        // After a burst, hand freed heap back to the kernel so RSS returns
-        // to its baseline instead of staying at the high-water mark.
-        // Only once traffic has paused: trimming takes the allocator lock
-        // and would add latency to requests in flight.
-        if self.runs.is_empty()
-            && self.runs_total != self.trimmed_at
-            && self.last_activity.elapsed() >= std::time::Duration::from_secs(10)
-        {
-            self.trimmed_at = self.runs_total;
-            crate::util::release_free_memory();
-        }
     }
 
     fn handle(&mut self, msg: ToReactor) {
         self.last_activity = Instant::now();
+        self.trimmed = false;
         match msg {
             ToReactor::Open { conn, outbox } => {
                 self.clients.insert(conn, outbox);
