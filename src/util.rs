@@ -176,7 +176,8 @@ pub fn tune_malloc() {
 pub fn disable_thread_stack_cache() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        use std::os::unix::process::CommandExt;
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
         const TUNABLE: &str = "glibc.pthread.stack_cache_size";
         let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
         if current.contains(TUNABLE) {
@@ -187,14 +188,28 @@ pub fn disable_thread_stack_cache() {
         } else {
             format!("{current}:{TUNABLE}=0")
         };
-        let mut args = std::env::args_os();
-        let arg0 = args.next().unwrap_or_default();
-        // exec only returns on failure.
-        let err = std::process::Command::new("/proc/self/exe")
-            .arg0(arg0)
-            .args(args)
-            .env("GLIBC_TUNABLES", value)
-            .exec();
+        let cstr = |b: &[u8]| CString::new(b).ok();
+        let args: Option<Vec<CString>> = std::env::args_os().map(|a| cstr(a.as_bytes())).collect();
+        let mut env: Option<Vec<CString>> = std::env::vars_os()
+            .filter(|(k, _)| k != "GLIBC_TUNABLES")
+            .map(|(k, v)| cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect();
+        if let Some(env) = env.as_mut() {
+            env.extend(cstr(format!("GLIBC_TUNABLES={value}").as_bytes()));
+        }
+        let (Some(args), Some(env), Some(exe)) = (args, env, cstr(b"/proc/self/exe")) else {
+            return;
+        };
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // SAFETY: all pointers refer to NUL-terminated strings alive across
+        // the call, and both arrays end with a null pointer. execve (unlike
+        // execvp) never falls back to running the file as a shell script;
+        // it returns only on failure, e.g. under qemu-user without binfmt.
+        unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let err = std::io::Error::last_os_error();
         eprintln!("pinch: cannot re-execute with {TUNABLE}=0 ({err}); continuing");
     }
 }
@@ -347,52 +362,52 @@ mod tests {
     #[test]
     fn code_mappings_keep_only_clean_read_only_library_pages() {
         let smaps = "\
-5600000000-5600001000 r--p 00000000 fd:01 11 /usr/bin/pinch
+56000000-56001000 r--p 00000000 fd:01 11 /usr/bin/pinch
 Rss:                   4 kB
 Anonymous:             0 kB
 VmFlags: rd mr mw me
-5600001000-5600300000 r-xp 00001000 fd:01 11 /usr/bin/pinch
+56001000-56300000 r-xp 00001000 fd:01 11 /usr/bin/pinch
 Rss:                 900 kB
 Anonymous:             0 kB
 VmFlags: rd ex mr mw me
-5600300000-5600310000 r--p 00300000 fd:01 11 /usr/bin/pinch
+56300000-56310000 r--p 00300000 fd:01 11 /usr/bin/pinch
 Rss:                  64 kB
 Anonymous:            64 kB
 VmFlags: rd mr mw me ac
-5600310000-5600311000 rw-p 00310000 fd:01 11 /usr/bin/pinch
+56310000-56311000 rw-p 00310000 fd:01 11 /usr/bin/pinch
 Rss:                   4 kB
 Anonymous:             4 kB
-5600400000-5600500000 rw-p 00000000 00:00 0 [heap]
+56400000-56500000 rw-p 00000000 00:00 0 [heap]
 Rss:                 200 kB
 Anonymous:           200 kB
-7f0000000000-7f0000100000 r-xp 00028000 fd:01 22 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f000000-7f100000 r-xp 00028000 fd:01 22 /usr/lib/x86_64-linux-gnu/libc.so.6
 Rss:                 500 kB
 Anonymous:             0 kB
-7f0000100000-7f0000200000 r--p 00000000 fd:01 23 /usr/lib/locale/locale-archive
+7f100000-7f200000 r--p 00000000 fd:01 23 /usr/lib/locale/locale-archive
 Rss:                  40 kB
 Anonymous:             0 kB
-7f0000200000-7f0000201000 r--p 00000000 fd:01 24 /etc/ld.so.cache
+7f200000-7f201000 r--p 00000000 fd:01 24 /etc/ld.so.cache
 Rss:                   4 kB
 Anonymous:             0 kB
-7f0000300000-7f0000301000 r-xp 00000000 fd:01 25 /usr/lib/libpinned.so
+7f300000-7f301000 r-xp 00000000 fd:01 25 /usr/lib/libpinned.so
 Rss:                   4 kB
 Anonymous:             0 kB
 VmFlags: rd ex lo
-7f0000400000-7f0000500000 r-xp 00000000 fd:01 26 /usr/lib/libcold.so.1
+7f400000-7f500000 r-xp 00000000 fd:01 26 /usr/lib/libcold.so.1
 Rss:                   0 kB
 Anonymous:             0 kB
-7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]
+bffd0000-bffd2000 r-xp 00000000 00:00 0 [vdso]
 Rss:                   8 kB
 ";
         let got = code_mappings(smaps, "/usr/bin/pinch");
         let starts: Vec<usize> = got.iter().map(|m| m.start).collect();
         assert_eq!(
             starts,
-            vec![0x5600000000, 0x5600001000, 0x7f0000000000],
+            vec![0x5600_0000, 0x5600_1000, 0x7f00_0000],
             "{got:?}"
         );
         assert_eq!(got.iter().map(|m| m.rss_kib).sum::<u64>(), 1404);
-        assert_eq!(got[1].end, 0x5600300000);
+        assert_eq!(got[1].end, 0x5630_0000);
     }
 
     #[test]
