@@ -36,8 +36,10 @@ cargo185() {
 
 runner() {
     case "$1" in
-        aarch64-unknown-linux-gnu) echo "qemu-aarch64-static -L /usr/aarch64-linux-gnu" ;;
-        armv7-unknown-linux-gnueabihf) echo "qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
+        # QEMU_LD_PREFIX rather than -L: it also reaches the gateway's
+        # re-exec of itself where binfmt_misc runs ARM binaries.
+        aarch64-unknown-linux-gnu) echo "env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64-static" ;;
+        armv7-unknown-linux-gnueabihf) echo "env QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf qemu-arm-static" ;;
         *) echo "" ;;
     esac
 }
