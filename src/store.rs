@@ -117,6 +117,8 @@ impl Store {
     /// Opens or creates the store. Fails with a clear message when another
     /// process (a running gateway) holds it.
     pub fn open(path: &Path) -> Result<Store, String> {
+        // A small page cache: reads are served by the kernel's page cache
+        // anyway, and a larger one kept a 1 MiB allocator page resident.
         let db = redb::Database::builder()
             .set_cache_size(256 * 1024)
             .create_with_file_format_v3(true)
