@@ -99,7 +99,7 @@ ExecStart={exec}
 Environment={env}
 # Freed thread stacks go back to the kernel (otherwise pinch re-executes
 # itself once at start to set this).
-Environment=GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0
+Environment=GLIBC_TUNABLES={tunables}
 Restart=on-failure
 RestartSec=5s
 TimeoutStopSec=30s
@@ -125,6 +125,7 @@ WantedBy=default.target
 ",
         exec = exec.join(" "),
         env = unit_word(&format!("PINCH_HOME={}", home.display()), false),
+        tunables = crate::util::NO_STACK_CACHE,
     )
 }
 

@@ -150,9 +150,10 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-/// Tunes glibc's allocator for a small, steady footprint: two arenas (worker
+/// Tunes glibc's allocator for a small, steady footprint: one arena (worker
 /// threads otherwise each get their own, and memory freed in one arena is
-/// not reusable by another), and fixed mmap/trim thresholds. By default
+/// not reusable by another, nor is a worker arena's free top trimmed), and
+/// fixed mmap/trim thresholds. By default
 /// glibc raises both after the first large buffer is freed, up to tens of
 /// MB, and a worker arena's free top is then never returned: RSS would stay
 /// at the high-water mark of a burst.
@@ -163,6 +164,19 @@ pub fn tune_malloc() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// The `GLIBC_TUNABLES` setting that turns glibc's cache of exited threads'
+/// stacks off; the systemd units set it so no re-exec is needed.
+pub const NO_STACK_CACHE: &str = "glibc.pthread.stack_cache_size=0";
+
+/// Locks `m`, taking the guard even if a thread panicked while holding it:
+/// for data (queues, counters, maps) that stays valid across such a panic.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
@@ -178,15 +192,17 @@ pub fn disable_thread_stack_cache() {
     {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
-        const TUNABLE: &str = "glibc.pthread.stack_cache_size";
+        let (name, _) = NO_STACK_CACHE
+            .split_once('=')
+            .unwrap_or((NO_STACK_CACHE, ""));
         let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-        if current.contains(TUNABLE) {
+        if current.contains(name) {
             return;
         }
         let value = if current.is_empty() {
-            format!("{TUNABLE}=0")
+            NO_STACK_CACHE.to_string()
         } else {
-            format!("{current}:{TUNABLE}=0")
+            format!("{current}:{NO_STACK_CACHE}")
         };
         let cstr = |b: &[u8]| CString::new(b).ok();
         let args: Option<Vec<CString>> = std::env::args_os().map(|a| cstr(a.as_bytes())).collect();
@@ -210,7 +226,7 @@ pub fn disable_thread_stack_cache() {
         // it returns only on failure, e.g. under qemu-user without binfmt.
         unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         let err = std::io::Error::last_os_error();
-        eprintln!("pinch: cannot re-execute with {TUNABLE}=0 ({err}); continuing");
+        eprintln!("pinch: cannot re-execute with {NO_STACK_CACHE} ({err}); continuing");
     }
 }
 

@@ -176,7 +176,7 @@ impl Pool {
     /// thread can be started and none is running).
     pub fn try_submit(&self, job: Job) -> Result<(), Job> {
         let w = &self.work;
-        let mut st = lock(&w.state);
+        let mut st = crate::util::lock(&w.state);
         if st.queue.len() >= RUN_QUEUE {
             return Err(job);
         }
@@ -207,22 +207,15 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        lock(&self.work.state).closed = true;
+        crate::util::lock(&self.work.state).closed = true;
         self.work.wake.notify_all();
-    }
-}
-
-fn lock(m: &Mutex<WorkState>) -> std::sync::MutexGuard<'_, WorkState> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 
 impl Work {
     /// A worker thread: takes runs until it has been idle for `WORKER_IDLE`.
     fn serve(&self) {
-        let mut st = lock(&self.state);
+        let mut st = crate::util::lock(&self.state);
         loop {
             if let Some(job) = st.queue.pop_front() {
                 drop(st);
@@ -233,7 +226,7 @@ impl Work {
                         .blocking_send(ToReactor::Run(RunUpdate { run_id, event }));
                 };
                 run(&self.ctx, job, &mut emit);
-                st = lock(&self.state);
+                st = crate::util::lock(&self.state);
                 continue;
             }
             if st.closed {

@@ -55,10 +55,7 @@ impl Auth {
         let Some(expected) = &self.token else {
             return Check::Ok;
         };
-        let mut map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+        let mut map = crate::util::lock(&self.failures);
         if let Some(f) = map.get(&addr) {
             if f.locked_until > now_ms {
                 return Check::Locked {
@@ -78,10 +75,7 @@ impl Auth {
 
     /// Seconds until `addr` may try again, if it is locked out.
     pub fn locked_for(&self, addr: IpAddr, now_ms: u64) -> Option<u64> {
-        let map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+        let map = crate::util::lock(&self.failures);
         map.get(&addr)
             .filter(|f| f.locked_until > now_ms)
             .map(|f| (f.locked_until - now_ms).div_ceil(1000))
@@ -90,10 +84,7 @@ impl Auth {
     /// Counts a failed secret check made elsewhere (a webhook token) against
     /// `addr`, with the same slow-down and lockout as the gateway token.
     pub fn record_failure(&self, addr: IpAddr, now_ms: u64) -> Check {
-        let mut map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+        let mut map = crate::util::lock(&self.failures);
         fail(&mut map, addr, now_ms)
     }
 }
