@@ -108,7 +108,12 @@ pub fn map_config(oc: &Value) -> ConfigPlan {
                     Some(u) if enabled => {
                         cfg.insert("network".into(), json!({ "proxy": u }));
                     }
-                    _ => {}
+                    Some(_) => drop_key(
+                        &mut plan.dropped,
+                        "proxy.proxyUrl",
+                        "the proxy is disabled (proxy.enabled is false)",
+                    ),
+                    None => {}
                 }
                 for (k, _) in value.as_object().into_iter().flatten() {
                     if k != "proxyUrl" && k != "enabled" {
@@ -159,8 +164,78 @@ pub fn map_config(oc: &Value) -> ConfigPlan {
             other => drop_key(&mut plan.dropped, other, UNSUPPORTED),
         }
     }
+    prune_model_refs(&mut cfg, &mut plan.dropped);
     plan.config = Value::Object(cfg);
     plan
+}
+
+/// Drops `agents.defaults.model` references to providers or models that
+/// were not carried (pinch refuses a config naming an unknown model).
+fn prune_model_refs(cfg: &mut Map<String, Value>, dropped: &mut Vec<Dropped>) {
+    let known: Vec<String> = cfg
+        .get("models")
+        .and_then(|m| m.get("providers"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .flat_map(|(id, p)| {
+            p.get("models")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.get("id").and_then(Value::as_str))
+                .map(move |m| format!("{id}/{m}"))
+        })
+        .collect();
+    let Some(model) = cfg
+        .get_mut("agents")
+        .and_then(|a| a.get_mut("defaults"))
+        .and_then(|d| d.get_mut("model"))
+    else {
+        return;
+    };
+    let at = "agents.defaults.model";
+    if let Some(r) = model.as_str().map(String::from) {
+        if !known.contains(&r) {
+            drop_key(
+                dropped,
+                at,
+                format!("\"{r}\" names a model that was not carried"),
+            );
+            *model = json!({});
+        }
+        return;
+    }
+    if let Some(r) = model
+        .get("primary")
+        .and_then(Value::as_str)
+        .map(String::from)
+    {
+        if !known.contains(&r) {
+            drop_key(
+                dropped,
+                format!("{at}.primary"),
+                format!("\"{r}\" names a model that was not carried"),
+            );
+            if let Some(o) = model.as_object_mut() {
+                o.remove("primary");
+            }
+        }
+    }
+    if let Some(list) = model.get_mut("fallbacks").and_then(Value::as_array_mut) {
+        list.retain(|f| {
+            let r = f.as_str().unwrap_or("");
+            let keep = known.iter().any(|k| k == r);
+            if !keep {
+                drop_key(
+                    dropped,
+                    format!("{at}.fallbacks \"{r}\""),
+                    "names a model that was not carried",
+                );
+            }
+            keep
+        });
+    }
 }
 
 fn map_gateway(v: &Value, dropped: &mut Vec<Dropped>) -> Option<Value> {

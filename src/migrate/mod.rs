@@ -280,12 +280,14 @@ fn gather(from: &Path, to: &Home) -> Result<Plan, String> {
                 Err(e) => plan.not_carried.push(e),
             }
         }
-        for name in ["BOOTSTRAP.md", "TOOLS.md", "DREAMS.md"] {
+        for (name, why) in [
+            ("BOOTSTRAP.md", "OpenClaw's first-run ritual"),
+            ("TOOLS.md", "retired by OpenClaw (merged into AGENTS.md)"),
+            ("DREAMS.md", "OpenClaw's memory consolidation output"),
+        ] {
             if workspace_from.join(name).exists() {
-                plan.not_carried.push(format!(
-                    "workspace/{name}: not used by pinch (BOOTSTRAP.md is OpenClaw's first-run ritual; \
-                     TOOLS.md is retired; DREAMS.md is its consolidation output)"
-                ));
+                plan.not_carried
+                    .push(format!("workspace/{name}: not used by pinch ({why})"));
             }
         }
         if let Ok(entries) = std::fs::read_dir(workspace_from.join("memory")) {
