@@ -278,3 +278,55 @@ fn install_from_a_url_needs_the_right_sha256() {
     assert!(installed(&home));
     no_staging_left(&home);
 }
+
+/// The `skill` tool runs a script inside the skill's folder and nothing
+/// outside it.
+#[test]
+fn the_skill_tool_runs_scripts_inside_the_skill_folder_only() {
+    use pinch::agent::tools::Registry;
+    use std::time::{Duration, Instant};
+    let ws = TempHome::new("skills-run");
+    let skill = ws.path.join("skills/plain");
+    std::fs::create_dir_all(skill.join("scripts")).expect("mkdir");
+    std::fs::write(
+        skill.join("SKILL.md"),
+        "---\nname: plain\ndescription: A skill without requirements.\n---\nRun {baseDir}/scripts/hi.sh\n",
+    )
+    .expect("write");
+    let script = skill.join("scripts/hi.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"hi $1\"\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(ws.path.join("outside.sh"), "#!/bin/sh\necho escaped\n").expect("write");
+    std::fs::set_permissions(
+        ws.path.join("outside.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut cfg = pinch::config::Config::default();
+    cfg.tools.web_fetch.enabled = false;
+    let reg = Registry::new(&cfg, &ws.path).expect("registry");
+    let run = |args: &str| reg.run("skill", args, Instant::now() + Duration::from_secs(20));
+
+    let loaded = run(r#"{"name": "plain"}"#);
+    assert!(!loaded.is_error, "{}", loaded.content);
+    assert!(
+        loaded
+            .content
+            .contains(&format!("Run {}/scripts/hi.sh", skill.display())),
+        "{{baseDir}} not replaced: {}",
+        loaded.content
+    );
+    let ok = run(r#"{"name": "plain", "run": "scripts/hi.sh", "args": ["there"]}"#);
+    assert!(!ok.is_error, "{}", ok.content);
+    assert!(ok.content.contains("hi there"), "{}", ok.content);
+    for bad in [
+        r#"{"name": "plain", "run": "../../outside.sh"}"#,
+        r#"{"name": "plain", "run": "/bin/echo", "args": ["x"]}"#,
+        r#"{"name": "nope", "run": "scripts/hi.sh"}"#,
+    ] {
+        let out = run(bad);
+        assert!(out.is_error, "{bad} ran: {}", out.content);
+        assert!(!out.content.contains("escaped"), "{bad}: {}", out.content);
+    }
+}

@@ -86,6 +86,30 @@ pub struct Skill {
     /// Why it is not eligible (for `pinch status` and `pinch skills list`).
     pub missing: Vec<String>,
     pub tools: Vec<SkillTool>,
+    /// Variables the skill requires; its scripts get them (and only them)
+    /// on top of the cleared environment.
+    pub env: Vec<String>,
+}
+
+/// The values of a skill's required variables, from the process
+/// environment, else `$PINCH_HOME/.env`.
+pub fn env_for(skill: &Skill) -> Vec<(String, String)> {
+    if skill.env.is_empty() {
+        return Vec::new();
+    }
+    let home = crate::home::Home::from_env();
+    let dotenv = crate::config::env::load_dotenv(&home.dotenv()).unwrap_or_default();
+    skill
+        .env
+        .iter()
+        .filter_map(|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| dotenv.get(name).cloned())
+                .map(|v| (name.clone(), v))
+        })
+        .collect()
 }
 
 /// A SKILL.md that could not be read, with the reason.
@@ -211,6 +235,7 @@ pub fn load(dir: &Path, origin: Origin, dotenv: &[String]) -> Result<Skill, Stri
         user_invocable: fm.user_invocable,
         eligible: true,
         missing: Vec::new(),
+        env: fm.requires.env.clone(),
         tools: fm.tools,
     };
     s.missing = unmet(&fm.requires, dir, &|name| {
@@ -236,6 +261,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<Skill, String> {
         user_invocable: fm.user_invocable,
         eligible: missing.is_empty(),
         missing,
+        env: fm.requires.env.clone(),
         tools: fm.tools,
     })
 }

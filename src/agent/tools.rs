@@ -240,7 +240,9 @@ impl Registry {
             },
             "cron" if self.reactor.is_some() => self.cron(args),
             other => match self.skill_tool(other) {
-                Some((skill, script)) => self.run_program(&script, argv, &skill.dir, deadline),
+                Some((skill, script)) => {
+                    self.run_program(&script, argv, &skill.dir, &skills::env_for(skill), deadline)
+                }
                 None => Err(format!("unknown tool {other:?}")),
             },
         };
@@ -527,7 +529,7 @@ impl Registry {
                 dir.display()
             ));
         }
-        self.run_program(&path, argv, &dir, deadline)
+        self.run_program(&path, argv, &dir, &skills::env_for(s), deadline)
     }
 
     fn skill_tool(&self, name: &str) -> Option<(&Skill, PathBuf)> {
@@ -567,14 +569,17 @@ impl Registry {
                 self.exec.allow.join(", ")
             ));
         }
-        self.run_program(&resolved, argv, &self.workspace, deadline)
+        self.run_program(&resolved, argv, &self.workspace, &[], deadline)
     }
 
+    /// Runs a program with a cleared environment plus `extra_env` (a
+    /// skill's declared variables).
     fn run_program(
         &self,
         program: &Path,
         argv: Vec<String>,
         cwd: &Path,
+        extra_env: &[(String, String)],
         deadline: Instant,
     ) -> Result<Output, String> {
         use std::os::unix::process::CommandExt;
@@ -592,6 +597,7 @@ impl Registry {
             )
             .env("HOME", &self.workspace)
             .env("LANG", "C.UTF-8")
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
