@@ -344,3 +344,43 @@ fn a_missing_openclaw_home_is_a_clear_error() {
     );
     assert!(files_under(&home.path).is_empty());
 }
+
+#[test]
+fn a_fresh_pinch_home_with_starter_files_is_not_a_conflict() {
+    let oc = TempHome::new("oc-starter");
+    copy_tree(fixture(), &oc.path);
+    let home = TempHome::new("starter");
+    // What a first `pinch gateway run` leaves: the starter workspace files.
+    pinch::workspace::ensure(&home.path.join("workspace")).expect("starter files");
+    std::fs::write(
+        home.path.join("workspace/USER.md"),
+        "# User\nedited by hand\n",
+    )
+    .expect("edit");
+    let out = home
+        .cmd()
+        .args(["migrate", "openclaw", "--from"])
+        .arg(&oc.path)
+        .env("LOCAL_LLM_URL", "http://127.0.0.1:9/v1")
+        .output()
+        .expect("run");
+    // Only the hand-edited file is a conflict.
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("[EXISTS]") && said.contains("USER.md"),
+        "{said}"
+    );
+    assert_eq!(said.matches("[EXISTS]").count(), 1, "{said}");
+    std::fs::remove_file(home.path.join("workspace/USER.md")).expect("rm");
+    let out = home
+        .cmd()
+        .args(["migrate", "openclaw", "--from"])
+        .arg(&oc.path)
+        .env("LOCAL_LLM_URL", "http://127.0.0.1:9/v1")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let soul = std::fs::read_to_string(home.path.join("workspace/SOUL.md")).expect("soul");
+    assert!(soul.contains("lighthouse keeper"), "{soul}");
+}
