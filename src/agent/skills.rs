@@ -217,14 +217,7 @@ pub fn discover_all(workspace: &Path) -> (Vec<Skill>, Vec<Broken>) {
 
 /// Reads and checks one skill folder.
 pub fn load(dir: &Path, origin: Origin, dotenv: &[String]) -> Result<Skill, String> {
-    let path = dir.join("SKILL.md");
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    if size > MAX_SKILL_BYTES {
-        return Err(format!(
-            "SKILL.md is {size} bytes; the limit is {MAX_SKILL_BYTES}"
-        ));
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read SKILL.md: {e}"))?;
+    let text = read_skill_md(&dir.join("SKILL.md"))?;
     let fm = parse_frontmatter(&text)?;
     let mut s = Skill {
         name: fm.name,
@@ -243,6 +236,24 @@ pub fn load(dir: &Path, origin: Origin, dotenv: &[String]) -> Result<Skill, Stri
     });
     s.eligible = s.missing.is_empty();
     Ok(s)
+}
+
+/// Reads a SKILL.md of at most `MAX_SKILL_BYTES` (a read that stops
+/// there, so a device or a growing file cannot stall discovery).
+pub fn read_skill_md(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read SKILL.md: {e}"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err("SKILL.md is not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SKILL_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read SKILL.md: {e}"))?;
+    if bytes.len() as u64 > MAX_SKILL_BYTES {
+        return Err(format!("SKILL.md is larger than {MAX_SKILL_BYTES} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "SKILL.md is not UTF-8 text".to_string())
 }
 
 /// Parses SKILL.md text and checks requirements against the process

@@ -490,7 +490,7 @@ impl Registry {
             .iter()
             .find(|s| s.name == name && s.eligible)
             .ok_or_else(|| format!("no eligible skill {name:?}"))?;
-        let body = std::fs::read_to_string(s.dir.join("SKILL.md")).map_err(|e| e.to_string())?;
+        let body = skills::read_skill_md(&s.dir.join("SKILL.md"))?;
         // OpenClaw skills write `{baseDir}` for their own folder.
         let body = body.replace("{baseDir}", &s.dir.display().to_string());
         Ok(Output::ok(

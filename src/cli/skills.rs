@@ -243,8 +243,7 @@ fn install_into(
     if !root.join("SKILL.md").is_file() && root.join("skill.md").is_file() {
         std::fs::rename(root.join("skill.md"), root.join("SKILL.md")).map_err(|e| e.to_string())?;
     }
-    let text = std::fs::read_to_string(root.join("SKILL.md"))
-        .map_err(|e| format!("cannot read SKILL.md: {e}"))?;
+    let text = skills::read_skill_md(&root.join("SKILL.md"))?;
     let fm = skills::parse_frontmatter(&text).map_err(|e| format!("SKILL.md: {e}"))?;
     let dest = dest_root.join(&fm.name);
     if std::fs::symlink_metadata(&dest).is_ok() {
