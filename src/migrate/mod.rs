@@ -150,19 +150,28 @@ struct Plan {
     not_carried: Vec<String>,
 }
 
+/// Reads a regular file (a symlink is followed: users link their config
+/// and notes) of at most `cap` bytes.
 fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    if meta.len() > cap {
+    let mut data = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if data.len() as u64 > cap {
         return Err(format!(
-            "{}: {} bytes, larger than the {cap} bytes carried",
-            path.display(),
-            meta.len()
+            "{}: larger than the {cap} bytes carried",
+            path.display()
         ));
     }
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    Ok(data)
 }
 
 /// Expands a leading `~/` against $HOME.
@@ -322,14 +331,20 @@ fn gather(from: &Path, to: &Home) -> Result<Plan, String> {
         let Ok(entries) = std::fs::read_dir(&src_root) else {
             continue;
         };
-        let mut dirs: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
-                    && (p.join("SKILL.md").is_file() || p.join("skill.md").is_file())
-            })
-            .collect();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for p in entries.flatten().map(|e| e.path()) {
+            if !(p.join("SKILL.md").is_file() || p.join("skill.md").is_file()) {
+                continue;
+            }
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                dirs.push(p);
+            } else {
+                plan.not_carried.push(format!(
+                    "{}: a symlinked skill folder; install its target with `pinch skills install DIR`",
+                    p.display()
+                ));
+            }
+        }
         dirs.sort();
         for dir in dirs {
             let Some(name) = dir.file_name().map(|n| n.to_owned()) else {
