@@ -4,6 +4,7 @@
 //! what to do.
 
 mod cron;
+mod skills;
 
 use crate::config::{self, Loaded};
 use crate::home::Home;
@@ -32,6 +33,9 @@ Commands:
   cron add|list|show|edit|remove|run-now
                          scheduled jobs (the gateway must be running)
   doctor                 check connectivity, exposure, permissions and clock
+  skills list|install|remove
+                         the skills the assistant can use
+  migrate openclaw       carry an OpenClaw home over (config, workspace, skills, jobs, transcripts)
   service install --user|print-unit
                          run as a systemd user service, or print the unit
   version                print the version
@@ -104,6 +108,8 @@ fn run() -> Result<i32, String> {
         "pairing" => cmd_pairing(&mut p, &g, &home),
         "queue" => cmd_queue(&mut p, &g, &home),
         "service" => crate::service::cmd(&mut p, g.config.as_deref(), &home),
+        "migrate" => crate::migrate::cmd(&mut p, &home),
+        "skills" => skills::cmd(&mut p, &g, &home),
         "version" => {
             println!("pinch {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
@@ -113,7 +119,7 @@ fn run() -> Result<i32, String> {
                 other,
                 [
                     "gateway", "chat", "status", "config", "sessions", "cron", "pairing", "queue",
-                    "doctor", "service", "version",
+                    "doctor", "service", "version", "migrate", "skills",
                 ],
             );
             let hint = near
@@ -371,6 +377,7 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
     if s["cron"].is_object() {
         cron::print_status(&s["cron"]);
     }
+    skills::print_status(g, home);
     Ok(0)
 }
 

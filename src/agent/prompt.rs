@@ -15,7 +15,13 @@ pub const CHARS_PER_TOKEN: usize = 3;
 pub fn system_prompt(ctx: &Ctx) -> String {
     let max = ctx.cfg.agents.defaults.bootstrap_max_chars;
     let mut out = String::new();
-    for name in ["AGENTS.md", "SOUL.md", "USER.md", "MEMORY.md"] {
+    for name in [
+        "AGENTS.md",
+        "SOUL.md",
+        "IDENTITY.md",
+        "USER.md",
+        "MEMORY.md",
+    ] {
         if let Some(text) = crate::workspace::read_capped(&ctx.workspace, name, max) {
             out.push_str(&text);
             out.push_str("\n\n");

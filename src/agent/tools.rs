@@ -163,7 +163,7 @@ impl Registry {
         let skills = skills::discover(&workspace);
         let eligible: Vec<&Skill> = skills.iter().filter(|s| s.eligible).collect();
         if !eligible.is_empty() {
-            specs.push(spec("skill", "Load the full instructions of a skill by name before using it.", json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})));
+            specs.push(spec("skill", "Load the full instructions of a skill by name before using it; with run (a script path inside the skill folder) and args, run that script.", json!({"type": "object", "properties": {"name": {"type": "string"}, "run": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}, "required": ["name"]})));
         }
         for s in &eligible {
             for t in &s.tools {
@@ -234,10 +234,15 @@ impl Registry {
             "web_search" if self.searcher.is_some() => {
                 self.web_search(s("query"), args.get("max_results").and_then(Value::as_u64))
             }
-            "skill" => self.load_skill(s("name")),
+            "skill" => match s("run") {
+                Some(script) => self.run_skill_script(s("name"), script, argv, deadline),
+                None => self.load_skill(s("name")),
+            },
             "cron" if self.reactor.is_some() => self.cron(args),
             other => match self.skill_tool(other) {
-                Some((skill, script)) => self.run_program(&script, argv, &skill.dir, deadline),
+                Some((skill, script)) => {
+                    self.run_program(&script, argv, &skill.dir, &skills::env_for(skill), deadline)
+                }
                 None => Err(format!("unknown tool {other:?}")),
             },
         };
@@ -485,11 +490,46 @@ impl Registry {
             .iter()
             .find(|s| s.name == name && s.eligible)
             .ok_or_else(|| format!("no eligible skill {name:?}"))?;
-        let body = std::fs::read_to_string(s.dir.join("SKILL.md")).map_err(|e| e.to_string())?;
+        let body = skills::read_skill_md(&s.dir.join("SKILL.md"))?;
+        // OpenClaw skills write `{baseDir}` for their own folder.
+        let body = body.replace("{baseDir}", &s.dir.display().to_string());
         Ok(Output::ok(
-            format!("{body}\n\n(skill folder: {})", s.dir.display()),
+            format!("{body}\n\n(skill folder: {}; run one of its scripts with the skill tool: name, run = the script's path in the folder, args)", s.dir.display()),
             format!("loaded skill {name}"),
         ))
+    }
+
+    /// Runs a script that lives inside an eligible skill's folder (never a
+    /// path that resolves outside it), with the skill folder as cwd.
+    fn run_skill_script(
+        &self,
+        name: Option<&str>,
+        script: &str,
+        argv: Vec<String>,
+        deadline: Instant,
+    ) -> Result<Output, String> {
+        let name = name.ok_or("missing \"name\"")?;
+        let s = self
+            .skills
+            .iter()
+            .find(|s| s.name == name && s.eligible)
+            .ok_or_else(|| format!("no eligible skill {name:?}"))?;
+        let script = script.strip_prefix("{baseDir}/").unwrap_or(script);
+        let dir = std::fs::canonicalize(&s.dir).map_err(|e| format!("{}: {e}", s.dir.display()))?;
+        let candidate = if Path::new(script).is_absolute() {
+            PathBuf::from(script)
+        } else {
+            dir.join(script)
+        };
+        let path = std::fs::canonicalize(&candidate)
+            .map_err(|e| format!("{script}: {e} (paths are relative to the skill folder)"))?;
+        if !path.starts_with(&dir) || !path.is_file() {
+            return Err(format!(
+                "{script}: not a file inside the skill folder {}",
+                dir.display()
+            ));
+        }
+        self.run_program(&path, argv, &dir, &skills::env_for(s), deadline)
     }
 
     fn skill_tool(&self, name: &str) -> Option<(&Skill, PathBuf)> {
@@ -529,14 +569,17 @@ impl Registry {
                 self.exec.allow.join(", ")
             ));
         }
-        self.run_program(&resolved, argv, &self.workspace, deadline)
+        self.run_program(&resolved, argv, &self.workspace, &[], deadline)
     }
 
+    /// Runs a program with a cleared environment plus `extra_env` (a
+    /// skill's declared variables).
     fn run_program(
         &self,
         program: &Path,
         argv: Vec<String>,
         cwd: &Path,
+        extra_env: &[(String, String)],
         deadline: Instant,
     ) -> Result<Output, String> {
         use std::os::unix::process::CommandExt;
@@ -554,6 +597,7 @@ impl Registry {
             )
             .env("HOME", &self.workspace)
             .env("LANG", "C.UTF-8")
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -116,6 +116,32 @@ impl Pairing {
         Ok(req.sender_id)
     }
 
+    /// Records a sender as approved without a code (approvals carried over
+    /// from another installation). Returns false if already approved.
+    pub fn grant(
+        &mut self,
+        sender_id: &str,
+        sender_name: &str,
+        now_ms: u64,
+    ) -> Result<bool, String> {
+        if self.approved.contains_key(sender_id) {
+            return Ok(false);
+        }
+        if self.approved.len() >= MAX_APPROVED {
+            return Err(format!(
+                "too many approved senders ({MAX_APPROVED}); revoke some first"
+            ));
+        }
+        self.approved.insert(
+            sender_id.to_string(),
+            ApprovedSender {
+                sender_name: super::envelope::truncate_chars(sender_name, MAX_NAME_CHARS),
+                approved_ms: now_ms,
+            },
+        );
+        Ok(true)
+    }
+
     /// Drops a pending request; returns its sender id.
     pub fn reject(&mut self, code: &str) -> Result<String, String> {
         let code = normalize_code(code);
