@@ -371,6 +371,13 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
     if s["cron"].is_object() {
         cron::print_status(&s["cron"]);
     }
+    if s["sandbox"].is_object() {
+        println!(
+            "tool sandbox: {} ({})",
+            s["sandbox"]["state"].as_str().unwrap_or("?"),
+            s["sandbox"]["kernel"].as_str().unwrap_or("?")
+        );
+    }
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ pub mod llm;
 pub mod net;
 pub mod provider;
 pub mod queue;
+pub mod sandbox;
 pub mod sched;
 pub mod service;
 pub mod store;
