@@ -267,9 +267,23 @@ fn serve(
                     break;
                 }
             }
-            let target = first.split_whitespace().nth(1).unwrap_or("").to_string();
-            let _ = tx.send(target.clone());
+            let mut target = first.split_whitespace().nth(1).unwrap_or("").to_string();
             let mut s = stream;
+            if first.starts_with("CONNECT ") {
+                // Acting as a proxy: accept the tunnel, then answer the
+                // request that comes through it.
+                let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let mut inner = String::new();
+                let _ = reader.read_line(&mut inner);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                target = format!("{target} {}", inner.split_whitespace().nth(1).unwrap_or(""));
+            }
+            let _ = tx.send(target.clone());
             let _ = s.write_all(reply(&target).as_bytes());
         }
     });
@@ -349,7 +363,7 @@ fn web_fetch_refuses_inside_addresses_on_every_hop() {
     assert!(seen.contains("refusing to fetch 127.0.0.1"), "{seen}");
     assert_eq!(
         proxy_seen.try_recv().ok().as_deref(),
-        Some("http://198.51.100.7/page")
+        Some("198.51.100.7:80 /page")
     );
     assert!(
         inner_seen.try_recv().is_err(),
