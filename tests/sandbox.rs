@@ -51,14 +51,11 @@ fn call_tool(
     (end["payload"]["ok"] == true, tool_result_seen(llm))
 }
 
-fn landlock_available(bin_home: &TempHome) -> bool {
-    let out = bin_home
-        .cmd()
-        .args(["doctor", "--json"])
-        .output()
-        .expect("doctor");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.contains("Landlock ABI")
+fn landlock_available(_home: &TempHome) -> bool {
+    matches!(
+        pinch::sandbox::probe(),
+        pinch::sandbox::Support::Landlock { .. }
+    )
 }
 
 fn setup(tag: &str, llm: &FakeLlm, tools: &str) -> TempHome {
@@ -431,4 +428,38 @@ fn config_bounds_and_file_types_fail_fast() {
 extern "C" {
     #[link_name = "mkfifo"]
     fn libc_mkfifo(path: *const std::os::raw::c_char, mode: u32) -> i32;
+}
+
+#[test]
+fn doctor_and_status_show_the_sandbox() {
+    let llm = FakeLlm::openai();
+    let home = setup("sbx-doctor", &llm, r#"{"webFetch": {"enabled": false}}"#);
+    let out = home
+        .cmd()
+        .args(["doctor", "--json"])
+        .output()
+        .expect("doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tool sandbox"), "{text}");
+    let gw = Gateway::start(&home, &[]);
+    let out = home
+        .cmd()
+        .args(["status", "--url", &gw.url()])
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.contains("tool sandbox: "), "{status}");
+    match pinch::sandbox::probe() {
+        pinch::sandbox::Support::Landlock { abi } => {
+            assert!(text.contains(&format!("Landlock ABI {abi}")), "{text}");
+            assert!(status.contains("tool sandbox: enforced"), "{status}");
+        }
+        pinch::sandbox::Support::Unavailable(_) => {
+            assert!(
+                text.contains("exec and skill scripts are refused"),
+                "{text}"
+            );
+            assert!(status.contains("unavailable"), "{status}");
+        }
+    }
 }
