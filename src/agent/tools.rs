@@ -2,13 +2,15 @@
 //!
 //! Built in: `read_file`, `write_file`, `edit_file`, `list_dir` (confined to
 //! the workspace: paths are canonicalised, so `..` and symlinks cannot
-//! escape), `exec` (argv, allowlist checked on the resolved program, never a
-//! shell unless configured; timeout, output cap, CPU and memory rlimits),
-//! `web_fetch` (size and time caps, HTML reduced to text, the network route
-//! of `tools.webFetch`), `web_search` (the backend of `tools.webSearch`,
-//! see `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a
-//! skill's full text) and `cron` (scheduled jobs, asked of the reactor).
-//! Skill scripts declared in SKILL.md become tools too.
+//! escape; skills are read-only), `exec` (argv, allowlist checked on the
+//! resolved program, never a shell unless `allowShell`; run in the sandbox of
+//! `crate::sandbox` with a timeout, output cap and rlimits), `web_fetch`
+//! (public addresses only, every redirect hop checked, size and time caps,
+//! HTML reduced to text, the network route of `tools.webFetch`; see
+//! `fetch.rs`), `web_search` (the backend of `tools.webSearch`, see
+//! `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a skill's
+//! full text) and `cron` (scheduled jobs, asked of the reactor).
+//! Skill scripts declared in SKILL.md become tools too, run in the same sandbox.
 //! A tool's failure is returned to the model as a result; it never ends the run.
 
 use super::skills::{self, Skill};
