@@ -217,36 +217,44 @@ pub fn prepare(policy: &Policy, enforce: bool) -> Result<Prepared, String> {
         .map_err(err)?
         .create()
         .map_err(err)?;
-    let add = |rs: RulesetCreated, path: &Path, access: BitFlags<AccessFs>| {
-        // Never follow a symlink into a rule: the rule would cover its target.
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if !m.file_type().is_symlink() || path.starts_with("/") && is_system(path) => {}
-            _ => return Ok(rs),
+    // `follow`: the fixed system paths may be symlinks (merged /usr,
+    // /etc/resolv.conf into /run); paths from the workspace never are
+    // followed, or a rule would cover whatever a link points at.
+    let add = |rs: RulesetCreated, path: &Path, access: BitFlags<AccessFs>, follow: bool| {
+        if !follow {
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if !m.file_type().is_symlink() => {}
+                _ => return Ok(rs),
+            }
         }
-        if touches_secret(path, policy) {
+        let real = match std::fs::canonicalize(path) {
+            Ok(p) => p,
+            Err(_) => return Ok(rs),
+        };
+        if touches_secret(&real, policy) {
             return Ok(rs);
         }
-        let fd = match PathFd::new(path) {
+        let fd = match PathFd::new(&real) {
             Ok(fd) => fd,
             Err(_) => return Ok(rs),
         };
-        rs.add_rule(PathBeneath::new(fd, rights_for(path, access, abi)))
+        rs.add_rule(PathBeneath::new(fd, rights_for(&real, access, abi)))
             .map_err(err)
     };
     for dir in SYSTEM_READABLE.iter().chain(ETC_READABLE.iter()) {
-        ruleset = add(ruleset, Path::new(dir), read)?;
+        ruleset = add(ruleset, Path::new(dir), read, true)?;
     }
     let device = AccessFs::ReadFile | AccessFs::WriteFile;
     for dev in DEVICES {
-        ruleset = add(ruleset, Path::new(dev), device)?;
+        ruleset = add(ruleset, Path::new(dev), device, true)?;
     }
     for p in &policy.extra_programs {
-        ruleset = add(ruleset, p, AccessFs::Execute | AccessFs::ReadFile)?;
+        ruleset = add(ruleset, p, AccessFs::Execute | AccessFs::ReadFile, true)?;
     }
     for dir in &policy.readable {
-        ruleset = add(ruleset, dir, read)?;
+        ruleset = add(ruleset, dir, read, true)?;
     }
-    ruleset = add(ruleset, &policy.workspace, read)?;
+    ruleset = add(ruleset, &policy.workspace, read, false)?;
     if let Ok(entries) = std::fs::read_dir(&policy.workspace) {
         let mut names: Vec<OsString> = entries.flatten().map(|e| e.file_name()).collect();
         names.sort();
@@ -254,18 +262,12 @@ pub fn prepare(policy: &Policy, enforce: bool) -> Result<Prepared, String> {
             if name == "skills" {
                 continue;
             }
-            ruleset = add(ruleset, &policy.workspace.join(&name), all)?;
+            ruleset = add(ruleset, &policy.workspace.join(&name), all, false)?;
         }
     }
-    ruleset = add(ruleset, &prepared.tmp, all)?;
+    ruleset = add(ruleset, &prepared.tmp, all, false)?;
     prepared.ruleset = Some(ruleset);
     Ok(prepared)
-}
-
-/// `/bin`, `/lib` and friends are symlinks into `/usr` on merged-usr
-/// systems; those are the only symlinks a rule may follow.
-fn is_system(path: &Path) -> bool {
-    SYSTEM_READABLE.iter().any(|s| Path::new(s) == path)
 }
 
 /// Resource limits for one child.
