@@ -95,7 +95,9 @@ smoke() {
   "models": {"providers": {"fake": {
     "baseUrl": "http://127.0.0.1:$port/v1", "api": "openai-completions", "apiKey": "smoke-key",
     "models": [{"id": "m1", "contextWindow": 4096, "maxTokens": 256}]}}},
-  "agents": {"defaults": {"model": {"primary": "fake/m1"}}}
+  "agents": {"defaults": {"model": {"primary": "fake/m1"}}},
+  // qemu-user has no Landlock syscalls: without this, exec is refused
+  "tools": {"exec": {"sandbox": "off"}}
 }
 EOF
     chmod 600 "$dir/pinch.json"

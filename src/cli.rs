@@ -378,6 +378,13 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
         cron::print_status(&s["cron"]);
     }
     skills::print_status(g, home);
+    if s["sandbox"].is_object() {
+        println!(
+            "tool sandbox: {} ({})",
+            s["sandbox"]["state"].as_str().unwrap_or("?"),
+            s["sandbox"]["kernel"].as_str().unwrap_or("?")
+        );
+    }
     Ok(0)
 }
 

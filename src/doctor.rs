@@ -168,6 +168,7 @@ fn local_checks(home: &Home, config_path: Option<&Path>, cfg: Option<&Config>) -
             Some(ip) => out.push(check("gateway exposure", Level::Warn, format!("listening on {ip}:{} with a token", cfg.gateway.port), "reachable from the network: keep the token long and random; prefer a VPN or SSH tunnel")),
             None => {}
         }
+        out.push(sandbox_check(cfg));
     }
     match std::fs::metadata(&home.root) {
         Ok(m) if m.mode() & 0o077 != 0 => out.push(check(
@@ -248,6 +249,32 @@ fn local_checks(home: &Home, config_path: Option<&Path>, cfg: Option<&Config>) -
         )),
     }
     out
+}
+
+/// Whether programs the agent runs are confined, and by what.
+fn sandbox_check(cfg: &Config) -> Check {
+    let e = &cfg.tools.exec;
+    let kernel = crate::sandbox::probe().describe();
+    match crate::sandbox::mode(&e.sandbox) {
+        crate::sandbox::Mode::Enforced { .. } => check(
+            "tool sandbox",
+            Level::Ok,
+            format!("{kernel}: exec and skill scripts are confined"),
+            "",
+        ),
+        crate::sandbox::Mode::Off => check(
+            "tool sandbox",
+            Level::Warn,
+            format!("off by tools.exec.sandbox ({kernel})"),
+            "programs the assistant runs can read everything this user can, including .env and pinch.json; set tools.exec.sandbox to \"on\"",
+        ),
+        crate::sandbox::Mode::Refused(why) => check(
+            "tool sandbox",
+            if e.enabled { Level::Fail } else { Level::Warn },
+            format!("unavailable: {why}; exec and skill scripts are refused"),
+            "use Linux 5.13+ with Landlock enabled (lsm=...,landlock), or set tools.exec.sandbox to \"off\" to run programs unconfined",
+        ),
+    }
 }
 
 fn free_bytes(dir: &Path) -> Option<u64> {

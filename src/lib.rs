@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod net;
 pub mod provider;
 pub mod queue;
+pub mod sandbox;
 pub mod sched;
 pub mod service;
 pub mod store;

@@ -117,7 +117,8 @@ UMask=0077
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
-SystemCallFilter=setrlimit
+SystemCallFilter=setrlimit prlimit64
+SystemCallFilter=landlock_create_ruleset landlock_add_rule landlock_restrict_self
 SystemCallErrorNumber=EPERM
 
 [Install]
@@ -307,7 +308,8 @@ mod tests {
             "ExecStart=\"/opt/pinch bin/pinch\" --config /home/a/100%%.json gateway run\n",
             "NoNewPrivileges=yes\n",
             "SystemCallFilter=@system-service\n",
-            "SystemCallFilter=setrlimit\n",
+            "SystemCallFilter=setrlimit prlimit64\n",
+            "SystemCallFilter=landlock_create_ruleset landlock_add_rule landlock_restrict_self\n",
             "UMask=0077\n",
             "WantedBy=default.target\n",
         ] {
@@ -343,7 +345,8 @@ mod tests {
             "Restart=on-failure\n",
             "ProtectSystem=strict\n",
             "CapabilityBoundingSet=\n",
-            "SystemCallFilter=setrlimit\n",
+            "SystemCallFilter=setrlimit prlimit64\n",
+            "SystemCallFilter=landlock_create_ruleset landlock_add_rule landlock_restrict_self\n",
             "#LoadCredential=",
             "WantedBy=multi-user.target\n",
         ] {

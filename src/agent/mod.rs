@@ -9,6 +9,7 @@
 //! showed, and only the complete answer of the model that finished is kept.
 
 pub mod compact;
+pub mod fetch;
 pub mod prompt;
 pub mod search;
 pub mod skills;
@@ -335,8 +336,17 @@ struct Reply {
     usage: (u64, u64),
 }
 
+/// Now plus `secs`, never overflowing: config checks keep durations within a
+/// day, and anything beyond what `Instant` can hold is capped at a year.
+fn after_secs(secs: u64) -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(secs))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
+}
+
 pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
-    let deadline = Instant::now() + Duration::from_secs(job.deadline_s);
+    let deadline = after_secs(job.deadline_s);
     let cfg = &ctx.cfg;
     if let Some(m) = &job.model_override {
         if crate::config::find_model(cfg, m).is_none() {
@@ -601,8 +611,7 @@ fn call_chain(
             },
             accepts_images: c.model.input.iter().any(|i| i == "image"),
         };
-        let call_deadline =
-            deadline.min(Instant::now() + Duration::from_secs(c.provider.timeouts.total));
+        let call_deadline = deadline.min(after_secs(c.provider.timeouts.total));
         let mut text = String::new();
         let mut thinking = String::new();
         let mut signature: Option<String> = None;

@@ -2,13 +2,15 @@
 //!
 //! Built in: `read_file`, `write_file`, `edit_file`, `list_dir` (confined to
 //! the workspace: paths are canonicalised, so `..` and symlinks cannot
-//! escape), `exec` (argv, allowlist checked on the resolved program, never a
-//! shell unless configured; timeout, output cap, CPU and memory rlimits),
-//! `web_fetch` (size and time caps, HTML reduced to text, the network route
-//! of `tools.webFetch`), `web_search` (the backend of `tools.webSearch`,
-//! see `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a
-//! skill's full text) and `cron` (scheduled jobs, asked of the reactor).
-//! Skill scripts declared in SKILL.md become tools too.
+//! escape; skills are read-only), `exec` (argv, allowlist checked on the
+//! resolved program, never a shell unless `allowShell`; run in the sandbox of
+//! `crate::sandbox` with a timeout, output cap and rlimits), `web_fetch`
+//! (public addresses only, every redirect hop checked, size and time caps,
+//! HTML reduced to text, the network route of `tools.webFetch`; see
+//! `fetch.rs`), `web_search` (the backend of `tools.webSearch`, see
+//! `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a skill's
+//! full text) and `cron` (scheduled jobs, asked of the reactor).
+//! Skill scripts declared in SKILL.md become tools too, run in the same sandbox.
 //! A tool's failure is returned to the model as a result; it never ends the run.
 
 use super::skills::{self, Skill};
@@ -67,7 +69,12 @@ pub struct Registry {
     exec_allowed: Vec<PathBuf>,
     fetch_max: usize,
     fetch_timeout: Duration,
-    fetch_agent: Option<crate::net::LazyAgent>,
+    fetch_agent: Option<super::fetch::FetchAgent>,
+    /// Whether programs run under Landlock, without it (`sandbox: "off"`),
+    /// or are refused (no Landlock and the sandbox not switched off).
+    sandbox: crate::sandbox::Mode,
+    /// Folders no program may reach: `$PINCH_HOME`, `$CREDENTIALS_DIRECTORY`.
+    secret_roots: Vec<PathBuf>,
     searcher: Option<super::search::Searcher>,
     skills: Vec<Skill>,
     /// The reactor, for the `cron` tool (set by the gateway).
@@ -126,9 +133,14 @@ impl Registry {
             .collect();
         if exec.enabled {
             let allow = exec.allow.join(", ");
+            let shell = if exec.allow_shell {
+                "Shell syntax runs under sh -c"
+            } else {
+                "No shell"
+            };
             specs.push(spec(
                 "exec",
-                &format!("Run a program (no shell). Allowed: {allow}."),
+                &format!("Run a program. {shell}. Allowed: {allow}."),
                 json!({"type": "object", "properties": {"command": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}, "required": ["command"]}),
             ));
         }
@@ -141,11 +153,7 @@ impl Registry {
                 per_read: Some(Duration::from_secs(wf.timeout_seconds)),
             };
             specs.push(spec("web_fetch", "Fetch a web page (http/https) as readable text.", json!({"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]})));
-            Some(crate::net::LazyAgent::new(
-                route,
-                "https://example.com/",
-                t,
-            )?)
+            Some(super::fetch::FetchAgent::new(route, t, wf.allow_private)?)
         } else {
             None
         };
@@ -181,6 +189,8 @@ impl Registry {
             searcher,
             skills,
             reactor: None,
+            sandbox: crate::sandbox::mode(&cfg.tools.exec.sandbox),
+            secret_roots: secret_roots(),
         })
     }
 
@@ -298,7 +308,21 @@ impl Registry {
         for n in rest.iter().rev() {
             p.push(n);
         }
+        self.refuse_skills(rel, &p)?;
         Ok(p)
+    }
+
+    /// Skills are code the agent runs: their folders are not the agent's to
+    /// change (neither SKILL.md nor scripts), here or under Landlock.
+    fn refuse_skills(&self, rel: &str, p: &Path) -> Result<(), String> {
+        let under_skills = p.starts_with(self.workspace.join("skills"))
+            || self.skills.iter().any(|s| p.starts_with(&s.dir));
+        if under_skills || p.file_name().is_some_and(|n| n == "SKILL.md") {
+            return Err(format!(
+                "{rel}: skills are read-only for the assistant; a person edits them in the workspace's skills/ folder"
+            ));
+        }
+        Ok(())
     }
 
     fn read_file(&self, rel: Option<&str>) -> Result<Output, String> {
@@ -359,6 +383,7 @@ impl Registry {
             return Err("old_text must not be empty".into());
         }
         let p = self.existing(rel)?;
+        self.refuse_skills(rel.unwrap_or(""), &p)?;
         let text = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
         match text.matches(old).count() {
             0 => Err("old_text was not found; read the file and copy the exact text".into()),
@@ -550,6 +575,18 @@ impl Registry {
         deadline: Instant,
     ) -> Result<Output, String> {
         let command = command.ok_or("missing \"command\"")?.trim();
+        if self.exec.allow_shell && args.is_empty() && split_words(command).is_err() {
+            // allowShell: shell syntax runs under `sh -c`, inside the sandbox
+            // (the config refuses allowShell with the sandbox off).
+            let sh = resolve_program("sh", &self.workspace).ok_or("sh: not found on PATH")?;
+            return self.run_program(
+                &sh,
+                vec!["-c".into(), command.to_string()],
+                &self.workspace,
+                &[],
+                deadline,
+            );
+        }
         let (program, argv) = if args.is_empty() && command.contains(char::is_whitespace) {
             let words = split_words(command)?;
             let (first, rest) = words.split_first().ok_or("empty command")?;
@@ -583,45 +620,54 @@ impl Registry {
         deadline: Instant,
     ) -> Result<Output, String> {
         use std::os::unix::process::CommandExt;
+        let enforce = match &self.sandbox {
+            crate::sandbox::Mode::Enforced { .. } => true,
+            crate::sandbox::Mode::Off => false,
+            crate::sandbox::Mode::Refused(why) => {
+                return Err(format!(
+                    "programs are refused: the sandbox is unavailable ({why}). fix: run on Linux 5.13+ with Landlock enabled, or set tools.exec.sandbox to \"off\" to run programs unconfined"
+                ))
+            }
+        };
         let timeout = Duration::from_secs(self.exec.timeout_seconds)
             .min(deadline.saturating_duration_since(Instant::now()));
-        let mem = self.exec.max_memory_mb * 1024 * 1024;
-        let cpu = self.exec.max_cpu_seconds;
+        let mut extra_programs: Vec<PathBuf> = self.exec_allowed.clone();
+        extra_programs.push(program.to_path_buf());
+        let mut readable: Vec<PathBuf> = self.skills.iter().map(|s| s.dir.clone()).collect();
+        readable.sort();
+        readable.dedup();
+        let policy = crate::sandbox::Policy {
+            workspace: self.workspace.clone(),
+            extra_programs,
+            readable,
+            secret_roots: self.secret_roots.clone(),
+        };
+        let mut prepared = crate::sandbox::prepare(&policy, enforce)?;
         let mut cmd = Command::new(program);
         cmd.args(&argv)
             .current_dir(cwd)
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-            )
-            .env("HOME", &self.workspace)
-            .env("LANG", "C.UTF-8")
-            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                let cpu_l = libc::rlimit {
-                    rlim_cur: cpu as libc::rlim_t,
-                    rlim_max: cpu as libc::rlim_t + 1,
-                };
-                let mem_l = libc::rlimit {
-                    rlim_cur: mem as libc::rlim_t,
-                    rlim_max: mem as libc::rlim_t,
-                };
-                libc::setrlimit(libc::RLIMIT_CPU, &cpu_l);
-                libc::setrlimit(libc::RLIMIT_AS, &mem_l);
-                Ok(())
-            });
-        }
+        crate::sandbox::apply(
+            &mut cmd,
+            &mut prepared,
+            &self.workspace,
+            crate::sandbox::Limits {
+                cpu_seconds: self.exec.max_cpu_seconds,
+                memory_bytes: self.exec.max_memory_mb.saturating_mul(1024 * 1024),
+                file_bytes: 64 * 1024 * 1024,
+                open_files: 256,
+            },
+        );
+        // A skill's declared variables, on top of the scrubbed environment.
+        cmd.envs(extra_env.iter().map(|(k, v)| (k, v)));
         let started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("{}: cannot start: {e}", program.display()))?;
+        let spawned = cmd.spawn();
+        // The child holds its own copy of the ruleset now; the temp folder
+        // lives until `prepared` drops at the end of this call.
+        let mut child = spawned.map_err(|e| format!("{}: cannot start: {e}", program.display()))?;
         let max = self.exec.max_output_bytes;
         let stderr = child.stderr.take();
         let err_reader = std::thread::Builder::new()
@@ -701,57 +747,42 @@ impl Registry {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err("only http:// and https:// URLs can be fetched".into());
         }
-        let agent = self
-            .fetch_agent
-            .as_ref()
-            .ok_or("web_fetch is disabled")?
-            .get()?;
-        let started = Instant::now();
-        let resp = agent
-            .get(url)
-            .header("User-Agent", "pinch/0.1")
-            .call()
-            .map_err(|e| format!("fetch failed: {e}"))?;
-        let status = resp.status().as_u16();
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let mut reader = resp.into_body().into_reader();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        while buf.len() < self.fetch_max {
-            if started.elapsed() > self.fetch_timeout {
-                break;
-            }
-            match reader.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n.min(self.fetch_max - buf.len())]),
-                Err(e) => return Err(format!("fetch broke: {e}")),
-            }
-        }
-        let raw = String::from_utf8_lossy(&buf);
-        let text = if ctype.contains("html") || raw.trim_start().starts_with('<') {
+        let agent = self.fetch_agent.as_ref().ok_or("web_fetch is disabled")?;
+        let f = agent.get(url, self.fetch_max, self.fetch_timeout)?;
+        let raw = String::from_utf8_lossy(&f.body);
+        let text = if f.content_type.contains("html") || raw.trim_start().starts_with('<') {
             html_to_text(&raw)
         } else {
             raw.into_owned()
         };
         let summary = format!(
-            "GET {} → {status} ({} bytes)",
-            crate::util::truncate(url, 60),
-            buf.len()
+            "GET {} → {} ({} bytes)",
+            crate::util::truncate(&f.url, 60),
+            f.status,
+            f.body.len()
         );
-        if status >= 400 {
+        if f.status >= 400 {
             return Ok(Output {
-                content: cap(format!("HTTP {status}\n{text}")),
+                content: cap(format!("HTTP {}\n{text}", f.status)),
                 is_error: true,
                 summary,
             });
         }
         Ok(Output::ok(text, summary))
     }
+}
+
+/// `$PINCH_HOME` and `$CREDENTIALS_DIRECTORY` (canonical): what no program
+/// started for the agent may reach, except the workspace inside the home.
+fn secret_roots() -> Vec<PathBuf> {
+    let mut roots = vec![crate::home::Home::from_env().root];
+    if let Some(c) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        roots.push(PathBuf::from(c));
+    }
+    roots
+        .into_iter()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .collect()
 }
 
 fn read_capped(mut r: impl Read, max: usize) -> String {

@@ -146,6 +146,34 @@ pub fn substitute_str(s: &str, vars: &Vars) -> Result<String, String> {
     Ok(out)
 }
 
+/// True for a string that starts a reference but is not a valid one:
+/// `"$"`, `"$MY-KEY"`, `"${"`, `"${A"`, `"x${1A}"`. A `$` inside other text
+/// (`"pa$word"`) stays literal, and `$${` escapes `${`.
+pub fn malformed_reference(s: &str) -> bool {
+    if let Some(name) = s.strip_prefix('$') {
+        if !name.starts_with('{') && !name.starts_with("${") && !valid_name(name) {
+            return true;
+        }
+    }
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        let after = rest.get(pos..).unwrap_or("");
+        if let Some(tail) = after.strip_prefix("$${") {
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            match tail.find('}') {
+                Some(end) if valid_name(tail.get(..end).unwrap_or("")) => {
+                    rest = tail.get(end + 1..).unwrap_or("");
+                }
+                _ => return true,
+            }
+        } else {
+            rest = after.get(1..).unwrap_or("");
+        }
+    }
+    false
+}
+
 /// Resolves every string in `v` in place.
 pub fn substitute(v: &mut serde_json::Value, vars: &Vars, path: &str) -> Result<(), Unresolved> {
     match v {
@@ -177,7 +205,7 @@ pub fn substitute(v: &mut serde_json::Value, vars: &Vars, path: &str) -> Result<
 
 /// Reads `.env` if present. Missing file is an empty map.
 pub fn load_dotenv(path: &Path) -> Result<BTreeMap<String, String>, String> {
-    match std::fs::read_to_string(path) {
+    match super::read_capped(path) {
         Ok(text) => {
             parse_dotenv(&text).map_err(|(line, msg)| format!("{}:{line}: {msg}", path.display()))
         }
@@ -211,6 +239,33 @@ mod tests {
         assert_eq!(substitute_str("a$${HOST}", &v), Ok("a${HOST}".into()));
         assert_eq!(substitute_str("pa$word", &v), Ok("pa$word".into()));
         assert_eq!(substitute_str("$", &v), Ok("$".into()));
+    }
+
+    #[test]
+    fn malformed_references_are_recognised() {
+        for bad in [
+            "$",
+            "$MY-API-KEY",
+            "${",
+            "${A",
+            "x${1A}",
+            "$1",
+            "${}",
+            "a${B-C}d",
+        ] {
+            assert!(malformed_reference(bad), "{bad:?}");
+        }
+        for good in [
+            "$KEY",
+            "${KEY}",
+            "a${KEY}b",
+            "pa$word",
+            "$${literal}",
+            "plain",
+            "cost: 5$",
+        ] {
+            assert!(!malformed_reference(good), "{good:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! `set` edits one field, re-validates the whole file before writing it and
 //! appends a line to `logs/config-audit.jsonl`.
 
+pub mod bounds;
 pub mod env;
 pub mod jsonc;
 pub mod schema;
@@ -112,7 +113,7 @@ pub fn load(home: &Home, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
     let file = explicit
         .map(Path::to_path_buf)
         .unwrap_or_else(|| home.config());
-    let text = match std::fs::read_to_string(&file) {
+    let text = match read_capped(&file) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => None,
         Err(e) => {
@@ -164,6 +165,31 @@ pub fn parse_str(text: &str, file: Option<&Path>, vars: &env::Vars) -> Result<Co
     }
     let mut value: serde_json::Value =
         serde_json::from_str(&stripped).map_err(|e| serde_error(&src, &e))?;
+    if !value.is_object() {
+        return Err(src.err_at(
+            Some(stripped.len() - stripped.trim_start().len()),
+            "",
+            "the config must be a JSON object".into(),
+            "start the file with { and put the settings inside, e.g. {\"gateway\": {\"port\": 18789}}".into(),
+        ));
+    }
+    if let Some((path, text)) = bounds::bad_reference(&value, "") {
+        return Err(src.err_path(
+            &path,
+            format!("{text:?} looks like a reference but is not a valid one"),
+            "write $NAME or ${NAME} with letters, digits and _ (not starting with a digit); write $${ for a literal ${".into(),
+        ));
+    }
+    if let Ok(typed) = serde_json::from_str::<Config>(&stripped) {
+        let typed = serde_json::to_value(&typed).unwrap_or_default();
+        if let Some(path) = bounds::array_for_object(&value, &typed, "") {
+            return Err(src.err_path(
+                &path,
+                "a list is given where an object belongs".into(),
+                "write the settings as an object with named keys, e.g. \"gateway\": {\"bind\": \"lan\", \"port\": 18789}".into(),
+            ));
+        }
+    }
     if let Err(u) = env::substitute(&mut value, vars, "") {
         return Err(src.err_path(
             &u.path,
@@ -267,7 +293,44 @@ pub const CHANNELS: [&str; 6] = [
     "telegram", "slack", "discord", "whatsapp", "wechat", "feishu",
 ];
 
-type Invalid = (String, String, String);
+pub(crate) type Invalid = (String, String, String);
+
+/// Largest config or `.env` file read.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a config or `.env` file: a regular file (not a FIFO, device or
+/// folder, which could block start-up or never end) of at most 1 MiB.
+pub fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = std::fs::metadata(path)?;
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    if !meta.is_file() {
+        return Err(invalid(
+            "not a regular file (a FIFO, device or folder cannot be a config file)".into(),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(invalid(format!(
+            "{} bytes, over the {MAX_FILE_BYTES}-byte limit",
+            meta.len()
+        )));
+    }
+    // O_NONBLOCK: a file swapped for a FIFO after the check cannot block the open.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    let mut text = String::new();
+    f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(invalid(format!("over the {MAX_FILE_BYTES}-byte limit")));
+    }
+    Ok(text)
+}
 
 fn validate(cfg: &Config) -> Result<(), Invalid> {
     let bad = |path: &str, msg: String, fix: String| Err((path.to_string(), msg, fix));
@@ -376,7 +439,8 @@ fn validate(cfg: &Config) -> Result<(), Invalid> {
         validate_channel(&base, ch)?;
     }
     validate_proactive(cfg)?;
-    validate_web_search(&cfg.tools.web_search)
+    validate_web_search(&cfg.tools.web_search)?;
+    bounds::check(cfg)
 }
 
 /// A delivery target (`channel:chat`) naming a known channel.
@@ -725,7 +789,7 @@ pub fn redact(v: &mut serde_json::Value, path: &str) {
 
 /// Reads the raw config file as a value (comments dropped). Missing => `{}`.
 pub fn read_raw(file: &Path) -> Result<serde_json::Value, String> {
-    match std::fs::read_to_string(file) {
+    match read_capped(file) {
         Ok(text) => serde_json::from_str(&jsonc::strip(&text))
             .map_err(|e| format!("{}: {e}", file.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),

@@ -313,8 +313,12 @@ pub struct ExecTool {
     pub enabled: bool,
     /// Programs the agent may run (names resolved on PATH, or absolute paths).
     pub allow: Vec<String>,
-    /// Permit `sh -c` for command strings; off by default.
+    /// Run command strings with shell syntax under `sh -c` (inside the
+    /// sandbox, so any program may then run); off by default.
     pub allow_shell: bool,
+    /// "on" (default): programs run under Landlock, and are refused where
+    /// the kernel has none. "off": no filesystem confinement.
+    pub sandbox: String,
     pub timeout_seconds: u64,
     pub max_output_bytes: usize,
     pub max_memory_mb: u64,
@@ -336,6 +340,7 @@ impl Default for ExecTool {
                 "tail".into(),
             ],
             allow_shell: false,
+            sandbox: "on".into(),
             timeout_seconds: 30,
             max_output_bytes: 16 * 1024,
             max_memory_mb: 512,
@@ -352,12 +357,15 @@ pub struct WebFetchTool {
     pub network: Option<NetworkConfig>,
     pub max_bytes: usize,
     pub timeout_seconds: u64,
+    /// Allow loopback, private, link-local and metadata addresses.
+    pub allow_private: bool,
 }
 
 impl Default for WebFetchTool {
     fn default() -> Self {
         WebFetchTool {
             enabled: true,
+            allow_private: false,
             network: None,
             max_bytes: 512 * 1024,
             timeout_seconds: 20,

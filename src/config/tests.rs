@@ -174,3 +174,106 @@ fn web_search_is_off_by_default_and_checked_when_on() {
     )
     .expect("valid");
 }
+
+#[test]
+fn every_number_has_a_range_with_position() {
+    let e = err("{\"agents\": {\"defaults\": {\n  \"timeoutSeconds\": 18446744073709551615}}}");
+    assert_eq!(e.path, "agents.defaults.timeoutSeconds");
+    assert_eq!(e.line, 2, "{e}");
+    assert!(e.message.contains("between 1 and 86400"), "{e}");
+    assert!(e.to_string().contains("/h/pinch.json:2:"), "{e}");
+    let e = err(r#"{"gateway": {"maxBodyBytes": 18446744073709551615}}"#);
+    assert_eq!(e.path, "gateway.maxBodyBytes");
+    let e = err(r#"{"queue": {"maxEntries": 0}}"#);
+    assert_eq!(e.path, "queue.maxEntries");
+    assert!(e.fix.contains("10000"), "{e}");
+    let e = err(r#"{"tools": {"exec": {"maxMemoryMb": 18446744073709551615}}}"#);
+    assert_eq!(e.path, "tools.exec.maxMemoryMb");
+    let e = err(
+        r#"{"models": {"providers": {"oa": {"baseUrl": "https://x/v1", "models": [{"id": "m"}], "timeouts": {"total": 0}}}}}"#,
+    );
+    assert_eq!(e.path, "models.providers.oa.timeouts.total");
+    let e = err(r#"{"queue": {"baseBackoffMs": 9000, "maxBackoffMs": 10}}"#);
+    assert_eq!(e.path, "queue.baseBackoffMs");
+}
+
+#[test]
+fn heartbeat_zero_must_be_written_0m() {
+    let e = err(r#"{"agents": {"defaults": {"heartbeat": {"every": "0s"}}}}"#);
+    assert_eq!(e.path, "agents.defaults.heartbeat.every");
+    assert!(e.fix.contains("\"0m\""), "{e}");
+    let cfg = parse_str(
+        r#"{"agents": {"defaults": {"heartbeat": {"every": "0m"}}}}"#,
+        None,
+        &vars(),
+    )
+    .expect("0m disables");
+    assert_eq!(
+        cfg.agents.defaults.heartbeat.map(|h| h.every),
+        Some("0m".into())
+    );
+}
+
+#[test]
+fn arrays_are_not_objects() {
+    let e = err("[]");
+    assert!(e.message.contains("must be a JSON object"), "{e}");
+    let e = err("{\n  \"gateway\": [\"0.0.0.0\", 28792]\n}");
+    assert_eq!(e.path, "gateway");
+    assert_eq!(e.line, 2, "{e}");
+    assert!(
+        e.message
+            .contains("a list is given where an object belongs"),
+        "{e}"
+    );
+    let e = err(r#"{"tools": {"exec": [true, ["sh"]]}}"#);
+    assert_eq!(e.path, "tools.exec");
+    let e = err(r#"{"agents": {"defaults": {"heartbeat": ["1m"]}}}"#);
+    assert_eq!(e.path, "agents.defaults.heartbeat");
+}
+
+#[test]
+fn references_must_be_valid() {
+    for text in ["$MY-API-KEY", "$", "${", "${KEY", "x${1}"] {
+        let e = err(&format!(
+            r#"{{"models": {{"providers": {{"oa": {{"baseUrl": "https://x/v1", "apiKey": "{text}", "models": [{{"id": "m"}}]}}}}}}}}"#
+        ));
+        assert_eq!(e.path, "models.providers.oa.apiKey", "{text}: {e}");
+        assert!(e.message.contains("not a valid one"), "{text}: {e}");
+    }
+}
+
+#[test]
+fn malformed_proxy_and_sandbox_values() {
+    let e = err(r#"{"network": {"proxy": "http://:99999"}}"#);
+    assert_eq!(e.path, "network.proxy");
+    assert!(e.fix.contains("socks5h://"), "{e}");
+    let e = err(r#"{"tools": {"webFetch": {"network": {"proxy": "htp//x"}}}}"#);
+    assert_eq!(e.path, "tools.webFetch.network.proxy");
+    let e = err(r#"{"tools": {"exec": {"sandbox": "maybe"}}}"#);
+    assert_eq!(e.path, "tools.exec.sandbox");
+    let e = err(r#"{"tools": {"exec": {"sandbox": "off", "allowShell": true}}}"#);
+    assert_eq!(e.path, "tools.exec.allowShell");
+}
+
+#[test]
+fn config_files_must_be_small_regular_files() {
+    let e = read_capped(Path::new("/dev/zero")).expect_err("device");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let dir = std::env::temp_dir().join(format!("pinch-cfgcap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().expect("utf8")).expect("cstr");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let started = std::time::Instant::now();
+    let e = read_capped(&fifo).expect_err("fifo");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let big = dir.join("big.json");
+    std::fs::write(&big, vec![b' '; (MAX_FILE_BYTES + 1) as usize]).expect("write");
+    let e = read_capped(&big).expect_err("big");
+    assert!(e.to_string().contains("limit"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -482,10 +482,11 @@ fn http_chat(mut stream: TcpStream, req: &Request, shared: &Shared) {
     }
     let mut started = false;
     loop {
-        let frame = match rx.recv_timeout(Duration::from_secs(shared.run_timeout_s + 30)) {
-            Ok(f) => f,
-            Err(_) => break,
-        };
+        let frame =
+            match rx.recv_timeout(Duration::from_secs(shared.run_timeout_s.saturating_add(30))) {
+                Ok(f) => f,
+                Err(_) => break,
+            };
         let v: Value = serde_json::from_str(&frame).unwrap_or(Value::Null);
         if v["type"] == "res" {
             if v["ok"] != true {

@@ -104,6 +104,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
     })?;
     check_exposure(&cfg.gateway.bind, ip, cfg.gateway.auth.token.as_deref())?;
     crate::util::tune_malloc();
+    crate::sandbox::harden_gateway();
     home.ensure()?;
     let store = crate::store::Store::open(&home.state())?;
     crate::workspace::ensure(&workspace_dir(home, &cfg))?;

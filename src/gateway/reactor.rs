@@ -385,6 +385,7 @@ impl Reactor {
             "models": providers,
             "channels": self.channels_status(),
             "cron": self.proactive_status(),
+            "sandbox": crate::sandbox::status_json(&self.cfg.tools.exec.sandbox),
         })
     }
 

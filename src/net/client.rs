@@ -35,6 +35,18 @@ impl Default for Timeouts {
 ///
 /// 4xx/5xx responses are returned as responses, not errors.
 pub fn agent_for(route: &Route, url: &str, timeouts: &Timeouts) -> Result<ureq::Agent, String> {
+    let (config, _) = agent_config(route, url, timeouts, 10)?;
+    Ok(config.new_agent())
+}
+
+/// The ureq configuration [`agent_for`] uses, and the route's decision, for
+/// callers that add their own resolver (`web_fetch`'s address guard).
+pub fn agent_config(
+    route: &Route,
+    url: &str,
+    timeouts: &Timeouts,
+    max_redirects: u32,
+) -> Result<(ureq::config::Config, Decision), String> {
     let decision = route.decide(url)?;
     let proxy = match &decision {
         Decision::Direct { .. } => None,
@@ -53,9 +65,10 @@ pub fn agent_for(route: &Route, url: &str, timeouts: &Timeouts) -> Result<ureq::
         .timeout_connect(Some(timeouts.connect))
         .timeout_recv_response(Some(timeouts.recv_response))
         .timeout_per_read(timeouts.per_read)
+        .max_redirects(max_redirects)
         .build();
     log::debug!("agent for {}: {}", redact_url(url), decision.why());
-    Ok(config.new_agent())
+    Ok((config, decision))
 }
 
 /// Converts our proxy into ureq's, with credentials and the DNS behaviour

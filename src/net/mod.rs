@@ -11,7 +11,7 @@ pub mod probe;
 pub mod route;
 pub mod tls;
 
-pub use client::{agent_for, ureq_proxy, LazyAgent, Timeouts};
+pub use client::{agent_config, agent_for, ureq_proxy, LazyAgent, Timeouts};
 pub use noproxy::NoProxy;
 pub use probe::{probe, Failure, ProbeReport, Step, StepResult};
 pub use route::{
