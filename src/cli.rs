@@ -178,6 +178,9 @@ A bind other than loopback requires gateway.auth.token.";
             home.config().display()
         ),
     }
+    for k in &loaded.cfg.ignored {
+        log::warn!("config: {}", k.message());
+    }
     crate::gateway::run(home, loaded, opts)?;
     Ok(0)
 }
@@ -370,6 +373,9 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
     }
     if s["cron"].is_object() {
         cron::print_status(&s["cron"]);
+    }
+    for w in s["configWarnings"].as_array().into_iter().flatten() {
+        println!("config warning: {}", w.as_str().unwrap_or(""));
     }
     Ok(0)
 }
@@ -607,8 +613,12 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
             Ok(l) => {
                 let what = l
                     .file
+                    .as_ref()
                     .map(|f| f.display().to_string())
                     .unwrap_or_else(|| "built-in defaults".into());
+                for k in &l.cfg.ignored {
+                    println!("warning: {} ({what}:{}:{})", k.message(), k.line, k.column);
+                }
                 println!("ok: {what}");
                 Ok(0)
             }

@@ -385,6 +385,7 @@ impl Reactor {
             "models": providers,
             "channels": self.channels_status(),
             "cron": self.proactive_status(),
+            "configWarnings": self.cfg.ignored.iter().map(|k| k.message()).collect::<Vec<_>>(),
         })
     }
 

@@ -233,7 +233,22 @@ pub struct EnvProxy {
     pub https: Option<String>,
     pub all: Option<String>,
     pub no_proxy: Option<String>,
+    /// Where each value came from, e.g. `environment variable HTTPS_PROXY`
+    /// or `$PINCH_HOME/.env HTTPS_PROXY`; `None` for values set directly.
+    pub origin: EnvOrigin,
 }
+
+/// The source of each [`EnvProxy`] value, for explanations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvOrigin {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub all: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+/// How the `.env` file is named in explanations.
+pub const DOTENV_LABEL: &str = "$PINCH_HOME/.env";
 
 impl EnvProxy {
     /// Reads `http_proxy`, `https_proxy`, `all_proxy`, `no_proxy` from the
@@ -245,15 +260,84 @@ impl EnvProxy {
 
     /// Same as [`EnvProxy::from_env`] with an injected variable lookup.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> EnvProxy {
+        EnvProxy::from_source(lookup, "environment variable")
+    }
+
+    /// The same variables from `$PINCH_HOME/.env`, as OpenClaw loads its
+    /// `.env` into the environment.
+    pub fn from_dotenv(vars: &std::collections::BTreeMap<String, String>) -> EnvProxy {
+        EnvProxy::from_source(|name| vars.get(name).cloned(), DOTENV_LABEL)
+    }
+
+    fn from_source(lookup: impl Fn(&str) -> Option<String>, label: &str) -> EnvProxy {
         let get = |lower: &str, upper: &str| {
-            let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-            nonempty(lookup(lower)).or_else(|| nonempty(lookup(upper)))
+            let nonempty = |name: &str| {
+                lookup(name)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|v| (v, format!("{label} {name}")))
+            };
+            match nonempty(lower).or_else(|| nonempty(upper)) {
+                Some((v, o)) => (Some(v), Some(o)),
+                None => (None, None),
+            }
         };
+        let (http, http_o) = get("http_proxy", "HTTP_PROXY");
+        let (https, https_o) = get("https_proxy", "HTTPS_PROXY");
+        let (all, all_o) = get("all_proxy", "ALL_PROXY");
+        let (no_proxy, no_o) = get("no_proxy", "NO_PROXY");
         EnvProxy {
-            http: get("http_proxy", "HTTP_PROXY"),
-            https: get("https_proxy", "HTTPS_PROXY"),
-            all: get("all_proxy", "ALL_PROXY"),
-            no_proxy: get("no_proxy", "NO_PROXY"),
+            http,
+            https,
+            all,
+            no_proxy,
+            origin: EnvOrigin {
+                http: http_o,
+                https: https_o,
+                all: all_o,
+                no_proxy: no_o,
+            },
+        }
+    }
+
+    /// Each variable from `self`, or else from `below` (the process
+    /// environment over `.env`).
+    pub fn over(self, below: &EnvProxy) -> EnvProxy {
+        fn pick(
+            a: Option<String>,
+            ao: Option<String>,
+            b: &Option<String>,
+            bo: &Option<String>,
+        ) -> (Option<String>, Option<String>) {
+            match a {
+                Some(v) => (Some(v), ao),
+                None => (b.clone(), bo.clone()),
+            }
+        }
+        let (http, http_o) = pick(self.http, self.origin.http, &below.http, &below.origin.http);
+        let (https, https_o) = pick(
+            self.https,
+            self.origin.https,
+            &below.https,
+            &below.origin.https,
+        );
+        let (all, all_o) = pick(self.all, self.origin.all, &below.all, &below.origin.all);
+        let (no_proxy, no_o) = pick(
+            self.no_proxy,
+            self.origin.no_proxy,
+            &below.no_proxy,
+            &below.origin.no_proxy,
+        );
+        EnvProxy {
+            http,
+            https,
+            all,
+            no_proxy,
+            origin: EnvOrigin {
+                http: http_o,
+                https: https_o,
+                all: all_o,
+                no_proxy: no_o,
+            },
         }
     }
 }
@@ -266,6 +350,7 @@ impl fmt::Debug for EnvProxy {
             .field("https", &r(&self.https))
             .field("all", &r(&self.all))
             .field("no_proxy", &self.no_proxy)
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -280,6 +365,9 @@ pub struct Route {
     pub source: String,
     /// The environment snapshot used when `proxy` is [`ProxySpec::Env`].
     pub env: EnvProxy,
+    /// Where `no_proxy` came from: a config layer, an environment variable
+    /// or `.env`; `None` when nothing set it.
+    pub no_proxy_source: Option<String>,
 }
 
 /// Where a request to one URL goes.
@@ -382,6 +470,7 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
     let mut proxy = ProxySpec::Env;
     let mut source = "default (no proxy configured: environment variables, as curl)".to_string();
     let mut no_proxy: Option<NoProxy> = None;
+    let mut no_proxy_source: Option<String> = None;
     let mut ca_file: Option<PathBuf> = None;
 
     for (name, layer) in layers {
@@ -391,6 +480,7 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         }
         if let Some(list) = &layer.no_proxy {
             no_proxy = Some(NoProxy::parse(list).map_err(|e| format!("{name}.noProxy: {e}"))?);
+            no_proxy_source = Some(format!("{name}.noProxy"));
         }
         if let Some(ca) = &layer.ca_file {
             if ca.trim().is_empty() {
@@ -406,6 +496,12 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         Some(n) => n,
         None => match &env.no_proxy {
             Some(v) => {
+                no_proxy_source = Some(
+                    env.origin
+                        .no_proxy
+                        .clone()
+                        .unwrap_or_else(|| "environment variable no_proxy".to_string()),
+                );
                 let (n, errors) = NoProxy::from_env_str_lenient(v);
                 for e in errors {
                     log::warn!("ignoring part of the no_proxy environment variable: {e}");
@@ -422,6 +518,7 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         ca_file,
         source,
         env: env.clone(),
+        no_proxy_source,
     })
 }
 
@@ -448,23 +545,27 @@ impl Route {
                 why: format!("via proxy {} (set at {})", p.host_port(), self.source),
             }),
             ProxySpec::Env => {
-                let (names, value) = if target.is_tls() {
+                let o = &self.env.origin;
+                let (names, value, origin) = if target.is_tls() {
                     match (&self.env.https, &self.env.all) {
-                        (Some(v), _) => ("https_proxy", Some(v)),
-                        (None, Some(v)) => ("all_proxy", Some(v)),
-                        (None, None) => ("https_proxy or all_proxy", None),
+                        (Some(v), _) => ("https_proxy", Some(v), &o.https),
+                        (None, Some(v)) => ("all_proxy", Some(v), &o.all),
+                        (None, None) => ("https_proxy or all_proxy", None, &None),
                     }
                 } else {
                     match (&self.env.http, &self.env.all) {
-                        (Some(v), _) => ("http_proxy", Some(v)),
-                        (None, Some(v)) => ("all_proxy", Some(v)),
-                        (None, None) => ("http_proxy or all_proxy", None),
+                        (Some(v), _) => ("http_proxy", Some(v), &o.http),
+                        (None, Some(v)) => ("all_proxy", Some(v), &o.all),
+                        (None, None) => ("http_proxy or all_proxy", None, &None),
                     }
                 };
+                let from = origin
+                    .clone()
+                    .unwrap_or_else(|| format!("environment variable {names}"));
                 match value {
                     None => Ok(Decision::Direct {
                         why: format!(
-                            "direct: no proxy configured and no {names} in the environment"
+                            "direct: no proxy configured and no {names} in the environment or {DOTENV_LABEL}"
                         ),
                     }),
                     Some(v) => {
@@ -474,13 +575,9 @@ impl Route {
                             // curl treats a scheme-less proxy as http
                             format!("http://{}", v.trim())
                         };
-                        let p = ProxyUrl::parse(&text)
-                            .map_err(|e| format!("environment variable {names}: {e}"))?;
+                        let p = ProxyUrl::parse(&text).map_err(|e| format!("{from}: {e}"))?;
                         Ok(Decision::Proxy {
-                            why: format!(
-                                "via proxy {} (set at environment variable {names})",
-                                p.host_port()
-                            ),
+                            why: format!("via proxy {} (set at {from})", p.host_port()),
                             proxy: p,
                         })
                     }
@@ -506,22 +603,27 @@ pub fn explain(route: &Route, url: &str) -> String {
     }
     let proxy_line = match &route.proxy {
         ProxySpec::Env => {
-            let show = |v: &Option<String>| match v {
-                Some(s) => redact_proxy_text(s),
-                None => "(unset)".to_string(),
+            let show = |v: &Option<String>, o: &Option<String>| match (v, o) {
+                (Some(s), Some(o)) => format!("{} from {o}", redact_proxy_text(s)),
+                (Some(s), None) => redact_proxy_text(s),
+                (None, _) => "(unset)".to_string(),
             };
+            let o = &route.env.origin;
             format!(
                 "env (https_proxy={}, http_proxy={}, all_proxy={})",
-                show(&route.env.https),
-                show(&route.env.http),
-                show(&route.env.all)
+                show(&route.env.https, &o.https),
+                show(&route.env.http, &o.http),
+                show(&route.env.all, &o.all)
             )
         }
         other => other.to_string(),
     };
     out.push_str(&format!("proxy:    {proxy_line}\n"));
     out.push_str(&format!("          set at {}\n", route.source));
-    out.push_str(&format!("noProxy:  {}\n", route.no_proxy));
+    match &route.no_proxy_source {
+        Some(src) => out.push_str(&format!("noProxy:  {} (from {src})\n", route.no_proxy)),
+        None => out.push_str(&format!("noProxy:  {}\n", route.no_proxy)),
+    }
     match &route.ca_file {
         Some(p) => out.push_str(&format!(
             "caFile:   {} (added to the built-in Mozilla roots)\n",
@@ -847,6 +949,7 @@ mod tests {
             https: Some("http://10.0.0.3:8443".into()),
             all: None,
             no_proxy: Some("internal.example, 10.0.0.0/8".into()),
+            origin: EnvOrigin::default(),
         };
         let r = ok(resolve(&[("network", &NetworkConfig::default())], &env));
         assert_eq!(r.proxy, ProxySpec::Env);
@@ -983,6 +1086,7 @@ mod tests {
             https: Some(format!("alice:{SECRET}@10.0.0.1:1")),
             all: Some(url.clone()),
             no_proxy: None,
+            origin: EnvOrigin::default(),
         };
         assert!(!format!("{env:?}").contains(SECRET));
 
