@@ -280,7 +280,7 @@ fn parse_once(src: &Source, vars: &env::Vars) -> Result<Config, ConfigError> {
         .map_err(|e| src.err_at(None, "", e.to_string(), String::new()))?;
     apply_defaults(&mut cfg);
     validate(&cfg).map_err(|(path, msg, fix)| src.err_path(&path, msg, fix))?;
-    cfg.dotenv_proxy = crate::net::EnvProxy::from_dotenv(&vars.dotenv);
+    cfg.dotenv_proxy = crate::net::ProxyVars::from_dotenv(&vars.dotenv);
     Ok(cfg)
 }
 

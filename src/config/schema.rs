@@ -33,7 +33,7 @@ pub struct Config {
     /// The proxy variables of `$PINCH_HOME/.env`, below the process
     /// environment when a route follows the environment.
     #[serde(skip)]
-    pub dotenv_proxy: crate::net::EnvProxy,
+    pub dotenv_proxy: crate::net::ProxyVars,
 }
 
 /// Top-level `proxy` as OpenClaw writes it: `proxyUrl` (with `enabled`,

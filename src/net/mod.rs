@@ -15,8 +15,8 @@ pub use client::{agent_for, ureq_proxy, LazyAgent, Timeouts};
 pub use noproxy::NoProxy;
 pub use probe::{probe, Failure, ProbeReport, Step, StepResult};
 pub use route::{
-    explain, parse_target, redact_proxy_text, redact_url, resolve, Decision, EnvOrigin, EnvProxy,
-    NetworkConfig, ProxyScheme, ProxySpec, ProxyUrl, Route, Target,
+    explain, parse_target, redact_proxy_text, redact_url, resolve, resolve_vars, Decision,
+    EnvOrigin, EnvProxy, NetworkConfig, ProxyScheme, ProxySpec, ProxyUrl, ProxyVars, Route, Target,
 };
 
 /// Whose traffic a route is for.
@@ -94,5 +94,5 @@ pub fn route_for(cfg: &crate::config::Config, owner: Owner) -> Result<Route, Str
     };
     layers.extend(own);
     let refs: Vec<(&str, &NetworkConfig)> = layers.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-    resolve(&refs, &EnvProxy::from_env().over(&cfg.dotenv_proxy))
+    route::resolve_vars(&refs, &route::ProxyVars::from_env().over(&cfg.dotenv_proxy))
 }

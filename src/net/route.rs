@@ -233,18 +233,23 @@ pub struct EnvProxy {
     pub https: Option<String>,
     pub all: Option<String>,
     pub no_proxy: Option<String>,
-    /// Where each value came from, e.g. `environment variable HTTPS_PROXY`
-    /// or `$PINCH_HOME/.env HTTPS_PROXY`; `None` for values set directly.
-    pub origin: EnvOrigin,
 }
 
-/// The source of each [`EnvProxy`] value, for explanations.
+/// The source of each [`EnvProxy`] value, e.g. `environment variable
+/// HTTPS_PROXY` or `$PINCH_HOME/.env https_proxy`, for explanations.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnvOrigin {
     pub http: Option<String>,
     pub https: Option<String>,
     pub all: Option<String>,
     pub no_proxy: Option<String>,
+}
+
+/// Proxy variables together with where each one was found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyVars {
+    pub values: EnvProxy,
+    pub origin: EnvOrigin,
 }
 
 /// How the `.env` file is named in explanations.
@@ -260,16 +265,24 @@ impl EnvProxy {
 
     /// Same as [`EnvProxy::from_env`] with an injected variable lookup.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> EnvProxy {
-        EnvProxy::from_source(lookup, "environment variable")
+        ProxyVars::from_source(lookup, "environment variable").values
+    }
+}
+
+impl ProxyVars {
+    /// The process environment's proxy variables.
+    pub fn from_env() -> ProxyVars {
+        ProxyVars::from_source(|name| std::env::var(name).ok(), "environment variable")
     }
 
     /// The same variables from `$PINCH_HOME/.env`, as OpenClaw loads its
     /// `.env` into the environment.
-    pub fn from_dotenv(vars: &std::collections::BTreeMap<String, String>) -> EnvProxy {
-        EnvProxy::from_source(|name| vars.get(name).cloned(), DOTENV_LABEL)
+    pub fn from_dotenv(vars: &std::collections::BTreeMap<String, String>) -> ProxyVars {
+        ProxyVars::from_source(|name| vars.get(name).cloned(), DOTENV_LABEL)
     }
 
-    fn from_source(lookup: impl Fn(&str) -> Option<String>, label: &str) -> EnvProxy {
+    /// `lookup` labelled `label`; lowercase names win, empty means unset.
+    pub fn from_source(lookup: impl Fn(&str) -> Option<String>, label: &str) -> ProxyVars {
         let get = |lower: &str, upper: &str| {
             let nonempty = |name: &str| {
                 lookup(name)
@@ -285,11 +298,13 @@ impl EnvProxy {
         let (https, https_o) = get("https_proxy", "HTTPS_PROXY");
         let (all, all_o) = get("all_proxy", "ALL_PROXY");
         let (no_proxy, no_o) = get("no_proxy", "NO_PROXY");
-        EnvProxy {
-            http,
-            https,
-            all,
-            no_proxy,
+        ProxyVars {
+            values: EnvProxy {
+                http,
+                https,
+                all,
+                no_proxy,
+            },
             origin: EnvOrigin {
                 http: http_o,
                 https: https_o,
@@ -301,37 +316,29 @@ impl EnvProxy {
 
     /// Each variable from `self`, or else from `below` (the process
     /// environment over `.env`).
-    pub fn over(self, below: &EnvProxy) -> EnvProxy {
+    pub fn over(self, below: &ProxyVars) -> ProxyVars {
         fn pick(
-            a: Option<String>,
-            ao: Option<String>,
-            b: &Option<String>,
-            bo: &Option<String>,
+            a: (Option<String>, Option<String>),
+            b: (&Option<String>, &Option<String>),
         ) -> (Option<String>, Option<String>) {
             match a {
-                Some(v) => (Some(v), ao),
-                None => (b.clone(), bo.clone()),
+                (Some(v), o) => (Some(v), o),
+                (None, _) => (b.0.clone(), b.1.clone()),
             }
         }
-        let (http, http_o) = pick(self.http, self.origin.http, &below.http, &below.origin.http);
-        let (https, https_o) = pick(
-            self.https,
-            self.origin.https,
-            &below.https,
-            &below.origin.https,
-        );
-        let (all, all_o) = pick(self.all, self.origin.all, &below.all, &below.origin.all);
-        let (no_proxy, no_o) = pick(
-            self.no_proxy,
-            self.origin.no_proxy,
-            &below.no_proxy,
-            &below.origin.no_proxy,
-        );
-        EnvProxy {
-            http,
-            https,
-            all,
-            no_proxy,
+        let (v, o) = (self.values, self.origin);
+        let (bv, bo) = (&below.values, &below.origin);
+        let (http, http_o) = pick((v.http, o.http), (&bv.http, &bo.http));
+        let (https, https_o) = pick((v.https, o.https), (&bv.https, &bo.https));
+        let (all, all_o) = pick((v.all, o.all), (&bv.all, &bo.all));
+        let (no_proxy, no_o) = pick((v.no_proxy, o.no_proxy), (&bv.no_proxy, &bo.no_proxy));
+        ProxyVars {
+            values: EnvProxy {
+                http,
+                https,
+                all,
+                no_proxy,
+            },
             origin: EnvOrigin {
                 http: http_o,
                 https: https_o,
@@ -350,7 +357,6 @@ impl fmt::Debug for EnvProxy {
             .field("https", &r(&self.https))
             .field("all", &r(&self.all))
             .field("no_proxy", &self.no_proxy)
-            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -365,6 +371,8 @@ pub struct Route {
     pub source: String,
     /// The environment snapshot used when `proxy` is [`ProxySpec::Env`].
     pub env: EnvProxy,
+    /// Where each `env` value was found.
+    pub env_origin: EnvOrigin,
     /// Where `no_proxy` came from: a config layer, an environment variable
     /// or `.env`; `None` when nothing set it.
     pub no_proxy_source: Option<String>,
@@ -467,6 +475,19 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
 /// route follows the environment, as curl would. `NO_PROXY` from the
 /// environment applies only when no layer sets `noProxy`.
 pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Route, String> {
+    resolve_with_origin(layers, env, &EnvOrigin::default())
+}
+
+/// [`resolve`] with the source of each environment value, for explanations.
+pub fn resolve_vars(layers: &[(&str, &NetworkConfig)], vars: &ProxyVars) -> Result<Route, String> {
+    resolve_with_origin(layers, &vars.values, &vars.origin)
+}
+
+fn resolve_with_origin(
+    layers: &[(&str, &NetworkConfig)],
+    env: &EnvProxy,
+    origin: &EnvOrigin,
+) -> Result<Route, String> {
     let mut proxy = ProxySpec::Env;
     let mut source = "default (no proxy configured: environment variables, as curl)".to_string();
     let mut no_proxy: Option<NoProxy> = None;
@@ -497,7 +518,7 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         None => match &env.no_proxy {
             Some(v) => {
                 no_proxy_source = Some(
-                    env.origin
+                    origin
                         .no_proxy
                         .clone()
                         .unwrap_or_else(|| "environment variable no_proxy".to_string()),
@@ -518,6 +539,7 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         ca_file,
         source,
         env: env.clone(),
+        env_origin: origin.clone(),
         no_proxy_source,
     })
 }
@@ -545,7 +567,7 @@ impl Route {
                 why: format!("via proxy {} (set at {})", p.host_port(), self.source),
             }),
             ProxySpec::Env => {
-                let o = &self.env.origin;
+                let o = &self.env_origin;
                 let (names, value, origin) = if target.is_tls() {
                     match (&self.env.https, &self.env.all) {
                         (Some(v), _) => ("https_proxy", Some(v), &o.https),
@@ -608,7 +630,7 @@ pub fn explain(route: &Route, url: &str) -> String {
                 (Some(s), None) => redact_proxy_text(s),
                 (None, _) => "(unset)".to_string(),
             };
-            let o = &route.env.origin;
+            let o = &route.env_origin;
             format!(
                 "env (https_proxy={}, http_proxy={}, all_proxy={})",
                 show(&route.env.https, &o.https),
@@ -949,7 +971,6 @@ mod tests {
             https: Some("http://10.0.0.3:8443".into()),
             all: None,
             no_proxy: Some("internal.example, 10.0.0.0/8".into()),
-            origin: EnvOrigin::default(),
         };
         let r = ok(resolve(&[("network", &NetworkConfig::default())], &env));
         assert_eq!(r.proxy, ProxySpec::Env);
@@ -1044,6 +1065,65 @@ mod tests {
     }
 
     #[test]
+    fn dotenv_sits_below_the_environment() {
+        let dotenv: std::collections::BTreeMap<String, String> = [
+            ("HTTPS_PROXY", "http://10.0.0.9:3128"),
+            ("https_proxy", "http://10.0.0.8:3128"),
+            ("HTTP_PROXY", "http://10.0.0.7:3128"),
+            ("NO_PROXY", "direct.example"),
+            ("ALL_PROXY", "socks5h://10.0.0.6:1080"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let below = ProxyVars::from_dotenv(&dotenv);
+        // lowercase wins within .env
+        assert_eq!(below.values.https.as_deref(), Some("http://10.0.0.8:3128"));
+        assert_eq!(
+            below.origin.https.as_deref(),
+            Some("$PINCH_HOME/.env https_proxy")
+        );
+        // a real environment variable (even uppercase) wins over .env
+        let env = ProxyVars::from_source(
+            |n| (n == "HTTP_PROXY").then(|| "http://10.1.1.1:1".into()),
+            "environment variable",
+        )
+        .over(&below);
+        assert_eq!(env.values.http.as_deref(), Some("http://10.1.1.1:1"));
+        assert_eq!(
+            env.origin.http.as_deref(),
+            Some("environment variable HTTP_PROXY")
+        );
+        assert_eq!(env.values.https.as_deref(), Some("http://10.0.0.8:3128"));
+        let r = ok(resolve_vars(&[], &env));
+        let d = ok(r.decide("https://api.example.com/"));
+        assert_eq!(
+            d.why(),
+            "via proxy 10.0.0.8:3128 (set at $PINCH_HOME/.env https_proxy)"
+        );
+        assert!(matches!(
+            ok(r.decide("https://direct.example/")),
+            Decision::Direct { .. }
+        ));
+        let text = explain(&r, "https://api.example.com/");
+        assert!(
+            text.contains("https_proxy=http://10.0.0.8:3128 from $PINCH_HOME/.env https_proxy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_proxy=http://10.1.1.1:1 from environment variable HTTP_PROXY"),
+            "{text}"
+        );
+        assert!(
+            text.contains("noProxy:  direct.example (from $PINCH_HOME/.env NO_PROXY)"),
+            "{text}"
+        );
+        // nothing anywhere: the environment is empty and so is .env
+        let none = ProxyVars::default().over(&ProxyVars::from_dotenv(&Default::default()));
+        assert_eq!(none, ProxyVars::default());
+    }
+
+    #[test]
     fn bad_layers_name_the_layer() {
         let bad = cfg(Some("ftp://x"), None, None);
         match resolve(
@@ -1086,7 +1166,6 @@ mod tests {
             https: Some(format!("alice:{SECRET}@10.0.0.1:1")),
             all: Some(url.clone()),
             no_proxy: None,
-            origin: EnvOrigin::default(),
         };
         assert!(!format!("{env:?}").contains(SECRET));
 
