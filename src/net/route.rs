@@ -489,7 +489,9 @@ fn resolve_with_origin(
     origin: &EnvOrigin,
 ) -> Result<Route, String> {
     let mut proxy = ProxySpec::Env;
-    let mut source = "default (no proxy configured: environment variables, as curl)".to_string();
+    let mut source =
+        "default (no proxy configured: proxy variables from the environment, then $PINCH_HOME/.env, as curl)"
+            .to_string();
     let mut no_proxy: Option<NoProxy> = None;
     let mut no_proxy_source: Option<String> = None;
     let mut ca_file: Option<PathBuf> = None;
