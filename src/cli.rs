@@ -184,6 +184,9 @@ A bind other than loopback requires gateway.auth.token.";
             home.config().display()
         ),
     }
+    for k in &loaded.cfg.ignored {
+        log::warn!("config: {}", k.message());
+    }
     crate::gateway::run(home, loaded, opts)?;
     Ok(0)
 }
@@ -384,6 +387,9 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
             s["sandbox"]["state"].as_str().unwrap_or("?"),
             s["sandbox"]["kernel"].as_str().unwrap_or("?")
         );
+    }
+    for w in s["configWarnings"].as_array().into_iter().flatten() {
+        println!("config warning: {}", w.as_str().unwrap_or(""));
     }
     Ok(0)
 }
@@ -621,8 +627,12 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
             Ok(l) => {
                 let what = l
                     .file
+                    .as_ref()
                     .map(|f| f.display().to_string())
                     .unwrap_or_else(|| "built-in defaults".into());
+                for k in &l.cfg.ignored {
+                    println!("warning: {} ({what}:{}:{})", k.message(), k.line, k.column);
+                }
                 println!("ok: {what}");
                 Ok(0)
             }

@@ -79,15 +79,14 @@ pub fn stream_chat(
     deadline: Instant,
     on: &mut dyn FnMut(StreamEvent),
 ) -> Result<(), CallError> {
-    let base = p.base_url.trim_end_matches('/');
     let (url, mut headers, body) = match p.api.as_str() {
         "anthropic-messages" => (
-            format!("{base}{}", llm::anthropic::path()),
-            llm::anthropic::headers(p.api_key.as_deref(), p.auth_header),
+            llm::anthropic::url(&p.base_url),
+            llm::anthropic::headers(p.api_key.as_deref(), p.bearer_auth(provider_id)),
             llm::anthropic::build_body(req),
         ),
         _ => (
-            format!("{base}{}", llm::openai::path()),
+            llm::openai::url(&p.base_url),
             llm::openai::headers(p.api_key.as_deref()),
             llm::openai::build_body(req),
         ),

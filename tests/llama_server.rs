@@ -20,17 +20,17 @@ fn llama() -> Option<String> {
     }
 }
 
-fn config(url: &str, api: &str) -> String {
+fn config(base_url: &str, api: &str) -> String {
     format!(
-        r#"{{"models": {{"providers": {{"llama": {{"baseUrl": "{url}/v1", "api": "{api}", "timeouts": {{"firstToken": 120, "idle": 60}},
+        r#"{{"models": {{"providers": {{"llama": {{"baseUrl": "{base_url}", "api": "{api}", "timeouts": {{"firstToken": 120, "idle": 60}},
             "models": [{{"id": "smollm2", "contextWindow": 4096, "maxTokens": 48}}]}}}}}},
             "agents": {{"defaults": {{"temperature": 0}}}}}}"#
     )
 }
 
-fn chat_once(api: &str, url: &str) {
+fn chat_once(api: &str, base_url: &str) {
     let home = TempHome::new(&format!("llama-{api}"));
-    home.write_config(&config(url, api));
+    home.write_config(&config(base_url, api));
     let gw = Gateway::start(&home, &[]);
     let mut ws = Ws::connect(gw.addr);
     let r = ws.call(
@@ -62,14 +62,16 @@ fn chat_once(api: &str, url: &str) {
 #[test]
 fn openai_completions_against_llama_server() {
     if let Some(url) = llama() {
-        chat_once("openai-completions", &url);
+        chat_once("openai-completions", &format!("{url}/v1"));
     }
 }
 
 #[test]
 fn anthropic_messages_against_llama_server() {
     if let Some(url) = llama() {
-        // llama-server also serves the Anthropic Messages API at /v1/messages.
+        // llama-server also serves the Anthropic Messages API at /v1/messages;
+        // its base URL is written without /v1, as llama.cpp's docs and the
+        // Anthropic SDK write it.
         chat_once("anthropic-messages", &url);
     }
 }

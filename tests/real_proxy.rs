@@ -7,43 +7,14 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 #[test]
 fn provider_routes_through_tinyproxy_and_around_it() {
-    let Some(bin) = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
-        eprintln!("SKIPPED: tinyproxy is not installed (apt-get install tinyproxy; .ci/run does)");
+    let home = TempHome::new("tinyproxy");
+    let Some(proxy) = common::tinyproxy::Tinyproxy::start(&home) else {
         return;
     };
-    let home = TempHome::new("tinyproxy");
-    let port = free_port();
-    let log = home.path.join("tinyproxy.log");
-    let conf = home.path.join("tinyproxy.conf");
-    std::fs::write(&conf, format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Connect\nMaxClients 20\nAllow 127.0.0.1\n", log.display())).expect("conf");
-    let mut proxy = std::process::Command::new(bin)
-        .args(["-d", "-c"])
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start tinyproxy");
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let port = proxy.port;
     let a = FakeLlm::openai();
     let b = FakeLlm::openai();
     let (pa, pb) = (a.addr.port(), b.addr.port());
@@ -91,10 +62,7 @@ fn provider_routes_through_tinyproxy_and_around_it() {
         .output()
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("127.0.0.1:{port}")));
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = proxy.kill();
-    let _ = proxy.wait();
-    let proxy_log = std::fs::read_to_string(&log).expect("tinyproxy log");
+    let proxy_log = proxy.stop();
     assert!(
         proxy_log.contains(&format!("CONNECT localhost:{pa}")),
         "A must tunnel through the proxy:\n{proxy_log}"

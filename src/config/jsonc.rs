@@ -261,6 +261,98 @@ pub fn offset_of(text: &str, path: &str) -> Option<usize> {
     found.or(best_parent.map(|(_, at)| at))
 }
 
+/// Index after the string that starts at `i` (a `"`), or `None` if it never ends.
+fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Index after the JSON value that starts at `i` (iterative, any depth).
+fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => skip_string(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = skip_string(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') && !b[i].is_ascii_whitespace()
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// Blanks the object member whose key path is exactly `path` (key, value
+/// and its comma) in strict JSON text, keeping every other byte where it
+/// was. Returns the new text and the offset of the member's key.
+pub fn remove_member(text: &str, path: &str) -> Option<(String, usize)> {
+    let mut key_at = None;
+    walk(text, |at, p, is_key| {
+        if is_key && p == path {
+            key_at = Some(at);
+            return false;
+        }
+        true
+    });
+    let start = key_at?;
+    let b = text.as_bytes();
+    let mut i = skip_string(b, start)?;
+    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    i += 1;
+    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    let mut end = skip_value(b, i)?;
+    let mut j = end;
+    while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+        j += 1;
+    }
+    if b.get(j) == Some(&b',') {
+        end = j + 1;
+    }
+    let mut out = b.to_vec();
+    for byte in out.iter_mut().take(end).skip(start) {
+        if *byte != b'\n' {
+            *byte = b' ';
+        }
+    }
+    // A member that was last leaves its predecessor's comma trailing.
+    let out = String::from_utf8(out).ok()?;
+    Some((strip(&out), start))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +407,21 @@ mod tests {
         let off = offset_of(src, "gateway.bind").expect("parent");
         assert_eq!(&src[off..off + 9], "\"gateway\"");
         assert_eq!(line_col(src, off), (1, 2));
+    }
+
+    #[test]
+    fn remove_member_keeps_positions_and_valid_json() {
+        let src =
+            "{\"a\": 1, \"tts\": {\"x\": [1, {\"y\": \"}\"}]}, \"b\": {\"c\": 2, \"d\": \"e\"}}";
+        let (out, at) = remove_member(src, "tts").expect("found");
+        assert_eq!(at, src.find("\"tts\"").expect("tts"));
+        assert_eq!(out.len(), src.len());
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(v, serde_json::json!({"a": 1, "b": {"c": 2, "d": "e"}}));
+        let (out, _) = remove_member(&out, "b.d").expect("last member");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(v, serde_json::json!({"a": 1, "b": {"c": 2}}));
+        assert!(remove_member(src, "nope").is_none());
     }
 
     #[test]

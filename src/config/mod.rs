@@ -10,7 +10,9 @@
 
 pub mod bounds;
 pub mod env;
+pub mod json5;
 pub mod jsonc;
+pub mod openclaw;
 pub mod schema;
 
 pub use schema::*;
@@ -67,10 +69,19 @@ pub const LOCAL_BASE_URL: &str = "http://127.0.0.1:8080/v1";
 
 struct Source<'a> {
     file: Option<&'a Path>,
+    /// The strict JSON the schema is parsed from.
     text: &'a str,
+    /// The file as the user wrote it (JSON5), for line and column.
+    original: &'a str,
+    map: &'a json5::Converted,
 }
 
 impl Source<'_> {
+    /// Line and column in the user's file of byte `offset` of `text`.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        jsonc::line_col(self.original, self.map.input_offset(offset))
+    }
+
     fn err_at(
         &self,
         offset: Option<usize>,
@@ -78,9 +89,7 @@ impl Source<'_> {
         message: String,
         fix: String,
     ) -> ConfigError {
-        let (line, column) = offset
-            .map(|o| jsonc::line_col(self.text, o))
-            .unwrap_or((0, 0));
+        let (line, column) = offset.map(|o| self.line_col(o)).unwrap_or((0, 0));
         ConfigError {
             file: self.file.map(Path::to_path_buf),
             line,
@@ -151,23 +160,116 @@ fn split_fix(m: String, file: &Path) -> ConfigError {
     }
 }
 
-/// Parses, resolves and validates config text. `file` is only for messages.
+/// Parses, resolves and validates config text (JSON5, which includes plain
+/// JSON). `file` is only for messages. Keys OpenClaw defines and pinch does
+/// not implement are dropped and listed in `Config::ignored`.
 pub fn parse_str(text: &str, file: Option<&Path>, vars: &env::Vars) -> Result<Config, ConfigError> {
-    let stripped = jsonc::strip(text);
-    let src = Source {
-        file,
-        text: &stripped,
+    let converted = json5::to_json(text).map_err(|e| {
+        let (line, column) = jsonc::line_col(text, e.offset);
+        ConfigError {
+            file: file.map(Path::to_path_buf),
+            line,
+            column,
+            path: String::new(),
+            message: e.message,
+            fix: "fix the JSON5 at that position".into(),
+        }
+    })?;
+    let mut json = converted.json.clone();
+    let mut ignored: Vec<openclaw::IgnoredKey> = Vec::new();
+    // Each round drops one OpenClaw-only member; a file has fewer members
+    // than bytes, so this ends.
+    for _ in 0..=json.len() {
+        let src = Source {
+            file,
+            text: &json,
+            original: text,
+            map: &converted,
+        };
+        let err = match parse_once(&src, vars) {
+            Ok(mut cfg) => {
+                cfg.ignored = ignored;
+                return Ok(cfg);
+            }
+            Err(e) => e,
+        };
+        let removed = openclaw::unsupported_member(&err.path)
+            .and_then(|member| jsonc::remove_member(&json, &member).map(|r| (member, r)));
+        let Some((member, (next, at))) = removed else {
+            return Err(with_openclaw_hint(err));
+        };
+        let (line, column) = src.line_col(at);
+        ignored.push(openclaw::IgnoredKey {
+            path: member,
+            line,
+            column,
+        });
+        json = next;
+    }
+    Err(ConfigError {
+        file: file.map(Path::to_path_buf),
+        line: 0,
+        column: 0,
+        path: String::new(),
+        message: "too many ignored keys".into(),
+        fix: String::new(),
+    })
+}
+
+/// For an unknown key, suggests the nearest key among pinch's and
+/// OpenClaw's names at that level when that is closer than pinch's alone.
+fn with_openclaw_hint(mut err: ConfigError) -> ConfigError {
+    let Some(rest) = err.message.strip_prefix("unknown field `") else {
+        return err;
     };
+    let unknown = rest.split('`').next().unwrap_or("").to_string();
+    let parent = match err.path.rfind(['.', '[']) {
+        Some(i) => err.path.get(..i).unwrap_or(""),
+        None => "",
+    };
+    let mut names: Vec<String> = err
+        .message
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| err.message.split("expected ").nth(1))
+        .map(|s| {
+            s.split(", ")
+                .map(|x| x.trim_matches('`').to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.extend(
+        openclaw::known_children(parent)
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    if let Some(near) = crate::util::nearest(&unknown, names.iter().map(String::as_str)) {
+        err.fix = if openclaw::unsupported_member(&if parent.is_empty() {
+            near.to_string()
+        } else {
+            format!("{parent}.{near}")
+        })
+        .is_some()
+        {
+            format!("did you mean `{near}`? (an OpenClaw key pinch accepts and ignores)")
+        } else {
+            format!("did you mean `{near}`?")
+        };
+    }
+    err
+}
+
+fn parse_once(src: &Source, vars: &env::Vars) -> Result<Config, ConfigError> {
     // Typed parse of the unresolved text: serde_json positions every syntax
     // and type error, and references are plain strings at this point.
-    if let Err(e) = serde_json::from_str::<Config>(&stripped) {
-        return Err(serde_error(&src, &e));
+    if let Err(e) = serde_json::from_str::<Config>(src.text) {
+        return Err(serde_error(src, &e));
     }
     let mut value: serde_json::Value =
-        serde_json::from_str(&stripped).map_err(|e| serde_error(&src, &e))?;
+        serde_json::from_str(src.text).map_err(|e| serde_error(src, &e))?;
     if !value.is_object() {
         return Err(src.err_at(
-            Some(stripped.len() - stripped.trim_start().len()),
+            Some(src.text.len() - src.text.trim_start().len()),
             "",
             "the config must be a JSON object".into(),
             "start the file with { and put the settings inside, e.g. {\"gateway\": {\"port\": 18789}}".into(),
@@ -180,7 +282,7 @@ pub fn parse_str(text: &str, file: Option<&Path>, vars: &env::Vars) -> Result<Co
             "write $NAME or ${NAME} with letters, digits and _ (not starting with a digit); write $${ for a literal ${".into(),
         ));
     }
-    if let Ok(typed) = serde_json::from_str::<Config>(&stripped) {
+    if let Ok(typed) = serde_json::from_str::<Config>(src.text) {
         let typed = serde_json::to_value(&typed).unwrap_or_default();
         if let Some(path) = bounds::array_for_object(&value, &typed, "") {
             return Err(src.err_path(
@@ -204,6 +306,7 @@ pub fn parse_str(text: &str, file: Option<&Path>, vars: &env::Vars) -> Result<Co
         .map_err(|e| src.err_at(None, "", e.to_string(), String::new()))?;
     apply_defaults(&mut cfg);
     validate(&cfg).map_err(|(path, msg, fix)| src.err_path(&path, msg, fix))?;
+    cfg.dotenv_proxy = crate::net::ProxyVars::from_dotenv(&vars.dotenv);
     Ok(cfg)
 }
 
@@ -214,14 +317,14 @@ fn serde_error(src: &Source, e: &serde_json::Error) -> ConfigError {
         None => full.clone(),
     };
     let offset = jsonc::offset_at(src.text, e.line(), e.column());
-    let (line, column) = (e.line(), e.column());
+    let (line, column) = src.line_col(offset);
     let mut path = if e.is_syntax() || e.is_eof() {
         String::new()
     } else {
         jsonc::path_at(src.text, offset)
     };
     let fix = if e.is_syntax() || e.is_eof() {
-        "fix the JSON syntax at that position (comments and trailing commas are allowed)"
+        "fix the syntax at that position (JSON5: comments, trailing commas, unquoted keys and single quotes are allowed)"
             .to_string()
     } else if let Some(rest) = message.strip_prefix("unknown field `") {
         let unknown = rest.split('`').next().unwrap_or("");
@@ -790,8 +893,13 @@ pub fn redact(v: &mut serde_json::Value, path: &str) {
 /// Reads the raw config file as a value (comments dropped). Missing => `{}`.
 pub fn read_raw(file: &Path) -> Result<serde_json::Value, String> {
     match read_capped(file) {
-        Ok(text) => serde_json::from_str(&jsonc::strip(&text))
-            .map_err(|e| format!("{}: {e}", file.display())),
+        Ok(text) => {
+            let converted = json5::to_json(&text).map_err(|e| {
+                let (line, col) = jsonc::line_col(&text, e.offset);
+                format!("{}:{line}:{col}: {}", file.display(), e.message)
+            })?;
+            serde_json::from_str(&converted.json).map_err(|e| format!("{}: {e}", file.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
         Err(e) => Err(format!("{}: {e}", file.display())),
     }

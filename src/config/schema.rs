@@ -23,6 +23,37 @@ pub struct Config {
     pub queue: crate::queue::QueueConfig,
     /// Webhooks: `POST /hooks/<name>` starts an agent run.
     pub hooks: BTreeMap<String, Hook>,
+    /// OpenClaw's outbound proxy block, read as the default route below
+    /// `network` (see `net::route_for`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyBlock>,
+    /// OpenClaw keys that were dropped while loading, in file order.
+    #[serde(skip)]
+    pub ignored: Vec<super::openclaw::IgnoredKey>,
+    /// The proxy variables of `$PINCH_HOME/.env`, below the process
+    /// environment when a route follows the environment.
+    #[serde(skip)]
+    pub dotenv_proxy: crate::net::ProxyVars,
+}
+
+/// Top-level `proxy` as OpenClaw writes it: `proxyUrl` (with `enabled`,
+/// default true) and `tls.caFile` become the lowest route layer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ProxyBlock {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ProxyTls>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ProxyTls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,7 +106,10 @@ pub struct Provider {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
     /// Send the key as `Authorization: Bearer` even on anthropic-messages.
-    pub auth_header: bool,
+    /// Unset: true for the provider ids OpenClaw's bundled MiniMax provider
+    /// owns (see [`Provider::bearer_auth`]), false otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_header: Option<bool>,
     pub headers: BTreeMap<String, String>,
     pub models: Vec<ModelDef>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,12 +123,27 @@ impl Default for Provider {
             base_url: String::new(),
             api: "openai-completions".into(),
             api_key: None,
-            auth_header: false,
+            auth_header: None,
             headers: BTreeMap::new(),
             models: Vec::new(),
             network: None,
             timeouts: Timeouts::default(),
         }
+    }
+}
+
+/// Provider ids whose anthropic-messages endpoint takes `Authorization:
+/// Bearer`: OpenClaw's bundled MiniMax provider declares `authHeader: true`
+/// for them and merges it under a user's provider of the same id.
+pub const BEARER_BY_DEFAULT: [&str; 3] = ["minimax", "minimax-portal", "minimax-cn"];
+
+impl Provider {
+    /// Whether the key goes in `Authorization: Bearer` rather than
+    /// `x-api-key` on anthropic-messages: `authHeader` when set, else true
+    /// for the MiniMax provider ids (as OpenClaw does).
+    pub fn bearer_auth(&self, id: &str) -> bool {
+        self.auth_header
+            .unwrap_or_else(|| BEARER_BY_DEFAULT.contains(&id))
     }
 }
 
@@ -251,6 +300,10 @@ pub struct Channel {
     pub require_mention: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkConfig>,
+    /// OpenClaw's per-channel proxy URL: the same as `network.proxy`, which
+    /// wins when both are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bot_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -270,6 +323,7 @@ impl Default for Channel {
             groups: BTreeMap::new(),
             require_mention: true,
             network: None,
+            proxy: None,
             bot_token: None,
             api_root: None,
             text_chunk_limit: None,

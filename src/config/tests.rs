@@ -277,3 +277,92 @@ fn config_files_must_be_small_regular_files() {
     assert!(e.to_string().contains("limit"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn json5_config_with_exact_positions() {
+    let text = "{\n  // JSON5 as OpenClaw writes it\n  models: { providers: { oa: {\n    baseUrl: 'https://api.example.com/v1', apiKey: '$OPENAI_KEY',\n    models: [{ id: 'm1', contextWindow: 0x2000, maxTokens: +512, },],\n  }}},\n  agents: { defaults: { model: 'oa/m1', temperature: .5 } },\n}\n";
+    let cfg = parse_str(text, None, &vars()).expect("valid JSON5");
+    let m = &cfg.models.providers["oa"].models[0];
+    assert_eq!((m.context_window, m.max_tokens), (8192, 512));
+    assert_eq!(cfg.agents.defaults.temperature, Some(0.5));
+    // A type error after unquoted keys and hex still points into the file.
+    let e = err("{\n  gateway: { port: 0x10,\n    maxConnections: 'many' } }");
+    assert_eq!((e.line, e.column), (3, 26), "{e}");
+    assert_eq!(e.path, "gateway.maxConnections");
+    let e = err("{\n  gateway: {\n    port: Infinity } }");
+    assert_eq!((e.line, e.column), (3, 11), "{e}");
+    assert!(e.message.contains("Infinity"), "{e}");
+}
+
+#[test]
+fn openclaw_keys_are_ignored_with_one_line_each() {
+    let text = r#"{
+  $schema: "https://openclaw.ai/schema.json",
+  meta: { lastTouchedVersion: "2026.9.6" },
+  gateway: { mode: "local", port: 18789, auth: { mode: "token" } },
+  models: { mode: "merge", providers: { oa: {
+    baseUrl: "https://api.example.com/v1",
+    models: [{ id: "m1", cost: { input: 1, output: 2 } }],
+  } } },
+  agents: {
+    defaults: { model: { primary: "oa/m1" }, imageModel: { primary: "oa/m1" },
+                musicGenerationModel: { primary: "oa/m1" } },
+    list: [{ id: "main" }],
+  },
+  messages: { tts: { auto: "off" } },
+  tts: { auto: "always", providers: { elevenlabs: { apiKey: "${NOT_SET_ANYWHERE}" } } },
+  session: { dmScope: "per-peer" },
+  channels: { telegram: { botToken: "x", streaming: { mode: "partial" }, proxy: "socks5h://127.0.0.1:1080" },
+              signal: { enabled: true } },
+  proxy: { proxyUrl: "http://127.0.0.1:3128", loopbackMode: "gateway-only" },
+}"#;
+    let cfg = parse_str(text, None, &vars()).expect("accepted with warnings");
+    let lines: Vec<String> = cfg.ignored.iter().map(|k| k.message()).collect();
+    for path in [
+        "meta",
+        "gateway.mode",
+        "gateway.auth.mode",
+        "models.mode",
+        "models.providers.oa.models[0].cost",
+        "agents.defaults.imageModel",
+        "agents.defaults.musicGenerationModel",
+        "agents.list",
+        "messages",
+        "tts",
+        "session",
+        "channels.telegram.streaming",
+        "channels.signal",
+        "proxy.loopbackMode",
+    ] {
+        let want = format!("{path}: ignored: not supported by pinch");
+        assert_eq!(
+            lines.iter().filter(|l| **l == want).count(),
+            1,
+            "{want} in {lines:#?}"
+        );
+    }
+    assert_eq!(lines.len(), 14, "{lines:#?}");
+    let tts = cfg.ignored.iter().find(|k| k.path == "tts").expect("tts");
+    assert_eq!((tts.line, tts.column), (15, 3));
+    // Same concept, OpenClaw's name: read, not ignored.
+    assert_eq!(
+        cfg.channels["telegram"].proxy.as_deref(),
+        Some("socks5h://127.0.0.1:1080")
+    );
+    let proxy = cfg.proxy.as_ref().and_then(|p| p.proxy_url.as_deref());
+    assert_eq!(proxy, Some("http://127.0.0.1:3128"));
+}
+
+#[test]
+fn typos_stay_fatal_with_the_nearest_key() {
+    let e = err(r#"{"agents": {"defaults": {"imageModle": {"primary": "x"}}}}"#);
+    assert!(e.message.contains("imageModle"), "{e}");
+    assert!(e.fix.contains("`imageModel`"), "{e}");
+    let e = err(r#"{"gateway": {"prot": 1}}"#);
+    assert!(e.fix.contains("`port`"), "{e}");
+    let e = err(r#"{"ttss": {}}"#);
+    assert!(e.fix.contains("`tts`"), "{e}");
+    // Unknown to both systems: still an error naming the key.
+    let e = err(r#"{"gateway": {"mode": "local", "frobnicate": true}}"#);
+    assert!(e.message.contains("frobnicate"), "{e}");
+}

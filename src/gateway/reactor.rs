@@ -386,6 +386,7 @@ impl Reactor {
             "channels": self.channels_status(),
             "cron": self.proactive_status(),
             "sandbox": crate::sandbox::status_json(&self.cfg.tools.exec.sandbox),
+            "configWarnings": self.cfg.ignored.iter().map(|k| k.message()).collect::<Vec<_>>(),
         })
     }
 

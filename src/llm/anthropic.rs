@@ -1,5 +1,5 @@
-//! Anthropic Messages API (`POST {baseUrl}/messages`, `stream: true`), also
-//! served by llama.cpp: request body and headers, a streaming decoder for the
+//! Anthropic Messages API (`POST {baseUrl}/v1/messages`, `stream: true`),
+//! also served by llama.cpp and MiniMax: request body and headers, a streaming decoder for the
 //! typed event stream (message_start .. message_stop), and HTTP error parsing.
 
 use super::sse::SseEvent;
@@ -17,9 +17,17 @@ pub const API_VERSION: &str = "2023-06-01";
 /// Smallest thinking budget the API accepts.
 pub const MIN_THINKING_BUDGET: u32 = 1024;
 
-/// Appended to a base URL such as `https://api.anthropic.com/v1`.
-pub fn path() -> &'static str {
-    "/messages"
+/// The request URL for a base URL, by the Anthropic SDK convention that
+/// OpenClaw follows: `<baseUrl>/v1/messages` (`https://api.minimaxi.com/anthropic`,
+/// `http://127.0.0.1:8080`), or `<baseUrl>/messages` when the base already
+/// ends in `/v1` (`https://api.anthropic.com/v1`), never `/v1/v1`.
+pub fn url(base_url: &str) -> String {
+    let base = base_url.trim().trim_end_matches('/');
+    if base.ends_with("/v1") {
+        format!("{base}/messages")
+    } else {
+        format!("{base}/v1/messages")
+    }
 }
 
 /// `bearer` sends the key as `Authorization: Bearer` (proxies, OAuth
@@ -1200,7 +1208,22 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
 
     #[test]
     fn headers_and_path() {
-        assert_eq!(path(), "/messages");
+        assert_eq!(
+            url("https://api.minimaxi.com/anthropic"),
+            "https://api.minimaxi.com/anthropic/v1/messages"
+        );
+        assert_eq!(
+            url("https://api.anthropic.com/v1/"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/v1/messages"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/v1"),
+            "http://127.0.0.1:8080/v1/messages"
+        );
         let h = headers(Some("sk-ant-1"), false);
         assert!(h.contains(&("x-api-key".into(), "sk-ant-1".into())));
         assert!(h.contains(&("anthropic-version".into(), "2023-06-01".into())));

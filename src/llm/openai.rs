@@ -12,9 +12,14 @@ use super::types::{
 use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
 
-/// Appended to a base URL such as `http://127.0.0.1:8080/v1`.
-pub fn path() -> &'static str {
-    "/chat/completions"
+/// The request URL for a base URL, by the OpenAI SDK convention that
+/// OpenClaw follows: `<baseUrl>/chat/completions`, where the base normally
+/// carries the version (`https://api.openai.com/v1`,
+/// `https://generativelanguage.googleapis.com/v1beta/openai`). Nothing is
+/// inserted: llama.cpp answers at both `/chat/completions` and
+/// `/v1/chat/completions`.
+pub fn url(base_url: &str) -> String {
+    format!("{}/chat/completions", base_url.trim().trim_end_matches('/'))
 }
 
 pub fn headers(api_key: Option<&str>) -> Vec<(String, String)> {
@@ -1012,7 +1017,14 @@ data: [DONE]
 
     #[test]
     fn headers_and_path() {
-        assert_eq!(path(), "/chat/completions");
+        assert_eq!(
+            url("http://127.0.0.1:8080/v1/"),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            url("https://generativelanguage.googleapis.com/v1beta/openai"),
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+        );
         let h = headers(None);
         assert!(h.contains(&("Accept".into(), "text/event-stream".into())));
         assert!(h.contains(&("Content-Type".into(), "application/json".into())));

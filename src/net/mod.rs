@@ -15,8 +15,8 @@ pub use client::{agent_config, agent_for, ureq_proxy, LazyAgent, Timeouts};
 pub use noproxy::NoProxy;
 pub use probe::{probe, Failure, ProbeReport, Step, StepResult};
 pub use route::{
-    explain, parse_target, redact_proxy_text, redact_url, resolve, Decision, EnvProxy,
-    NetworkConfig, ProxyScheme, ProxySpec, ProxyUrl, Route, Target,
+    explain, parse_target, redact_proxy_text, redact_url, resolve, resolve_vars, Decision,
+    EnvOrigin, EnvProxy, NetworkConfig, ProxyScheme, ProxySpec, ProxyUrl, ProxyVars, Route, Target,
 };
 
 /// Whose traffic a route is for.
@@ -28,12 +28,44 @@ pub enum Owner<'a> {
 }
 
 /// The route for a provider, channel, `web_fetch` or `web_search`: the top-level
-/// `network` block overridden field by field by the owner's own block; with
-/// neither, the environment's proxy variables apply as curl would.
+/// `network` block (over OpenClaw's `proxy.proxyUrl`) overridden field by
+/// field by the owner's own block (over OpenClaw's `channels.<name>.proxy`);
+/// with none, the proxy variables apply as curl would, from the process
+/// environment and then from `$PINCH_HOME/.env`.
 pub fn route_for(cfg: &crate::config::Config, owner: Owner) -> Result<Route, String> {
+    // OpenClaw's spellings of the same settings, below pinch's own.
+    let openclaw_default = cfg.proxy.as_ref().and_then(|p| {
+        if p.enabled == Some(false) {
+            return None;
+        }
+        let ca_file = p.tls.as_ref().and_then(|t| t.ca_file.clone());
+        (p.proxy_url.is_some() || ca_file.is_some()).then(|| NetworkConfig {
+            proxy: p.proxy_url.clone(),
+            no_proxy: None,
+            ca_file,
+        })
+    });
+    let openclaw_channel = match owner {
+        Owner::Channel(name) => cfg
+            .channels
+            .get(name)
+            .and_then(|c| c.proxy.clone())
+            .map(|proxy| NetworkConfig {
+                proxy: Some(proxy),
+                no_proxy: None,
+                ca_file: None,
+            }),
+        _ => None,
+    };
     let mut layers: Vec<(String, &NetworkConfig)> = Vec::new();
+    if let Some(n) = &openclaw_default {
+        layers.push(("proxy.proxyUrl".to_string(), n));
+    }
     if let Some(n) = &cfg.network {
         layers.push(("network".to_string(), n));
+    }
+    if let (Some(n), Owner::Channel(name)) = (&openclaw_channel, &owner) {
+        layers.push((format!("channels.{name}.proxy"), n));
     }
     let own = match owner {
         Owner::Provider(id) => cfg
@@ -62,5 +94,5 @@ pub fn route_for(cfg: &crate::config::Config, owner: Owner) -> Result<Route, Str
     };
     layers.extend(own);
     let refs: Vec<(&str, &NetworkConfig)> = layers.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-    resolve(&refs, &EnvProxy::from_env())
+    route::resolve_vars(&refs, &route::ProxyVars::from_env().over(&cfg.dotenv_proxy))
 }

@@ -235,6 +235,26 @@ pub struct EnvProxy {
     pub no_proxy: Option<String>,
 }
 
+/// The source of each [`EnvProxy`] value, e.g. `environment variable
+/// HTTPS_PROXY` or `$PINCH_HOME/.env https_proxy`, for explanations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvOrigin {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub all: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+/// Proxy variables together with where each one was found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyVars {
+    pub values: EnvProxy,
+    pub origin: EnvOrigin,
+}
+
+/// How the `.env` file is named in explanations.
+pub const DOTENV_LABEL: &str = "$PINCH_HOME/.env";
+
 impl EnvProxy {
     /// Reads `http_proxy`, `https_proxy`, `all_proxy`, `no_proxy` from the
     /// process environment; the lowercase name wins over the uppercase one,
@@ -245,15 +265,86 @@ impl EnvProxy {
 
     /// Same as [`EnvProxy::from_env`] with an injected variable lookup.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> EnvProxy {
+        ProxyVars::from_source(lookup, "environment variable").values
+    }
+}
+
+impl ProxyVars {
+    /// The process environment's proxy variables.
+    pub fn from_env() -> ProxyVars {
+        ProxyVars::from_source(|name| std::env::var(name).ok(), "environment variable")
+    }
+
+    /// The same variables from `$PINCH_HOME/.env`, as OpenClaw loads its
+    /// `.env` into the environment.
+    pub fn from_dotenv(vars: &std::collections::BTreeMap<String, String>) -> ProxyVars {
+        ProxyVars::from_source(|name| vars.get(name).cloned(), DOTENV_LABEL)
+    }
+
+    /// `lookup` labelled `label`; lowercase names win, empty means unset.
+    pub fn from_source(lookup: impl Fn(&str) -> Option<String>, label: &str) -> ProxyVars {
         let get = |lower: &str, upper: &str| {
-            let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-            nonempty(lookup(lower)).or_else(|| nonempty(lookup(upper)))
+            let nonempty = |name: &str| {
+                lookup(name)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|v| (v, format!("{label} {name}")))
+            };
+            match nonempty(lower).or_else(|| nonempty(upper)) {
+                Some((v, o)) => (Some(v), Some(o)),
+                None => (None, None),
+            }
         };
-        EnvProxy {
-            http: get("http_proxy", "HTTP_PROXY"),
-            https: get("https_proxy", "HTTPS_PROXY"),
-            all: get("all_proxy", "ALL_PROXY"),
-            no_proxy: get("no_proxy", "NO_PROXY"),
+        let (http, http_o) = get("http_proxy", "HTTP_PROXY");
+        let (https, https_o) = get("https_proxy", "HTTPS_PROXY");
+        let (all, all_o) = get("all_proxy", "ALL_PROXY");
+        let (no_proxy, no_o) = get("no_proxy", "NO_PROXY");
+        ProxyVars {
+            values: EnvProxy {
+                http,
+                https,
+                all,
+                no_proxy,
+            },
+            origin: EnvOrigin {
+                http: http_o,
+                https: https_o,
+                all: all_o,
+                no_proxy: no_o,
+            },
+        }
+    }
+
+    /// Each variable from `self`, or else from `below` (the process
+    /// environment over `.env`).
+    pub fn over(self, below: &ProxyVars) -> ProxyVars {
+        fn pick(
+            a: (Option<String>, Option<String>),
+            b: (&Option<String>, &Option<String>),
+        ) -> (Option<String>, Option<String>) {
+            match a {
+                (Some(v), o) => (Some(v), o),
+                (None, _) => (b.0.clone(), b.1.clone()),
+            }
+        }
+        let (v, o) = (self.values, self.origin);
+        let (bv, bo) = (&below.values, &below.origin);
+        let (http, http_o) = pick((v.http, o.http), (&bv.http, &bo.http));
+        let (https, https_o) = pick((v.https, o.https), (&bv.https, &bo.https));
+        let (all, all_o) = pick((v.all, o.all), (&bv.all, &bo.all));
+        let (no_proxy, no_o) = pick((v.no_proxy, o.no_proxy), (&bv.no_proxy, &bo.no_proxy));
+        ProxyVars {
+            values: EnvProxy {
+                http,
+                https,
+                all,
+                no_proxy,
+            },
+            origin: EnvOrigin {
+                http: http_o,
+                https: https_o,
+                all: all_o,
+                no_proxy: no_o,
+            },
         }
     }
 }
@@ -280,6 +371,11 @@ pub struct Route {
     pub source: String,
     /// The environment snapshot used when `proxy` is [`ProxySpec::Env`].
     pub env: EnvProxy,
+    /// Where each `env` value was found.
+    pub env_origin: EnvOrigin,
+    /// Where `no_proxy` came from: a config layer, an environment variable
+    /// or `.env`; `None` when nothing set it.
+    pub no_proxy_source: Option<String>,
 }
 
 /// Where a request to one URL goes.
@@ -379,9 +475,25 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
 /// route follows the environment, as curl would. `NO_PROXY` from the
 /// environment applies only when no layer sets `noProxy`.
 pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Route, String> {
+    resolve_with_origin(layers, env, &EnvOrigin::default())
+}
+
+/// [`resolve`] with the source of each environment value, for explanations.
+pub fn resolve_vars(layers: &[(&str, &NetworkConfig)], vars: &ProxyVars) -> Result<Route, String> {
+    resolve_with_origin(layers, &vars.values, &vars.origin)
+}
+
+fn resolve_with_origin(
+    layers: &[(&str, &NetworkConfig)],
+    env: &EnvProxy,
+    origin: &EnvOrigin,
+) -> Result<Route, String> {
     let mut proxy = ProxySpec::Env;
-    let mut source = "default (no proxy configured: environment variables, as curl)".to_string();
+    let mut source =
+        "default (no proxy configured: proxy variables from the environment, then $PINCH_HOME/.env, as curl)"
+            .to_string();
     let mut no_proxy: Option<NoProxy> = None;
+    let mut no_proxy_source: Option<String> = None;
     let mut ca_file: Option<PathBuf> = None;
 
     for (name, layer) in layers {
@@ -391,6 +503,7 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         }
         if let Some(list) = &layer.no_proxy {
             no_proxy = Some(NoProxy::parse(list).map_err(|e| format!("{name}.noProxy: {e}"))?);
+            no_proxy_source = Some(format!("{name}.noProxy"));
         }
         if let Some(ca) = &layer.ca_file {
             if ca.trim().is_empty() {
@@ -406,6 +519,12 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         Some(n) => n,
         None => match &env.no_proxy {
             Some(v) => {
+                no_proxy_source = Some(
+                    origin
+                        .no_proxy
+                        .clone()
+                        .unwrap_or_else(|| "environment variable no_proxy".to_string()),
+                );
                 let (n, errors) = NoProxy::from_env_str_lenient(v);
                 for e in errors {
                     log::warn!("ignoring part of the no_proxy environment variable: {e}");
@@ -422,6 +541,8 @@ pub fn resolve(layers: &[(&str, &NetworkConfig)], env: &EnvProxy) -> Result<Rout
         ca_file,
         source,
         env: env.clone(),
+        env_origin: origin.clone(),
+        no_proxy_source,
     })
 }
 
@@ -448,23 +569,27 @@ impl Route {
                 why: format!("via proxy {} (set at {})", p.host_port(), self.source),
             }),
             ProxySpec::Env => {
-                let (names, value) = if target.is_tls() {
+                let o = &self.env_origin;
+                let (names, value, origin) = if target.is_tls() {
                     match (&self.env.https, &self.env.all) {
-                        (Some(v), _) => ("https_proxy", Some(v)),
-                        (None, Some(v)) => ("all_proxy", Some(v)),
-                        (None, None) => ("https_proxy or all_proxy", None),
+                        (Some(v), _) => ("https_proxy", Some(v), &o.https),
+                        (None, Some(v)) => ("all_proxy", Some(v), &o.all),
+                        (None, None) => ("https_proxy or all_proxy", None, &None),
                     }
                 } else {
                     match (&self.env.http, &self.env.all) {
-                        (Some(v), _) => ("http_proxy", Some(v)),
-                        (None, Some(v)) => ("all_proxy", Some(v)),
-                        (None, None) => ("http_proxy or all_proxy", None),
+                        (Some(v), _) => ("http_proxy", Some(v), &o.http),
+                        (None, Some(v)) => ("all_proxy", Some(v), &o.all),
+                        (None, None) => ("http_proxy or all_proxy", None, &None),
                     }
                 };
+                let from = origin
+                    .clone()
+                    .unwrap_or_else(|| format!("environment variable {names}"));
                 match value {
                     None => Ok(Decision::Direct {
                         why: format!(
-                            "direct: no proxy configured and no {names} in the environment"
+                            "direct: no proxy configured and no {names} in the environment or {DOTENV_LABEL}"
                         ),
                     }),
                     Some(v) => {
@@ -474,13 +599,9 @@ impl Route {
                             // curl treats a scheme-less proxy as http
                             format!("http://{}", v.trim())
                         };
-                        let p = ProxyUrl::parse(&text)
-                            .map_err(|e| format!("environment variable {names}: {e}"))?;
+                        let p = ProxyUrl::parse(&text).map_err(|e| format!("{from}: {e}"))?;
                         Ok(Decision::Proxy {
-                            why: format!(
-                                "via proxy {} (set at environment variable {names})",
-                                p.host_port()
-                            ),
+                            why: format!("via proxy {} (set at {from})", p.host_port()),
                             proxy: p,
                         })
                     }
@@ -506,22 +627,27 @@ pub fn explain(route: &Route, url: &str) -> String {
     }
     let proxy_line = match &route.proxy {
         ProxySpec::Env => {
-            let show = |v: &Option<String>| match v {
-                Some(s) => redact_proxy_text(s),
-                None => "(unset)".to_string(),
+            let show = |v: &Option<String>, o: &Option<String>| match (v, o) {
+                (Some(s), Some(o)) => format!("{} from {o}", redact_proxy_text(s)),
+                (Some(s), None) => redact_proxy_text(s),
+                (None, _) => "(unset)".to_string(),
             };
+            let o = &route.env_origin;
             format!(
                 "env (https_proxy={}, http_proxy={}, all_proxy={})",
-                show(&route.env.https),
-                show(&route.env.http),
-                show(&route.env.all)
+                show(&route.env.https, &o.https),
+                show(&route.env.http, &o.http),
+                show(&route.env.all, &o.all)
             )
         }
         other => other.to_string(),
     };
     out.push_str(&format!("proxy:    {proxy_line}\n"));
     out.push_str(&format!("          set at {}\n", route.source));
-    out.push_str(&format!("noProxy:  {}\n", route.no_proxy));
+    match &route.no_proxy_source {
+        Some(src) => out.push_str(&format!("noProxy:  {} (from {src})\n", route.no_proxy)),
+        None => out.push_str(&format!("noProxy:  {}\n", route.no_proxy)),
+    }
     match &route.ca_file {
         Some(p) => out.push_str(&format!(
             "caFile:   {} (added to the built-in Mozilla roots)\n",
@@ -938,6 +1064,65 @@ mod tests {
         assert_eq!(env.https.as_deref(), Some("http://upper-s:1"));
         assert_eq!(env.all.as_deref(), Some("socks5://all:1"));
         assert_eq!(env.no_proxy.as_deref(), Some("x.example"));
+    }
+
+    #[test]
+    fn dotenv_sits_below_the_environment() {
+        let dotenv: std::collections::BTreeMap<String, String> = [
+            ("HTTPS_PROXY", "http://10.0.0.9:3128"),
+            ("https_proxy", "http://10.0.0.8:3128"),
+            ("HTTP_PROXY", "http://10.0.0.7:3128"),
+            ("NO_PROXY", "direct.example"),
+            ("ALL_PROXY", "socks5h://10.0.0.6:1080"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let below = ProxyVars::from_dotenv(&dotenv);
+        // lowercase wins within .env
+        assert_eq!(below.values.https.as_deref(), Some("http://10.0.0.8:3128"));
+        assert_eq!(
+            below.origin.https.as_deref(),
+            Some("$PINCH_HOME/.env https_proxy")
+        );
+        // a real environment variable (even uppercase) wins over .env
+        let env = ProxyVars::from_source(
+            |n| (n == "HTTP_PROXY").then(|| "http://10.1.1.1:1".into()),
+            "environment variable",
+        )
+        .over(&below);
+        assert_eq!(env.values.http.as_deref(), Some("http://10.1.1.1:1"));
+        assert_eq!(
+            env.origin.http.as_deref(),
+            Some("environment variable HTTP_PROXY")
+        );
+        assert_eq!(env.values.https.as_deref(), Some("http://10.0.0.8:3128"));
+        let r = ok(resolve_vars(&[], &env));
+        let d = ok(r.decide("https://api.example.com/"));
+        assert_eq!(
+            d.why(),
+            "via proxy 10.0.0.8:3128 (set at $PINCH_HOME/.env https_proxy)"
+        );
+        assert!(matches!(
+            ok(r.decide("https://direct.example/")),
+            Decision::Direct { .. }
+        ));
+        let text = explain(&r, "https://api.example.com/");
+        assert!(
+            text.contains("https_proxy=http://10.0.0.8:3128 from $PINCH_HOME/.env https_proxy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_proxy=http://10.1.1.1:1 from environment variable HTTP_PROXY"),
+            "{text}"
+        );
+        assert!(
+            text.contains("noProxy:  direct.example (from $PINCH_HOME/.env NO_PROXY)"),
+            "{text}"
+        );
+        // nothing anywhere: the environment is empty and so is .env
+        let none = ProxyVars::default().over(&ProxyVars::from_dotenv(&Default::default()));
+        assert_eq!(none, ProxyVars::default());
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl TempHome {
             .env_remove("ALL_PROXY")
             .env_remove("http_proxy")
             .env_remove("https_proxy")
-            .env_remove("all_proxy");
+            .env_remove("all_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
         c
     }
 }
@@ -672,3 +674,4 @@ pub fn http_post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
     )
 }
 pub mod telegram;
+pub mod tinyproxy;
