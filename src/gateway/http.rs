@@ -19,6 +19,8 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 48;
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
 const CONN_STACK: usize = 256 * 1024;
+/// Longest method name in the API (the same bound as a WebSocket request's).
+const MAX_METHOD: usize = 32;
 
 pub struct Request {
     pub method: String,
@@ -302,6 +304,18 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
         ("POST", "/api/call") => {
             if authorized(&mut stream, &req, shared) {
                 match serde_json::from_slice::<Value>(&req.body) {
+                    Ok(v) if v["method"].as_str().map(str::len).unwrap_or(0) > MAX_METHOD => {
+                        let _ = respond(
+                            &mut stream,
+                            404,
+                            "application/json",
+                            &[],
+                            error_body(
+                                "unknown method (names are at most 32 bytes); see docs/protocol.md",
+                            )
+                            .as_bytes(),
+                        );
+                    }
                     Ok(v) if v["method"].is_string() && v["method"] != "chat.send" => {
                         let method = v["method"].as_str().unwrap_or("").to_string();
                         query(
@@ -334,7 +348,7 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
             if !authorized(&mut stream, &req, shared) {
                 return;
             }
-            let key = percent_decode(&path["/api/sessions/".len()..]);
+            let key = percent_decode(path.strip_prefix("/api/sessions/").unwrap_or(""));
             match m {
                 "GET" => query(
                     &mut stream,
@@ -371,22 +385,9 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
     }
 }
 
+/// Decodes one path segment taken from a request (never panics).
 pub(super) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::net::percent::decode_lossy(s)
 }
 
 pub(super) type Answer = Result<Value, (String, String)>;
@@ -418,6 +419,7 @@ pub(super) fn status_for(code: &str) -> u16 {
         "TOO_LARGE" => 413,
         "UNAUTHORIZED" => 401,
         "BUSY" => 503,
+        "METHOD_NOT_FOUND" => 404,
         _ => 500,
     }
 }
