@@ -9,7 +9,7 @@
 
 use super::{Shared, ToReactor};
 use crate::gateway::auth::{self, Check};
-use crate::gateway::http::{respond, Request};
+use crate::gateway::http::{respond, Request, Unproven};
 use crate::gateway::outbox::Outbox;
 use crate::gateway::protocol;
 use serde_json::{json, Value};
@@ -27,29 +27,61 @@ use tungstenite::Message;
 
 const PING_EVERY: Duration = Duration::from_secs(25);
 const IDLE_LIMIT: Duration = Duration::from_secs(90);
+/// A client the gateway asks for a token must send `connect` within this.
+const AUTH_DEADLINE: Duration = Duration::from_secs(5);
 /// Frames queued for one client before it counts as too slow.
 const OUTBOX_FRAMES: usize = 512;
 /// Hard cap at the framing layer; larger messages close the connection.
 const HARD_MAX: usize = 1024 * 1024;
 
-pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
-    let upgrade = req
-        .header("upgrade")
-        .map(|v| v.eq_ignore_ascii_case("websocket"))
-        .unwrap_or(false);
-    let key = req.header("sec-websocket-key");
-    let (Some(key), true) = (key, upgrade) else {
-        let _ = respond(
+/// Whether `key` is what RFC 6455 asks for: 16 bytes in base64 (24 chars).
+fn valid_key(key: &str) -> bool {
+    let b = key.trim().as_bytes();
+    b.len() == 24
+        && b.ends_with(b"==")
+        && b.iter()
+            .take(22)
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
+fn refuse(stream: &mut TcpStream, status: u16, extra: &[(&str, String)], msg: &str) {
+    let body = json!({"error": msg}).to_string();
+    let _ = respond(stream, status, "application/json", extra, body.as_bytes());
+}
+
+pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven: Unproven) {
+    let has_token = |name: &str, token: &str| {
+        req.header(name)
+            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    };
+    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+        return refuse(
             &mut stream,
             400,
-            "application/json",
             &[],
-            br#"{"error":"this endpoint speaks WebSocket only"}"#,
+            "this endpoint speaks WebSocket only (Upgrade: websocket, Connection: Upgrade)",
         );
-        return;
+    }
+    if req.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return refuse(
+            &mut stream,
+            426,
+            &[("Sec-WebSocket-Version", "13".into())],
+            "only WebSocket version 13 is spoken",
+        );
+    }
+    let Some(key) = req.header("sec-websocket-key").filter(|k| valid_key(k)) else {
+        return refuse(
+            &mut stream,
+            400,
+            &[],
+            "Sec-WebSocket-Key must be 16 bytes in base64",
+        );
     };
+    let key = key.trim();
     // A token in the Authorization header authenticates at once; otherwise the
-    // first frame must be a `connect` request carrying it.
+    // first frame must be a `connect` request carrying it, within AUTH_DEADLINE.
     let mut authed = !shared.auth.required();
     if let Some(t) = auth::bearer(req.header("authorization")) {
         match shared
@@ -57,17 +89,23 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
             .check(req.remote, Some(t), crate::util::now_ms())
         {
             Check::Ok => authed = true,
-            _ => {
-                let _ = respond(
+            Check::Denied { delay_ms } => {
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                return refuse(&mut stream, 401, &[], "wrong gateway token");
+            }
+            Check::Locked { retry_after_s } => {
+                std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
+                return refuse(
                     &mut stream,
-                    401,
-                    "application/json",
-                    &[],
-                    br#"{"error":"wrong gateway token"}"#,
+                    429,
+                    &[("Retry-After", retry_after_s.to_string())],
+                    "too many failed attempts from this address; wait and retry",
                 );
-                return;
             }
         }
+    }
+    if authed {
+        unproven.prove();
     }
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
@@ -107,30 +145,44 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
         conn,
         authed,
         remote: req.remote,
+        unproven,
     };
     let reason = c.run(shared, &wake_r, &rx);
     log::debug!("ws {conn}: closed ({reason})");
     let _ = shared.to_reactor.blocking_send(ToReactor::Closed { conn });
 }
 
-struct Conn {
+struct Conn<'a> {
     ctx: WebSocketContext,
     stream: TcpStream,
     conn: u64,
     authed: bool,
     remote: std::net::IpAddr,
+    /// Counted as unproven until authenticated.
+    unproven: Unproven<'a>,
 }
 
-impl Conn {
+impl Conn<'_> {
     fn run(
         &mut self,
         shared: &Shared,
         mut wake: &UnixStream,
         rx: &std::sync::mpsc::Receiver<String>,
     ) -> &'static str {
+        let opened = Instant::now();
         let mut last_seen = Instant::now();
         let mut last_ping = Instant::now();
         loop {
+            if !self.authed && opened.elapsed() > AUTH_DEADLINE {
+                let f = protocol::error_frame(
+                    &Value::Null,
+                    "UNAUTHORIZED",
+                    "no connect with the gateway token in time; closing",
+                );
+                let _ = self.send(Message::text(f));
+                let _ = self.close(CloseCode::Policy, "authenticate first");
+                return "not authenticated in time";
+            }
             let mut fds = [
                 libc::pollfd {
                     fd: self.stream.as_raw_fd(),
@@ -278,6 +330,7 @@ impl Conn {
             return match shared.auth.check(self.remote, token, crate::util::now_ms()) {
                 Check::Ok => {
                     self.authed = true;
+                    self.unproven.prove();
                     let payload = json!({"server": "pinch", "version": env!("CARGO_PKG_VERSION"), "protocol": 1, "conn": self.conn});
                     self.send(Message::text(protocol::ok_frame(req.id.as_str(), payload)))
                         .is_ok()
@@ -292,6 +345,7 @@ impl Conn {
                     .is_ok()
                 }
                 Check::Locked { retry_after_s } => {
+                    std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
                     let msg = format!("too many failed attempts; retry in {retry_after_s} s");
                     let _ = self.send(Message::text(protocol::error_frame(&id, "LOCKED", &msg)));
                     let _ = self.close(CloseCode::Policy, "locked out");
