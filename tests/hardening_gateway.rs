@@ -343,3 +343,72 @@ fn a_lan_bind_needs_a_strong_token() {
         assert!(err.contains("gateway.auth.token"), "{token:?}: {err}");
     }
 }
+
+#[test]
+fn a_burst_of_deltas_reaches_slow_and_non_streaming_readers_whole() {
+    let (home, llm) = setup("burst", "");
+    let gw = Gateway::start(&home, &[]);
+    let pieces: Vec<String> = (0..1500).map(|i| format!("w{i} ")).collect();
+    let whole = pieces.concat();
+    // Non-streaming HTTP: one answer, nothing else buffered.
+    llm.push(Reply::Text(pieces.clone()));
+    let (status, body) = http_post(
+        &format!("{}/api/chat", gw.url()),
+        None,
+        &json!({"text": "go", "stream": false, "session": "http:a"}).to_string(),
+    );
+    assert_eq!(status, 200, "{}", &body[..body.len().min(300)]);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["text"].as_str(), Some(whole.as_str()));
+    // Streaming HTTP read slowly: every character arrives, then final.
+    llm.push(Reply::Text(pieces.clone()));
+    let mut s = TcpStream::connect(gw.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let req_body = json!({"text": "go", "session": "http:b"}).to_string();
+    let req = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{req_body}",
+        gw.addr,
+        req_body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let text = String::from_utf8_lossy(&out);
+    let streamed: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter(|d| d.get("usage").is_none())
+        .filter_map(|d| d["text"].as_str().map(str::to_string))
+        .collect();
+    assert!(text.contains("event: final"), "final arrives");
+    assert_eq!(streamed, whole, "every delta arrives, merged or not");
+    // WebSocket read slowly.
+    llm.push(Reply::Text(pieces));
+    let mut ws = Ws::connect(gw.addr);
+    let r = ws.call("chat.send", json!({"session": "web:slow", "text": "go"}));
+    assert_eq!(r["ok"], true, "{r}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut got = String::new();
+    loop {
+        let v = ws.read();
+        std::thread::sleep(Duration::from_millis(2));
+        match v["event"].as_str() {
+            Some("chat.delta") => got.push_str(v["payload"]["text"].as_str().unwrap_or("")),
+            Some("chat.final") => break,
+            Some("chat.error") => panic!("{v}"),
+            _ => {}
+        }
+    }
+    assert_eq!(got, whole);
+    assert_healthy(&gw);
+}

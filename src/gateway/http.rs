@@ -605,8 +605,8 @@ fn http_chat(mut stream: TcpStream, req: &Request, shared: &Shared) {
         params["session"] = json!("http:default");
     }
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(256);
-    let outbox = crate::gateway::outbox::Outbox::new(tx, None);
+    // A non-streaming request is sent the answer only.
+    let (outbox, rx) = crate::gateway::outbox::channel(256, None, !streaming);
     if shared
         .to_reactor
         .blocking_send(ToReactor::Open { conn, outbox })

@@ -240,8 +240,22 @@ impl Reactor {
     }
 
     fn send(&mut self, conn: u64, frame: String) {
+        self.to_client(conn, |o| o.push(frame));
+    }
+
+    /// Streamed text: merged with what the client has not read yet.
+    fn send_delta(&mut self, conn: u64, run_id: &str, session: &str, text: &str) {
+        self.to_client(conn, |o| o.push_delta(run_id, session, text));
+    }
+
+    /// A progress event, which non-streaming clients do without.
+    fn send_progress(&mut self, conn: u64, frame: impl FnOnce() -> String) {
+        self.to_client(conn, |o| o.push_progress(frame));
+    }
+
+    fn to_client(&mut self, conn: u64, push: impl FnOnce(&Outbox) -> bool) {
         let alive = match self.clients.get(&conn) {
-            Some(o) => o.push(frame),
+            Some(o) => push(o),
             None => return,
         };
         if !alive {
@@ -602,13 +616,13 @@ impl Reactor {
         let session = run.session.clone();
         let rid = u.run_id.to_string();
         match u.event {
-            RunEvent::Delta(text) => self.send(conn, event_frame("chat.delta", json!({"runId": rid, "session": session, "text": text}))),
-            RunEvent::Thinking(text) => self.send(conn, event_frame("chat.thinking", json!({"runId": rid, "session": session, "text": text}))),
+            RunEvent::Delta(text) => self.send_delta(conn, &rid, &session, &text),
+            RunEvent::Thinking(text) => self.send_progress(conn, || event_frame("chat.thinking", json!({"runId": rid, "session": session, "text": text}))),
             RunEvent::Tool { name, phase, summary, ok } => {
-                self.send(conn, event_frame("chat.tool", json!({"runId": rid, "session": session, "name": name, "phase": phase, "summary": summary, "ok": ok})))
+                self.send_progress(conn, || event_frame("chat.tool", json!({"runId": rid, "session": session, "name": name, "phase": phase, "summary": summary, "ok": ok})))
             }
             RunEvent::Restart { model, reason } => {
-                self.send(conn, event_frame("chat.restart", json!({"runId": rid, "session": session, "model": model, "reason": reason})))
+                self.send_progress(conn, || event_frame("chat.restart", json!({"runId": rid, "session": session, "model": model, "reason": reason})))
             }
             RunEvent::ModelFailed { model, error } => {
                 let now = crate::util::now_ms();

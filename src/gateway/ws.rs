@@ -4,13 +4,15 @@
 //! `poll(2)` on two descriptors: the socket (frames from the client) and the
 //! wake pipe of its outbox (frames from the reactor). So a streamed delta
 //! goes out the moment the reactor pushes it, and one thread serves both
-//! directions. Silent peers get pings; a peer silent past the idle limit, or
-//! too slow to take its frames, is dropped.
+//! directions. Silent peers get pings; a peer silent past the idle limit, one
+//! that has not authenticated within `AUTH_DEADLINE` when a token is asked
+//! for, or one that stops taking bytes for 10 s while frames wait, is
+//! dropped. (Streamed text behind a slow reader is merged in the outbox.)
 
 use super::{Shared, ToReactor};
 use crate::gateway::auth::{self, Check};
 use crate::gateway::http::{respond, Request, Unproven};
-use crate::gateway::outbox::Outbox;
+use crate::gateway::outbox::{self, Inbox};
 use crate::gateway::protocol;
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
@@ -29,7 +31,8 @@ const PING_EVERY: Duration = Duration::from_secs(25);
 const IDLE_LIMIT: Duration = Duration::from_secs(90);
 /// A client the gateway asks for a token must send `connect` within this.
 const AUTH_DEADLINE: Duration = Duration::from_secs(5);
-/// Frames queued for one client before it counts as too slow.
+/// Frames queued for one client before it counts as gone (deltas of one
+/// run merge into one frame, so only a client that stopped reading gets here).
 const OUTBOX_FRAMES: usize = 512;
 /// Hard cap at the framing layer; larger messages close the connection.
 const HARD_MAX: usize = 1024 * 1024;
@@ -113,7 +116,6 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven
         return;
     }
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(OUTBOX_FRAMES);
     let (wake_r, wake_w) = match UnixStream::pair() {
         Ok(p) => p,
         Err(e) => {
@@ -121,12 +123,10 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven
             return;
         }
     };
+    let (outbox, rx) = outbox::channel(OUTBOX_FRAMES, Some(wake_w), false);
     if shared
         .to_reactor
-        .blocking_send(ToReactor::Open {
-            conn,
-            outbox: Outbox::new(tx, Some(wake_w)),
-        })
+        .blocking_send(ToReactor::Open { conn, outbox })
         .is_err()
     {
         return;
@@ -163,12 +163,7 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    fn run(
-        &mut self,
-        shared: &Shared,
-        mut wake: &UnixStream,
-        rx: &std::sync::mpsc::Receiver<String>,
-    ) -> &'static str {
+    fn run(&mut self, shared: &Shared, mut wake: &UnixStream, rx: &Inbox) -> &'static str {
         let opened = Instant::now();
         let mut last_seen = Instant::now();
         let mut last_ping = Instant::now();
