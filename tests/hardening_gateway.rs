@@ -412,3 +412,37 @@ fn a_burst_of_deltas_reaches_slow_and_non_streaming_readers_whole() {
     assert_eq!(got, whole);
     assert_healthy(&gw);
 }
+
+#[test]
+fn a_large_answer_and_its_history_reach_the_websocket() {
+    let (home, llm) = setup("large", "");
+    let gw = Gateway::start(&home, &[]);
+    let pieces: Vec<String> = (0..60)
+        .map(|i| format!("{i:02}{}", "x".repeat(9_998)))
+        .collect();
+    let whole = pieces.concat();
+    llm.push(Reply::Text(pieces));
+    let mut ws = Ws::connect(gw.addr);
+    let r = ws.call("chat.send", json!({"session": "web:big", "text": "go"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let events = ws.until_done();
+    let fin = events.last().expect("final");
+    assert_eq!(fin["event"], "chat.final", "{}", gw.log());
+    assert_eq!(
+        fin["payload"]["text"].as_str().map(str::len),
+        Some(whole.len())
+    );
+    // History of a session with a 600 KB turn: bounded, marked, socket kept.
+    let h = ws.call("chat.history", json!({"session": "web:big"}));
+    assert_eq!(h["ok"], true, "{h}");
+    assert_eq!(h["payload"]["complete"], false);
+    let turns = h["payload"]["turns"].as_array().expect("turns");
+    let last = turns.last().expect("a turn");
+    assert_eq!(last["truncated"], true);
+    assert!(last["text"].as_str().map(str::len).unwrap_or(0) <= 512 * 1024);
+    assert_eq!(
+        ws.call("sessions.list", json!({}))["ok"],
+        true,
+        "still open"
+    );
+}

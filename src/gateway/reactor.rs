@@ -333,8 +333,8 @@ impl Reactor {
                 if meta.is_none() && method == "sessions.show" {
                     return Err(err("NOT_FOUND", format!("no session {session:?}")));
                 }
-                let items: Vec<Value> = turns.iter().map(|(seq, t)| turn_json(*seq, t)).collect();
-                Ok(json!({"session": session, "meta": meta, "turns": items}))
+                let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
+                Ok(json!({"session": session, "meta": meta, "turns": items, "complete": complete}))
             }
             "sessions.list" => {
                 let limit = params
@@ -716,6 +716,41 @@ fn session_param(params: &Value, conn: Option<u64>) -> Result<String, (String, S
             None => Err(err("INVALID_REQUEST", "params.session is required")),
         },
     }
+}
+
+/// Text sent in one `chat.history` answer at most, so the frame stays far
+/// below the WebSocket message bound.
+const HISTORY_TEXT_BYTES: usize = 512 * 1024;
+
+/// The newest turns (oldest-first) whose text fits `budget` bytes; a newest
+/// turn larger than the budget is cut to it and marked `"truncated": true`.
+/// The flag is false when turns were left out or cut.
+fn bounded_history(turns: &[(u64, Turn)], budget: usize) -> (Vec<Value>, bool) {
+    let mut left = budget;
+    let mut out = Vec::new();
+    let mut complete = true;
+    for (seq, t) in turns.iter().rev() {
+        let mut item = turn_json(*seq, t);
+        let len = item["text"].as_str().map(str::len).unwrap_or(0);
+        if len > left {
+            complete = false;
+            if out.is_empty() {
+                let text = item["text"].as_str().unwrap_or("");
+                let mut cut = left;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                item["text"] = json!(text.get(..cut).unwrap_or(""));
+                item["truncated"] = json!(true);
+                out.push(item);
+            }
+            break;
+        }
+        left -= len;
+        out.push(item);
+    }
+    out.reverse();
+    (out, complete)
 }
 
 fn turn_json(seq: u64, t: &Turn) -> Value {

@@ -34,7 +34,8 @@ const AUTH_DEADLINE: Duration = Duration::from_secs(5);
 /// Frames queued for one client before it counts as gone (deltas of one
 /// run merge into one frame, so only a client that stopped reading gets here).
 const OUTBOX_FRAMES: usize = 512;
-/// Hard cap at the framing layer; larger messages close the connection.
+/// Hard cap on client messages at the framing layer; larger ones close the
+/// connection. (Server messages are bounded by the outbox's `MAX_BYTES`.)
 const HARD_MAX: usize = 1024 * 1024;
 
 /// Whether `key` is what RFC 6455 asks for: 16 bytes in base64 (24 chars).
@@ -136,7 +137,8 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven
     let cfg = WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(256 * 1024)
+        // Any frame the outbox accepted can be sent whole.
+        .max_write_buffer_size(outbox::MAX_BYTES + 64 * 1024)
         .max_message_size(Some(HARD_MAX))
         .max_frame_size(Some(HARD_MAX));
     let mut c = Conn {
