@@ -446,3 +446,24 @@ fn a_large_answer_and_its_history_reach_the_websocket() {
         "still open"
     );
 }
+
+#[test]
+fn the_running_gateway_is_named_pinch() {
+    let (home, _llm) = setup("comm", "");
+    let gw = Gateway::start(&home, &[]);
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", gw.child.id())).expect("comm");
+    assert_eq!(comm.trim(), "pinch");
+}
+
+#[test]
+fn an_oversized_chat_text_is_413() {
+    let (home, _llm) = setup("big-text", "");
+    let gw = Gateway::start(&home, &[]);
+    let text = "y".repeat(40 * 1024);
+    let (status, body) = http_post(
+        &format!("{}/api/chat", gw.url()),
+        None,
+        &json!({"text": text, "stream": false}).to_string(),
+    );
+    assert_eq!(status, 413, "{body}");
+}

@@ -644,7 +644,10 @@ fn http_chat(mut stream: TcpStream, req: &Request, shared: &Shared) {
                     .unwrap_or("refused")
                     .to_string();
                 let code = v["error"]["code"].as_str().unwrap_or("ERROR");
-                let status = if code == "BUSY" { 503 } else { 400 };
+                let status = match status_for(code) {
+                    500 => 400,
+                    other => other,
+                };
                 let _ = respond(
                     &mut stream,
                     status,
