@@ -842,15 +842,7 @@ fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value,
 }
 
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.:@".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    crate::net::percent::encode(s)
 }
 
 /// Parses `--url`, `--token`, `--json` and positional arguments.

@@ -197,6 +197,11 @@ pub fn disable_thread_stack_cache() {
             .unwrap_or((NO_STACK_CACHE, ""));
         let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
         if current.contains(name) {
+            // Executed through /proc/self/exe, the kernel named us "exe";
+            // take our own name back so `pgrep -x pinch` and `ps` find us.
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most
+            // 16 bytes, which the literal is.
+            unsafe { libc::prctl(libc::PR_SET_NAME, c"pinch".as_ptr(), 0, 0, 0) };
             return;
         }
         let value = if current.is_empty() {

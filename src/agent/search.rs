@@ -94,15 +94,7 @@ pub fn build_request(w: &WebSearchTool, query: &str, max: usize) -> Result<Reque
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::net::percent::encode(s)
 }
 
 /// Reads `{"results": [{"title", "url", "content"}]}`; results without a

@@ -69,6 +69,12 @@ pub struct Gateway {
     pub max_body_bytes: usize,
     /// Sessions whose metadata stays in memory (least recently used evicted).
     pub session_cache: usize,
+    /// Web origins (`https://app.example`) allowed besides the gateway's own page.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// Host names the gateway is reached under besides localhost and its addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Gateway {
@@ -80,6 +86,8 @@ impl Default for Gateway {
             max_connections: 32,
             max_body_bytes: 256 * 1024,
             session_cache: 256,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

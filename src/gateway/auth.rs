@@ -1,7 +1,8 @@
 //! Gateway token checks and the per-address failure throttle.
 //!
-//! Tokens are compared in constant time. An address that fails repeatedly
-//! is locked out for a while; the table of addresses is bounded. The clock
+//! Tokens are compared in constant time. An address that sends wrong
+//! tokens repeatedly is locked out for a while (its wrong guesses get 429);
+//! the right token always passes. The table of addresses is bounded. The clock
 //! is passed in, so the throttle is tested without sleeping.
 
 use std::collections::HashMap;
@@ -12,6 +13,8 @@ const WINDOW_MS: u64 = 60_000;
 const MAX_FAILURES: u32 = 5;
 const LOCKOUT_MS: u64 = 60_000;
 const MAX_TRACKED: usize = 1024;
+/// The pause before a refusal while an address is locked out.
+pub const LOCKED_DELAY_MS: u64 = 1000;
 
 #[derive(Debug, PartialEq)]
 pub enum Check {
@@ -51,26 +54,32 @@ impl Auth {
     }
 
     /// Checks a presented token (`None` when the client sent none).
+    ///
+    /// The right token always passes, even from an address that is locked
+    /// out (several users behind one proxy share an address; guessing is
+    /// made hopeless by the token's length, and slow by the delays). Only a
+    /// wrong token counts as a failure; a missing one is just refused.
     pub fn check(&self, addr: IpAddr, presented: Option<&str>, now_ms: u64) -> Check {
         let Some(expected) = &self.token else {
             return Check::Ok;
         };
-        let mut map = crate::util::lock(&self.failures);
-        if let Some(f) = map.get(&addr) {
-            if f.locked_until > now_ms {
-                return Check::Locked {
-                    retry_after_s: (f.locked_until - now_ms).div_ceil(1000),
-                };
-            }
-        }
-        if presented
-            .map(|p| crate::util::ct_eq(p.as_bytes(), expected.as_bytes()))
-            .unwrap_or(false)
-        {
-            map.remove(&addr);
+        let Some(presented) = presented else {
+            return Check::Denied { delay_ms: 0 };
+        };
+        if crate::util::ct_eq(presented.as_bytes(), expected.as_bytes()) {
             return Check::Ok;
         }
+        let mut map = crate::util::lock(&self.failures);
         fail(&mut map, addr, now_ms)
+    }
+
+    /// Whether `presented` is the gateway token (nothing is counted).
+    pub fn matches(&self, presented: Option<&str>) -> bool {
+        match (&self.token, presented) {
+            (None, _) => true,
+            (Some(expected), Some(p)) => crate::util::ct_eq(p.as_bytes(), expected.as_bytes()),
+            (Some(_), None) => false,
+        }
     }
 
     /// Seconds until `addr` may try again, if it is locked out.
@@ -89,7 +98,17 @@ impl Auth {
     }
 }
 
+/// Counts one wrong secret. During a lockout it answers `Locked` (after
+/// the longest delay, so a locked-out guesser stays slow) without extending
+/// the lockout.
 fn fail(map: &mut HashMap<IpAddr, Failures>, addr: IpAddr, now_ms: u64) -> Check {
+    if let Some(f) = map.get(&addr) {
+        if f.locked_until > now_ms {
+            return Check::Locked {
+                retry_after_s: (f.locked_until - now_ms).div_ceil(1000),
+            };
+        }
+    }
     if map.len() >= MAX_TRACKED && !map.contains_key(&addr) {
         // Forget the entry whose window is oldest; an attacker cycling
         // addresses only evicts its own older entries.
@@ -113,12 +132,12 @@ fn fail(map: &mut HashMap<IpAddr, Failures>, addr: IpAddr, now_ms: u64) -> Check
             locked_until: 0,
         };
     }
-    f.count += 1;
+    f.count = f.count.saturating_add(1);
     if f.count >= MAX_FAILURES {
-        f.locked_until = now_ms + LOCKOUT_MS;
+        f.locked_until = now_ms.saturating_add(LOCKOUT_MS);
     }
     Check::Denied {
-        delay_ms: 100 * u64::from(f.count.min(10)),
+        delay_ms: LOCKED_DELAY_MS.min(100 * u64::from(f.count.min(10))),
     }
 }
 
@@ -149,25 +168,35 @@ mod tests {
         let a = Auth::new(Some("secret".into()));
         let ip: IpAddr = "10.0.0.2".parse().expect("ip");
         assert_eq!(a.check(ip, Some("secret"), 0), Check::Ok);
-        assert_eq!(a.check(ip, None, 0), Check::Denied { delay_ms: 100 });
+        assert_eq!(a.check(ip, None, 0), Check::Denied { delay_ms: 0 });
         assert_eq!(
             a.check(ip, Some("secreT"), 1),
-            Check::Denied { delay_ms: 200 }
+            Check::Denied { delay_ms: 100 }
         );
-        for i in 0..3 {
+        for i in 0..4 {
             a.check(ip, Some("x"), 2 + i);
         }
         assert_eq!(
-            a.check(ip, Some("secret"), 10),
+            a.check(ip, Some("guess"), 10),
             Check::Locked { retry_after_s: 60 }
         );
+        assert_eq!(
+            a.check(ip, Some("secret"), 10),
+            Check::Ok,
+            "the right token is never locked out"
+        );
+        assert_eq!(a.locked_for(ip, 10), Some(60));
         let other: IpAddr = "10.0.0.3".parse().expect("ip");
         assert_eq!(
-            a.check(other, Some("secret"), 10),
-            Check::Ok,
+            a.check(other, Some("y"), 10),
+            Check::Denied { delay_ms: 100 },
             "lockout is per address"
         );
-        assert_eq!(a.check(ip, Some("secret"), 4 + LOCKOUT_MS + 1), Check::Ok);
+        assert_eq!(
+            a.check(ip, Some("x"), 5 + LOCKOUT_MS + 1),
+            Check::Denied { delay_ms: 100 },
+            "expired"
+        );
     }
 
     #[test]

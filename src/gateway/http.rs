@@ -1,24 +1,38 @@
 //! The HTTP edge: one accept thread and at most `gateway.maxConnections`
-//! connection threads, each with read/write timeouts and size limits.
+//! connection threads, each with deadlines and size limits.
 //!
-//! Requests are parsed with httparse (head ≤ 16 KiB, body by Content-Length
-//! ≤ `gateway.maxBodyBytes`); every response closes the connection, which
-//! keeps a connection thread's life short and bounded. `/ws` is handed to
-//! `ws.rs`. Nothing here owns gateway state: calls go to the reactor.
+//! Requests are parsed with httparse (head ≤ 16 KiB within `HEAD_DEADLINE`,
+//! body by Content-Length ≤ `gateway.maxBodyBytes` within a deadline that
+//! grows with its length); every response closes the connection, which
+//! keeps a connection thread's life short and bounded. A connection that
+//! has not yet sent its head (or a WebSocket not yet authenticated) is
+//! "unproven": those may fill all slots but a reserve, and a connection
+//! admitted into the reserve gets a short head deadline and is served only
+//! for `/healthz` or with the right token. `/ws` is handed to `ws.rs`.
+//! Nothing here owns gateway state: calls go to the reactor.
 
 use super::{ws, Shared, ToReactor};
 use crate::gateway::auth::{self, Check};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MAX_HEAD: usize = 16 * 1024;
+/// The whole request head must arrive within this, however it trickles in.
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// The head deadline for a connection admitted into the reserve.
+const RESERVE_HEAD_DEADLINE: Duration = Duration::from_secs(3);
+/// A body gets this much time plus one second per `BODY_BYTES_PER_SECOND`.
+const BODY_BASE_DEADLINE: Duration = Duration::from_secs(10);
+const BODY_BYTES_PER_SECOND: usize = 16 * 1024;
 const MAX_HEADERS: usize = 48;
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
 const CONN_STACK: usize = 256 * 1024;
+/// Longest method name in the API (the same bound as a WebSocket request's).
+const MAX_METHOD: usize = 32;
 
 pub struct Request {
     pub method: String,
@@ -38,8 +52,35 @@ impl Request {
     }
 }
 
+/// Slots kept free of unproven connections: a quarter of the connection
+/// limit, at least one.
+pub fn reserve_for(max_conns: usize) -> usize {
+    (max_conns / 4).max(1).min(max_conns)
+}
+
+/// One unproven connection counted in `Shared::unproven`; `prove` (or
+/// dropping it) takes it off the count.
+pub struct Unproven<'a> {
+    count: Option<&'a std::sync::atomic::AtomicUsize>,
+}
+
+impl Unproven<'_> {
+    pub fn prove(&mut self) {
+        if let Some(c) = self.count.take() {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Unproven<'_> {
+    fn drop(&mut self) {
+        self.prove();
+    }
+}
+
 /// Runs the accept loop until the listener fails or shutdown is flagged.
 pub fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let unproven_cap = shared.max_conns - reserve_for(shared.max_conns);
     for stream in listener.incoming() {
         if shared.shutting_down.load(Ordering::Relaxed) {
             break;
@@ -57,38 +98,51 @@ pub fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         if shared.active.fetch_add(1, Ordering::SeqCst) >= shared.max_conns {
             shared.active.fetch_sub(1, Ordering::SeqCst);
-            let mut s = stream;
-            let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = respond(
-                &mut s,
-                503,
-                "text/plain",
-                &[("Retry-After", "1".into())],
-                b"busy: too many connections\n",
-            );
+            busy(stream);
             continue;
         }
+        let in_reserve = shared.unproven.fetch_add(1, Ordering::SeqCst) >= unproven_cap;
         let sh = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .stack_size(CONN_STACK)
             .spawn(move || {
-                handle(stream, &sh);
+                let unproven = Unproven {
+                    count: Some(&sh.unproven),
+                };
+                handle(stream, &sh, unproven, in_reserve);
                 sh.active.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
+            shared.unproven.fetch_sub(1, Ordering::SeqCst);
             shared.active.fetch_sub(1, Ordering::SeqCst);
             log::error!("cannot start a connection thread: {e}");
         }
     }
 }
 
-fn handle(mut stream: TcpStream, shared: &Shared) {
+fn busy(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = respond(
+        &mut stream,
+        503,
+        "text/plain",
+        &[("Retry-After", "1".into())],
+        b"busy: too many connections\n",
+    );
+}
+
+fn handle(mut stream: TcpStream, shared: &Shared, unproven: Unproven, in_reserve: bool) {
     let remote = match stream.peer_addr() {
         Ok(a) => a.ip(),
         Err(_) => return,
     };
-    let req = match read_request(&mut stream, remote, shared.max_body) {
+    let head_deadline = if in_reserve {
+        RESERVE_HEAD_DEADLINE
+    } else {
+        HEAD_DEADLINE
+    };
+    let req = match read_request(&mut stream, remote, shared.max_body, head_deadline) {
         Ok(r) => r,
         Err((status, msg)) => {
             if status != 0 {
@@ -103,11 +157,38 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
             return;
         }
     };
-    route(stream, req, shared);
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    if in_reserve
+        && req.path != "/healthz"
+        && !shared
+            .auth
+            .matches(auth::bearer(req.header("authorization")))
+    {
+        // The reserve is for health checks and clients with the token.
+        busy(stream);
+        return;
+    }
+    route(stream, req, shared, unproven);
 }
 
 pub(super) fn error_body(msg: &str) -> String {
     json!({"error": msg}).to_string()
+}
+
+/// One read that gives up at `deadline`; `None` when the peer went away or
+/// the deadline passed.
+fn read_until(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<usize, bool> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(true);
+    }
+    let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+    match stream.read(buf) {
+        Ok(0) => Err(false),
+        Ok(n) => Ok(n),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(true),
+        Err(_) => Err(false),
+    }
 }
 
 /// Reads one request. `Err((0, _))` means the peer went away silently.
@@ -115,16 +196,24 @@ fn read_request(
     stream: &mut TcpStream,
     remote: IpAddr,
     max_body: usize,
+    head_deadline: Duration,
 ) -> Result<Request, (u16, String)> {
+    let deadline = Instant::now() + head_deadline;
+    let late = |timed_out: bool, what: &str| {
+        if timed_out {
+            (
+                408,
+                format!("the request {what} did not arrive in time; send it at once"),
+            )
+        } else {
+            (0, String::new())
+        }
+    };
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     let (head_len, method, target, headers) = loop {
-        let n = match stream.read(&mut chunk) {
-            Ok(0) => return Err((0, String::new())),
-            Ok(n) => n,
-            Err(_) => return Err((0, String::new())),
-        };
-        buf.extend_from_slice(&chunk[..n]);
+        let n = read_until(stream, &mut chunk, deadline).map_err(|t| late(t, "head"))?;
+        buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
         let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut hdrs);
         match parsed.parse(&buf) {
@@ -172,6 +261,14 @@ fn read_request(
             "chunked request bodies are not accepted; send Content-Length".into(),
         ));
     }
+    let lengths = req
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .count();
+    if lengths > 1 {
+        return Err((400, "more than one Content-Length header".into()));
+    }
     let len: usize = match req.header("content-length") {
         None => 0,
         Some(v) => v
@@ -185,16 +282,15 @@ fn read_request(
             format!("body of {len} bytes is over the limit of {max_body} (gateway.maxBodyBytes)"),
         ));
     }
-    let mut body = buf.split_off(head_len);
-    if body.len() > len {
-        body.truncate(len);
-    }
+    let body_time = BODY_BASE_DEADLINE
+        .saturating_add(Duration::from_secs((len / BODY_BYTES_PER_SECOND) as u64));
+    let deadline = Instant::now() + body_time;
+    let mut body = buf.split_off(head_len.min(buf.len()));
+    body.truncate(len);
     while body.len() < len {
         let want = (len - body.len()).min(chunk.len());
-        match stream.read(&mut chunk[..want]) {
-            Ok(0) | Err(_) => return Err((0, String::new())),
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-        }
+        let n = read_until(stream, &mut chunk[..want], deadline).map_err(|t| late(t, "body"))?;
+        body.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
     }
     req.body = body;
     Ok(req)
@@ -232,9 +328,13 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        403 => "Forbidden",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         411 => "Length Required",
         413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -260,6 +360,7 @@ pub(super) fn authorized(stream: &mut TcpStream, req: &Request, shared: &Shared)
             false
         }
         Check::Locked { retry_after_s } => {
+            std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
             let _ = respond(
                 stream,
                 429,
@@ -272,9 +373,58 @@ pub(super) fn authorized(stream: &mut TcpStream, req: &Request, shared: &Shared)
     }
 }
 
-fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
+/// The browser rules (see `origin.rs`): a foreign `Host` or `Origin` gets
+/// 403, a state-changing API call without a JSON body type gets 415. On
+/// refusal it answers and returns false.
+fn browser_safe(stream: &mut TcpStream, req: &Request, shared: &Shared) -> bool {
+    let hook = req.path.starts_with("/hooks/");
+    // Webhooks are server-to-server and may come through a proxy under any
+    // name; their own token guards them. A browser page still may not.
+    let host = if hook { None } else { req.header("host") };
+    if let Err(refusal) = shared.origin.check(host, req.header("origin")) {
+        let _ = respond(
+            stream,
+            403,
+            "application/json",
+            &[],
+            json!({"error": refusal.message, "code": "FORBIDDEN_ORIGIN"})
+                .to_string()
+                .as_bytes(),
+        );
+        return false;
+    }
+    // DELETE needs a CORS preflight, which the gateway never grants.
+    let changes_state = matches!(req.method.as_str(), "POST" | "PUT" | "PATCH");
+    if changes_state && !hook && req.path.starts_with("/api/") {
+        let json_body = req
+            .header("content-type")
+            .and_then(|t| t.split(';').next())
+            .map(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            .unwrap_or(false);
+        if !json_body {
+            let _ = respond(
+                stream,
+                415,
+                "application/json",
+                &[],
+                error_body("send Content-Type: application/json").as_bytes(),
+            );
+            return false;
+        }
+    }
+    true
+}
+
+fn route(mut stream: TcpStream, req: Request, shared: &Shared, mut unproven: Unproven) {
+    if req.path != "/healthz" && !browser_safe(&mut stream, &req, shared) {
+        return;
+    }
     let m = req.method.as_str();
     let p = req.path.as_str();
+    if p != "/ws" {
+        // The whole request is in; what follows is bounded by the reactor.
+        unproven.prove();
+    }
     match (m, p) {
         ("GET", "/") | ("GET", "/index.html") => {
             let _ = respond(&mut stream, 200, "text/html; charset=utf-8", &[("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'".into())], INDEX_HTML.as_bytes());
@@ -287,7 +437,7 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
             }
         }
         ("GET", "/ws") => {
-            ws::serve(stream, &req, shared);
+            ws::serve(stream, &req, shared, unproven);
         }
         ("GET", "/status") => {
             if authorized(&mut stream, &req, shared) {
@@ -302,6 +452,18 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
         ("POST", "/api/call") => {
             if authorized(&mut stream, &req, shared) {
                 match serde_json::from_slice::<Value>(&req.body) {
+                    Ok(v) if v["method"].as_str().map(str::len).unwrap_or(0) > MAX_METHOD => {
+                        let _ = respond(
+                            &mut stream,
+                            404,
+                            "application/json",
+                            &[],
+                            error_body(
+                                "unknown method (names are at most 32 bytes); see docs/protocol.md",
+                            )
+                            .as_bytes(),
+                        );
+                    }
                     Ok(v) if v["method"].is_string() && v["method"] != "chat.send" => {
                         let method = v["method"].as_str().unwrap_or("").to_string();
                         query(
@@ -334,7 +496,7 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
             if !authorized(&mut stream, &req, shared) {
                 return;
             }
-            let key = percent_decode(&path["/api/sessions/".len()..]);
+            let key = percent_decode(path.strip_prefix("/api/sessions/").unwrap_or(""));
             match m {
                 "GET" => query(
                     &mut stream,
@@ -371,22 +533,9 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared) {
     }
 }
 
+/// Decodes one path segment taken from a request (never panics).
 pub(super) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::net::percent::decode_lossy(s)
 }
 
 pub(super) type Answer = Result<Value, (String, String)>;
@@ -418,6 +567,7 @@ pub(super) fn status_for(code: &str) -> u16 {
         "TOO_LARGE" => 413,
         "UNAUTHORIZED" => 401,
         "BUSY" => 503,
+        "METHOD_NOT_FOUND" => 404,
         _ => 500,
     }
 }
@@ -455,8 +605,8 @@ fn http_chat(mut stream: TcpStream, req: &Request, shared: &Shared) {
         params["session"] = json!("http:default");
     }
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(256);
-    let outbox = crate::gateway::outbox::Outbox::new(tx, None);
+    // A non-streaming request is sent the answer only.
+    let (outbox, rx) = crate::gateway::outbox::channel(256, None, !streaming);
     if shared
         .to_reactor
         .blocking_send(ToReactor::Open { conn, outbox })
@@ -495,7 +645,10 @@ fn http_chat(mut stream: TcpStream, req: &Request, shared: &Shared) {
                     .unwrap_or("refused")
                     .to_string();
                 let code = v["error"]["code"].as_str().unwrap_or("ERROR");
-                let status = if code == "BUSY" { 503 } else { 400 };
+                let status = match status_for(code) {
+                    500 => 400,
+                    other => other,
+                };
                 let _ = respond(
                     &mut stream,
                     status,

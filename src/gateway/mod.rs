@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod channels;
 pub mod http;
+pub mod origin;
 pub mod outbox;
 pub mod proactive_http;
 pub mod protocol;
@@ -67,7 +68,14 @@ pub struct Shared {
     pub ready: AtomicBool,
     pub shutting_down: AtomicBool,
     pub next_conn: AtomicU64,
+    /// Connection threads running.
     pub active: AtomicUsize,
+    /// Of those, the ones not yet proven: still sending their request head,
+    /// or a WebSocket that has not authenticated. They may take all slots
+    /// but the reserve (`http::reserve_for`).
+    pub unproven: AtomicUsize,
+    /// The `Host`/`Origin` rules for browser requests.
+    pub origin: origin::Policy,
 }
 
 /// Capacity of the channel into the reactor.
@@ -78,11 +86,26 @@ pub struct RunOptions {
     pub bind: Option<String>,
 }
 
-/// Checks the exposure rule: anything but loopback needs a token.
+/// Shortest gateway token accepted for a bind beyond loopback.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Checks the exposure rule: anything but loopback needs a token of at
+/// least `MIN_TOKEN_CHARS` non-blank characters.
 pub fn check_exposure(bind: &str, ip: std::net::IpAddr, token: Option<&str>) -> Result<(), String> {
-    if !ip.is_loopback() && token.map(str::is_empty).unwrap_or(true) {
+    if ip.is_loopback() {
+        return Ok(());
+    }
+    let strength = token
+        .map(|t| t.chars().filter(|c| !c.is_whitespace()).count())
+        .unwrap_or(0);
+    if strength == 0 {
         return Err(format!(
             "refusing to listen on {ip} (gateway.bind = {bind:?}) without gateway.auth.token: anyone on the network could use your assistant and its API keys.\n  fix: set a long random token, e.g. `pinch config set gateway.auth.token '$PINCH_GATEWAY_TOKEN'` and put PINCH_GATEWAY_TOKEN=<random> in $PINCH_HOME/.env, or keep gateway.bind = \"loopback\""
+        ));
+    }
+    if strength < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "refusing to listen on {ip} (gateway.bind = {bind:?}): gateway.auth.token has {strength} non-blank characters, fewer than {MIN_TOKEN_CHARS}; anyone on the network could guess it.\n  fix: use a long random token (e.g. `head -c 24 /dev/urandom | base64`), or keep gateway.bind = \"loopback\""
         ));
     }
     Ok(())
@@ -129,6 +152,8 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         shutting_down: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
         active: AtomicUsize::new(0),
+        unproven: AtomicUsize::new(0),
+        origin: origin::Policy::new(ip, &cfg.gateway.allowed_origins, &cfg.gateway.allowed_hosts),
     });
     let cfg = Arc::new(cfg);
     let workspace = workspace_dir(home, &cfg);

@@ -56,7 +56,8 @@ pub fn api(stream: &mut TcpStream, req: &Request, shared: &Shared) {
 }
 
 /// `POST /hooks/<name>`: 202 with the run id; 404 for an unknown hook, 401
-/// for a wrong token (counted toward the address's lockout), 413 for a body
+/// for a wrong token (counted toward the address's lockout; 429 while it is
+/// locked out, though the right token still passes), 413 for a body
 /// over the hook's `maxBodyBytes`. Nothing runs unless all checks pass.
 pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
     if req.method != "POST" {
@@ -64,9 +65,6 @@ pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
     }
     let name = percent_decode(req.path.strip_prefix("/hooks/").unwrap_or(""));
     let now = crate::util::now_ms();
-    if let Some(retry) = shared.auth.locked_for(req.remote, now) {
-        return locked(stream, retry);
-    }
     let token = auth::bearer(req.header("authorization"))
         .or_else(|| req.header("x-pinch-token").map(str::trim));
     let params = json!({
@@ -103,7 +101,10 @@ pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
     };
     let status = match code.as_str() {
         "UNAUTHORIZED" => match shared.auth.record_failure(req.remote, now) {
-            Check::Locked { retry_after_s } => return locked(stream, retry_after_s),
+            Check::Locked { retry_after_s } => {
+                std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
+                return locked(stream, retry_after_s);
+            }
             Check::Denied { delay_ms } => {
                 std::thread::sleep(Duration::from_millis(delay_ms));
                 401

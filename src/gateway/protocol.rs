@@ -29,6 +29,7 @@ pub fn parse(text: &str) -> Result<Request, String> {
             let id = serde_json::from_str::<Value>(text)
                 .ok()
                 .and_then(|v| v.get("id").cloned())
+                .filter(|id| id.as_str().map(|s| s.len() <= 64).unwrap_or(false))
                 .unwrap_or(Value::Null);
             let msg = format!("malformed request: {e}; expected {{\"type\":\"req\",\"id\":\"…\",\"method\":\"…\",\"params\":{{…}}}} (id ≤ 64 bytes, method ≤ 32)");
             return Err(error_frame(&id, "INVALID_REQUEST", &msg));

@@ -240,8 +240,22 @@ impl Reactor {
     }
 
     fn send(&mut self, conn: u64, frame: String) {
+        self.to_client(conn, |o| o.push(frame));
+    }
+
+    /// Streamed text: merged with what the client has not read yet.
+    fn send_delta(&mut self, conn: u64, run_id: &str, session: &str, text: &str) {
+        self.to_client(conn, |o| o.push_delta(run_id, session, text));
+    }
+
+    /// A progress event, which non-streaming clients do without.
+    fn send_progress(&mut self, conn: u64, frame: impl FnOnce() -> String) {
+        self.to_client(conn, |o| o.push_progress(frame));
+    }
+
+    fn to_client(&mut self, conn: u64, push: impl FnOnce(&Outbox) -> bool) {
         let alive = match self.clients.get(&conn) {
-            Some(o) => o.push(frame),
+            Some(o) => push(o),
             None => return,
         };
         if !alive {
@@ -319,8 +333,8 @@ impl Reactor {
                 if meta.is_none() && method == "sessions.show" {
                     return Err(err("NOT_FOUND", format!("no session {session:?}")));
                 }
-                let items: Vec<Value> = turns.iter().map(|(seq, t)| turn_json(*seq, t)).collect();
-                Ok(json!({"session": session, "meta": meta, "turns": items}))
+                let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
+                Ok(json!({"session": session, "meta": meta, "turns": items, "complete": complete}))
             }
             "sessions.list" => {
                 let limit = params
@@ -604,13 +618,13 @@ impl Reactor {
         let session = run.session.clone();
         let rid = u.run_id.to_string();
         match u.event {
-            RunEvent::Delta(text) => self.send(conn, event_frame("chat.delta", json!({"runId": rid, "session": session, "text": text}))),
-            RunEvent::Thinking(text) => self.send(conn, event_frame("chat.thinking", json!({"runId": rid, "session": session, "text": text}))),
+            RunEvent::Delta(text) => self.send_delta(conn, &rid, &session, &text),
+            RunEvent::Thinking(text) => self.send_progress(conn, || event_frame("chat.thinking", json!({"runId": rid, "session": session, "text": text}))),
             RunEvent::Tool { name, phase, summary, ok } => {
-                self.send(conn, event_frame("chat.tool", json!({"runId": rid, "session": session, "name": name, "phase": phase, "summary": summary, "ok": ok})))
+                self.send_progress(conn, || event_frame("chat.tool", json!({"runId": rid, "session": session, "name": name, "phase": phase, "summary": summary, "ok": ok})))
             }
             RunEvent::Restart { model, reason } => {
-                self.send(conn, event_frame("chat.restart", json!({"runId": rid, "session": session, "model": model, "reason": reason})))
+                self.send_progress(conn, || event_frame("chat.restart", json!({"runId": rid, "session": session, "model": model, "reason": reason})))
             }
             RunEvent::ModelFailed { model, error } => {
                 let now = crate::util::now_ms();
@@ -704,6 +718,41 @@ fn session_param(params: &Value, conn: Option<u64>) -> Result<String, (String, S
             None => Err(err("INVALID_REQUEST", "params.session is required")),
         },
     }
+}
+
+/// Text sent in one `chat.history` answer at most, so the frame stays far
+/// below the WebSocket message bound.
+const HISTORY_TEXT_BYTES: usize = 512 * 1024;
+
+/// The newest turns (oldest-first) whose text fits `budget` bytes; a newest
+/// turn larger than the budget is cut to it and marked `"truncated": true`.
+/// The flag is false when turns were left out or cut.
+fn bounded_history(turns: &[(u64, Turn)], budget: usize) -> (Vec<Value>, bool) {
+    let mut left = budget;
+    let mut out = Vec::new();
+    let mut complete = true;
+    for (seq, t) in turns.iter().rev() {
+        let mut item = turn_json(*seq, t);
+        let len = item["text"].as_str().map(str::len).unwrap_or(0);
+        if len > left {
+            complete = false;
+            if out.is_empty() {
+                let text = item["text"].as_str().unwrap_or("");
+                let mut cut = left;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                item["text"] = json!(text.get(..cut).unwrap_or(""));
+                item["truncated"] = json!(true);
+                out.push(item);
+            }
+            break;
+        }
+        left -= len;
+        out.push(item);
+    }
+    out.reverse();
+    (out, complete)
 }
 
 fn turn_json(seq: u64, t: &Turn) -> Value {

@@ -4,13 +4,15 @@
 //! `poll(2)` on two descriptors: the socket (frames from the client) and the
 //! wake pipe of its outbox (frames from the reactor). So a streamed delta
 //! goes out the moment the reactor pushes it, and one thread serves both
-//! directions. Silent peers get pings; a peer silent past the idle limit, or
-//! too slow to take its frames, is dropped.
+//! directions. Silent peers get pings; a peer silent past the idle limit, one
+//! that has not authenticated within `AUTH_DEADLINE` when a token is asked
+//! for, or one that stops taking bytes for 10 s while frames wait, is
+//! dropped. (Streamed text behind a slow reader is merged in the outbox.)
 
 use super::{Shared, ToReactor};
 use crate::gateway::auth::{self, Check};
-use crate::gateway::http::{respond, Request};
-use crate::gateway::outbox::Outbox;
+use crate::gateway::http::{respond, Request, Unproven};
+use crate::gateway::outbox::{self, Inbox};
 use crate::gateway::protocol;
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
@@ -27,29 +29,63 @@ use tungstenite::Message;
 
 const PING_EVERY: Duration = Duration::from_secs(25);
 const IDLE_LIMIT: Duration = Duration::from_secs(90);
-/// Frames queued for one client before it counts as too slow.
+/// A client the gateway asks for a token must send `connect` within this.
+const AUTH_DEADLINE: Duration = Duration::from_secs(5);
+/// Frames queued for one client before it counts as gone (deltas of one
+/// run merge into one frame, so only a client that stopped reading gets here).
 const OUTBOX_FRAMES: usize = 512;
-/// Hard cap at the framing layer; larger messages close the connection.
+/// Hard cap on client messages at the framing layer; larger ones close the
+/// connection. (Server messages are bounded by the outbox's `MAX_BYTES`.)
 const HARD_MAX: usize = 1024 * 1024;
 
-pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
-    let upgrade = req
-        .header("upgrade")
-        .map(|v| v.eq_ignore_ascii_case("websocket"))
-        .unwrap_or(false);
-    let key = req.header("sec-websocket-key");
-    let (Some(key), true) = (key, upgrade) else {
-        let _ = respond(
+/// Whether `key` is what RFC 6455 asks for: 16 bytes in base64 (24 chars).
+fn valid_key(key: &str) -> bool {
+    let b = key.trim().as_bytes();
+    b.len() == 24
+        && b.ends_with(b"==")
+        && b.iter()
+            .take(22)
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
+fn refuse(stream: &mut TcpStream, status: u16, extra: &[(&str, String)], msg: &str) {
+    let body = json!({"error": msg}).to_string();
+    let _ = respond(stream, status, "application/json", extra, body.as_bytes());
+}
+
+pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven: Unproven) {
+    let has_token = |name: &str, token: &str| {
+        req.header(name)
+            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    };
+    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+        return refuse(
             &mut stream,
             400,
-            "application/json",
             &[],
-            br#"{"error":"this endpoint speaks WebSocket only"}"#,
+            "this endpoint speaks WebSocket only (Upgrade: websocket, Connection: Upgrade)",
         );
-        return;
+    }
+    if req.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return refuse(
+            &mut stream,
+            426,
+            &[("Sec-WebSocket-Version", "13".into())],
+            "only WebSocket version 13 is spoken",
+        );
+    }
+    let Some(key) = req.header("sec-websocket-key").filter(|k| valid_key(k)) else {
+        return refuse(
+            &mut stream,
+            400,
+            &[],
+            "Sec-WebSocket-Key must be 16 bytes in base64",
+        );
     };
+    let key = key.trim();
     // A token in the Authorization header authenticates at once; otherwise the
-    // first frame must be a `connect` request carrying it.
+    // first frame must be a `connect` request carrying it, within AUTH_DEADLINE.
     let mut authed = !shared.auth.required();
     if let Some(t) = auth::bearer(req.header("authorization")) {
         match shared
@@ -57,17 +93,23 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
             .check(req.remote, Some(t), crate::util::now_ms())
         {
             Check::Ok => authed = true,
-            _ => {
-                let _ = respond(
+            Check::Denied { delay_ms } => {
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                return refuse(&mut stream, 401, &[], "wrong gateway token");
+            }
+            Check::Locked { retry_after_s } => {
+                std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
+                return refuse(
                     &mut stream,
-                    401,
-                    "application/json",
-                    &[],
-                    br#"{"error":"wrong gateway token"}"#,
+                    429,
+                    &[("Retry-After", retry_after_s.to_string())],
+                    "too many failed attempts from this address; wait and retry",
                 );
-                return;
             }
         }
+    }
+    if authed {
+        unproven.prove();
     }
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
@@ -75,7 +117,6 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
         return;
     }
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(OUTBOX_FRAMES);
     let (wake_r, wake_w) = match UnixStream::pair() {
         Ok(p) => p,
         Err(e) => {
@@ -83,12 +124,10 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
             return;
         }
     };
+    let (outbox, rx) = outbox::channel(OUTBOX_FRAMES, Some(wake_w), false);
     if shared
         .to_reactor
-        .blocking_send(ToReactor::Open {
-            conn,
-            outbox: Outbox::new(tx, Some(wake_w)),
-        })
+        .blocking_send(ToReactor::Open { conn, outbox })
         .is_err()
     {
         return;
@@ -98,7 +137,8 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
     let cfg = WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(256 * 1024)
+        // Any frame the outbox accepted can be sent whole.
+        .max_write_buffer_size(outbox::MAX_BYTES + 64 * 1024)
         .max_message_size(Some(HARD_MAX))
         .max_frame_size(Some(HARD_MAX));
     let mut c = Conn {
@@ -107,30 +147,39 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared) {
         conn,
         authed,
         remote: req.remote,
+        unproven,
     };
     let reason = c.run(shared, &wake_r, &rx);
     log::debug!("ws {conn}: closed ({reason})");
     let _ = shared.to_reactor.blocking_send(ToReactor::Closed { conn });
 }
 
-struct Conn {
+struct Conn<'a> {
     ctx: WebSocketContext,
     stream: TcpStream,
     conn: u64,
     authed: bool,
     remote: std::net::IpAddr,
+    /// Counted as unproven until authenticated.
+    unproven: Unproven<'a>,
 }
 
-impl Conn {
-    fn run(
-        &mut self,
-        shared: &Shared,
-        mut wake: &UnixStream,
-        rx: &std::sync::mpsc::Receiver<String>,
-    ) -> &'static str {
+impl Conn<'_> {
+    fn run(&mut self, shared: &Shared, mut wake: &UnixStream, rx: &Inbox) -> &'static str {
+        let opened = Instant::now();
         let mut last_seen = Instant::now();
         let mut last_ping = Instant::now();
         loop {
+            if !self.authed && opened.elapsed() > AUTH_DEADLINE {
+                let f = protocol::error_frame(
+                    &Value::Null,
+                    "UNAUTHORIZED",
+                    "no connect with the gateway token in time; closing",
+                );
+                let _ = self.send(Message::text(f));
+                let _ = self.close(CloseCode::Policy, "authenticate first");
+                return "not authenticated in time";
+            }
             let mut fds = [
                 libc::pollfd {
                     fd: self.stream.as_raw_fd(),
@@ -278,6 +327,7 @@ impl Conn {
             return match shared.auth.check(self.remote, token, crate::util::now_ms()) {
                 Check::Ok => {
                     self.authed = true;
+                    self.unproven.prove();
                     let payload = json!({"server": "pinch", "version": env!("CARGO_PKG_VERSION"), "protocol": 1, "conn": self.conn});
                     self.send(Message::text(protocol::ok_frame(req.id.as_str(), payload)))
                         .is_ok()
@@ -292,6 +342,7 @@ impl Conn {
                     .is_ok()
                 }
                 Check::Locked { retry_after_s } => {
+                    std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
                     let msg = format!("too many failed attempts; retry in {retry_after_s} s");
                     let _ = self.send(Message::text(protocol::error_frame(&id, "LOCKED", &msg)));
                     let _ = self.close(CloseCode::Policy, "locked out");

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod noproxy;
+pub mod percent;
 pub mod probe;
 pub mod route;
 pub mod tls;

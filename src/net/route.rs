@@ -778,33 +778,14 @@ fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
 }
 
 fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => {
-                    return Err(
-                        "bad percent-encoding in the credentials: write a literal % as %25"
-                            .to_string(),
-                    )
-                }
-            }
+    super::percent::decode_strict(text).map_err(|e| match e {
+        super::percent::DecodeError::BadEscape => {
+            "bad percent-encoding in the credentials: write a literal % as %25".to_string()
         }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
-        .map_err(|_| "the credentials are not valid UTF-8 once decoded".to_string())
+        super::percent::DecodeError::NotUtf8 => {
+            "the credentials are not valid UTF-8 once decoded".to_string()
+        }
+    })
 }
 
 #[cfg(test)]
