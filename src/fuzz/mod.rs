@@ -17,7 +17,6 @@ mod targets;
 
 use engine::{Known, Rng, Verdict};
 use std::path::PathBuf;
-use std::time::Duration;
 
 struct Target {
     name: &'static str,
@@ -194,7 +193,14 @@ fn fuzz_targets_for_the_time_budget() {
             let saved = engine::save_failure(&data_dir("fuzz", t.name), &f.input)
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|e| format!("(not saved: {e})"));
-            new.push(format!("{}: {} -> {saved}", t.name, f.what));
+            let shown: String = String::from_utf8_lossy(&f.input)
+                .chars()
+                .take(300)
+                .collect();
+            new.push(format!(
+                "{}: {} -> {saved}\n  input: {shown:?}",
+                t.name, f.what
+            ));
         }
         rows.push((
             t.name.to_string(),
@@ -210,5 +216,4 @@ fn fuzz_targets_for_the_time_budget() {
         "fuzzing found failures (inputs saved; replay with cargo test fuzz_corpus):\n{}",
         new.join("\n")
     );
-    let _ = Duration::ZERO;
 }
