@@ -449,5 +449,7 @@ pub fn webhook_body(input: &[u8]) -> Verdict {
         let _ = "Event: {{body}}".replace("{{body}}", cut);
     }
     let _ = serde_json::from_slice::<Value>(input);
+    // The hook's token arrives in `Authorization: Bearer …`.
+    let _ = crate::gateway::auth::bearer(Some(&body));
     Ok(())
 }
