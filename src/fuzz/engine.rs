@@ -331,8 +331,23 @@ pub fn install_hook() {
     });
 }
 
-/// Runs `f` on `input`, turning a panic into `Err("panic at …")`.
+/// One execution longer than this is a finding (a hang or a quadratic
+/// blow-up an attacker could feed); generous for unoptimized test builds.
+pub const SLOW: Duration = Duration::from_secs(2);
+
+/// Runs `f` on `input`, turning a panic into `Err("panic at …")` and an
+/// execution over [`SLOW`] into `Err("slow: …")`.
 pub fn run_one(f: &dyn Fn(&[u8]) -> Verdict, input: &[u8]) -> Verdict {
+    let started = Instant::now();
+    let v = run_caught(f, input);
+    let took = started.elapsed();
+    if v.is_ok() && took > SLOW {
+        return Err(format!("slow: one execution took {} ms", took.as_millis()));
+    }
+    v
+}
+
+fn run_caught(f: &dyn Fn(&[u8]) -> Verdict, input: &[u8]) -> Verdict {
     CAPTURE.with(|c| *c.borrow_mut() = Some(String::new()));
     let r = panic::catch_unwind(AssertUnwindSafe(|| f(input)));
     let msg = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
