@@ -19,3 +19,6 @@ pub mod service;
 pub mod store;
 pub mod util;
 pub mod workspace;
+
+#[cfg(test)]
+mod fuzz;

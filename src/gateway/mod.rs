@@ -18,6 +18,12 @@ pub mod reactor;
 pub mod telegram;
 pub mod ws;
 
+/// The path decoder, for the fuzz harness (`src/fuzz/`).
+#[cfg(test)]
+pub(crate) fn fuzz_percent_decode(s: &str) -> String {
+    http::percent_decode(s)
+}
+
 use crate::config::{self, Loaded};
 use crate::home::Home;
 use serde_json::Value;
