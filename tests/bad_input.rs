@@ -312,11 +312,9 @@ fn bad_input_corpus_leaves_the_gateway_healthy_and_chatting() {
     );
 }
 
-/// Percent escapes cut off a multibyte character: the path decoder panics
-/// on these today (one request ends a release build). The fix is in the
-/// gateway hardening branch; remove the `#[ignore]` when it lands.
+/// Percent escapes cut off a multibyte character: the path decoder once
+/// panicked on these (one request ended a release build).
 #[test]
-#[ignore = "fixed in the gateway hardening branch"]
 fn percent_escapes_off_a_char_boundary() {
     let (_home, _llm, gw) = start("badpercent");
     let hook_auth = format!("Authorization: Bearer {HOOK_TOKEN}\r\n");
