@@ -32,8 +32,9 @@ Commands:
   cron add|list|show|edit|remove|run-now
                          scheduled jobs (the gateway must be running)
   doctor                 check connectivity, exposure, permissions and clock
-  service install --user|print-unit
-                         run as a systemd user service, or print the unit
+  service install --user|--openrc|print-unit
+                         run as a systemd user service or an OpenRC
+                         service, or print the unit
   version                print the version
 
 Global options:
