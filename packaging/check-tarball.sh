@@ -32,7 +32,7 @@ trap cleanup EXIT
 
 mkdir -p "$ROOT/opt" "$ROOT/run" "$ROOT/var/lib"
 tar -xzf "$TARBALL" -C "$ROOT/opt"
-top=$(tar -tzf "$TARBALL" | head -1 | cut -d/ -f1)
+top=$(tar -tzf "$TARBALL" | sed -n '1s|/.*||p')
 ln -s "$top" "$ROOT/opt/pinch"
 APP="$ROOT/opt/pinch"
 for f in bin/pinch pinch.json README-NAS.md README.md init/systemd/pinch.service init/systemd/pinch-user.service \
@@ -106,7 +106,7 @@ openrc() {
     )
 }
 STARTED_PID=""
-: >"$LOG" 2>/dev/null || true
+rm -f "$LOG"
 openrc start || fail "OpenRC start() failed"
 check_running "OpenRC start()"
 openrc stop || fail "OpenRC stop() failed"
@@ -121,6 +121,19 @@ sh "$APP/init/sysv/pinch" stop || fail "SysV stop failed"
 check_stopped "SysV stop"
 st=0; sh "$APP/init/sysv/pinch" status >/dev/null || st=$?
 [ "$st" = 3 ] || fail "SysV status after stop exited $st, not 3"
+
+# --- SysV without start-stop-daemon (Synology, some BusyBox builds): su -------
+if command -v su >/dev/null && [ -x /usr/bin/su ] || [ -x /bin/su ]; then
+    : >"$LOG"
+    PATH=/usr/bin:/bin sh -c 'command -v start-stop-daemon' >/dev/null 2>&1 \
+        && fail "start-stop-daemon is in /usr/bin or /bin: the su fallback cannot be isolated"
+    PATH=/usr/bin:/bin sh "$APP/init/sysv/pinch" start || fail "SysV start (su) failed"
+    check_running "SysV start (su, no start-stop-daemon)"
+    PATH=/usr/bin:/bin sh "$APP/init/sysv/pinch" stop || fail "SysV stop (su) failed"
+    check_stopped "SysV stop (su)"
+else
+    fail "no su: the SysV script's fallback was not tested"
+fi
 
 if [ "$FAILS" -gt 0 ]; then echo "check-tarball: $FAILS check(s) failed" >&2; exit 1; fi
 echo "check-tarball: all checks passed"
