@@ -2,6 +2,8 @@
 //! See ARCHITECTURE.md for the map of this crate.
 
 pub mod agent;
+mod arm_tls;
+pub mod atomic64;
 pub mod channel;
 pub mod cli;
 pub mod config;
