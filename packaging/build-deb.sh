@@ -5,8 +5,12 @@
 # timestamps come from the last commit (SOURCE_DATE_EPOCH), so the same
 # commit and binaries give byte-identical packages.
 #
-#   packaging/build-deb.sh [ARCH...]     ARCH: amd64 arm64 armhf armel (default: amd64
-#                                        arm64 armhf, plus armel when its binary exists)
+#   packaging/build-deb.sh [ARCH...]     ARCH: amd64 arm64 armhf armhf-armv6 armel (default:
+#                                        amd64 arm64 armhf, plus the others whose binary exists)
+#
+# armhf-armv6 is an armhf package (Architecture: armhf) holding the ARMv6
+# build, for Raspberry Pi OS on a Pi 1 / Zero, whose "armhf" is ARMv6; it
+# also runs on every later Pi. Its file is pinch_<version>_armhf-armv6.deb.
 #
 # A missing binary is built first with cross/build.sh. Environment:
 #   PINCH_DEB_REVISION   Debian revision (default 1)
@@ -17,6 +21,7 @@ ROOT=$(pwd)
 OUT=target/debian
 if [ $# -eq 0 ]; then
     set -- amd64 arm64 armhf
+    [ -x target/arm-unknown-linux-gnueabihf/release/pinch ] && set -- "$@" armhf-armv6
     [ -x target/armv5te-unknown-linux-gnueabi/release/pinch ] && set -- "$@" armel
 fi
 
@@ -33,7 +38,8 @@ triple_of() {
         arm64) echo aarch64-unknown-linux-gnu ;;
         armhf) echo armv7-unknown-linux-gnueabihf ;;
         armel) echo armv5te-unknown-linux-gnueabi ;;
-        *) echo "build-deb: unknown architecture $1 (amd64, arm64, armhf, armel)" >&2; exit 2 ;;
+        armhf-armv6) echo arm-unknown-linux-gnueabihf ;;
+        *) echo "build-deb: unknown architecture $1 (amd64, arm64, armhf, armhf-armv6, armel)" >&2; exit 2 ;;
     esac
 }
 strip_of() {
@@ -42,6 +48,7 @@ strip_of() {
         arm64) echo aarch64-linux-gnu-strip ;;
         armhf) echo arm-linux-gnueabihf-strip ;;
         armel) echo arm-linux-gnueabi-strip ;;
+        armhf-armv6) echo arm-linux-gnueabihf-strip ;;
     esac
 }
 
@@ -148,7 +155,7 @@ build_one() {
     cat >"$stage/DEBIAN/control" <<EOF
 Package: pinch
 Version: $VERSION
-Architecture: $arch
+Architecture: ${arch%-armv6}
 Maintainer: $MAINTAINER
 Installed-Size: $size
 Depends: $deps

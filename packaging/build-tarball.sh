@@ -20,7 +20,7 @@ export TZ=UTC LC_ALL=C
 umask 022
 
 if [ $# -eq 0 ]; then
-    for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf armv5te-unknown-linux-gnueabi; do
+    for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf arm-unknown-linux-gnueabihf armv5te-unknown-linux-gnueabi; do
         [ -x "target/$t/release/pinch" ] && set -- "$@" "$t"
     done
     [ $# -gt 0 ] || { echo "build-tarball: no release binaries: run cross/build.sh first" >&2; exit 1; }
@@ -29,7 +29,7 @@ fi
 strip_of() {
     case "$1" in
         aarch64-*) echo aarch64-linux-gnu-strip ;;
-        armv7-*) echo arm-linux-gnueabihf-strip ;;
+        armv7-* | arm-unknown-linux-gnueabihf) echo arm-linux-gnueabihf-strip ;;
         armv5te-*) echo arm-linux-gnueabi-strip ;;
         *) echo strip ;;
     esac
