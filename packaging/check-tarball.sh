@@ -84,7 +84,14 @@ check_stopped() {
     [ ! -e "$PINCH_PIDFILE" ] || fail "$how: the pidfile is left behind"
 }
 
-# --- OpenRC: the script's own start() and stop(), with OpenRC's helpers ------
+# --- OpenRC: `pinch service install --openrc` stages /etc/init.d/pinch and
+# /etc/conf.d/pinch in the scratch root; then, as openrc-run does, the
+# conf.d file is sourced, then the script, and its start()/stop() run. ---------
+"$APP/bin/pinch" service install --openrc --root "$ROOT" --run-as "$RUN_AS" >/dev/null \
+    || fail "pinch service install --openrc --root failed"
+cmp -s "$ROOT/etc/init.d/pinch" "$APP/init/openrc/pinch" \
+    || fail "the installed OpenRC script differs from the tarball's"
+grep -qx "PINCH_HOME='$HOME_DIR'" "$ROOT/etc/conf.d/pinch" || fail "conf.d does not name PINCH_HOME"
 openrc() {
     (
         if ! command -v checkpath >/dev/null; then
@@ -101,7 +108,9 @@ openrc() {
             }
         fi
         # shellcheck disable=SC1090,SC1091
-        . "$APP/init/openrc/pinch"
+        . "$ROOT/etc/conf.d/pinch"
+        # shellcheck disable=SC1090,SC1091
+        . "$ROOT/etc/init.d/pinch"
         "$1"
     )
 }
