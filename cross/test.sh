@@ -157,10 +157,13 @@ smoke() {
 }
 EOF
     chmod 600 "$dir/pinch.json"
-    PINCH_HOME="$dir" RUST_LOG=info $run "$bin" gateway run --port 0 2>"$dir/gw.log" &
+    # The log exists before the gateway starts: the background job opens it
+    # only once it is scheduled.
+    : >"$dir/gw.log"
+    PINCH_HOME="$dir" RUST_LOG=info $run "$bin" gateway run --port 0 2>>"$dir/gw.log" &
     gw_pid=$!
     for _ in $(seq 300); do
-        addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$dir/gw.log" | head -1)
+        addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$dir/gw.log" | head -1 || true)
         [ -n "$addr" ] && break
         kill -0 "$gw_pid" 2>/dev/null || break
         sleep 0.1

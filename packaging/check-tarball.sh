@@ -61,7 +61,7 @@ LOG="$HOME_DIR/logs/gateway.log"
 check_running() {
     local how=$1 addr="" pid code owner
     for _ in $(seq 100); do
-        addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$LOG" 2>/dev/null | tail -1)
+        addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$LOG" 2>/dev/null | tail -1 || true)
         [ -n "$addr" ] && break
         sleep 0.1
     done
