@@ -14,11 +14,12 @@ MEM_BUDGET_KB=$((1536 * 1024))
 
 echo "== stripped release binaries"
 found=0
-for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf armv5te-unknown-linux-gnueabi; do
     bin="target/$t/release/pinch"
     [ -f "$bin" ] || { printf '%-32s (not built: cross/build.sh %s)\n' "$t" "$t"; continue; }
     case "$t" in
-        aarch64-*) s=aarch64-linux-gnu-strip ;; armv7-*) s=arm-linux-gnueabihf-strip ;; *) s=strip ;;
+        aarch64-*) s=aarch64-linux-gnu-strip ;; armv7-*) s=arm-linux-gnueabihf-strip ;;
+        armv5te-*) s=arm-linux-gnueabi-strip ;; *) s=strip ;;
     esac
     tmp=$(mktemp); "$s" -o "$tmp" "$bin"; size=$(stat -c %s "$tmp"); rm -f "$tmp"
     printf '%-32s %9d bytes  %6.2f MiB\n' "$t" "$size" "$(awk -v s="$size" 'BEGIN { print s / 1048576 }')"

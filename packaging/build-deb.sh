@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Builds the pinch .deb packages (amd64, arm64, armhf) from the release
+# Builds the pinch .deb packages (amd64, arm64, armhf, armel) from the release
 # binaries that cross/build.sh leaves in target/<triple>/release/pinch, into
 # target/debian/. Uses a staged tree and `dpkg-deb --root-owner-group`;
 # timestamps come from the last commit (SOURCE_DATE_EPOCH), so the same
 # commit and binaries give byte-identical packages.
 #
-#   packaging/build-deb.sh [ARCH...]     ARCH: amd64 arm64 armhf (default: all)
+#   packaging/build-deb.sh [ARCH...]     ARCH: amd64 arm64 armhf armhf-armv6 armel (default:
+#                                        amd64 arm64 armhf, plus the others whose binary exists)
+#
+# armhf-armv6 is an armhf package (Architecture: armhf) holding the ARMv6
+# build, for Raspberry Pi OS on a Pi 1 / Zero, whose "armhf" is ARMv6; it
+# also runs on every later Pi. Its file is pinch_<version>_armhf-armv6.deb.
 #
 # A missing binary is built first with cross/build.sh. Environment:
 #   PINCH_DEB_REVISION   Debian revision (default 1)
@@ -14,7 +19,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=target/debian
-[ $# -gt 0 ] || set -- amd64 arm64 armhf
+if [ $# -eq 0 ]; then
+    set -- amd64 arm64 armhf
+    [ -x target/arm-unknown-linux-gnueabihf/release/pinch ] && set -- "$@" armhf-armv6
+    [ -x target/armv5te-unknown-linux-gnueabi/release/pinch ] && set -- "$@" armel
+fi
 
 UPSTREAM=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
 VERSION="$UPSTREAM-${PINCH_DEB_REVISION:-1}"
@@ -28,7 +37,9 @@ triple_of() {
         amd64) echo x86_64-unknown-linux-gnu ;;
         arm64) echo aarch64-unknown-linux-gnu ;;
         armhf) echo armv7-unknown-linux-gnueabihf ;;
-        *) echo "build-deb: unknown architecture $1 (amd64, arm64, armhf)" >&2; exit 2 ;;
+        armel) echo armv5te-unknown-linux-gnueabi ;;
+        armhf-armv6) echo arm-unknown-linux-gnueabihf ;;
+        *) echo "build-deb: unknown architecture $1 (amd64, arm64, armhf, armhf-armv6, armel)" >&2; exit 2 ;;
     esac
 }
 strip_of() {
@@ -36,6 +47,8 @@ strip_of() {
         amd64) echo strip ;;
         arm64) echo aarch64-linux-gnu-strip ;;
         armhf) echo arm-linux-gnueabihf-strip ;;
+        armel) echo arm-linux-gnueabi-strip ;;
+        armhf-armv6) echo arm-linux-gnueabihf-strip ;;
     esac
 }
 
@@ -142,7 +155,7 @@ build_one() {
     cat >"$stage/DEBIAN/control" <<EOF
 Package: pinch
 Version: $VERSION
-Architecture: $arch
+Architecture: ${arch%-armv6}
 Maintainer: $MAINTAINER
 Installed-Size: $size
 Depends: $deps

@@ -36,8 +36,9 @@ Commands:
   skills list|install|remove
                          the skills the assistant can use
   migrate openclaw       carry an OpenClaw home over (config, workspace, skills, jobs, transcripts)
-  service install --user|print-unit
-                         run as a systemd user service, or print the unit
+  service install --user|--openrc|print-unit
+                         run as a systemd user service or an OpenRC
+                         service, or print the unit
   version                print the version
 
 Global options:

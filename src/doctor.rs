@@ -5,7 +5,8 @@
 //! proxy), proxy handshake, TLS, one HTTP request — each failure classified
 //! (DNS 6, refused 7, timeout 28, reset after connect 56, TLS 35/60, proxy
 //! auth 407, proxy refused, HTTP status) with a one-line hint. Then the
-//! gateway's exposure, file permissions, free disk for the state store, and
+//! gateway's exposure, file permissions, free disk for the state store, the
+//! filesystem under it (fsync and permissions must hold), and
 //! clock skew against a server's Date header. `--json` for machines; the
 //! exit status is 1 when anything failed.
 
@@ -248,6 +249,7 @@ fn local_checks(home: &Home, config_path: Option<&Path>, cfg: Option<&Config>) -
             "",
         )),
     }
+    out.push(filesystem_check(&probe_dir));
     out
 }
 
@@ -273,6 +275,31 @@ fn sandbox_check(cfg: &Config) -> Check {
             if e.enabled { Level::Fail } else { Level::Warn },
             format!("unavailable: {why}; exec and skill scripts are refused"),
             "use Linux 5.13+ with Landlock enabled (lsm=...,landlock), or set tools.exec.sandbox to \"off\" to run programs unconfined",
+        ),
+    }
+}
+
+/// The filesystem under PINCH_HOME: the queue needs fsync and permissions
+/// that hold (see crate::filesystem).
+fn filesystem_check(dir: &Path) -> Check {
+    use crate::filesystem;
+    let name = "state filesystem";
+    match filesystem::magic_of(dir) {
+        Ok(magic) => {
+            let kind = filesystem::classify(magic);
+            let detail = format!("{} ({magic:#x}) at {}", kind.name, dir.display());
+            let mut c = match filesystem::advice(kind.trust) {
+                Some(hint) => check(name, Level::Warn, detail, hint),
+                None => check(name, Level::Ok, detail, ""),
+            };
+            c.extra = json!({"filesystem": kind.name, "magic": magic});
+            c
+        }
+        Err(e) => check(
+            name,
+            Level::Warn,
+            format!("cannot statfs {}: {e}", dir.display()),
+            "",
         ),
     }
 }

@@ -2,10 +2,13 @@
 //! See ARCHITECTURE.md for the map of this crate.
 
 pub mod agent;
+mod arm_tls;
+pub mod atomic64;
 pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod filesystem;
 pub mod gateway;
 pub mod home;
 pub mod llm;
@@ -16,6 +19,7 @@ pub mod queue;
 pub mod sandbox;
 pub mod sched;
 pub mod service;
+pub mod service_openrc;
 pub mod store;
 pub mod util;
 pub mod workspace;

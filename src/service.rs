@@ -1,7 +1,8 @@
 //! systemd integration without libsystemd: `READY=1` and watchdog pings are
 //! datagrams to `$NOTIFY_SOCKET` (a path, or an abstract socket when it starts
 //! with `@`). Both are no-ops when not started by systemd. Also the unit files:
-//! `pinch service print-unit [--user]` and `pinch service install --user`.
+//! `pinch service print-unit [--user]` and `pinch service install --user`;
+//! OpenRC (`--openrc`, detected by itself) is in service_openrc.rs.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -172,20 +173,29 @@ pub fn cmd(
     home: &crate::home::Home,
 ) -> Result<i32, String> {
     use lexopt::prelude::*;
-    const HELP: &str = "Usage: pinch service <install --user [--no-start] | uninstall --user | print-unit [--user]>
+    const HELP: &str = "Usage: pinch service <install --user|--openrc [--no-start] | uninstall --user|--openrc | print-unit [--user|--openrc]>
 
 install --user   write ~/.config/systemd/user/pinch.service for this binary and
                  PINCH_HOME, then `systemctl --user daemon-reload` and
                  `enable --now` (--no-start: only write and reload)
 uninstall --user disable and stop the user service and remove its unit
 print-unit       print the system unit (as the Debian package installs it);
-                 with --user, the user unit `install --user` would write
+                 with --user, the user unit `install --user` would write;
+                 with --openrc, the OpenRC init script
+install --openrc (root) write /etc/init.d/pinch and /etc/conf.d/pinch for this
+                 binary, run as --run-as USER (default pinch) with PINCH_HOME
+                 (default /var/lib/pinch), then rc-update add and start it;
+                 chosen by itself where OpenRC runs (Alpine, OpenRC NAS).
+                 --root DIR writes under DIR and runs nothing
+uninstall --openrc stop, rc-update del, remove both files
 
 System-wide installs come from the .deb package (pinch.service runs as the
 `pinch` user with /etc/pinch/pinch.json); for API keys there, prefer systemd
 credentials (LoadCredential=) over environment files.";
-    let (mut user, mut no_start) = (false, false);
+    let (mut user, mut no_start, mut openrc) = (false, false, false);
     let mut sub: Option<String> = None;
+    let mut root: Option<PathBuf> = None;
+    let mut run_as = String::from("pinch");
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
         match a {
             Short('h') | Long("help") => {
@@ -194,6 +204,15 @@ credentials (LoadCredential=) over environment files.";
             }
             Long("user") => user = true,
             Long("no-start") => no_start = true,
+            Long("openrc") => openrc = true,
+            Long("root") => root = Some(p.value().map_err(|e| e.to_string())?.into()),
+            Long("run-as") => {
+                run_as = p
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .into_string()
+                    .map_err(|_| "--run-as: not UTF-8".to_string())?
+            }
             Value(v) if sub.is_none() => sub = v.into_string().ok(),
             other => return Err(format!("{}\n\n{HELP}", other.unexpected())),
         }
@@ -208,6 +227,46 @@ credentials (LoadCredential=) over environment files.";
         None => None,
     };
     let home_root = std::path::absolute(&home.root).map_err(|e| e.to_string())?;
+    if user && openrc {
+        return Err(format!("--user and --openrc exclude each other\n\n{HELP}"));
+    }
+    // Without --user, OpenRC is used where it is the init system.
+    let openrc = openrc
+        || (!user
+            && matches!(sub.as_deref(), Some("install" | "uninstall"))
+            && crate::service_openrc::detected(Path::new("/")));
+    if openrc {
+        use crate::service_openrc as rc;
+        return match sub.as_deref() {
+            Some("print-unit") => {
+                print!("{}", rc::INIT_SCRIPT);
+                Ok(0)
+            }
+            Some("install") => {
+                if config.is_some() {
+                    return Err("--config is not passed to the OpenRC service: put the config at $PINCH_HOME/pinch.json".into());
+                }
+                // A system service keeps its state in /var/lib/pinch unless
+                // PINCH_HOME says otherwise (not in root's home).
+                let home = match std::env::var_os("PINCH_HOME").filter(|h| !h.is_empty()) {
+                    Some(_) => home_root.clone(),
+                    None => PathBuf::from(rc::DEFAULT_HOME),
+                };
+                rc::install(&rc::Install {
+                    exe: exe()?,
+                    home,
+                    run_as,
+                    root,
+                    start: !no_start,
+                })
+            }
+            Some("uninstall") => rc::uninstall(root.as_deref()),
+            _ => {
+                println!("{HELP}");
+                Ok(2)
+            }
+        };
+    }
     match (sub.as_deref(), user) {
         (Some("print-unit"), false) => {
             print!("{SYSTEM_UNIT}");
@@ -279,7 +338,7 @@ credentials (LoadCredential=) over environment files.";
             Ok(0)
         }
         (Some("install" | "uninstall"), false) => Err(format!(
-            "only per-user installs are done here: add --user.\n  system-wide: install the pinch .deb package, or put `pinch service print-unit` into /etc/systemd/system/pinch.service (it expects a `pinch` user and /etc/pinch/pinch.json)\n\n{HELP}"
+            "only per-user (--user) and OpenRC (--openrc) installs are done here.\n  system-wide: install the pinch .deb package, or put `pinch service print-unit` into /etc/systemd/system/pinch.service (it expects a `pinch` user and /etc/pinch/pinch.json)\n\n{HELP}"
         )),
         _ => {
             println!("{HELP}");

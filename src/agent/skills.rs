@@ -142,7 +142,8 @@ pub struct Frontmatter {
 }
 
 /// Where bundled skills live: `$PINCH_SKILLS_DIR`, else
-/// `/usr/share/pinch/skills`, else `skills/` beside the binary's project.
+/// `/usr/share/pinch/skills`, else `<prefix>/share/pinch/skills` for
+/// `<prefix>/bin/pinch`, else `skills/` beside the binary's project.
 pub fn bundled_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(d) = std::env::var_os("PINCH_SKILLS_DIR") {
@@ -150,6 +151,11 @@ pub fn bundled_dirs() -> Vec<PathBuf> {
     }
     dirs.push(PathBuf::from("/usr/share/pinch/skills"));
     if let Ok(exe) = std::env::current_exe() {
+        // A prefix install (the release tarball): <prefix>/bin/pinch →
+        // <prefix>/share/pinch/skills.
+        if let Some(prefix) = exe.parent().and_then(Path::parent) {
+            dirs.push(prefix.join("share/pinch/skills"));
+        }
         // target/<profile>/pinch → repository root
         if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
             dirs.push(root.join("skills"));

@@ -24,11 +24,12 @@ pub(crate) fn fuzz_percent_decode(s: &str) -> String {
     http::percent_decode(s)
 }
 
+use crate::atomic64::AtomicU64;
 use crate::config::{self, Loaded};
 use crate::home::Home;
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Messages from the edges (connections, agent workers) to the reactor.
