@@ -11,6 +11,7 @@
 pub mod env;
 pub mod jsonc;
 pub mod schema;
+pub mod storage;
 
 pub use schema::*;
 
