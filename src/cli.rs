@@ -3,6 +3,8 @@
 //! `sessions` and `cron` over HTTP). Each command has `--help`; errors say
 //! what to do.
 
+mod backup;
+mod config_migrate;
 mod cron;
 
 use crate::config::{self, Loaded};
@@ -31,10 +33,12 @@ Commands:
   queue list|retry|drop  outgoing channel messages and dead letters
   cron add|list|show|edit|remove|run-now
                          scheduled jobs (the gateway must be running)
+  backup [FILE]          archive config, .env, workspace and store (gateway may run)
+  restore FILE           put a backup back (--to HOME, --force)
   doctor                 check connectivity, exposure, permissions and clock
   service install --user|print-unit
                          run as a systemd user service, or print the unit
-  version                print the version
+  version [--check]      print the version (--check: against update.feedUrl)
 
 Global options:
   --config PATH          config file (default $PINCH_HOME/pinch.json; PINCH_HOME defaults to ~/.pinch)
@@ -100,20 +104,19 @@ fn run() -> Result<i32, String> {
         "config" => cmd_config(&mut p, &g, &home),
         "sessions" => cmd_sessions(&mut p, &g, &home),
         "cron" => cron::cmd(&mut p, &g, &home),
+        "backup" => backup::backup(&mut p, &g, &home),
+        "restore" => backup::restore(&mut p, &g, &home),
         "doctor" => crate::doctor::cmd(&mut p, g.config.as_deref(), &home),
         "pairing" => cmd_pairing(&mut p, &g, &home),
         "queue" => cmd_queue(&mut p, &g, &home),
         "service" => crate::service::cmd(&mut p, g.config.as_deref(), &home),
-        "version" => {
-            println!("pinch {}", env!("CARGO_PKG_VERSION"));
-            Ok(0)
-        }
+        "version" => config_migrate::version(&mut p, &g, &home),
         other => {
             let near = crate::util::nearest(
                 other,
                 [
                     "gateway", "chat", "status", "config", "sessions", "cron", "pairing", "queue",
-                    "doctor", "service", "version",
+                    "doctor", "service", "version", "backup", "restore",
                 ],
             );
             let hint = near
@@ -235,7 +238,7 @@ fn target(
 }
 
 impl Target {
-    fn http(&self) -> String {
+    pub(super) fn http(&self) -> String {
         if self.host.contains(':') {
             format!("http://[{}]:{}", self.host, self.port)
         } else {
@@ -286,7 +289,7 @@ impl Target {
     }
 
     /// Calls a reactor method through `POST /api/call`.
-    fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+    pub(super) fn call(&self, method: &str, params: Value) -> Result<Value, String> {
         match self.http_json(
             "POST",
             "/api/call",
@@ -300,7 +303,7 @@ impl Target {
         }
     }
 
-    fn get(&self, path: &str) -> Result<Value, String> {
+    pub(super) fn get(&self, path: &str) -> Result<Value, String> {
         self.request("GET", path)
     }
 
@@ -570,25 +573,30 @@ impl WsClient {
 
 fn cmd_config(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
     const HELP: &str =
-        "Usage: pinch config <check | get PATH | set PATH VALUE | explain-route NAME [URL]>
+        "Usage: pinch config <check | get PATH | set PATH VALUE | migrate [--dry-run] | explain-route NAME [URL]>
 
 check            validate the config (and .env); exit 1 with the error otherwise
 get PATH         print a field as written in the file (secrets shown as ***)
 set PATH VALUE   set a field (VALUE is JSON, or a plain string), validate the
                  whole file, write it (previous copy kept as pinch.json.bak)
                  and record the change in logs/config-audit.jsonl
+migrate [--dry-run]
+                 rewrite renamed keys to their new names (keeps comments;
+                 previous copy kept as pinch.json.bak; prints the diff)
 explain-route NAME [URL]
                  the network route a provider or channel (or \"webFetch\",
                  \"webSearch\") takes
 
 PATH looks like gateway.port or models.providers.local.models[0].id";
     let mut args: Vec<String> = Vec::new();
+    let mut dry_run = false;
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
         match a {
             Short('h') | Long("help") => {
                 println!("{HELP}");
                 return Ok(0);
             }
+            Long("dry-run") => dry_run = true,
             Value(v) => args.push(
                 v.string()
                     .map_err(|_| "argument is not valid UTF-8".to_string())?,
@@ -597,6 +605,9 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
         }
     }
     let file = g.config.clone().unwrap_or_else(|| home.config());
+    if args == ["migrate"] {
+        return config_migrate::migrate(&file, dry_run);
+    }
     match args
         .iter()
         .map(String::as_str)

@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of this crate.
 
 pub mod agent;
+pub mod backup;
 pub mod channel;
 pub mod cli;
 pub mod config;

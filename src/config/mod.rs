@@ -10,6 +10,7 @@
 
 pub mod env;
 pub mod jsonc;
+pub mod renames;
 pub mod schema;
 pub mod storage;
 
@@ -153,6 +154,12 @@ fn split_fix(m: String, file: &Path) -> ConfigError {
 
 /// Parses, resolves and validates config text. `file` is only for messages.
 pub fn parse_str(text: &str, file: Option<&Path>, vars: &env::Vars) -> Result<Config, ConfigError> {
+    // Renamed keys keep working, with a warning naming the new key.
+    let (renamed, applied) = renames::apply(text, renames::RENAMES);
+    for a in &applied {
+        log::warn!("{}", a.warning());
+    }
+    let text = renamed.as_str();
     let stripped = jsonc::strip(text);
     let src = Source {
         file,
