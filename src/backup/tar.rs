@@ -145,10 +145,12 @@ pub fn decode(b: &[u8; BLOCK]) -> Result<Option<Header>, String> {
     let kind = match b[156] {
         b'0' | 0 => Kind::File,
         b'5' => Kind::Dir,
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "unsupported entry type {:?} for {path} (a backup holds only files and directories)",
             other as char
-        )),
+        ))
+        }
     };
     Ok(Some(Header {
         path,
