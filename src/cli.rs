@@ -374,6 +374,20 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
     if s["cron"].is_object() {
         cron::print_status(&s["cron"]);
     }
+    let st = &s["storage"];
+    if st.is_object() {
+        println!(
+            "storage: {} of {} MiB{}; schema {}; retention removed {} turns, {} dead letters, {} compactions ({} KiB returned)",
+            st["homeBytes"].as_u64().unwrap_or(0) >> 20,
+            st["maxBytes"].as_u64().unwrap_or(0) >> 20,
+            if st["overBudget"] == true { " (OVER BUDGET)" } else { "" },
+            st["schemaVersion"],
+            st["removedTotal"]["turns"],
+            st["removedTotal"]["deadLetters"],
+            st["removedTotal"]["compactions"],
+            st["removedTotal"]["freedBytes"].as_u64().unwrap_or(0) >> 10
+        );
+    }
     Ok(0)
 }
 

@@ -60,6 +60,39 @@ pub fn read(db: &redb::Database) -> Result<Found, String> {
     }
 }
 
+/// Retention counters and the version, for `pinch doctor`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub schema_version: u64,
+    pub turns: u64,
+    pub dead_letters: u64,
+    pub compactions: u64,
+}
+
+/// Reads the counters without migrating or writing (fails when a gateway
+/// holds the store).
+pub fn read_counters(path: &Path) -> Result<Counters, String> {
+    use redb::ReadableTable;
+    let db = redb::Database::builder()
+        .open(path)
+        .map_err(|e| format!("state store: {e}"))?;
+    let mut c = Counters {
+        schema_version: match read(&db)? {
+            Found::Version(v) => v,
+            Found::Empty => 0,
+        },
+        ..Counters::default()
+    };
+    let rx = db.begin_read().map_err(|e| format!("state store: {e}"))?;
+    if let Ok(t) = rx.open_table(META) {
+        let get = |k: &str| t.get(k).ok().flatten().map(|v| v.value()).unwrap_or(0);
+        c.turns = get("retention_turns");
+        c.dead_letters = get("retention_dead");
+        c.compactions = get("retention_compactions");
+    }
+    Ok(c)
+}
+
 /// The message for a store written by a newer pinch.
 pub fn too_new(path: &Path, found: u64) -> String {
     let bak = backup_path(path, CURRENT);
