@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub mod retention;
+#[cfg(test)]
+mod soak_tests;
 pub mod version;
 #[cfg(test)]
 mod version_tests;

@@ -75,6 +75,103 @@ pub fn rotate_if_large(path: &Path, cap: u64) -> bool {
     }
 }
 
+/// What one pass found and did.
+#[derive(Debug, Default, Clone)]
+pub struct PassOutcome {
+    pub home_bytes: u64,
+    pub store_bytes: u64,
+    pub over_budget: bool,
+    pub removed_turns: u64,
+    pub removed_dead: u64,
+    pub compacted_bytes: u64,
+}
+
+/// One retention pass over `store` (in `home`) at `now_ms`: measure, plan,
+/// remove in bounded transactions, compact. The reactor's upkeep and the
+/// soak benchmark both call it.
+pub fn run_pass(
+    store: &mut crate::store::Store,
+    s: &crate::config::storage::Storage,
+    max_dead: u64,
+    home: &Path,
+    now_ms: u64,
+) -> Result<PassOutcome, String> {
+    rotate_if_large(&home.join("logs").join("config-audit.jsonl"), AUDIT_LOG_CAP);
+    let policy = retention::Policy {
+        max_bytes: s.max_bytes,
+        transcript_days: s.transcript_days,
+        dead_letter_days: s.dead_letter_days,
+        compact_min_bytes: (s.max_bytes / 16).max(1 << 20),
+    };
+    let usage = retention::Usage {
+        home_bytes: dir_bytes(home),
+        reclaimable_bytes: store.reclaimable_bytes()?,
+    };
+    let archived = store.archived()?;
+    let dead: Vec<retention::Dead> = crate::queue::dead_letters(store, max_dead as usize)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|d| retention::Dead {
+            seq: d.seq,
+            dead_ms: d.dead.dead_ms,
+            bytes: d.dead.row.bytes,
+        })
+        .collect();
+    let plan = retention::plan(&policy, now_ms, &usage, &archived, &dead);
+    let mut turns = 0u64;
+    let mut dead_seqs = Vec::new();
+    let mut compact = false;
+    for action in plan.actions {
+        match action {
+            Action::PruneTurns {
+                session,
+                from_seq,
+                below_seq,
+                before_ms,
+            } => {
+                let mut from = from_seq;
+                while turns < PRUNE_PER_PASS {
+                    let n = store.prune_turns(&session, from, below_seq, before_ms, PRUNE_CHUNK)?;
+                    turns += n;
+                    if n < PRUNE_CHUNK as u64 {
+                        break;
+                    }
+                    from = from.saturating_add(n);
+                }
+            }
+            Action::DropDead { seq } => dead_seqs.push(seq),
+            Action::Compact => compact = true,
+        }
+    }
+    let dropped = if dead_seqs.is_empty() {
+        0
+    } else {
+        let n = crate::queue::expire_dead(store, &dead_seqs).map_err(|e| e.to_string())?;
+        store.meta_add("retention_dead", n)?;
+        n
+    };
+    let mut shrunk = 0;
+    if compact {
+        shrunk = store.compact()?;
+        store.meta_add("retention_compactions", 1)?;
+        store.meta_add("retention_freed_bytes", shrunk)?;
+    }
+    if turns > 0 || dropped > 0 || shrunk > 0 {
+        log::info!(
+            "storage upkeep: removed {turns} archived turns and {dropped} dead letters; compaction returned {shrunk} bytes"
+        );
+    }
+    let home_bytes = dir_bytes(home);
+    Ok(PassOutcome {
+        home_bytes,
+        store_bytes: std::fs::metadata(&store.path).map(|m| m.len()).unwrap_or(0),
+        over_budget: plan.over_budget || home_bytes > s.max_bytes,
+        removed_turns: turns,
+        removed_dead: dropped,
+        compacted_bytes: shrunk,
+    })
+}
+
 impl Reactor {
     /// Called every second from `maintain`; runs a pass when due and quiet.
     pub(super) fn storage_tick(&mut self, quiet: bool) {
@@ -105,95 +202,28 @@ impl Reactor {
     }
 
     fn storage_pass_inner(&mut self, now_ms: u64) -> Result<(), String> {
-        let store_path = self.store.path.clone();
-        let home = store_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        rotate_if_large(&home.join("logs").join("config-audit.jsonl"), AUDIT_LOG_CAP);
-        let s = &self.cfg.storage;
-        let policy = retention::Policy {
-            max_bytes: s.max_bytes,
-            transcript_days: s.transcript_days,
-            dead_letter_days: s.dead_letter_days,
-            compact_min_bytes: (s.max_bytes / 16).max(1 << 20),
-        };
-        let usage = retention::Usage {
-            home_bytes: dir_bytes(&home),
-            reclaimable_bytes: self.store.reclaimable_bytes()?,
-        };
-        let archived = self.store.archived()?;
-        let dead: Vec<retention::Dead> =
-            crate::queue::dead_letters(&self.store, self.cfg.queue.max_dead as usize)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|d| retention::Dead {
-                    seq: d.seq,
-                    dead_ms: d.dead.dead_ms,
-                    bytes: d.dead.row.bytes,
-                })
-                .collect();
-        let plan = retention::plan(&policy, now_ms, &usage, &archived, &dead);
-        let mut turns = 0u64;
-        let mut dead_seqs = Vec::new();
-        let mut compact = false;
-        for action in plan.actions {
-            match action {
-                Action::PruneTurns {
-                    session,
-                    from_seq,
-                    below_seq,
-                    before_ms,
-                } => {
-                    let mut from = from_seq;
-                    while turns < PRUNE_PER_PASS {
-                        let n = self.store.prune_turns(
-                            &session,
-                            from,
-                            below_seq,
-                            before_ms,
-                            PRUNE_CHUNK,
-                        )?;
-                        turns += n;
-                        if n < PRUNE_CHUNK as u64 {
-                            break;
-                        }
-                        from = from.saturating_add(n);
-                    }
-                }
-                Action::DropDead { seq } => dead_seqs.push(seq),
-                Action::Compact => compact = true,
-            }
-        }
-        let dropped = if dead_seqs.is_empty() {
-            0
-        } else {
-            let n =
-                crate::queue::expire_dead(&self.store, &dead_seqs).map_err(|e| e.to_string())?;
-            self.store.meta_add("retention_dead", n)?;
-            n
-        };
-        let mut shrunk = 0;
-        if compact {
-            shrunk = self.store.compact()?;
-            self.store.meta_add("retention_compactions", 1)?;
-            self.store.meta_add("retention_freed_bytes", shrunk)?;
-        }
-        if turns > 0 || dropped > 0 || shrunk > 0 {
-            log::info!(
-                "storage upkeep: removed {turns} archived turns and {dropped} dead letters; compaction returned {shrunk} bytes"
-            );
-        }
-        self.upkeep.home_bytes = dir_bytes(&home);
-        self.upkeep.store_bytes = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0);
-        self.upkeep.over_budget = self.upkeep.home_bytes > s.max_bytes;
-        if plan.over_budget || self.upkeep.over_budget {
+        let home = self
+            .store
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let storage = self.cfg.storage.clone();
+        let max_dead = self.cfg.queue.max_dead;
+        let out = run_pass(&mut self.store, &storage, max_dead, &home, now_ms)?;
+        if out.over_budget {
             log::warn!(
                 "storage: {} bytes used, over storage.maxBytes ({}) with nothing left that retention may remove (live sessions and queued messages are kept)",
-                self.upkeep.home_bytes,
-                s.max_bytes
+                out.home_bytes,
+                storage.max_bytes
             );
         }
-        self.upkeep.removed_turns = turns;
-        self.upkeep.removed_dead = dropped;
-        self.upkeep.compacted_bytes = shrunk;
+        self.upkeep.home_bytes = out.home_bytes;
+        self.upkeep.store_bytes = out.store_bytes;
+        self.upkeep.over_budget = out.over_budget;
+        self.upkeep.removed_turns = out.removed_turns;
+        self.upkeep.removed_dead = out.removed_dead;
+        self.upkeep.compacted_bytes = out.compacted_bytes;
         Ok(())
     }
 
