@@ -72,7 +72,6 @@ pub struct Counters {
 /// Reads the counters without migrating or writing (fails when a gateway
 /// holds the store).
 pub fn read_counters(path: &Path) -> Result<Counters, String> {
-    use redb::ReadableTable;
     let db = redb::Database::builder()
         .open(path)
         .map_err(|e| format!("state store: {e}"))?;
