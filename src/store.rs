@@ -429,9 +429,12 @@ impl Store {
             let oldest_ms = serde_json::from_slice::<Turn>(v.value())
                 .map(|t| t.ts_ms)
                 .unwrap_or(0);
-            // Stored JSON is about twice the prompt characters.
+            // A turn's share of the file: its prompt characters, about
+            // twice that as stored JSON, and about as much again in B-tree
+            // pages and free space (measured: 10 MB of text took 33 MB).
             let span = below.saturating_sub(from_seq);
-            let bytes = m.summarized_chars.saturating_mul(2).saturating_mul(span) / below.max(1);
+            let per_turn = m.chars_total / m.next_seq.max(1);
+            let bytes = span.saturating_mul(per_turn).saturating_mul(3);
             out.push(retention::Archived {
                 session: m.key.clone(),
                 from_seq,

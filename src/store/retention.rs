@@ -7,8 +7,9 @@
 //! 1. archived transcript turns (turns a compaction summary replaced: they
 //!    never reach a prompt again) older than `storage.transcriptDays`;
 //! 2. dead letters older than `storage.deadLetterDays`;
-//! 3. over the budget (`storage.maxBytes`): more archived turns, oldest
-//!    session first, whatever their age, then the oldest dead letters.
+//! 3. above 90 % of the budget (`storage.maxBytes`): more archived turns,
+//!    oldest session first, whatever their age, then the oldest dead
+//!    letters, down to 70 %.
 //!
 //! Never: a session's summary or any turn after it, queued outbound
 //! messages, pending inbound messages, the job table or pairings. If the
@@ -91,9 +92,11 @@ pub fn plan(
     dead: &[Dead],
 ) -> Plan {
     let mut actions = Vec::new();
-    // Bytes the plan will free, for the budget (pruned rows become free
-    // pages, returned to the file system by the compaction that follows).
-    let mut freed = usage.reclaimable_bytes;
+    // Bytes the plan will free, for the budget. Free pages already in the
+    // file are not counted: compaction cannot always return them (redb
+    // reuses them instead), so only removals move the file toward the
+    // low-water mark.
+    let mut freed = 0u64;
     let mut pruned_whole = vec![false; archived.len()];
     let mut dropped = vec![false; dead.len()];
 
@@ -123,8 +126,11 @@ pub fn plan(
     }
     // The budget, with a low-water mark so one pass frees enough room for a
     // while instead of trimming a little on every pass.
-    let high = policy.max_bytes;
-    let low = policy.max_bytes / 10 * 9;
+    // Pruning starts at 90 % of the budget and goes down to 70 %: the file
+    // grows between passes, and freed pages are reused before the file
+    // grows again.
+    let high = policy.max_bytes / 10 * 9;
+    let low = policy.max_bytes / 10 * 7;
     let mut over_budget = false;
     if usage.home_bytes > high {
         let mut order: Vec<usize> = (0..archived.len()).collect();
@@ -163,7 +169,7 @@ pub fn plan(
             dropped[i] = true;
             freed = freed.saturating_add(dead[i].bytes);
         }
-        over_budget = usage.home_bytes.saturating_sub(freed) > high;
+        over_budget = usage.home_bytes.saturating_sub(freed) > policy.max_bytes;
     }
     let removes = !actions.is_empty();
     if usage.reclaimable_bytes >= policy.compact_min_bytes.max(1)
@@ -261,8 +267,9 @@ mod tests {
                 _ => None,
             })
             .collect();
-        // 1.2 MB - 0.2 - 0.2 = 0.8 MB <= 0.9 MB low-water: two sessions.
-        assert_eq!(sessions, vec!["a", "b"]);
+        // 1.2 MB - 0.2 - 0.2 - 0.2 = 0.6 MB <= 0.7 MB low-water: all three,
+        // oldest first.
+        assert_eq!(sessions, vec!["a", "b", "c"]);
         assert_eq!(p.actions.last(), Some(&Action::Compact));
         assert!(!p.over_budget);
     }
