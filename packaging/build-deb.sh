@@ -148,7 +148,7 @@ build_one() {
         | gzip -9n >"$doc/changelog.Debian.gz"
     chmod 0644 "$doc/changelog.Debian.gz"
 
-    for s in postinst prerm postrm; do install -m 0755 "packaging/debian/$s" "$stage/DEBIAN/$s"; done
+    for s in preinst postinst prerm postrm; do install -m 0755 "packaging/debian/$s" "$stage/DEBIAN/$s"; done
     printf '%s\n' /etc/pinch/pinch.json /etc/pinch/pinch.env >"$stage/DEBIAN/conffiles"
     deps=$(depends_of "$stage/usr/bin/pinch")
     size=$(du -sk --apparent-size --exclude=DEBIAN "$stage" | cut -f1)

@@ -3,6 +3,8 @@
 //! `sessions` and `cron` over HTTP). Each command has `--help`; errors say
 //! what to do.
 
+mod backup;
+mod config_migrate;
 mod cron;
 mod skills;
 
@@ -32,6 +34,8 @@ Commands:
   queue list|retry|drop  outgoing channel messages and dead letters
   cron add|list|show|edit|remove|run-now
                          scheduled jobs (the gateway must be running)
+  backup [FILE]          archive config, .env, workspace and store (gateway may run)
+  restore FILE           put a backup back (--to HOME, --force)
   doctor                 check connectivity, exposure, permissions and clock
   skills list|install|remove
                          the skills the assistant can use
@@ -39,7 +43,7 @@ Commands:
   service install --user|--openrc|print-unit
                          run as a systemd user service or an OpenRC
                          service, or print the unit
-  version                print the version
+  version [--check]      print the version (--check: against update.feedUrl)
 
 Global options:
   --config PATH          config file (default $PINCH_HOME/pinch.json; PINCH_HOME defaults to ~/.pinch)
@@ -105,22 +109,21 @@ fn run() -> Result<i32, String> {
         "config" => cmd_config(&mut p, &g, &home),
         "sessions" => cmd_sessions(&mut p, &g, &home),
         "cron" => cron::cmd(&mut p, &g, &home),
+        "backup" => backup::backup(&mut p, &g, &home),
+        "restore" => backup::restore(&mut p, &g, &home),
         "doctor" => crate::doctor::cmd(&mut p, g.config.as_deref(), &home),
         "pairing" => cmd_pairing(&mut p, &g, &home),
         "queue" => cmd_queue(&mut p, &g, &home),
         "service" => crate::service::cmd(&mut p, g.config.as_deref(), &home),
         "migrate" => crate::migrate::cmd(&mut p, &home),
         "skills" => skills::cmd(&mut p, &g, &home),
-        "version" => {
-            println!("pinch {}", env!("CARGO_PKG_VERSION"));
-            Ok(0)
-        }
+        "version" => config_migrate::version(&mut p, &g, &home),
         other => {
             let near = crate::util::nearest(
                 other,
                 [
                     "gateway", "chat", "status", "config", "sessions", "cron", "pairing", "queue",
-                    "doctor", "service", "version", "migrate", "skills",
+                    "doctor", "service", "version", "migrate", "skills", "backup", "restore",
                 ],
             );
             let hint = near
@@ -245,7 +248,7 @@ fn target(
 }
 
 impl Target {
-    fn http(&self) -> String {
+    pub(super) fn http(&self) -> String {
         if self.host.contains(':') {
             format!("http://[{}]:{}", self.host, self.port)
         } else {
@@ -296,7 +299,7 @@ impl Target {
     }
 
     /// Calls a reactor method through `POST /api/call`.
-    fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+    pub(super) fn call(&self, method: &str, params: Value) -> Result<Value, String> {
         match self.http_json(
             "POST",
             "/api/call",
@@ -310,7 +313,7 @@ impl Target {
         }
     }
 
-    fn get(&self, path: &str) -> Result<Value, String> {
+    pub(super) fn get(&self, path: &str) -> Result<Value, String> {
         self.request("GET", path)
     }
 
@@ -391,6 +394,20 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
     }
     for w in s["configWarnings"].as_array().into_iter().flatten() {
         println!("config warning: {}", w.as_str().unwrap_or(""));
+    }
+    let st = &s["storage"];
+    if st.is_object() {
+        println!(
+            "storage: {} of {} MiB{}; schema {}; retention removed {} turns, {} dead letters, {} compactions ({} KiB returned)",
+            st["homeBytes"].as_u64().unwrap_or(0) >> 20,
+            st["maxBytes"].as_u64().unwrap_or(0) >> 20,
+            if st["overBudget"] == true { " (OVER BUDGET)" } else { "" },
+            st["schemaVersion"],
+            st["removedTotal"]["turns"],
+            st["removedTotal"]["deadLetters"],
+            st["removedTotal"]["compactions"],
+            st["removedTotal"]["freedBytes"].as_u64().unwrap_or(0) >> 10
+        );
     }
     Ok(0)
 }
@@ -591,25 +608,30 @@ impl WsClient {
 
 fn cmd_config(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
     const HELP: &str =
-        "Usage: pinch config <check | get PATH | set PATH VALUE | explain-route NAME [URL]>
+        "Usage: pinch config <check | get PATH | set PATH VALUE | migrate [--dry-run] | explain-route NAME [URL]>
 
 check            validate the config (and .env); exit 1 with the error otherwise
 get PATH         print a field as written in the file (secrets shown as ***)
 set PATH VALUE   set a field (VALUE is JSON, or a plain string), validate the
                  whole file, write it (previous copy kept as pinch.json.bak)
                  and record the change in logs/config-audit.jsonl
+migrate [--dry-run]
+                 rewrite renamed keys to their new names (keeps comments;
+                 previous copy kept as pinch.json.bak; prints the diff)
 explain-route NAME [URL]
                  the network route a provider or channel (or \"webFetch\",
                  \"webSearch\") takes
 
 PATH looks like gateway.port or models.providers.local.models[0].id";
     let mut args: Vec<String> = Vec::new();
+    let mut dry_run = false;
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
         match a {
             Short('h') | Long("help") => {
                 println!("{HELP}");
                 return Ok(0);
             }
+            Long("dry-run") => dry_run = true,
             Value(v) => args.push(
                 v.string()
                     .map_err(|_| "argument is not valid UTF-8".to_string())?,
@@ -618,6 +640,9 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
         }
     }
     let file = g.config.clone().unwrap_or_else(|| home.config());
+    if args == ["migrate"] {
+        return config_migrate::migrate(&file, dry_run);
+    }
     match args
         .iter()
         .map(String::as_str)

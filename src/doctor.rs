@@ -250,6 +250,7 @@ fn local_checks(home: &Home, config_path: Option<&Path>, cfg: Option<&Config>) -
         )),
     }
     out.push(filesystem_check(&probe_dir));
+    out.push(storage_check(home, cfg));
     out
 }
 
@@ -301,6 +302,37 @@ fn filesystem_check(dir: &Path) -> Check {
             format!("cannot statfs {}: {e}", dir.display()),
             "",
         ),
+    }
+}
+
+/// `$PINCH_HOME` against `storage.maxBytes`, and what retention removed so far
+/// (read from the store when no gateway holds it).
+fn storage_check(home: &Home, cfg: Option<&Config>) -> Check {
+    let max = cfg
+        .map(|c| c.storage.max_bytes)
+        .unwrap_or_else(|| crate::config::storage::Storage::default().max_bytes);
+    let used = crate::gateway::storage::dir_bytes(&home.root);
+    let removed = match crate::store::version::read_counters(&home.state()) {
+        Ok(c) => format!(
+            "; store schema {}; retention removed {} turns and {} dead letters, {} compactions",
+            c.schema_version, c.turns, c.dead_letters, c.compactions
+        ),
+        Err(_) => "; `pinch status` shows what retention removed".to_string(),
+    };
+    let msg = format!(
+        "{} MiB of {} MiB (storage.maxBytes){removed}",
+        used >> 20,
+        max >> 20
+    );
+    if used > max {
+        check(
+            "disk budget",
+            Level::Warn,
+            msg,
+            "over budget with nothing retention may remove: raise storage.maxBytes, lower storage.transcriptDays, or clear old sessions (`pinch sessions reset KEY`)",
+        )
+    } else {
+        check("disk budget", Level::Ok, msg, "")
     }
 }
 

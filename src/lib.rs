@@ -4,6 +4,7 @@
 pub mod agent;
 mod arm_tls;
 pub mod atomic64;
+pub mod backup;
 pub mod channel;
 pub mod cli;
 pub mod config;

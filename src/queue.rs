@@ -50,7 +50,9 @@ mod crash_tests;
 #[cfg(test)]
 mod tests;
 
-pub use admin::{count_drop, count_drop_in, dead_letters, drop_msg, list, retry_dead, stats};
+pub use admin::{
+    count_drop, count_drop_in, dead_letters, drop_msg, expire_dead, list, retry_dead, stats,
+};
 pub use inbox::{accept_inbound, accept_inbound_in, inbound_id, pending_inbound, prune_inbox};
 pub use outq::{
     can_accept, commit_reply_in, delivered, delivered_many, fail_permanent, failed, next_due,
@@ -363,6 +365,19 @@ pub(crate) const TABLE_NAMES: &[&str] = &[
     "dead",
     "queue_meta",
 ];
+
+/// Copies every queue table into a snapshot (see `Store::snapshot`).
+pub(crate) fn copy_tables(rx: &redb::ReadTransaction, wx: &WriteTransaction) -> Result<(), String> {
+    use crate::store::copy_table;
+    copy_table(rx, wx, INBOX)?;
+    copy_table(rx, wx, INBOX_AGE)?;
+    copy_table(rx, wx, INBOX_PENDING)?;
+    copy_table(rx, wx, OUTQ)?;
+    copy_table(rx, wx, OUTQ_CHAT)?;
+    copy_table(rx, wx, OUTQ_DUE)?;
+    copy_table(rx, wx, DEAD)?;
+    copy_table(rx, wx, META)
+}
 
 pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), String> {
     Q::open(tx).map(|_| ()).map_err(|e| e.to_string())

@@ -13,7 +13,14 @@
 use crate::llm::Message;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+pub mod retention;
+#[cfg(test)]
+mod soak_tests;
+pub mod version;
+#[cfg(test)]
+mod version_tests;
 
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const TURNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("turns");
@@ -37,6 +44,14 @@ pub struct SessionMeta {
     /// Of those, the characters the newest summary stands for.
     #[serde(default)]
     pub summarized_chars: u64,
+    /// Turns below this sequence number were removed by retention (they
+    /// were covered by a summary).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pruned_below: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl SessionMeta {
@@ -107,6 +122,8 @@ pub fn message_chars(m: &Message) -> usize {
 
 pub struct Store {
     pub(crate) db: redb::Database,
+    /// The file, for the snapshot written beside it.
+    pub(crate) path: PathBuf,
 }
 
 fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
@@ -114,8 +131,10 @@ fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
 }
 
 impl Store {
-    /// Opens or creates the store. Fails with a clear message when another
-    /// process (a running gateway) holds it.
+    /// Opens or creates the store, migrating an older schema forward (after
+    /// a backup copy beside it) and refusing a newer one without writing.
+    /// Fails with a clear message when another process (a running gateway)
+    /// holds it.
     pub fn open(path: &Path) -> Result<Store, String> {
         // A small page cache: reads are served by the kernel's page cache
         // anyway, and a larger one kept a 1 MiB allocator page resident.
@@ -137,6 +156,24 @@ impl Store {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
+        // Read-only first: a store from a newer pinch is never written.
+        let found = version::read(&db)?;
+        let from = match found {
+            version::Found::Version(v) if v > version::CURRENT => {
+                return Err(version::too_new(path, v));
+            }
+            version::Found::Version(v) if v < version::CURRENT => {
+                let bak = version::write_backup(path, v)?;
+                log::info!(
+                    "state store: migrating schema {v} -> {} (backup: {})",
+                    version::CURRENT,
+                    bak.display()
+                );
+                Some(v)
+            }
+            version::Found::Version(_) => None,
+            version::Found::Empty => Some(0),
+        };
         // Create the tables only when missing: a commit costs an fsync, and
         // start-up time on an SD card is mostly fsyncs.
         let existing: Vec<String> = {
@@ -146,7 +183,7 @@ impl Store {
         };
         let mut needed = vec![SESSIONS.name(), TURNS.name(), KV.name()];
         needed.extend_from_slice(crate::queue::TABLE_NAMES);
-        if needed.iter().any(|n| !existing.iter().any(|x| x == n)) {
+        if from.is_some() || needed.iter().any(|n| !existing.iter().any(|x| x == n)) {
             let tx = db.begin_write().map_err(e("begin"))?;
             {
                 tx.open_table(SESSIONS).map_err(e("open sessions"))?;
@@ -154,9 +191,25 @@ impl Store {
                 tx.open_table(KV).map_err(e("open kv"))?;
             }
             crate::queue::create_tables(&tx)?;
+            match from {
+                Some(0) => version::stamp(&tx, version::CURRENT)?,
+                Some(v) => version::migrate_in(&tx, v, crate::util::now_ms())?,
+                None => {}
+            }
             tx.commit().map_err(e("commit"))?;
         }
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The schema version of the open store.
+    pub fn schema_version(&self) -> Result<u64, String> {
+        match version::read(&self.db)? {
+            version::Found::Version(v) => Ok(v),
+            version::Found::Empty => Ok(0),
+        }
     }
 
     pub fn session(&self, key: &str) -> Result<Option<SessionMeta>, String> {
@@ -346,6 +399,250 @@ impl Store {
         }
         tx.commit().map_err(e("commit"))
     }
+}
+
+/// Retention and snapshots (the reactor's disk upkeep).
+impl Store {
+    /// The archived (summary-replaced) turns still stored, per session.
+    pub fn archived(&self) -> Result<Vec<retention::Archived>, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
+        let turns = tx.open_table(TURNS).map_err(e("open"))?;
+        let mut out = Vec::new();
+        for row in sessions.iter().map_err(e("iter"))? {
+            let (_, v) = row.map_err(e("read"))?;
+            let Ok(m) = serde_json::from_slice::<SessionMeta>(v.value()) else {
+                continue;
+            };
+            let Some(below) = m.summary_seq else { continue };
+            if m.pruned_below >= below {
+                continue;
+            }
+            let first = turns
+                .range((m.key.as_str(), m.pruned_below)..(m.key.as_str(), below))
+                .map_err(e("range"))?
+                .next()
+                .transpose()
+                .map_err(e("read"))?;
+            let Some((k, v)) = first else { continue };
+            let from_seq = k.value().1;
+            let oldest_ms = serde_json::from_slice::<Turn>(v.value())
+                .map(|t| t.ts_ms)
+                .unwrap_or(0);
+            // A turn's share of the file: its prompt characters, about
+            // twice that as stored JSON, and about as much again in B-tree
+            // pages and free space (measured: 10 MB of text took 33 MB).
+            let span = below.saturating_sub(from_seq);
+            let per_turn = m.chars_total / m.next_seq.max(1);
+            let bytes = span.saturating_mul(per_turn).saturating_mul(3);
+            out.push(retention::Archived {
+                session: m.key.clone(),
+                from_seq,
+                below_seq: below,
+                oldest_ms,
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes archived turns of `session` in `[from, below)` older than
+    /// `before_ms`, at most `limit` in one transaction. Returns how many.
+    pub fn prune_turns(
+        &self,
+        session: &str,
+        from: u64,
+        below: u64,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<u64, String> {
+        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let removed = {
+            let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
+            let mut t = tx.open_table(TURNS).map_err(e("open"))?;
+            let Some(mut meta) = sessions
+                .get(session)
+                .map_err(e("read"))?
+                .and_then(|v| serde_json::from_slice::<SessionMeta>(v.value()).ok())
+            else {
+                return Ok(0);
+            };
+            // Never at or past the newest summary, whatever the caller says.
+            let below = below.min(meta.summary_seq.unwrap_or(0));
+            let mut seqs = Vec::new();
+            for row in t
+                .range((session, from)..(session, below))
+                .map_err(e("range"))?
+            {
+                let (k, v) = row.map_err(e("read"))?;
+                let ts = serde_json::from_slice::<Turn>(v.value())
+                    .map(|t| t.ts_ms)
+                    .unwrap_or(0);
+                if ts >= before_ms || seqs.len() >= limit {
+                    break;
+                }
+                seqs.push(k.value().1);
+            }
+            for seq in &seqs {
+                t.remove((session, *seq)).map_err(e("remove"))?;
+            }
+            if let Some(last) = seqs.last() {
+                meta.pruned_below = meta.pruned_below.max(last + 1);
+                let bytes = serde_json::to_vec(&meta).map_err(e("encode"))?;
+                sessions
+                    .insert(session, bytes.as_slice())
+                    .map_err(e("insert"))?;
+            }
+            let n = seqs.len() as u64;
+            let mut m = tx.open_table(version::META).map_err(e("open"))?;
+            let before = m
+                .get("retention_turns")
+                .map_err(e("read"))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            m.insert("retention_turns", before.saturating_add(n))
+                .map_err(e("write"))?;
+            n
+        };
+        tx.commit().map_err(e("commit"))?;
+        Ok(removed)
+    }
+
+    /// A counter in the meta table (retention figures).
+    pub fn meta_get(&self, key: &str) -> Result<u64, String> {
+        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let t = match tx.open_table(version::META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(err) => return Err(format!("state store: open meta: {err}")),
+        };
+        let v = t.get(key).map_err(e("read"))?.map(|v| v.value());
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Adds to a counter in the meta table.
+    pub fn meta_add(&self, key: &str, n: u64) -> Result<(), String> {
+        let tx = self.db.begin_write().map_err(e("begin"))?;
+        {
+            let mut m = tx.open_table(version::META).map_err(e("open"))?;
+            let before = m
+                .get(key)
+                .map_err(e("read"))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            m.insert(key, before.saturating_add(n))
+                .map_err(e("write"))?;
+        }
+        tx.commit().map_err(e("commit"))
+    }
+
+    /// Bytes of free pages inside the file (what compaction would return).
+    pub fn reclaimable_bytes(&self) -> Result<u64, String> {
+        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let stats = tx.stats().map_err(e("stats"))?;
+        let file = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let used = stats
+            .allocated_pages()
+            .saturating_mul(stats.page_size() as u64);
+        tx.abort().map_err(e("abort"))?;
+        Ok(file.saturating_sub(used).max(stats.fragmented_bytes()))
+    }
+
+    /// Compacts the file (no read transaction may be open). Returns the
+    /// bytes the file shrank by.
+    pub fn compact(&mut self) -> Result<u64, String> {
+        let before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        self.db.compact().map_err(e("compact"))?;
+        let after = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Ok(before.saturating_sub(after))
+    }
+
+    /// The snapshot file written by [`Store::snapshot`]: beside the store.
+    pub fn snapshot_path(&self) -> PathBuf {
+        snapshot_path(&self.path)
+    }
+
+    /// Writes a consistent copy of every table (one read transaction) to
+    /// [`Store::snapshot_path`], mode 0600. Returns its path and size.
+    pub fn snapshot(&self) -> Result<(PathBuf, u64), String> {
+        let target = self.snapshot_path();
+        let _ = std::fs::remove_file(&target);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&target)
+                .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
+        }
+        let result = (|| {
+            let out = redb::Database::builder()
+                .set_cache_size(256 * 1024)
+                .create_with_file_format_v3(true)
+                .create(&target)
+                .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
+            let rx = self.db.begin_read().map_err(e("begin"))?;
+            let wx = out.begin_write().map_err(e("begin snapshot"))?;
+            copy_all(&rx, &wx)?;
+            wx.commit().map_err(e("commit snapshot"))?;
+            Ok::<(), String>(())
+        })();
+        if let Err(err) = result {
+            let _ = std::fs::remove_file(&target);
+            return Err(err);
+        }
+        let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+        Ok((target, size))
+    }
+}
+
+/// `state.redb.snapshot`: where the running gateway writes a backup copy.
+pub fn snapshot_path(store: &Path) -> PathBuf {
+    let mut name = store.file_name().unwrap_or_default().to_os_string();
+    name.push(".snapshot");
+    store.with_file_name(name)
+}
+
+pub(crate) fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    rx: &redb::ReadTransaction,
+    wx: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<(), String> {
+    let src = match rx.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(err) => return Err(format!("state store: open {}: {err}", def.name())),
+    };
+    let mut dst = wx.open_table(def).map_err(e("open snapshot table"))?;
+    for row in src.iter().map_err(e("iter"))? {
+        let (k, v) = row.map_err(e("read"))?;
+        dst.insert(k.value(), v.value()).map_err(e("copy"))?;
+    }
+    Ok(())
+}
+
+/// Copies every table of the store (the list is complete: a test checks
+/// it against the tables a populated store has).
+fn copy_all(rx: &redb::ReadTransaction, wx: &redb::WriteTransaction) -> Result<(), String> {
+    copy_table(rx, wx, SESSIONS)?;
+    copy_table(rx, wx, TURNS)?;
+    copy_table(rx, wx, KV)?;
+    copy_table(rx, wx, version::META)?;
+    crate::queue::copy_tables(rx, wx)
+}
+
+/// Names of every table [`copy_all`] copies.
+#[cfg(test)]
+pub(crate) fn all_table_names() -> Vec<&'static str> {
+    let mut v = vec![
+        SESSIONS.name(),
+        TURNS.name(),
+        KV.name(),
+        version::META.name(),
+    ];
+    v.extend_from_slice(crate::queue::TABLE_NAMES);
+    v
 }
 
 /// The body of [`Store::append`] inside a caller's write transaction, so other

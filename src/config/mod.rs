@@ -13,7 +13,9 @@ pub mod env;
 pub mod json5;
 pub mod jsonc;
 pub mod openclaw;
+pub mod renames;
 pub mod schema;
+pub mod storage;
 
 pub use schema::*;
 
@@ -164,6 +166,12 @@ fn split_fix(m: String, file: &Path) -> ConfigError {
 /// JSON). `file` is only for messages. Keys OpenClaw defines and pinch does
 /// not implement are dropped and listed in `Config::ignored`.
 pub fn parse_str(text: &str, file: Option<&Path>, vars: &env::Vars) -> Result<Config, ConfigError> {
+    // Renamed keys keep working, with a warning naming the new key.
+    let (renamed, applied) = renames::apply(text, renames::RENAMES);
+    for a in &applied {
+        log::warn!("{}", a.warning());
+    }
+    let text = renamed.as_str();
     let converted = json5::to_json(text).map_err(|e| {
         let (line, column) = jsonc::line_col(text, e.offset);
         ConfigError {

@@ -23,6 +23,10 @@ pub struct Config {
     pub queue: crate::queue::QueueConfig,
     /// Webhooks: `POST /hooks/<name>` starts an agent run.
     pub hooks: BTreeMap<String, Hook>,
+    /// Disk budget and retention.
+    pub storage: super::storage::Storage,
+    /// Optional release feed for `pinch version --check`.
+    pub update: super::storage::Update,
     /// OpenClaw's outbound proxy block, read as the default route below
     /// `network` (see `net::route_for`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod proactive_http;
 pub mod protocol;
 pub mod reactor;
+pub mod storage;
 pub mod telegram;
 pub mod ws;
 

@@ -28,7 +28,7 @@ const SESSION_QUEUE: usize = 4;
 /// Largest chat message accepted, in bytes.
 const MAX_TEXT: usize = 32 * 1024;
 
-type CallResult = Result<Value, (String, String)>;
+pub(super) type CallResult = Result<Value, (String, String)>;
 
 fn err(code: &str, msg: impl Into<String>) -> (String, String) {
     (code.to_string(), msg.into())
@@ -97,7 +97,7 @@ pub struct Reactor {
     busy: HashMap<String, VecDeque<Pending>>,
     sessions: SessionCache,
     next_run: u64,
-    started: Instant,
+    pub(super) started: Instant,
     runs_total: u64,
     runs_failed: u64,
     /// Whether memory was released since the last message from an edge.
@@ -108,6 +108,7 @@ pub struct Reactor {
     /// Per "provider/model": consecutive failures and cooldown end (ms).
     model_health: HashMap<String, (u32, u64, String)>,
     pro: proactive::Proactive,
+    pub(super) upkeep: super::storage::Upkeep,
 }
 
 impl Reactor {
@@ -136,6 +137,7 @@ impl Reactor {
             ticks: 0,
             model_health: HashMap::new(),
             pro,
+            upkeep: super::storage::Upkeep::default(),
         }
     }
 
@@ -190,6 +192,9 @@ impl Reactor {
             let kib = crate::util::release_code_pages();
             log::debug!("quiet: released free heap and {kib} KiB of code pages");
         }
+        let quiet = self.runs.is_empty()
+            && self.last_activity.elapsed() >= std::time::Duration::from_secs(5);
+        self.storage_tick(quiet);
         if self.ticks % 5 != 0 {
             return;
         }
@@ -266,6 +271,11 @@ impl Reactor {
     fn call(&mut self, conn: Option<u64>, method: &str, params: Value) -> CallResult {
         if method.starts_with("pairing.") || method.starts_with("queue.") {
             if let Some(r) = self.channel_call(method, &params) {
+                return r;
+            }
+        }
+        if method.starts_with("storage.") || method.starts_with("store.") {
+            if let Some(r) = self.storage_call(method) {
                 return r;
             }
         }
@@ -401,7 +411,12 @@ impl Reactor {
             "cron": self.proactive_status(),
             "sandbox": crate::sandbox::status_json(&self.cfg.tools.exec.sandbox),
             "configWarnings": self.cfg.ignored.iter().map(|k| k.message()).collect::<Vec<_>>(),
+            "storage": self.storage_status(),
         })
+    }
+
+    pub(super) fn runs_idle(&self) -> bool {
+        self.runs.is_empty()
     }
 
     pub(super) fn new_run_id(&mut self) -> u64 {

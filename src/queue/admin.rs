@@ -195,3 +195,31 @@ pub fn count_drop_in(
     meta.insert(k.as_str(), v).map_err(st("write meta"))?;
     Ok(v)
 }
+
+/// Removes the given dead letters past their retention (counted as
+/// `expired` drops), in one transaction. Queued messages are never touched:
+/// only seqs found among the dead letters are removed. Returns how many.
+pub fn expire_dead(store: &Store, seqs: &[u64]) -> Result<u64, QueueError> {
+    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let mut n = 0u64;
+    {
+        let mut q = Q::open(&tx)?;
+        for seq in seqs {
+            let raw = q
+                .dead
+                .remove(*seq)
+                .map_err(st("write dead"))?
+                .map(|v| v.value().to_vec());
+            let Some(raw) = raw else { continue };
+            q.meta_sub(K_DEAD, 1)?;
+            let ch = serde_json::from_slice::<DeadRow>(&raw)
+                .map(|d| d.row.outbound.channel)
+                .unwrap_or_default();
+            q.meta_add(&k_drop(&ch, "expired"), 1)?;
+            n += 1;
+        }
+    }
+    checkpoint()?;
+    tx.commit().map_err(st("commit"))?;
+    Ok(n)
+}

@@ -1,0 +1,279 @@
+//! Disk upkeep inside the reactor: at a quiet moment (no run in flight, no
+//! message for 5 s), at most once an hour, measure `$PINCH_HOME`, plan
+//! retention (`store::retention::plan`, pure) and carry it out in bounded
+//! transactions; rotate the config audit log; compact the store when free
+//! pages pass the threshold. Also `store.snapshot` for `pinch backup`.
+
+use super::reactor::Reactor;
+use crate::store::retention::{self, Action};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// First pass this long after start, then one per interval.
+const FIRST_PASS: Duration = Duration::from_secs(60);
+const INTERVAL: Duration = Duration::from_secs(3600);
+/// Turns removed per transaction and per pass (the reactor stays responsive;
+/// what is left goes in the next pass).
+const PRUNE_CHUNK: usize = 500;
+const PRUNE_PER_PASS: u64 = 20_000;
+/// Files counted when measuring the home.
+const MAX_ENTRIES: usize = 100_000;
+/// The config audit log is rotated (one old file kept) past this size.
+const AUDIT_LOG_CAP: u64 = 1 << 20;
+
+/// What the last pass saw and did.
+#[derive(Debug, Default, Clone)]
+pub struct Upkeep {
+    pub last_pass: Option<Instant>,
+    pub last_pass_ms: u64,
+    pub home_bytes: u64,
+    pub store_bytes: u64,
+    pub over_budget: bool,
+    pub removed_turns: u64,
+    pub removed_dead: u64,
+    pub compacted_bytes: u64,
+    pub last_error: Option<String>,
+}
+
+/// Sizes of regular files under `root`, not following links, bounded.
+pub fn dir_bytes(root: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut seen = 0usize;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return total;
+            }
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    total
+}
+
+/// Renames `path` to `path.1` (replacing an older one) once it passes `cap`.
+pub fn rotate_if_large(path: &Path, cap: u64) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > cap => {
+            let mut old = path.as_os_str().to_os_string();
+            old.push(".1");
+            std::fs::rename(path, old).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// What one pass found and did.
+#[derive(Debug, Default, Clone)]
+pub struct PassOutcome {
+    pub home_bytes: u64,
+    pub store_bytes: u64,
+    pub over_budget: bool,
+    pub removed_turns: u64,
+    pub removed_dead: u64,
+    pub compacted_bytes: u64,
+}
+
+/// One retention pass over `store` (in `home`) at `now_ms`: measure, plan,
+/// remove in bounded transactions, compact. The reactor's upkeep and the
+/// soak benchmark both call it.
+pub fn run_pass(
+    store: &mut crate::store::Store,
+    s: &crate::config::storage::Storage,
+    max_dead: u64,
+    home: &Path,
+    now_ms: u64,
+) -> Result<PassOutcome, String> {
+    rotate_if_large(&home.join("logs").join("config-audit.jsonl"), AUDIT_LOG_CAP);
+    let policy = retention::Policy {
+        max_bytes: s.max_bytes,
+        transcript_days: s.transcript_days,
+        dead_letter_days: s.dead_letter_days,
+        compact_min_bytes: (s.max_bytes / 16).max(1 << 20),
+    };
+    let usage = retention::Usage {
+        home_bytes: dir_bytes(home),
+        reclaimable_bytes: store.reclaimable_bytes()?,
+    };
+    let archived = store.archived()?;
+    let dead: Vec<retention::Dead> = crate::queue::dead_letters(store, max_dead as usize)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|d| retention::Dead {
+            seq: d.seq,
+            dead_ms: d.dead.dead_ms,
+            bytes: d.dead.row.bytes,
+        })
+        .collect();
+    let plan = retention::plan(&policy, now_ms, &usage, &archived, &dead);
+    let over_budget = plan.over_budget;
+    let mut turns = 0u64;
+    let mut dead_seqs = Vec::new();
+    let mut compact = false;
+    for action in plan.actions {
+        match action {
+            Action::PruneTurns {
+                session,
+                from_seq,
+                below_seq,
+                before_ms,
+            } => {
+                let mut from = from_seq;
+                while turns < PRUNE_PER_PASS {
+                    let n = store.prune_turns(&session, from, below_seq, before_ms, PRUNE_CHUNK)?;
+                    turns += n;
+                    if n < PRUNE_CHUNK as u64 {
+                        break;
+                    }
+                    from = from.saturating_add(n);
+                }
+            }
+            Action::DropDead { seq } => dead_seqs.push(seq),
+            Action::Compact => compact = true,
+        }
+    }
+    let dropped = if dead_seqs.is_empty() {
+        0
+    } else {
+        let n = crate::queue::expire_dead(store, &dead_seqs).map_err(|e| e.to_string())?;
+        store.meta_add("retention_dead", n)?;
+        n
+    };
+    let mut shrunk = 0;
+    if compact {
+        // redb's compaction moves pages toward the start in steps: a few
+        // calls return what one leaves (bounded).
+        for _ in 0..3 {
+            shrunk += store.compact()?;
+        }
+        store.meta_add("retention_compactions", 1)?;
+        store.meta_add("retention_freed_bytes", shrunk)?;
+    }
+    if turns > 0 || dropped > 0 || shrunk > 0 {
+        log::info!(
+            "storage upkeep: removed {turns} archived turns and {dropped} dead letters; compaction returned {shrunk} bytes"
+        );
+    }
+    let home_bytes = dir_bytes(home);
+    Ok(PassOutcome {
+        home_bytes,
+        store_bytes: std::fs::metadata(&store.path).map(|m| m.len()).unwrap_or(0),
+        over_budget: over_budget || home_bytes > s.max_bytes,
+        removed_turns: turns,
+        removed_dead: dropped,
+        compacted_bytes: shrunk,
+    })
+}
+
+impl Reactor {
+    /// Called every second from `maintain`; runs a pass when due and quiet.
+    pub(super) fn storage_tick(&mut self, quiet: bool) {
+        if !quiet {
+            return;
+        }
+        let due = match self.upkeep.last_pass {
+            None => self.started.elapsed() >= FIRST_PASS,
+            Some(t) => t.elapsed() >= INTERVAL,
+        };
+        if due {
+            self.storage_pass(crate::util::now_ms());
+        }
+    }
+
+    /// One retention pass at `now_ms`; returns the status object.
+    pub(super) fn storage_pass(&mut self, now_ms: u64) -> Value {
+        self.upkeep.last_pass = Some(Instant::now());
+        self.upkeep.last_pass_ms = now_ms;
+        match self.storage_pass_inner(now_ms) {
+            Ok(()) => self.upkeep.last_error = None,
+            Err(e) => {
+                log::warn!("storage upkeep: {e}");
+                self.upkeep.last_error = Some(e);
+            }
+        }
+        self.storage_status()
+    }
+
+    fn storage_pass_inner(&mut self, now_ms: u64) -> Result<(), String> {
+        let home = self
+            .store
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let storage = self.cfg.storage.clone();
+        let max_dead = self.cfg.queue.max_dead;
+        let out = run_pass(&mut self.store, &storage, max_dead, &home, now_ms)?;
+        if out.over_budget {
+            log::warn!(
+                "storage: {} bytes used, over storage.maxBytes ({}) with nothing left that retention may remove (live sessions and queued messages are kept)",
+                out.home_bytes,
+                storage.max_bytes
+            );
+        }
+        self.upkeep.home_bytes = out.home_bytes;
+        self.upkeep.store_bytes = out.store_bytes;
+        self.upkeep.over_budget = out.over_budget;
+        self.upkeep.removed_turns = out.removed_turns;
+        self.upkeep.removed_dead = out.removed_dead;
+        self.upkeep.compacted_bytes = out.compacted_bytes;
+        Ok(())
+    }
+
+    /// The `storage` object of `status`.
+    pub(super) fn storage_status(&self) -> Value {
+        let u = &self.upkeep;
+        let total = |k: &str| self.store.meta_get(k).unwrap_or(0);
+        json!({
+            "schemaVersion": self.store.schema_version().unwrap_or(0),
+            "maxBytes": self.cfg.storage.max_bytes,
+            "homeBytes": u.home_bytes,
+            "storeBytes": u.store_bytes,
+            "overBudget": u.over_budget,
+            "lastPassMs": u.last_pass_ms,
+            "lastPass": {"turns": u.removed_turns, "deadLetters": u.removed_dead, "compactedBytes": u.compacted_bytes},
+            "removedTotal": {
+                "turns": total("retention_turns"),
+                "deadLetters": total("retention_dead"),
+                "compactions": total("retention_compactions"),
+                "freedBytes": total("retention_freed_bytes"),
+            },
+            "lastError": u.last_error,
+        })
+    }
+
+    /// `storage.*` and `store.*` methods.
+    pub(super) fn storage_call(&mut self, method: &str) -> Option<super::reactor::CallResult> {
+        match method {
+            "store.snapshot" => Some(
+                self.store
+                    .snapshot()
+                    .map(|(path, bytes)| json!({"path": path, "bytes": bytes}))
+                    .map_err(|e| ("STORE".to_string(), e)),
+            ),
+            "storage.run" => {
+                if !self.runs_idle() {
+                    return Some(Err((
+                        "BUSY".into(),
+                        "runs are in flight; storage upkeep waits for a quiet moment".into(),
+                    )));
+                }
+                Some(Ok(self.storage_pass(crate::util::now_ms())))
+            }
+            "storage.status" => Some(Ok(self.storage_status())),
+            _ => None,
+        }
+    }
+}
