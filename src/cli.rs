@@ -807,6 +807,11 @@ fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value,
                     } else {
                         "assistant"
                     };
+                    let text = if role == "user" {
+                        crate::agent::prompt::strip_envelope(&text).to_string()
+                    } else {
+                        text
+                    };
                     json!({"seq": seq, "role": role, "text": text, "model": t.model})
                 })
                 .collect();

@@ -112,6 +112,20 @@ pub fn envelope(now_ms: u64, run: &RunContext, text: &str) -> String {
     }
 }
 
+/// The user's own words of a stored user turn: `text` without the
+/// envelope `envelope` put in front (for showing history to people).
+pub fn strip_envelope(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix('[') else {
+        return text;
+    };
+    // "Tue 2026-11-24 00:44 UTC" is 24 ASCII bytes.
+    let stamp_ok = rest.get(..24).is_some_and(|s| s.ends_with(" UTC"));
+    match rest.find("] ") {
+        Some(end) if stamp_ok => rest.get(end + 2..).unwrap_or(""),
+        _ => text,
+    }
+}
+
 /// `Tue 2026-11-24 00:44 UTC` for unix milliseconds.
 pub fn minute_stamp(now_ms: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -165,5 +179,9 @@ mod tests {
             "[Tue 2026-11-24 00:44 UTC · telegram group · from Ann] hi"
         );
         assert_eq!(minute_stamp(0), "Thu 1970-01-01 00:00 UTC");
+        assert_eq!(strip_envelope(&plain), "hello");
+        assert_eq!(strip_envelope(&envelope(ms, &group, "[x] y")), "[x] y");
+        assert_eq!(strip_envelope("[not a stamp] hi"), "[not a stamp] hi");
+        assert_eq!(strip_envelope("[é"), "[é");
     }
 }

@@ -774,5 +774,8 @@ fn turn_json(seq: u64, t: &Turn) -> Value {
             _ => {}
         }
     }
+    if role == "user" {
+        text = crate::agent::prompt::strip_envelope(&text).to_string();
+    }
     json!({"seq": seq, "ts": t.ts_ms, "role": role, "text": text, "model": t.model, "tools": tools})
 }
