@@ -123,8 +123,10 @@ def main():
             "models": [{"id": "smollm2", "contextWindow": 4096, "maxTokens": 24}]}}},
         "agents": {"defaults": {"temperature": 0, "timeoutSeconds": 900}},
     }
-    with open(os.path.join(home, "pinch.json"), "w") as f:
+    path = os.path.join(home, "pinch.json")
+    with open(path, "w") as f:
         json.dump(cfg, f)
+    os.chmod(path, 0o600)
     env = dict(os.environ, PINCH_HOME=home, PINCH_TEST_CLOCK_FILE=clock, RUST_LOG="info")
     gw = subprocess.Popen([BIN, "gateway", "run", "--port", "0"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -133,7 +135,8 @@ def main():
     while time.time() < deadline:
         line = gw.stderr.readline()
         if "listening on " in line:
-            port = int(line.rsplit(":", 1)[1].strip())
+            addr = line.split("listening on ", 1)[1].split()[0]
+            port = int(addr.rsplit(":", 1)[1])
             break
     if port is None:
         print("gateway did not start")
