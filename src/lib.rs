@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod gateway;
 pub mod home;
 pub mod llm;
+pub mod local_llm;
 pub mod net;
 pub mod provider;
 pub mod queue;
