@@ -119,10 +119,13 @@ build_one() {
         "$(strip_of "$arch")" --strip-all "$stage/usr/bin/pinch"
     fi
     install -D -m 0644 packaging/pinch.service "$stage/lib/systemd/system/pinch.service"
+    # Optional local model server: shipped disabled (the postinst never enables it).
+    install -D -m 0644 packaging/pinch-llama.service "$stage/lib/systemd/system/pinch-llama.service"
     install -d -m 0755 "$stage/etc/pinch"
     install -d -m 0700 "$stage/etc/pinch/credentials"
     install -m 0600 packaging/pinch.json "$stage/etc/pinch/pinch.json"
     install -m 0600 packaging/pinch.env "$stage/etc/pinch/pinch.env"
+    install -m 0644 packaging/llama.env "$stage/etc/pinch/llama.env"
 
     # Bundled skills: the runtime reads /usr/share/pinch/skills.
     install -d -m 0755 "$stage/usr/share/pinch/skills"
@@ -149,7 +152,7 @@ build_one() {
     chmod 0644 "$doc/changelog.Debian.gz"
 
     for s in preinst postinst prerm postrm; do install -m 0755 "packaging/debian/$s" "$stage/DEBIAN/$s"; done
-    printf '%s\n' /etc/pinch/pinch.json /etc/pinch/pinch.env >"$stage/DEBIAN/conffiles"
+    printf '%s\n' /etc/pinch/pinch.json /etc/pinch/pinch.env /etc/pinch/llama.env >"$stage/DEBIAN/conffiles"
     deps=$(depends_of "$stage/usr/bin/pinch")
     size=$(du -sk --apparent-size --exclude=DEBIAN "$stage" | cut -f1)
     cat >"$stage/DEBIAN/control" <<EOF

@@ -53,22 +53,24 @@ if ! command -v systemd-analyze >/dev/null; then
 fi
 if command -v systemd-analyze >/dev/null; then
     echo "$(systemd-analyze --version | head -1)"
-    sec=$(systemd-analyze security --offline=true packaging/pinch.service 2>&1)
+    for unit in pinch.service pinch-llama.service; do
+    sec=$(systemd-analyze security --offline=true "packaging/$unit" 2>&1)
     if echo "$sec" | grep -q 'Overall exposure level'; then
-        score=$(echo "$sec" | sed -n 's/.*Overall exposure level for pinch.service: \([0-9.]*\).*/\1/p')
-        echo "exposure score: $score (max $MAX_EXPOSURE)"
+        score=$(echo "$sec" | sed -n "s/.*Overall exposure level for $unit: \([0-9.]*\).*/\1/p")
+        echo "$unit exposure score: $score (max $MAX_EXPOSURE)"
         if awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'; then
-            ok "exposure $score <= $MAX_EXPOSURE"
+            ok "$unit exposure $score <= $MAX_EXPOSURE"
         else
             echo "$sec" | grep '✗' >&2
-            bad "exposure $score > $MAX_EXPOSURE"
+            bad "$unit exposure $score > $MAX_EXPOSURE"
         fi
     elif echo "$sec" | grep -qi 'unrecognized option\|unknown option'; then
         echo "SKIP: this systemd-analyze has no --offline (needs systemd 250+); exposure not checked"
     else
         echo "$sec" | tail -5 >&2
-        bad "systemd-analyze security failed"
+        bad "systemd-analyze security $unit failed"
     fi
+    done
 fi
 
 # --- install ----------------------------------------------------------------
@@ -82,6 +84,8 @@ done
 check "/usr/share/pinch/skills exists" test -d /usr/share/pinch/skills
 expect_stat /usr/bin/pinch 755 root:root
 expect_stat /lib/systemd/system/pinch.service 644 root:root
+expect_stat /lib/systemd/system/pinch-llama.service 644 root:root
+expect_stat /etc/pinch/llama.env 644 root:root
 expect_stat /etc/pinch 750 root:pinch
 expect_stat /etc/pinch/pinch.json 600 pinch:pinch
 expect_stat /etc/pinch/pinch.env 600 pinch:pinch
@@ -102,13 +106,18 @@ conff=$(dpkg-query -W -f='${Conffiles}' pinch)
 echo "conffiles:$conff"
 check "pinch.json is a conffile" sh -c "echo '$conff' | grep -q '/etc/pinch/pinch.json'"
 check "pinch.env is a conffile" sh -c "echo '$conff' | grep -q '/etc/pinch/pinch.env'"
+check "llama.env is a conffile" sh -c "echo '$conff' | grep -q '/etc/pinch/llama.env'"
 if command -v systemctl >/dev/null; then
     st=$(systemctl is-enabled pinch.service 2>&1 || true)
     check "pinch.service is enabled ($st)" test "$st" = enabled
+    st=$(systemctl is-enabled pinch-llama.service 2>&1 || true)
+    check "pinch-llama.service stays disabled ($st)" test "$st" != enabled
 fi
 if command -v systemd-analyze >/dev/null; then
-    out=$(systemd-analyze verify /lib/systemd/system/pinch.service 2>&1)
-    if [ -z "$out" ]; then ok "systemd-analyze verify: no complaints"; else echo "$out"; bad "systemd-analyze verify"; fi
+    for unit in pinch.service pinch-llama.service; do
+        out=$(systemd-analyze verify "/lib/systemd/system/$unit" 2>&1)
+        if [ -z "$out" ]; then ok "systemd-analyze verify $unit: no complaints"; else echo "$out"; bad "systemd-analyze verify $unit"; fi
+    done
 fi
 
 # --- the binary, as the service user ---------------------------------------

@@ -376,6 +376,30 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
             println!("  {k}: {}{extra}", v["state"].as_str().unwrap_or("?"));
         }
     }
+    let pc = &s["promptCache"];
+    if pc.is_object() {
+        println!(
+            "prompt cache: {} of {} prompt tokens read from cache ({}), {} written; last run: {}",
+            pc["readTokens"],
+            pc["promptTokens"],
+            pc["readShare"],
+            pc["writtenTokens"],
+            pc["lastRun"]
+        );
+    }
+    // Local model servers: asked from here, never from the gateway's reactor.
+    if let Ok(loaded) = load(g, home) {
+        for (id, p) in &loaded.cfg.models.providers {
+            if crate::provider::is_local_llama(p) {
+                let line =
+                    match crate::local_llm::probe(&p.base_url, std::time::Duration::from_secs(2)) {
+                        Ok(info) => crate::local_llm::describe(&info),
+                        Err(e) => format!("no answer ({e})"),
+                    };
+                println!("local model server {id}: {line}");
+            }
+        }
+    }
     for key in ["channels", "queue"] {
         if !s[key].is_null() {
             println!("{key}: {}", s[key]);
@@ -856,6 +880,11 @@ fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value,
                         "user"
                     } else {
                         "assistant"
+                    };
+                    let text = if role == "user" {
+                        crate::agent::prompt::strip_envelope(&text).to_string()
+                    } else {
+                        text
                     };
                     json!({"seq": seq, "role": role, "text": text, "model": t.model})
                 })

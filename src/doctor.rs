@@ -418,6 +418,34 @@ fn endpoint_checks(cfg: &Config, timeout: Duration, date: &mut Option<String>) -
         c.extra = json!({"target": report.target, "route": report.route, "steps": steps, "curlCode": report.failure.as_ref().map(|f| f.curl_code())});
         out.push(c);
     }
+    for (id, p) in &cfg.models.providers {
+        if !crate::provider::is_local_llama(p) {
+            continue;
+        }
+        let label = format!("local model server {id}");
+        out.push(match crate::local_llm::probe(&p.base_url, timeout) {
+            Ok(info) => {
+                let ctx_small = p
+                    .models
+                    .iter()
+                    .any(|m| info.n_ctx.is_some_and(|n| n < u64::from(m.context_window)));
+                let (level, hint) = if !info.healthy {
+                    (Level::Warn, "wait for the model to load, or see the server's log")
+                } else if ctx_small {
+                    (Level::Warn, "a model's contextWindow is above the server's context (-c): lower contextWindow or raise -c")
+                } else {
+                    (Level::Ok, "")
+                };
+                check(label, level, crate::local_llm::describe(&info), hint)
+            }
+            Err(e) => check(
+                label,
+                Level::Warn,
+                format!("no answer from /health: {e}"),
+                "start it (systemctl start pinch-llama, or scripts/local-llm.sh start)",
+            ),
+        });
+    }
     out
 }
 

@@ -13,6 +13,7 @@ pub mod filesystem;
 pub mod gateway;
 pub mod home;
 pub mod llm;
+pub mod local_llm;
 pub mod migrate;
 pub mod net;
 pub mod provider;

@@ -248,3 +248,116 @@ fn classify_ureq(label: &str, e: ureq::Error) -> CallError {
         _ => fail(FailKind::Connect, format!("{label}: {text}")),
     }
 }
+
+/// Whether a base URL names this machine (127.0.0.0/8, ::1, localhost).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+/// Whether a provider is (assumed to be) a llama.cpp server that takes
+/// `cache_prompt`/`id_slot` and answers `/health` and `/props`: set
+/// explicitly with `cachePrompt`, else any openai-completions provider on
+/// loopback.
+pub fn is_local_llama(p: &Provider) -> bool {
+    p.api == "openai-completions"
+        && p.cache_prompt
+            .unwrap_or_else(|| is_loopback_url(&p.base_url))
+}
+
+/// The prompt-cache requests for one call of `session` to `p`.
+pub fn cache_hints(p: &Provider, session: &str) -> llm::CacheHints {
+    match p.api.as_str() {
+        "anthropic-messages" => llm::CacheHints {
+            breakpoints: p.cache_prompt.unwrap_or(true),
+            ..llm::CacheHints::default()
+        },
+        _ if is_local_llama(p) => llm::CacheHints {
+            cache_prompt: true,
+            slot: match p.slots {
+                Some(n) if n > 0 && !session.is_empty() => Some(slot_for(session, n)),
+                _ => None,
+            },
+            breakpoints: false,
+        },
+        _ => llm::CacheHints::default(),
+    }
+}
+
+/// A session's server slot: FNV-1a of its key, mod `slots` (stable across
+/// restarts and builds).
+pub fn slot_for(session: &str, slots: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in session.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(slots.max(1))) as u32
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls() {
+        for u in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:8080",
+            "http://[::1]:8080/v1",
+            "http://127.1.2.3/v1",
+        ] {
+            assert!(is_loopback_url(u), "{u}");
+        }
+        for u in [
+            "https://api.openai.com/v1",
+            "http://192.168.1.5:8080/v1",
+            "http://localhost.evil.example/v1",
+            "http://127.0.0.1.nip.io/v1",
+        ] {
+            assert!(!is_loopback_url(u), "{u}");
+        }
+    }
+
+    #[test]
+    fn hints_follow_the_provider() {
+        let mut p = Provider {
+            base_url: "http://127.0.0.1:8080/v1".into(),
+            ..Provider::default()
+        };
+        let h = cache_hints(&p, "main");
+        assert!(h.cache_prompt && h.slot.is_none() && !h.breakpoints);
+        p.slots = Some(4);
+        let a = cache_hints(&p, "telegram:42").slot;
+        assert_eq!(a, cache_hints(&p, "telegram:42").slot, "stable");
+        assert!(a.unwrap() < 4);
+        let spread: std::collections::BTreeSet<u32> = (0..64)
+            .map(|i| slot_for(&format!("telegram:{i}"), 4))
+            .collect();
+        assert_eq!(spread.len(), 4, "sessions spread over the slots");
+        p.base_url = "https://api.openai.com/v1".into();
+        assert_eq!(cache_hints(&p, "main"), llm::CacheHints::default());
+        p.cache_prompt = Some(true);
+        assert!(cache_hints(&p, "main").cache_prompt);
+        p.api = "anthropic-messages".into();
+        p.cache_prompt = None;
+        assert!(cache_hints(&p, "main").breakpoints);
+        p.cache_prompt = Some(false);
+        assert!(!cache_hints(&p, "main").breakpoints);
+    }
+}

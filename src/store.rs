@@ -80,6 +80,10 @@ pub struct Turn {
     /// Tokens in and out of the run that produced an assistant turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<(u64, u64)>,
+    /// Prompt tokens of that run read from / written to the provider's
+    /// prompt cache, when the provider reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<(u64, u64)>,
     /// For a summary: the last sequence number it stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covers_through: Option<u64>,
@@ -97,6 +101,7 @@ impl Turn {
             message,
             model: None,
             usage: None,
+            cache: None,
             covers_through: None,
             cum_chars: 0,
         }

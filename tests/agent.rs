@@ -205,10 +205,12 @@ fn anthropic_messages_text_and_tools() {
         .iter()
         .any(|(k, v)| k == "x-api-key" && v == "test-key"));
     assert!(req.headers.iter().any(|(k, _)| k == "anthropic-version"));
-    assert!(req.body["system"]
+    // The system prompt is one text block carrying a cache breakpoint.
+    assert!(req.body["system"][0]["text"]
         .as_str()
         .expect("system")
         .contains("pinch"));
+    assert_eq!(req.body["system"][0]["cache_control"]["type"], "ephemeral");
     // A tool call whose input arrives as split input_json_delta pieces.
     llm.push(Reply::ToolCall {
         id: "toolu_1".into(),

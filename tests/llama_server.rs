@@ -75,3 +75,30 @@ fn anthropic_messages_against_llama_server() {
         chat_once("anthropic-messages", &url);
     }
 }
+
+#[test]
+fn the_second_turn_is_served_from_llama_cache() {
+    let Some(url) = llama() else { return };
+    let home = TempHome::new("llama-cache");
+    home.write_config(&config(&url, "openai-completions"));
+    let gw = Gateway::start(&home, &[]);
+    let mut ws = Ws::connect(gw.addr);
+    for text in ["Say hello.", "Say goodbye."] {
+        let r = ws.call("chat.send", json!({"session": "t:cache", "text": text}));
+        assert_eq!(r["ok"], true, "{r}");
+        let events = ws.until_done();
+        assert_eq!(
+            events.last().expect("final")["event"],
+            "chat.final",
+            "{events:?}"
+        );
+    }
+    // llama-server's timings (cache_n, prompt_n) of the second turn.
+    let s = ws.call("status", json!({}));
+    let last = &s["payload"]["promptCache"]["lastRun"];
+    let read = last["readTokens"].as_u64().expect("readTokens");
+    let written = last["writtenTokens"].as_u64().expect("writtenTokens");
+    let share = read as f64 / (read + written).max(1) as f64;
+    eprintln!("second turn: {read} prompt tokens from cache, {written} evaluated ({share:.3})");
+    assert!(share > 0.85, "second turn re-evaluated the prompt: {last}");
+}

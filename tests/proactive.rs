@@ -60,13 +60,17 @@ fn heartbeat_status(gw: &Gateway, beats: u64) -> Value {
 }
 
 /// The text of the last user message of a request the fake model saw.
+/// The newest user text the model saw, without the time envelope in front.
 fn last_user(req: &Seen) -> String {
     let msgs = req.body["messages"].as_array().cloned().unwrap_or_default();
-    msgs.iter()
+    let text = msgs
+        .iter()
         .rev()
         .find(|m| m["role"] == "user")
         .and_then(|m| m["content"].as_str().map(str::to_string))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    assert!(text.starts_with('['), "the time envelope leads: {text}");
+    pinch::agent::prompt::strip_envelope(&text).to_string()
 }
 
 /// Outgoing messages in the delivery queue (the gateway must be stopped).

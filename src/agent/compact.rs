@@ -1,16 +1,24 @@
 //! Keeping every request inside the model's context window.
 //!
-//! Two mechanisms:
-//! - `fit` (pure): before each model call, drops the oldest history and
-//!   elides old tool results until system prompt + tool schemas + messages
-//!   fit the window minus the answer's reserve, estimated at
-//!   `CHARS_PER_TOKEN` characters per token. Deterministic and tested.
-//! - Compaction: when a session's unsummarised transcript passes 3/4 of the
-//!   budget, the reactor plans one: the oldest unsummarised turns (at most a
-//!   budget's worth) are summarised by the model into a summary turn, and
-//!   the newest third of the budget stays verbatim. Before summarising, the
-//!   model gets one call with only the `memory` tool, to save durable facts.
-//!   The full transcript stays on disk.
+//! Both mechanisms keep the prompt prefix (system prompt, tools, earlier
+//! turns) byte-identical for as many requests as possible, because a
+//! provider's prompt cache only serves an unchanged prefix:
+//! - Compaction (the normal path): when a session's unsummarised transcript
+//!   passes 3/4 of the budget (or 3/4 of the turn limit), the reactor plans
+//!   one: the oldest unsummarised turns are summarised by the model into one
+//!   summary turn of at most `summary_max_chars` (an eighth of the budget,
+//!   200 to 2,000 bytes), and the newest quarter of the budget stays
+//!   verbatim. Summary and kept turns take at most 3/8 of the budget, so at
+//!   least 3/8 is head-room that the following turns fill by appending to
+//!   an unchanged prefix; the next compaction comes only when it is used up. Before
+//!   summarising, the model gets one call with only the `memory` tool, to
+//!   save durable facts. The full transcript stays on disk.
+//! - `fit` (pure, the safety net): before each model call, drops the oldest
+//!   history in half-budget chunks anchored on the session's character
+//!   offsets, then elides old tool results, until system prompt + tool
+//!   schemas + messages fit the window minus the answer's reserve
+//!   (estimated at `CHARS_PER_TOKEN` characters per token). Deterministic
+//!   and tested.
 
 use super::prompt::CHARS_PER_TOKEN;
 use crate::llm::{Message, Part, Role, ToolSpec};
@@ -55,17 +63,75 @@ fn total(msgs: &[Message]) -> usize {
 
 const ELIDED: &str = "[tool result elided to fit the context window]";
 
+/// The transcript part of a request: messages, oldest first, with the
+/// session's cumulative characters through each (`Turn::cum_chars`). When
+/// the two lengths differ, offsets are counted from the first message.
+#[derive(Debug, Clone, Copy)]
+pub struct History<'a> {
+    pub messages: &'a [Message],
+    pub cum_chars: &'a [u64],
+}
+
+impl History<'static> {
+    pub const EMPTY: History<'static> = History {
+        messages: &[],
+        cum_chars: &[],
+    };
+}
+
+impl<'a> History<'a> {
+    /// History without stored offsets (counted from the first message).
+    pub fn plain(messages: &'a [Message]) -> History<'a> {
+        History {
+            messages,
+            cum_chars: &[],
+        }
+    }
+
+    fn tail(self) -> History<'a> {
+        History {
+            messages: self.messages.get(1..).unwrap_or(&[]),
+            cum_chars: self.cum_chars.get(1..).unwrap_or(&[]),
+        }
+    }
+
+    /// Where each message starts in the session's character count.
+    fn starts(&self) -> Vec<u64> {
+        if self.cum_chars.len() == self.messages.len() {
+            self.messages
+                .iter()
+                .zip(self.cum_chars)
+                .map(|(m, c)| c.saturating_sub(message_chars(m) as u64))
+                .collect()
+        } else {
+            let mut at = 0u64;
+            self.messages
+                .iter()
+                .map(|m| {
+                    let start = at;
+                    at = at.saturating_add(message_chars(m) as u64);
+                    start
+                })
+                .collect()
+        }
+    }
+}
+
 /// Fits `history` + `current` (this run's messages, user turn first) into
-/// `budget` characters: drops whole history messages from the oldest end
-/// (never leaving an orphaned tool result or an assistant turn first),
-/// then elides tool results of this run except the newest, then truncates
-/// the newest tool result. Returns the messages to send.
-pub fn fit(history: &[Message], current: &[Message], budget: usize) -> Vec<Message> {
+/// `budget` characters. Whole history messages go from the oldest end, in
+/// chunks: the cut falls only on the first message of a half-budget-sized
+/// stretch of the session's transcript (anchored on stored offsets), so
+/// while the history grows the cut stays on the same turn and the prompt
+/// prefix stays byte-identical until a whole chunk has to go; a cut never
+/// leaves an orphaned tool result or an assistant turn first. Then tool
+/// results of this run are elided except the newest, then the newest is
+/// truncated. Returns the messages to send.
+pub fn fit(history: History, current: &[Message], budget: usize) -> Vec<Message> {
     // A leading summary stands for everything before it: it is dropped last.
-    if let Some(first) = history.first() {
+    if let Some(first) = history.messages.first() {
         if is_summary(first) {
             let rest = fit(
-                &history[1..],
+                history.tail(),
                 current,
                 budget.saturating_sub(message_chars(first)),
             );
@@ -75,19 +141,30 @@ pub fn fit(history: &[Message], current: &[Message], budget: usize) -> Vec<Messa
             return rest;
         }
     }
+    let messages = history.messages;
     let cur = total(current);
     let mut start = 0;
-    let mut hist = total(history);
-    while start < history.len() && hist + cur > budget {
-        hist -= message_chars(&history[start]);
-        start += 1;
+    let mut hist = total(messages);
+    if hist + cur > budget {
+        let chunk = (budget / 2).max(1) as u64;
+        let starts = history.starts();
+        start = messages.len();
+        let mut rest = hist;
+        for i in 0..messages.len() {
+            if i > 0 && starts[i] / chunk != starts[i - 1] / chunk && rest + cur <= budget {
+                start = i;
+                break;
+            }
+            rest -= message_chars(&messages[i]);
+        }
+        hist = total(&messages[start..]);
     }
     // A kept history must open with a plain user message.
-    while start < history.len() && !starts_cleanly(&history[start]) {
-        hist -= message_chars(&history[start]);
+    while start < messages.len() && !starts_cleanly(&messages[start]) {
+        hist -= message_chars(&messages[start]);
         start += 1;
     }
-    let mut out: Vec<Message> = history[start..].to_vec();
+    let mut out: Vec<Message> = messages[start..].to_vec();
     let mut cur_msgs = current.to_vec();
     if hist + cur > budget {
         let last_result = cur_msgs
@@ -120,6 +197,13 @@ pub fn fit(history: &[Message], current: &[Message], budget: usize) -> Vec<Messa
     }
     out.extend(cur_msgs);
     out
+}
+
+/// Longest summary kept, in bytes, for a message budget of `budget`
+/// characters: an eighth of it, between 200 and 2,000 (about 650 tokens),
+/// so a summary never crowds out the head-room it is made for.
+pub fn summary_max_chars(budget: usize) -> usize {
+    (budget / 8).clamp(200, 2000)
 }
 
 /// The prefix of the message a summary turn becomes in a request.
@@ -170,7 +254,7 @@ pub fn transcript_text(prior: Option<&str>, old: &[Message]) -> String {
     out
 }
 
-pub const SUMMARY_INSTRUCTIONS: &str = "You write the running summary of a conversation between a user and their assistant, for the assistant's own later use. Keep every fact, decision, open task, name, number and preference that may matter later; drop chit-chat. Write plain sentences or short bullets, at most 250 words. Output only the summary.";
+pub const SUMMARY_INSTRUCTIONS: &str = "You write the running summary of a conversation between a user and their assistant, for the assistant's own later use. Keep every fact, decision, open task, name, number and preference that may matter later; drop chit-chat. Write plain sentences or short bullets, at most 150 words. Output only the summary.";
 
 pub const FLUSH_INSTRUCTIONS: &str = "The older part of this conversation is about to be condensed into a summary. If it contains durable facts about the user or standing instructions that are not yet in MEMORY.md, save them now with the memory tool (action append, one fact per call). If there is nothing worth keeping, answer just: nothing to save.";
 
@@ -220,14 +304,14 @@ mod tests {
             asst(&"d".repeat(100)),
         ];
         let current = vec![user("now")];
-        let out = fit(&history, &current, 260);
+        let out = fit(History::plain(&history), &current, 260);
         assert!(total(&out) <= 260);
         assert_eq!(out.len(), 3, "c, d and the new message");
         assert_eq!(out[0].role, Role::User);
-        let out = fit(&history, &current, 10_000);
+        let out = fit(History::plain(&history), &current, 10_000);
         assert_eq!(out.len(), 5, "everything fits");
         // A budget that would start the history on an assistant turn drops it too.
-        let out = fit(&history, &current, 160);
+        let out = fit(History::plain(&history), &current, 160);
         assert_eq!(out.len(), 1);
     }
 
@@ -241,7 +325,7 @@ mod tests {
             user(&"e".repeat(100)),
             asst(&"f".repeat(100)),
         ];
-        let out = fit(&history, &[user("now")], 280);
+        let out = fit(History::plain(&history), &[user("now")], 280);
         assert_eq!(out[0], summary);
         assert_eq!(out.len(), 4, "summary, e, f, now");
         assert!(total(&out) <= 280);
@@ -256,7 +340,7 @@ mod tests {
             call(),
             result(&"y".repeat(3000)),
         ];
-        let out = fit(&[], &current, 3500);
+        let out = fit(History::EMPTY, &current, 3500);
         assert!(total(&out) <= 3500, "{}", total(&out));
         let texts: Vec<String> = out
             .iter()
@@ -274,7 +358,7 @@ mod tests {
             texts[1].starts_with("yyy"),
             "the newest result is kept as far as it fits"
         );
-        let out = fit(&[], &current, 1000);
+        let out = fit(History::EMPTY, &current, 1000);
         assert!(total(&out) <= 1000, "{}", total(&out));
     }
 
@@ -299,5 +383,46 @@ mod tests {
         assert!(t.starts_with("Earlier summary:\nthey like tea"));
         assert!(t.contains("User: hi"));
         assert!(t.len() < 700);
+    }
+
+    #[test]
+    fn a_growing_history_keeps_its_cut_until_a_whole_chunk_goes() {
+        // Turns of 100 characters appended one at a time; budget 1000.
+        let mut history: Vec<Message> = Vec::new();
+        let mut cums: Vec<u64> = Vec::new();
+        let mut firsts = Vec::new();
+        for i in 0..40 {
+            let m = if i % 2 == 0 {
+                user(&format!("{i:0>100}"))
+            } else {
+                asst(&format!("{i:0>100}"))
+            };
+            let prev = cums.last().copied().unwrap_or(0);
+            cums.push(prev + message_chars(&m) as u64);
+            history.push(m);
+            let h = History {
+                messages: &history,
+                cum_chars: &cums,
+            };
+            let out = fit(h, &[user("now")], 1000);
+            assert!(total(&out) <= 1000);
+            firsts.push(out[0].clone());
+        }
+        // The first kept turn changes at most once per 5 turns (a
+        // half-budget chunk), never turn by turn.
+        let changes = firsts.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(changes <= 40 / 5, "{changes} prefix changes");
+        let runs_of_one = firsts
+            .windows(3)
+            .filter(|w| w[0] != w[1] && w[1] != w[2])
+            .count();
+        assert_eq!(runs_of_one, 0, "a cut never moves on two turns in a row");
+        // The same history with its offsets counted from a later start
+        // (older turns not loaded) cuts at the same turn.
+        let h = History {
+            messages: &history[10..],
+            cum_chars: &cums[10..],
+        };
+        assert_eq!(fit(h, &[user("now")], 1000)[0], *firsts.last().unwrap());
     }
 }

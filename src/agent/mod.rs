@@ -33,6 +33,9 @@ pub struct Job {
     /// The session's context: its summary (if any), then recent turns.
     pub history: Vec<HistItem>,
     pub user: Message,
+    /// Who the run talks to: picks the system prompt and the envelope of
+    /// the user turn.
+    pub run: prompt::RunContext,
     /// Set when the session should be compacted before this run.
     pub compaction: Option<compact::Compaction>,
     pub cancel: Arc<AtomicBool>,
@@ -48,6 +51,9 @@ pub struct HistItem {
     pub seq: u64,
     pub summary: bool,
     pub message: Message,
+    /// The session's cumulative transcript characters through this turn:
+    /// fixed once stored, so cuts anchored on it stay put (`compact::fit`).
+    pub cum_chars: u64,
 }
 
 #[derive(Debug)]
@@ -79,6 +85,8 @@ pub enum RunEvent {
         text: String,
         model: String,
         usage: (u64, u64),
+        /// Prompt tokens read from / written to the provider's cache.
+        cache: (u64, u64),
         summary: Option<(String, u64, u64)>,
     },
     Error {
@@ -153,7 +161,8 @@ impl Pool {
             tools,
             workspace: workspace.clone(),
         });
-        let overhead_chars = compact::overhead(&prompt::system_prompt(&ctx), ctx.tools.specs());
+        let overhead_chars =
+            compact::overhead(&prompt::system_prompt(&ctx, false), ctx.tools.specs());
         let work = Arc::new(Work {
             state: Mutex::new(WorkState {
                 queue: VecDeque::new(),
@@ -334,6 +343,7 @@ struct Reply {
     tool_calls: Vec<(String, String, String)>,
     model: String,
     usage: (u64, u64),
+    cache: (u64, u64),
 }
 
 /// Now plus `secs`, never overflowing: config checks keep durations within a
@@ -365,17 +375,21 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
         return;
     }
     let mut history: Vec<Message> = job.history.iter().map(|h| h.message.clone()).collect();
+    let mut anchors: Vec<u64> = job.history.iter().map(|h| h.cum_chars).collect();
     let mut summary = None;
     if let Some(c) = &job.compaction {
         match compact_session(ctx, &candidates, c, &job.cancel, deadline) {
             Ok(text) => {
+                let kept: Vec<&HistItem> = job
+                    .history
+                    .iter()
+                    .filter(|h| !h.summary && h.seq > c.through_seq)
+                    .collect();
                 history = std::iter::once(summary_message(&text))
-                    .chain(
-                        job.history
-                            .iter()
-                            .filter(|h| !h.summary && h.seq > c.through_seq)
-                            .map(|h| h.message.clone()),
-                    )
+                    .chain(kept.iter().map(|h| h.message.clone()))
+                    .collect();
+                anchors = std::iter::once(c.through_chars)
+                    .chain(kept.iter().map(|h| h.cum_chars))
                     .collect();
                 summary = Some((text, c.through_seq, c.through_chars));
             }
@@ -385,18 +399,24 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
             ),
         }
     }
-    let system = prompt::system_prompt(ctx);
+    let system = prompt::system_prompt(ctx, job.run.group);
     let tools = ctx.tools.specs();
-    let mut current = vec![job.user.clone()];
+    let hist = compact::History {
+        messages: &history,
+        cum_chars: &anchors,
+    };
+    let mut current = vec![enveloped(job.user.clone(), prompt::clock_ms(), &job.run)];
     let mut usage = (0u64, 0u64);
+    let mut cache = (0u64, 0u64);
     let max_rounds = cfg.agents.defaults.max_rounds.max(1);
     for round in 0..max_rounds {
         let reply = match call_chain(
             ctx,
+            &job.session,
             &candidates,
             &system,
             tools,
-            &history,
+            hist,
             &current,
             &job.cancel,
             deadline,
@@ -420,6 +440,8 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
         };
         usage.0 += reply.usage.0;
         usage.1 += reply.usage.1;
+        cache.0 += reply.cache.0;
+        cache.1 += reply.cache.1;
         current.push(reply.message);
         if reply.tool_calls.is_empty() {
             emit(RunEvent::Final {
@@ -427,6 +449,7 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
                 text: reply.text,
                 model: reply.model,
                 usage,
+                cache,
                 summary,
             });
             return;
@@ -475,11 +498,28 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
                 text,
                 model: reply.model,
                 usage,
+                cache,
                 summary,
             });
             return;
         }
     }
+}
+
+/// The user message with the per-request envelope in front of its first
+/// text part (a message without text gets one).
+fn enveloped(mut user: Message, now_ms: u64, run: &prompt::RunContext) -> Message {
+    match user.parts.iter_mut().find_map(|p| match p {
+        Part::Text(t) => Some(t),
+        _ => None,
+    }) {
+        Some(t) => *t = prompt::envelope(now_ms, run, t),
+        None => user.parts.insert(
+            0,
+            Part::Text(prompt::envelope(now_ms, run, "").trim_end().to_string()),
+        ),
+    }
+    user
 }
 
 fn summary_message(text: &str) -> Message {
@@ -530,10 +570,11 @@ fn compact_session(
     }];
     if let Ok(reply) = call_chain(
         ctx,
+        "",
         candidates,
         compact::FLUSH_INSTRUCTIONS,
         &memory_tool,
-        &[],
+        compact::History::EMPTY,
         &flush,
         cancel,
         deadline,
@@ -550,10 +591,11 @@ fn compact_session(
     }];
     let reply = call_chain(
         ctx,
+        "",
         candidates,
         compact::SUMMARY_INSTRUCTIONS,
         &[],
-        &[],
+        compact::History::EMPTY,
         &ask,
         cancel,
         deadline,
@@ -564,17 +606,17 @@ fn compact_session(
     if text.is_empty() {
         return Err("the model returned an empty summary".into());
     }
-    // A summary may take at most a quarter of the smallest window.
-    Ok(crate::util::truncate(&text, (cap / 4).clamp(200, 4000)).to_string())
+    Ok(crate::util::truncate(&text, compact::summary_max_chars(cap)).to_string())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn call_chain(
     ctx: &Ctx,
+    session: &str,
     candidates: &[Candidate],
     system: &str,
     tools: &[crate::llm::ToolSpec],
-    history: &[Message],
+    history: compact::History,
     current: &[Message],
     cancel: &AtomicBool,
     deadline: Instant,
@@ -610,6 +652,7 @@ fn call_chain(
                 None
             },
             accepts_images: c.model.input.iter().any(|i| i == "image"),
+            cache: provider::cache_hints(c.provider, session),
         };
         let call_deadline = deadline.min(after_secs(c.provider.timeouts.total));
         let mut text = String::new();
@@ -617,6 +660,7 @@ fn call_chain(
         let mut signature: Option<String> = None;
         let mut calls = Vec::new();
         let mut usage = (0, 0);
+        let mut cache = (0, 0);
         let mut on = |ev: StreamEvent| match ev {
             StreamEvent::TextDelta(t) => {
                 text.push_str(&t);
@@ -636,6 +680,10 @@ fn call_chain(
                 input_tokens,
                 output_tokens,
             } => usage = (input_tokens, output_tokens),
+            StreamEvent::CacheUsage {
+                read_tokens,
+                write_tokens,
+            } => cache = (read_tokens, write_tokens),
             StreamEvent::Stop { .. } => {}
         };
         match provider::stream_chat(
@@ -678,6 +726,7 @@ fn call_chain(
                     tool_calls: calls,
                     model: c.label.clone(),
                     usage,
+                    cache,
                 });
             }
             Err(e) => {

@@ -1,8 +1,22 @@
-//! The system prompt: workspace files (each capped, truncation announced),
-//! the index of eligible skills (name and description only) and the date.
-//! Kept small on purpose: with the default caps the prompt plus the tool
-//! schemas stay under about 2,000 tokens, leaving a 4k-context local model
-//! room for the conversation.
+//! The system prompt and the envelope of the newest user turn.
+//!
+//! The system prompt holds only what is stable for a session: workspace
+//! files (each capped, truncation announced) and the index of eligible
+//! skills (name and description only). It carries no clock, channel or
+//! sender detail, so with the tool schemas and the earlier turns it forms a
+//! prefix that is byte-identical from one request to the next and a
+//! provider's prompt cache (llama.cpp's KV cache, Anthropic's prompt cache)
+//! serves it instead of evaluating it again. What changes per request (the
+//! current time, the channel and the sender) is put in front of the newest
+//! user text instead, OpenClaw-style: `[Tue 2026-11-24 00:44 UTC] hello`;
+//! that text is what the transcript stores, so later requests replay it
+//! unchanged.
+//!
+//! Group chats get a prompt without USER.md and MEMORY.md: those hold the
+//! owner's private facts and stay out of conversations with other people.
+//!
+//! Models with a small window (`contextWindow` <= `SMALL_WINDOW`) get tighter
+//! caps on workspace files and skill descriptions.
 
 use super::Ctx;
 
@@ -11,38 +25,169 @@ use super::Ctx;
 pub const RESERVE_TOKENS: u32 = 2000;
 /// A conservative characters-per-token ratio for budgeting.
 pub const CHARS_PER_TOKEN: usize = 3;
+/// Context windows up to this many tokens get the compact prompt.
+pub const SMALL_WINDOW: u32 = 8192;
+/// Per-file cap on workspace files in the compact prompt, in bytes.
+const SMALL_FILE_CHARS: usize = 600;
+/// Skill descriptions in the compact prompt, in bytes.
+const SMALL_SKILL_CHARS: usize = 60;
 
-pub fn system_prompt(ctx: &Ctx) -> String {
-    let max = ctx.cfg.agents.defaults.bootstrap_max_chars;
+/// Who a run talks to, as far as the prompt is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunContext {
+    /// A chat shared with other people: private workspace files stay out.
+    pub group: bool,
+    /// Channel and sender, e.g. `telegram group "Family" · from Ann (@ann)`;
+    /// empty for the gateway's own clients and scheduled runs.
+    pub origin: String,
+}
+
+/// Workspace files of the system prompt, in order; the last two are the
+/// owner's private files.
+const FILES: [&str; 5] = [
+    "AGENTS.md",
+    "SOUL.md",
+    "IDENTITY.md",
+    "USER.md",
+    "MEMORY.md",
+];
+const PRIVATE: [&str; 2] = ["USER.md", "MEMORY.md"];
+
+/// The system prompt for a session: the same bytes for every request of
+/// the session as long as the workspace files and skills do not change.
+pub fn system_prompt(ctx: &Ctx, group: bool) -> String {
+    let small = primary_window(ctx) <= SMALL_WINDOW;
+    let mut max = ctx.cfg.agents.defaults.bootstrap_max_chars;
+    if small {
+        max = max.min(SMALL_FILE_CHARS);
+    }
     let mut out = String::new();
-    for name in [
-        "AGENTS.md",
-        "SOUL.md",
-        "IDENTITY.md",
-        "USER.md",
-        "MEMORY.md",
-    ] {
+    for name in FILES {
+        if group && PRIVATE.contains(&name) {
+            continue;
+        }
         if let Some(text) = crate::workspace::read_capped(&ctx.workspace, name, max) {
-            out.push_str(&text);
+            out.push_str(text.trim_end());
             out.push_str("\n\n");
         }
     }
     let skills: Vec<_> = ctx.tools.skills().iter().filter(|s| s.eligible).collect();
     if !skills.is_empty() {
+        let desc = if small { SMALL_SKILL_CHARS } else { 160 };
         out.push_str("Skills (load one with the `skill` tool before following it):\n");
         for s in skills.iter().take(24) {
             out.push_str(&format!(
                 "- {}: {}\n",
                 s.name,
-                crate::util::truncate(&s.description, 160)
+                crate::util::truncate(&s.description, desc).trim_end()
             ));
         }
         out.push('\n');
     }
-    out.push_str(&format!(
-        "Current time (UTC): {}\n",
-        &crate::util::rfc3339(crate::util::now_ms())[..16]
-    ));
-    out.push_str("Keep durable facts about the user in memory with the `memory` tool.\n");
+    out.push_str("Each user message starts with [time UTC");
+    out.push_str(" · channel and sender when known].\n");
+    if group {
+        out.push_str("This is a group chat: keep the owner's private facts private.\n");
+    } else {
+        out.push_str("Keep durable facts about the user in memory with the `memory` tool.\n");
+    }
     out
+}
+
+/// The primary model's context window (4096 when none is configured).
+fn primary_window(ctx: &Ctx) -> u32 {
+    ctx.cfg
+        .agents
+        .defaults
+        .model
+        .primary
+        .as_deref()
+        .and_then(|r| crate::config::find_model(&ctx.cfg, r))
+        .map(|(_, _, m)| m.context_window)
+        .unwrap_or(4096)
+}
+
+/// The newest user turn as sent and stored: `[Tue 2026-11-24 00:44 UTC]`
+/// (plus the origin when known) in front of the text. Pure.
+pub fn envelope(now_ms: u64, run: &RunContext, text: &str) -> String {
+    let stamp = minute_stamp(now_ms);
+    if run.origin.is_empty() {
+        format!("[{stamp}] {text}")
+    } else {
+        format!("[{stamp} · {}] {text}", run.origin)
+    }
+}
+
+/// The user's own words of a stored user turn: `text` without the
+/// envelope `envelope` put in front (for showing history to people).
+pub fn strip_envelope(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix('[') else {
+        return text;
+    };
+    // "Tue 2026-11-24 00:44 UTC" is 24 ASCII bytes.
+    let stamp_ok = rest.get(..24).is_some_and(|s| s.ends_with(" UTC"));
+    match rest.find("] ") {
+        Some(end) if stamp_ok => rest.get(end + 2..).unwrap_or(""),
+        _ => text,
+    }
+}
+
+/// `Tue 2026-11-24 00:44 UTC` for unix milliseconds.
+pub fn minute_stamp(now_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let day = DAYS[((now_ms / 86_400_000) % 7) as usize];
+    let iso = crate::util::rfc3339(now_ms);
+    // `YYYY-MM-DDTHH:MM:…`: the first 16 characters are ASCII by construction.
+    let minute = iso.get(..16).unwrap_or(&iso).replace('T', " ");
+    format!("{day} {minute} UTC")
+}
+
+/// The clock of the user-turn envelope. Debug builds (the test suite and
+/// the benchmarks) honour `PINCH_TEST_CLOCK_FILE`: a file holding a number
+/// of milliseconds added to the wall clock, read on every call, so a test
+/// can move time across a minute boundary without waiting. Release builds
+/// ignore it.
+pub fn clock_ms() -> u64 {
+    let now = crate::util::now_ms();
+    if cfg!(debug_assertions) {
+        if let Some(path) = std::env::var_os("PINCH_TEST_CLOCK_FILE") {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                if let Ok(offset) = text.trim().parse::<i64>() {
+                    return if offset >= 0 {
+                        now.saturating_add(offset as u64)
+                    } else {
+                        now.saturating_sub(offset.unsigned_abs())
+                    };
+                }
+            }
+        }
+    }
+    now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_puts_the_minute_and_origin_in_front() {
+        // 2026-11-24T00:44:30Z is a Tuesday.
+        let ms = 1_795_481_070_000;
+        assert_eq!(minute_stamp(ms), "Tue 2026-11-24 00:44 UTC");
+        let plain = envelope(ms, &RunContext::default(), "hello");
+        assert_eq!(plain, "[Tue 2026-11-24 00:44 UTC] hello");
+        let group = RunContext {
+            group: true,
+            origin: "telegram group · from Ann".into(),
+        };
+        assert_eq!(
+            envelope(ms, &group, "hi"),
+            "[Tue 2026-11-24 00:44 UTC · telegram group · from Ann] hi"
+        );
+        assert_eq!(minute_stamp(0), "Thu 1970-01-01 00:00 UTC");
+        assert_eq!(strip_envelope(&plain), "hello");
+        assert_eq!(strip_envelope(&envelope(ms, &group, "[x] y")), "[x] y");
+        assert_eq!(strip_envelope("[not a stamp] hi"), "[not a stamp] hi");
+        assert_eq!(strip_envelope("[é"), "[é");
+    }
 }

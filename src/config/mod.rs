@@ -486,6 +486,15 @@ fn validate(cfg: &Config) -> Result<(), Invalid> {
                 "for example \"https://api.openai.com/v1\" or \"http://127.0.0.1:8080/v1\"".into(),
             );
         }
+        if let Some(n) = p.slots {
+            if !(1..=256).contains(&n) {
+                return bad(
+                    &format!("{base}.slots"),
+                    format!("{n} is out of range"),
+                    "set it to llama-server's --parallel count (1 to 256)".into(),
+                );
+            }
+        }
         if p.models.is_empty() {
             return bad(
                 &format!("{base}.models"),

@@ -127,6 +127,18 @@ pub struct Provider {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkConfig>,
     pub timeouts: Timeouts,
+    /// Ask the server to reuse its prompt cache: llama.cpp's `cache_prompt`
+    /// (openai-completions) or `cache_control` breakpoints
+    /// (anthropic-messages). Unset: on for anthropic-messages, and for
+    /// openai-completions only when `baseUrl` is loopback (OpenAI's own API
+    /// refuses unknown fields). Also marks a llama.cpp server whose health
+    /// `pinch doctor` and `pinch status` report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_prompt: Option<bool>,
+    /// llama.cpp's server slots (`--parallel`): each session is kept on
+    /// slot hash(session) mod `slots` with `id_slot`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
 }
 
 impl Default for Provider {
@@ -140,6 +152,8 @@ impl Default for Provider {
             models: Vec::new(),
             network: None,
             timeouts: Timeouts::default(),
+            cache_prompt: None,
+            slots: None,
         }
     }
 }

@@ -257,6 +257,7 @@ impl Reactor {
             origin,
             text,
             run_id,
+            run: run_context(&env),
         };
         match self.enqueue_run(&session, pending) {
             Ok(()) => {
@@ -494,4 +495,34 @@ impl Reactor {
             _ => return None,
         })
     }
+}
+
+/// The prompt's view of a channel message: a group chat or not, and
+/// `telegram group · from Ann (@ann)` for the user-turn envelope.
+fn run_context(env: &Envelope) -> crate::agent::prompt::RunContext {
+    let group = env.chat_kind == ChatKind::Group;
+    let mut origin = format!("{} {}", env.channel, if group { "group" } else { "direct" });
+    // Platform names are outside input: no brackets or line breaks that
+    // could pass for the end of the envelope.
+    let clean = |s: &str| -> String {
+        crate::channel::envelope::truncate_chars(s.trim(), 64)
+            .chars()
+            .map(|c| {
+                if c == ']' || c == '[' || c.is_control() {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect()
+    };
+    let name = clean(&env.sender_name);
+    let user = env.sender_username.as_deref().map(clean);
+    match (name.is_empty(), user) {
+        (false, Some(u)) => origin.push_str(&format!(" · from {name} (@{u})")),
+        (false, None) => origin.push_str(&format!(" · from {name}")),
+        (true, Some(u)) => origin.push_str(&format!(" · from @{u}")),
+        (true, None) => {}
+    }
+    crate::agent::prompt::RunContext { group, origin }
 }

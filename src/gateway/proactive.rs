@@ -287,6 +287,7 @@ impl Reactor {
             origin: Origin::Job,
             text,
             run_id,
+            run: Default::default(),
         };
         if let Some(q) = self.busy.get_mut(session) {
             if q.len() >= SESSION_QUEUE {
@@ -377,9 +378,11 @@ impl Reactor {
                 text,
                 model,
                 usage,
+                cache,
                 summary,
             } => {
-                let turns = final_turns(now, messages, &model, usage, summary);
+                self.note_cache(usage, cache);
+                let turns = final_turns(now, messages, &model, usage, cache, summary);
                 Ok(self.settle(&session, active.as_ref(), &turns, usage, &text, now))
             }
             RunEvent::Error { message, kind } => {
@@ -659,6 +662,7 @@ pub(super) fn final_turns(
     messages: Vec<Message>,
     model: &str,
     usage: (u64, u64),
+    cache: (u64, u64),
     summary: Option<(String, u64, u64)>,
 ) -> Vec<Turn> {
     let mut turns = Vec::new();
@@ -683,6 +687,9 @@ pub(super) fn final_turns(
         }
         if Some(i) == last_assistant {
             t.usage = Some(usage);
+            if cache != (0, 0) {
+                t.cache = Some(cache);
+            }
         }
         turns.push(t);
     }

@@ -53,6 +53,21 @@ pub(super) struct Pending {
     pub origin: Origin,
     pub text: String,
     pub run_id: u64,
+    /// Group chat or not, channel and sender: for the prompt.
+    pub run: crate::agent::prompt::RunContext,
+}
+
+/// Prompt-cache counters since start, for `status`.
+#[derive(Debug, Default)]
+pub(super) struct CacheStats {
+    /// Prompt tokens of every model call (cached or not).
+    pub prompt: u64,
+    /// Of those, served from the provider's cache.
+    pub read: u64,
+    /// Evaluated / written to the cache.
+    pub written: u64,
+    /// The last run's (prompt, read, written).
+    pub last: Option<(u64, u64, u64)>,
 }
 
 struct Running {
@@ -100,6 +115,7 @@ pub struct Reactor {
     pub(super) started: Instant,
     runs_total: u64,
     runs_failed: u64,
+    pub(super) cache_stats: CacheStats,
     /// Whether memory was released since the last message from an edge.
     trimmed: bool,
     /// When the last message from an edge arrived.
@@ -132,6 +148,7 @@ impl Reactor {
             started: Instant::now(),
             runs_total: 0,
             runs_failed: 0,
+            cache_stats: CacheStats::default(),
             trimmed: false,
             last_activity: Instant::now(),
             ticks: 0,
@@ -310,6 +327,7 @@ impl Reactor {
                     origin: Origin::Client(conn),
                     text,
                     run_id,
+                    run: Default::default(),
                 };
                 let queued = self.busy.contains_key(&session);
                 self.enqueue_run(&session, pending)?;
@@ -405,6 +423,7 @@ impl Reactor {
             "sessions": {"stored": self.store.session_count().unwrap_or(0), "inMemory": self.sessions.map.len(), "busy": self.busy.len()},
             "clients": self.clients.len(),
             "runs": {"inFlight": self.runs.len(), "total": self.runs_total, "failed": self.runs_failed},
+            "promptCache": self.cache_status(),
             "primaryModel": self.cfg.agents.defaults.model.primary,
             "models": providers,
             "channels": self.channels_status(),
@@ -417,6 +436,28 @@ impl Reactor {
 
     pub(super) fn runs_idle(&self) -> bool {
         self.runs.is_empty()
+    }
+
+    fn cache_status(&self) -> Value {
+        let c = &self.cache_stats;
+        let share = if c.prompt > 0 {
+            (c.read as f64 / c.prompt as f64 * 1000.0).round() / 1000.0
+        } else {
+            0.0
+        };
+        let last = c.last.map(|(prompt, read, written)| {
+            json!({"promptTokens": prompt, "readTokens": read, "writtenTokens": written})
+        });
+        json!({"promptTokens": c.prompt, "readTokens": c.read, "writtenTokens": c.written, "readShare": share, "lastRun": last})
+    }
+
+    /// Counts a finished run's prompt and cache tokens.
+    pub(super) fn note_cache(&mut self, usage: (u64, u64), cache: (u64, u64)) {
+        let c = &mut self.cache_stats;
+        c.prompt = c.prompt.saturating_add(usage.0);
+        c.read = c.read.saturating_add(cache.0);
+        c.written = c.written.saturating_add(cache.1);
+        c.last = Some((usage.0, cache.0, cache.1));
     }
 
     pub(super) fn new_run_id(&mut self) -> u64 {
@@ -460,6 +501,7 @@ impl Reactor {
             .map(|(seq, t)| HistItem {
                 seq,
                 summary: t.kind == TurnKind::Summary,
+                cum_chars: t.cum_chars,
                 message: crate::agent::turn_message(t),
             })
             .collect();
@@ -473,6 +515,7 @@ impl Reactor {
                 role: Role::User,
                 parts: vec![Part::Text(p.text)],
             },
+            run: p.run,
             cancel: cancel.clone(),
             deadline_s: defaults.timeout_seconds,
             skip_models: self.cooling_models(),
@@ -500,9 +543,11 @@ impl Reactor {
     }
 
     /// Decides whether this session needs compacting: when its unsummarised
-    /// transcript passes 3/4 of the budget, the oldest unsummarised turns (up
-    /// to one budget's worth) are to be summarised, keeping the newest third
-    /// of the budget verbatim.
+    /// transcript passes 3/4 of the budget (characters, or turns), the
+    /// oldest unsummarised turns (up to one budget's worth) are to be
+    /// summarised, keeping the newest quarter of the budget verbatim. The
+    /// rest of the budget is head-room that later turns fill by appending to
+    /// an unchanged prompt prefix (see `agent::compact`).
     fn plan_compaction(
         &self,
         session: &str,
@@ -513,17 +558,23 @@ impl Reactor {
         let Some(meta) = self.store.session(session)? else {
             return Ok(None);
         };
-        // The incoming message and its answer come on top of the transcript.
-        if meta.unsummarized_chars() + (incoming as u64) * 2 <= (budget_chars as u64) * 3 / 4 {
-            return Ok(None);
-        }
         let prior = self.store.latest_summary(session)?;
         let from = prior
             .as_ref()
             .and_then(|(_, t)| t.covers_through)
             .map(|c| c + 1)
             .unwrap_or(0);
-        let kept = self.store.recent(session, max_turns, budget_chars / 3)?;
+        // The incoming message and its answer come on top of the transcript.
+        let chars_full =
+            meta.unsummarized_chars() + (incoming as u64) * 2 > (budget_chars as u64) * 3 / 4;
+        // Turns since the summary (the summary turn itself included).
+        let turns_full = meta.next_seq.saturating_sub(from) > (max_turns as u64) * 3 / 4;
+        if !chars_full && !turns_full {
+            return Ok(None);
+        }
+        let kept = self
+            .store
+            .recent(session, max_turns / 4, budget_chars / 4)?;
         let keep_from = kept
             .iter()
             .filter(|(_, t)| t.kind != TurnKind::Summary)
@@ -651,9 +702,10 @@ impl Reactor {
             RunEvent::ModelOk { model } => {
                 self.model_health.remove(&model);
             }
-            RunEvent::Final { messages, text, model, usage, summary } => {
+            RunEvent::Final { messages, text, model, usage, cache, summary } => {
                 let now = crate::util::now_ms();
-                let turns = proactive::final_turns(now, messages, &model, usage, summary);
+                self.note_cache(usage, cache);
+                let turns = proactive::final_turns(now, messages, &model, usage, cache, summary);
                 if let Origin::Channel { channel, inbound, target } = &origin {
                     self.channel_run_done(channel, inbound, &session, target, &turns, usage, &text);
                     self.finish(u.run_id, &session);
@@ -787,6 +839,9 @@ fn turn_json(seq: u64, t: &Turn) -> Value {
             }
             _ => {}
         }
+    }
+    if role == "user" {
+        text = crate::agent::prompt::strip_envelope(&text).to_string();
     }
     json!({"seq": seq, "ts": t.ts_ms, "role": role, "text": text, "model": t.model, "tools": tools})
 }

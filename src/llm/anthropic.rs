@@ -63,10 +63,30 @@ pub fn build_body(req: &ChatRequest) -> Vec<u8> {
         max_tokens = max_tokens.saturating_add(budget);
     }
     body.insert("max_tokens".into(), json!(max_tokens));
+    let ephemeral = json!({"type": "ephemeral"});
     if !req.system.is_empty() {
-        body.insert("system".into(), json!(req.system));
+        if req.cache.breakpoints {
+            body.insert(
+                "system".into(),
+                json!([{"type": "text", "text": req.system, "cache_control": ephemeral}]),
+            );
+        } else {
+            body.insert("system".into(), json!(req.system));
+        }
     }
-    body.insert("messages".into(), Value::Array(build_messages(req)));
+    let mut messages = build_messages(req);
+    if req.cache.breakpoints {
+        // The newest turn: the next request starts with everything up to here.
+        if let Some(Value::Object(block)) = messages
+            .last_mut()
+            .and_then(|m| m.get_mut("content"))
+            .and_then(Value::as_array_mut)
+            .and_then(|blocks| blocks.last_mut())
+        {
+            block.insert("cache_control".into(), ephemeral.clone());
+        }
+    }
+    body.insert("messages".into(), Value::Array(messages));
     body.insert("stream".into(), json!(true));
     // The API only allows the default temperature while thinking.
     if req.reasoning_budget.is_none() {
@@ -86,6 +106,12 @@ pub fn build_body(req: &ChatRequest) -> Vec<u8> {
                 })
             })
             .collect();
+        let mut tools = tools;
+        if req.cache.breakpoints {
+            if let Some(Value::Object(last)) = tools.last_mut() {
+                last.insert("cache_control".into(), ephemeral);
+            }
+        }
         body.insert("tools".into(), Value::Array(tools));
     }
     Value::Object(body).to_string().into_bytes()
@@ -303,6 +329,8 @@ pub struct Decoder {
     blocks: Vec<OpenBlock>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    /// (cache_read_input_tokens, cache_creation_input_tokens).
+    cache: Option<(u64, u64)>,
     stop: Option<StopReason>,
     emitted_tool_call: bool,
     done: bool,
@@ -326,6 +354,7 @@ impl Decoder {
             blocks: Vec::new(),
             input_tokens: None,
             output_tokens: None,
+            cache: None,
             stop: None,
             emitted_tool_call: false,
             done: false,
@@ -393,6 +422,12 @@ impl Decoder {
                 for b in blocks {
                     self.close_block(b, &mut out)?;
                 }
+                if let Some((read_tokens, write_tokens)) = self.cache {
+                    out.push(StreamEvent::CacheUsage {
+                        read_tokens,
+                        write_tokens,
+                    });
+                }
                 if self.input_tokens.is_some() || self.output_tokens.is_some() {
                     out.push(StreamEvent::Usage {
                         input_tokens: self.input_tokens.unwrap_or(0),
@@ -436,6 +471,12 @@ impl Decoder {
         }
         if let Some(n) = u.output_tokens {
             self.output_tokens = Some(n);
+        }
+        if u.cache_read_input_tokens.is_some() || u.cache_creation_input_tokens.is_some() {
+            self.cache = Some((
+                u.cache_read_input_tokens.unwrap_or(0),
+                u.cache_creation_input_tokens.unwrap_or(0),
+            ));
         }
     }
 
@@ -809,6 +850,10 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
             vec![
                 text("Bonjour"),
                 text(" à tous 👋"),
+                StreamEvent::CacheUsage {
+                    read_tokens: 4,
+                    write_tokens: 0
+                },
                 usage(35, 9), // 31 fresh + 4 read from cache
                 stop(StopReason::EndTurn),
             ]
@@ -1092,6 +1137,7 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
             temperature: Some(0.2),
             reasoning_budget: None,
             accepts_images: false,
+            cache: Default::default(),
         }
     }
 
@@ -1256,5 +1302,40 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
             parse_error(503, b"Loading model", None).message,
             "Loading model"
         );
+    }
+
+    #[test]
+    fn cache_breakpoints_on_system_tools_and_newest_turn() {
+        let mut req = conversation();
+        req.tools = vec![
+            ToolSpec {
+                name: "a".into(),
+                description: "first".into(),
+                parameters: json!({"type": "object"}),
+            },
+            ToolSpec {
+                name: "b".into(),
+                description: "second".into(),
+                parameters: json!({"type": "object"}),
+            },
+        ];
+        let plain = body_json(&req);
+        assert_eq!(plain["system"], json!("Be brief."));
+        assert!(!plain.to_string().contains("cache_control"));
+        req.cache.breakpoints = true;
+        let v = body_json(&req);
+        let eph = json!({"type": "ephemeral"});
+        assert_eq!(
+            v["system"],
+            json!([{"type": "text", "text": "Be brief.", "cache_control": eph}])
+        );
+        assert!(v["tools"][0].get("cache_control").is_none());
+        assert_eq!(v["tools"][1]["cache_control"], eph);
+        let msgs = v["messages"].as_array().unwrap();
+        let last = msgs.last().unwrap()["content"].as_array().unwrap();
+        assert_eq!(last.last().unwrap()["cache_control"], eph);
+        assert_eq!(v.to_string().matches("cache_control").count(), 3);
+        // Same request, same bytes.
+        assert_eq!(build_body(&req), build_body(&req.clone()));
     }
 }

@@ -54,6 +54,12 @@ pub fn build_body(req: &ChatRequest) -> Vec<u8> {
     if let Some(budget) = req.reasoning_budget {
         body.insert("reasoning_effort".into(), json!(reasoning_effort(budget)));
     }
+    if req.cache.cache_prompt {
+        body.insert("cache_prompt".into(), json!(true));
+    }
+    if let Some(slot) = req.cache.slot {
+        body.insert("id_slot".into(), json!(slot));
+    }
     if !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools
@@ -71,6 +77,7 @@ pub fn build_body(req: &ChatRequest) -> Vec<u8> {
             .collect();
         body.insert("tools".into(), Value::Array(tools));
     }
+    // serde_json's map keeps keys sorted: equal requests are equal bytes.
     Value::Object(body).to_string().into_bytes()
 }
 
@@ -200,6 +207,19 @@ struct Chunk {
     choices: Option<Vec<Choice>>,
     usage: Option<Usage>,
     error: Option<Value>,
+    /// llama.cpp: `prompt_n` tokens evaluated, `cache_n` reused from cache.
+    timings: Option<Timings>,
+}
+
+#[derive(Deserialize)]
+struct Timings {
+    prompt_n: Option<u64>,
+    cache_n: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +254,7 @@ struct FunctionDelta {
 struct Usage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<PromptDetails>,
 }
 
 /// A tool call being assembled from deltas.
@@ -256,6 +277,8 @@ pub struct Decoder {
     emitted_tool_call: bool,
     stop: Option<StopReason>,
     usage: Option<(u64, u64)>,
+    /// (read from cache, evaluated) prompt tokens.
+    cache: Option<(u64, u64)>,
     done: bool,
 }
 
@@ -278,6 +301,7 @@ impl Decoder {
             emitted_tool_call: false,
             stop: None,
             usage: None,
+            cache: None,
             done: false,
         }
     }
@@ -306,10 +330,18 @@ impl Decoder {
             return Err(stream_error(&err));
         }
         if let Some(u) = chunk.usage {
-            self.usage = Some((
-                u.prompt_tokens.unwrap_or(0),
-                u.completion_tokens.unwrap_or(0),
-            ));
+            let prompt = u.prompt_tokens.unwrap_or(0);
+            self.usage = Some((prompt, u.completion_tokens.unwrap_or(0)));
+            let cached = u.prompt_tokens_details.and_then(|d| d.cached_tokens);
+            if let (Some(read), None) = (cached, self.cache) {
+                self.cache = Some((read, prompt.saturating_sub(read)));
+            }
+        }
+        // llama.cpp's own counts win over the OpenAI-style detail.
+        if let Some(t) = chunk.timings {
+            if let (Some(read), Some(evaluated)) = (t.cache_n, t.prompt_n) {
+                self.cache = Some((read, evaluated));
+            }
         }
         let mut out = Vec::new();
         for choice in chunk.choices.unwrap_or_default() {
@@ -447,6 +479,12 @@ impl Decoder {
     fn complete(&mut self) -> Result<Vec<StreamEvent>, DecodeError> {
         let mut out = Vec::new();
         self.drain_calls(&mut out)?;
+        if let Some((read_tokens, write_tokens)) = self.cache {
+            out.push(StreamEvent::CacheUsage {
+                read_tokens,
+                write_tokens,
+            });
+        }
         if let Some((input_tokens, output_tokens)) = self.usage {
             out.push(StreamEvent::Usage {
                 input_tokens,
@@ -916,6 +954,7 @@ data: [DONE]
             temperature: Some(0.7),
             reasoning_budget: None,
             accepts_images: false,
+            cache: Default::default(),
         }
     }
 
@@ -1047,5 +1086,44 @@ data: [DONE]
         assert_eq!(e.retry_after_secs, Some(12));
         let e = parse_error(502, b"\n<html>Bad Gateway</html>\n", None);
         assert_eq!(e.message, "<html>Bad Gateway</html>");
+    }
+
+    #[test]
+    fn cache_prompt_and_slot_only_when_asked() {
+        let mut req = tool_round_request();
+        let v = body_json(&req);
+        assert!(v.get("cache_prompt").is_none() && v.get("id_slot").is_none());
+        req.cache.cache_prompt = true;
+        req.cache.slot = Some(3);
+        let v = body_json(&req);
+        assert_eq!(v["cache_prompt"], json!(true));
+        assert_eq!(v["id_slot"], json!(3));
+        assert_eq!(build_body(&req), build_body(&req.clone()));
+    }
+
+    #[test]
+    fn cache_counts_from_llama_timings_and_openai_details() {
+        let llama = "data: {\"choices\":[{\"finish_reason\":\"stop\",\"index\":0,\"delta\":{}}],\"usage\":{\"completion_tokens\":4,\"prompt_tokens\":1210,\"prompt_tokens_details\":{\"cached_tokens\":1190}},\"timings\":{\"cache_n\":1190,\"prompt_n\":20}}\n\ndata: [DONE]\n\n";
+        let events = decode(llama, usize::MAX).unwrap();
+        assert!(events.contains(&StreamEvent::CacheUsage {
+            read_tokens: 1190,
+            write_tokens: 20
+        }));
+        let openai = "data: {\"choices\":[{\"finish_reason\":\"stop\",\"index\":0,\"delta\":{}}],\"usage\":{\"completion_tokens\":4,\"prompt_tokens\":2000,\"prompt_tokens_details\":{\"cached_tokens\":1536}}}\n\ndata: [DONE]\n\n";
+        let events = decode(openai, usize::MAX).unwrap();
+        let at = events
+            .iter()
+            .position(|e| {
+                *e == StreamEvent::CacheUsage {
+                    read_tokens: 1536,
+                    write_tokens: 464,
+                }
+            })
+            .unwrap();
+        assert!(matches!(events[at + 1], StreamEvent::Usage { .. }));
+        assert!(!decode(PLAIN_LLAMA, usize::MAX)
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, StreamEvent::CacheUsage { .. })));
     }
 }

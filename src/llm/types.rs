@@ -182,6 +182,24 @@ pub struct ChatRequest {
     pub reasoning_budget: Option<u32>,
     /// false => image parts are replaced by `IMAGE_PLACEHOLDER` text.
     pub accepts_images: bool,
+    /// What to ask of the provider's prompt cache.
+    pub cache: CacheHints,
+}
+
+/// Prompt-cache requests added to a body. Each one is only set for a
+/// provider known to accept it (see `provider::cache_hints`): OpenAI's own
+/// API refuses unknown fields such as `cache_prompt`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheHints {
+    /// openai-completions: llama.cpp's `cache_prompt: true` (reuse the KV
+    /// cache of the common prefix).
+    pub cache_prompt: bool,
+    /// openai-completions: llama.cpp's `id_slot`, so a session keeps its
+    /// server slot and concurrent sessions do not evict each other.
+    pub slot: Option<u32>,
+    /// anthropic-messages: `cache_control` breakpoints on the system
+    /// prompt, the tools and the newest turn before this run.
+    pub breakpoints: bool,
 }
 
 /// What a decoder yields while a response streams in.
@@ -201,6 +219,13 @@ pub enum StreamEvent {
     Usage {
         input_tokens: u64,
         output_tokens: u64,
+    },
+    /// Prompt tokens served from the provider's cache (`read_tokens`) and
+    /// evaluated or written to it this time (`write_tokens`), when the
+    /// provider says. Comes just before `Usage`.
+    CacheUsage {
+        read_tokens: u64,
+        write_tokens: u64,
     },
     /// Always the last event of a complete response.
     Stop {

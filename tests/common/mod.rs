@@ -201,6 +201,8 @@ pub struct Seen {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
+    /// The body exactly as sent.
+    pub raw: Vec<u8>,
 }
 
 /// A fake model server on 127.0.0.1. Replies are taken from the script in
@@ -279,7 +281,17 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<(String, String)>
     Some((path, headers, body))
 }
 
+/// The newest user text without the gateway's `[Tue 2026-11-24 00:44 UTC]`
+/// envelope, so the fake's echo reads the same whatever the time.
 fn last_user_text(body: &serde_json::Value) -> String {
+    let text = last_user_text_raw(body);
+    match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {
+        Some((stamp, rest)) if stamp.contains(" UTC") => rest.to_string(),
+        _ => text,
+    }
+}
+
+fn last_user_text_raw(body: &serde_json::Value) -> String {
     let msgs = body["messages"].as_array().cloned().unwrap_or_default();
     for m in msgs.iter().rev() {
         if m["role"] == "user" {
@@ -311,6 +323,7 @@ fn serve(
     let system = json["messages"][0]["content"]
         .as_str()
         .or(json["system"].as_str())
+        .or(json["system"][0]["text"].as_str())
         .unwrap_or("")
         .to_string();
     let reply = {
@@ -335,6 +348,7 @@ fn serve(
         path,
         headers,
         body: json,
+        raw: body,
     });
     let sse_head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
     match reply {

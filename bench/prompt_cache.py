@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Prompt-cache benchmark against a real llama-server.
+
+Starts pinch (the debug build: it honours PINCH_TEST_CLOCK_FILE, so the
+clock jumps 70 s between turns instead of the benchmark waiting) in a
+temporary home, pointed through a small recording proxy at llama-server
+(PINCH_LLAMA_URL, default http://127.0.0.1:18080; `scripts/local-llm.sh
+start 18080` provides one). For every model call the proxy records
+llama-server's `timings` (prompt_n evaluated, cache_n served from cache)
+and the time to the first streamed token. Prints:
+
+- first-request prompt tokens (system prompt + tool schemas + "hello")
+- the share of prompt tokens served from cache over turns 2-6 of one
+  conversation whose turns are 70 s apart (target >= 0.85)
+- TTFT of turn 6 / turn 1
+- the same for the six turns following a compaction
+
+Build first: `cargo build` (debug).
+"""
+import http.client
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "debug", "pinch")
+LLAMA = os.environ.get("PINCH_LLAMA_URL", "http://127.0.0.1:18080").rstrip("/")
+
+calls = []  # one dict per model call: prompt_n, cache_n, ttft_s, summary
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        req = json.loads(body or b"{}")
+        system = ""
+        if req.get("messages") and req["messages"][0].get("role") == "system":
+            system = req["messages"][0].get("content") or ""
+        u = urllib.parse.urlparse(LLAMA)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+        t0 = time.monotonic()
+        conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.getheader("Content-Type", "text/event-stream"))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        rec = {"prompt_n": 0, "cache_n": 0, "ttft_s": None,
+               "aside": system.startswith("You write the running summary")
+               or system.startswith("The older part of this conversation")}
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            self.wfile.write(line)
+            self.wfile.flush()
+            s = line.decode("utf-8", "replace").strip()
+            if not s.startswith("data: {"):
+                continue
+            try:
+                chunk = json.loads(s[6:])
+            except ValueError:
+                continue
+            for c in chunk.get("choices") or []:
+                d = c.get("delta") or {}
+                if rec["ttft_s"] is None and (d.get("content") or d.get("tool_calls")):
+                    rec["ttft_s"] = time.monotonic() - t0
+            t = chunk.get("timings")
+            if t:
+                rec["prompt_n"] = t.get("prompt_n", 0)
+                rec["cache_n"] = t.get("cache_n", 0)
+        if rec["ttft_s"] is None:
+            rec["ttft_s"] = time.monotonic() - t0
+        calls.append(rec)
+        self.close_connection = True
+
+
+def start_proxy():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv.server_address[1]
+
+
+def chat(port, session, text):
+    body = json.dumps({"session": session, "text": text, "stream": False}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/chat", body,
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=900) as r:
+        return json.load(r)
+
+
+def main():
+    try:
+        urllib.request.urlopen(LLAMA + "/health", timeout=3)
+    except Exception as e:
+        print(f"SKIPPED: no llama-server at {LLAMA} ({e}); run scripts/local-llm.sh start 18080")
+        return 0
+    if not os.path.exists(BIN):
+        print("build first: cargo build")
+        return 1
+    proxy = start_proxy()
+    home = tempfile.mkdtemp(prefix="pinch-cache-bench-")
+    clock = os.path.join(home, "clock")
+    with open(clock, "w") as f:
+        f.write("0")
+    cfg = {
+        "gateway": {"port": 0},
+        "models": {"providers": {"llama": {
+            "baseUrl": f"http://127.0.0.1:{proxy}/v1", "api": "openai-completions",
+            "timeouts": {"firstToken": 600, "idle": 120, "total": 900},
+            "models": [{"id": "smollm2", "contextWindow": 4096, "maxTokens": 24}]}}},
+        "agents": {"defaults": {"temperature": 0, "timeoutSeconds": 900}},
+    }
+    path = os.path.join(home, "pinch.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    os.chmod(path, 0o600)
+    env = dict(os.environ, PINCH_HOME=home, PINCH_TEST_CLOCK_FILE=clock, RUST_LOG="info")
+    gw = subprocess.Popen([BIN, "gateway", "run", "--port", "0"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    port = None
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        line = gw.stderr.readline()
+        if "listening on " in line:
+            addr = line.split("listening on ", 1)[1].split()[0]
+            port = int(addr.rsplit(":", 1)[1])
+            break
+    if port is None:
+        print("gateway did not start")
+        gw.kill()
+        return 1
+    threading.Thread(target=lambda: [None for _ in gw.stderr], daemon=True).start()
+    try:
+        offset = [0]
+
+        def turn(session, text):
+            offset[0] += 70_000  # more than a minute between turns
+            with open(clock, "w") as f:
+                f.write(str(offset[0]))
+            before = len(calls)
+            chat(port, session, text)
+            main_calls = [c for c in calls[before:] if not c["aside"]]
+            return main_calls[-1], len(calls[before:]) - len(main_calls) > 0
+
+        stamp = str(int(time.time()))
+        first = []
+        for i in range(6):
+            rec, _ = turn(f"bench:{stamp}", "hello" if i == 0 else f"tell me about the number {i}")
+            first.append(rec)
+        total0 = first[0]["prompt_n"] + first[0]["cache_n"]
+        print(f"first request: {total0} prompt tokens "
+              f"(prompt_n {first[0]['prompt_n']}, cache_n {first[0]['cache_n']})")
+        report("turns 2-6, 70 s apart", first)
+
+        # A long conversation until a compaction, then six more turns.
+        session = f"bench-long:{stamp}"
+        compacted = False
+        for i in range(40):
+            _, compacted = turn(session, f"note {i}: " + "the quick brown fox jumps over the lazy dog " * 12)
+            if compacted:
+                print(f"compaction at turn {i + 1} of the long conversation")
+                break
+        if not compacted:
+            print("no compaction happened within 40 turns")
+            return 1
+        after = [turn(session, f"after {i}: what did I say?")[0] for i in range(6)]
+        report("six turns after a compaction (first one re-reads the summary)", after)
+    finally:
+        gw.terminate()
+        gw.wait(timeout=10)
+    return 0
+
+
+def report(label, recs):
+    for i, r in enumerate(recs):
+        total = r["prompt_n"] + r["cache_n"]
+        print(f"  turn {i + 1}: prompt {total:5d} tokens, from cache {r['cache_n']:5d}, "
+              f"evaluated {r['prompt_n']:4d}, ttft {r['ttft_s'] * 1000:7.0f} ms")
+    later = recs[1:]
+    cached = sum(r["cache_n"] for r in later)
+    total = sum(r["prompt_n"] + r["cache_n"] for r in later)
+    share = cached / total if total else 0.0
+    ratio = recs[-1]["ttft_s"] / recs[0]["ttft_s"] if recs[0]["ttft_s"] else 0.0
+    print(f"{label}: cache share over turns 2-6 = {share:.3f} (target >= 0.85); "
+          f"ttft turn 6 / turn 1 = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
