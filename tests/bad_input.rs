@@ -196,7 +196,7 @@ fn corpus() -> Vec<Case> {
         case("hook: binary body", post("/hooks/gh", &hook_auth, b"\xff\x00\xfe{{body}}\xc3"), None),
         case("hook: body over its cap", post("/hooks/gh", &hook_auth, &[b'x'; 5000]), None),
         // WebSocket handshakes.
-        case("ws: no key", b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec(), Some(400)),
+        case("ws: no key", b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec(), Some(400)),
         case("ws: not an upgrade", b"GET /ws HTTP/1.1\r\n\r\n".to_vec(), Some(400)),
         case("ws: version 99", b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 99\r\n\r\n".to_vec(), None),
         case("ws: empty key", b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec(), None),

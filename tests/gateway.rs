@@ -26,7 +26,9 @@ fn chat_over_websocket_streams_deltas_and_names_the_model() {
         .filter(|e| e["event"] == "chat.delta")
         .filter_map(|e| e["payload"]["text"].as_str())
         .collect();
-    assert!(deltas.len() >= 3, "streamed in pieces: {events:?}");
+    // The outbox merges deltas still pending when the connection thread
+    // wakes, so a fast model may arrive in fewer frames than it sent.
+    assert!(!deltas.is_empty(), "streamed before the final: {events:?}");
     assert_eq!(deltas.concat(), "Hello from fake: ping");
     let fin = events.last().expect("final");
     assert_eq!(fin["event"], "chat.final");

@@ -106,12 +106,16 @@ fn upgrade(addr: SocketAddr, extra: &str) -> String {
     s.write_all(req.as_bytes()).expect("write");
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
-    // Read the response head only: a 101 keeps the socket open.
+    // Read the response head; a 101 keeps the socket open, any other answer
+    // is followed by its body and the close.
     while !out.windows(4).any(|w| w == b"\r\n\r\n") {
         match s.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
         }
+    }
+    if !out.starts_with(b"HTTP/1.1 101") {
+        let _ = s.read_to_end(&mut out);
     }
     String::from_utf8_lossy(&out).into_owned()
 }
