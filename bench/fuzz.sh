@@ -6,7 +6,7 @@
 # rerun with PINCH_FUZZ_SEED=<seed> to repeat a run. Failing inputs are
 # written to tests/data/fuzz/<target>/ and replayed by every `cargo test`.
 #
-#   bench/fuzz.sh [SECONDS]          (CARGO=cargo-locked to share a machine)
+#   bench/fuzz.sh [SECONDS]          ($CARGO names the cargo to run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 total="${1:-${PINCH_FUZZ_SECONDS:-1800}}"

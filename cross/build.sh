@@ -61,9 +61,8 @@ toolchain_for() {
     esac
 }
 
-# On a shared machine `cargo-locked` (cargo behind a machine-wide lock)
-# runs one cargo at a time; it runs whichever cargo comes first in PATH.
-CARGO=cargo; command -v cargo-locked >/dev/null && CARGO=cargo-locked
+# $CARGO names the cargo to run (default: the first in PATH).
+CARGO=${CARGO:-cargo}
 
 use_zig() { [ "${PINCH_ZIG:-1}" != 0 ]; }
 if use_zig && [ ! -x "$ZIGBIN/cargo-zigbuild" ]; then

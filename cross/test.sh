@@ -37,7 +37,7 @@ fail() { echo "FAIL: $*" >&2; FAILS+=("$*"); }
 cargo185() {
     local t=$1; shift
     local armel="${PINCH_CACHE:-$HOME/.cache/pinch}/rust-armel/rustc"
-    local cargo=cargo; command -v cargo-locked >/dev/null && cargo=cargo-locked
+    local cargo=${CARGO:-cargo}
     if [ "$t" = armv5te-unknown-linux-gnueabi ] && [ -x "$armel" ]; then
         env PATH="/usr/bin:$PATH" RUSTC="$armel" "$cargo" "$@"
     elif ls "/usr/lib/rustlib/$t/lib"/libstd-*.rlib >/dev/null 2>&1 && [ "${PINCH_TOOLCHAIN:-}" != rustup ]; then

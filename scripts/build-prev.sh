@@ -15,8 +15,7 @@ mkdir -p "$OUT"
 SRC="$OUT/src"
 rm -rf "$SRC" && mkdir -p "$SRC"
 git archive "$COMMIT" | tar -x -C "$SRC"
-CARGO=cargo
-command -v cargo-locked >/dev/null 2>&1 && CARGO=cargo-locked
+CARGO=${CARGO:-cargo}
 (cd "$SRC" && CARGO_TARGET_DIR="$OUT/target" $CARGO build --locked --release --bin pinch >&2)
 cp "$OUT/target/release/pinch" "$OUT/pinch"
 rm -rf "$SRC" "$OUT/target"
