@@ -250,6 +250,9 @@ fn local_checks(home: &Home, config_path: Option<&Path>, cfg: Option<&Config>) -
         )),
     }
     out.push(filesystem_check(&probe_dir));
+    if let Some(c) = card_wear_check(&probe_dir) {
+        out.push(c);
+    }
     out.push(storage_check(home, cfg));
     out
 }
@@ -303,6 +306,45 @@ fn filesystem_check(dir: &Path) -> Check {
             "",
         ),
     }
+}
+
+/// What wears an SD card holding the state (see crate::card_wear); no line
+/// when the mount table cannot be read.
+fn card_wear_check(dir: &Path) -> Option<Check> {
+    use crate::card_wear;
+    let path = std::fs::canonicalize(dir).ok()?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let state = card_wear::mount_of(&mountinfo, path.to_str()?)?;
+    let swaps = card_wear::swaps(&std::fs::read_to_string("/proc/swaps").unwrap_or_default());
+    let mut confs = vec![std::fs::read_to_string("/etc/systemd/journald.conf").unwrap_or_default()];
+    if let Ok(dir) = std::fs::read_dir("/etc/systemd/journald.conf.d") {
+        let mut names: Vec<std::path::PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for n in names
+            .iter()
+            .filter(|n| n.extension().is_some_and(|x| x == "conf"))
+        {
+            confs.push(std::fs::read_to_string(n).unwrap_or_default());
+        }
+    }
+    let journal = card_wear::journal(&confs);
+    let verdict = card_wear::assess(
+        &state,
+        &swaps,
+        &journal,
+        Path::new("/var/log/journal").is_dir(),
+    );
+    let level = if verdict.warnings.is_empty() {
+        Level::Ok
+    } else {
+        Level::Warn
+    };
+    Some(check(
+        "card wear",
+        level,
+        verdict.detail,
+        verdict.warnings.join("; "),
+    ))
 }
 
 /// `$PINCH_HOME` against `storage.maxBytes`, and what retention removed so far

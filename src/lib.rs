@@ -5,6 +5,7 @@ pub mod agent;
 mod arm_tls;
 pub mod atomic64;
 pub mod backup;
+pub mod card_wear;
 pub mod channel;
 pub mod cli;
 pub mod config;

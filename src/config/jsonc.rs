@@ -142,6 +142,10 @@ fn render(stack: &[Frame]) -> String {
 
 /// Walks stripped JSON text and calls `visit(offset, path)` at the start of
 /// every key and every value. Stops early when `visit` returns false.
+/// Nesting deeper than this ends a walk: no config is nested that deep, and
+/// each visit renders the path, so the cost stays linear in the text.
+const MAX_WALK_DEPTH: usize = 64;
+
 fn walk(text: &str, mut visit: impl FnMut(usize, &str, bool) -> bool) {
     let b = text.as_bytes();
     let mut stack: Vec<Frame> = Vec::new();
@@ -155,6 +159,9 @@ fn walk(text: &str, mut visit: impl FnMut(usize, &str, bool) -> bool) {
                     return;
                 }
                 stack.push(Frame::Object { key: None });
+                if stack.len() > MAX_WALK_DEPTH {
+                    return;
+                }
                 expecting_key = true;
                 i += 1;
             }
@@ -163,6 +170,9 @@ fn walk(text: &str, mut visit: impl FnMut(usize, &str, bool) -> bool) {
                     return;
                 }
                 stack.push(Frame::Array { index: 0 });
+                if stack.len() > MAX_WALK_DEPTH {
+                    return;
+                }
                 expecting_key = false;
                 i += 1;
             }
