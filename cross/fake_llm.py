@@ -9,8 +9,12 @@ and the request after it (ending with the tool's result) with
 stdout's first line. Each request's path and Authorization header go to stderr.
 """
 import json
+import re
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+ENVELOPE = re.compile(r"^\[[^\]\n]*\] ")
 
 
 def chunk(delta, finish=None):
@@ -28,9 +32,11 @@ def text_of(c):
 
 
 def last_user_text(req):
+    """The newest user text, without the envelope pinch puts in front of it
+    ("[Tue 2026-11-24 00:44 UTC · channel · sender] ")."""
     for m in reversed(req.get("messages", [])):
         if m.get("role") == "user":
-            return text_of(m.get("content"))
+            return ENVELOPE.sub("", text_of(m.get("content")), count=1)
     return ""
 
 

@@ -187,7 +187,7 @@ fn touches_secret(p: &Path, policy: &Policy) -> bool {
         .any(|s| (p.starts_with(s) && !p.starts_with(&policy.workspace)) || s.starts_with(p))
 }
 
-static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static TMP_COUNTER: crate::atomic64::AtomicU64 = crate::atomic64::AtomicU64::new(0);
 
 /// Builds the ruleset for one child and creates its private temp folder.
 /// With `enforce` false only the temp folder is made (sandbox "off").
