@@ -11,13 +11,17 @@ fn registry(tag: &str, allow: &[&str]) -> (Registry, PathBuf) {
     cfg.tools.exec.allow = allow.iter().map(|s| s.to_string()).collect();
     cfg.tools.web_fetch.enabled = false;
     let mut r = Registry::new(&cfg, &dir).expect("registry");
+    unconfined_where_unsupported(&mut r);
+    (r, dir)
+}
+
+/// qemu-user (the ARM test runs) has no Landlock syscalls: the allowlist
+/// and limits are still tested there, unconfined, and the run says so.
+fn unconfined_where_unsupported(r: &mut Registry) {
     if let crate::sandbox::Mode::Refused(why) = &r.sandbox {
-        // qemu-user (the ARM test runs) has no Landlock syscalls: the
-        // allowlist and limits are still tested, unconfined.
         eprintln!("note: no sandbox here ({why}); running programs unconfined");
         r.sandbox = crate::sandbox::Mode::Off;
     }
-    (r, dir)
 }
 
 fn run(r: &Registry, name: &str, args: serde_json::Value) -> Output {
@@ -152,7 +156,8 @@ fn exec_times_out_and_caps_output() {
     cfg.tools.exec.timeout_seconds = 1;
     cfg.tools.exec.max_output_bytes = 1000;
     cfg.tools.web_fetch.enabled = false;
-    let r = Registry::new(&cfg, &dir).expect("registry");
+    let mut r = Registry::new(&cfg, &dir).expect("registry");
+    unconfined_where_unsupported(&mut r);
     let started = Instant::now();
     let o = run(&r, "exec", json!({"command": "sleep", "args": ["30"]}));
     assert!(o.is_error && o.summary.contains("timed out"));
