@@ -298,6 +298,17 @@ impl ProxyVars {
         let (https, https_o) = get("https_proxy", "HTTPS_PROXY");
         let (all, all_o) = get("all_proxy", "ALL_PROXY");
         let (no_proxy, no_o) = get("no_proxy", "NO_PROXY");
+        ProxyVars::from_pairs([
+            (http, http_o),
+            (https, https_o),
+            (all, all_o),
+            (no_proxy, no_o),
+        ])
+    }
+
+    /// Values and origins of `[http, https, all, no_proxy]`, in that order.
+    fn from_pairs(pairs: [(Option<String>, Option<String>); 4]) -> ProxyVars {
+        let [(http, http_o), (https, https_o), (all, all_o), (no_proxy, no_o)] = pairs;
         ProxyVars {
             values: EnvProxy {
                 http,
@@ -332,20 +343,12 @@ impl ProxyVars {
         let (https, https_o) = pick((v.https, o.https), (&bv.https, &bo.https));
         let (all, all_o) = pick((v.all, o.all), (&bv.all, &bo.all));
         let (no_proxy, no_o) = pick((v.no_proxy, o.no_proxy), (&bv.no_proxy, &bo.no_proxy));
-        ProxyVars {
-            values: EnvProxy {
-                http,
-                https,
-                all,
-                no_proxy,
-            },
-            origin: EnvOrigin {
-                http: http_o,
-                https: https_o,
-                all: all_o,
-                no_proxy: no_o,
-            },
-        }
+        ProxyVars::from_pairs([
+            (http, http_o),
+            (https, https_o),
+            (all, all_o),
+            (no_proxy, no_o),
+        ])
     }
 }
 
