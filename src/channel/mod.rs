@@ -8,6 +8,7 @@
 pub mod access;
 pub mod envelope;
 pub mod pairing;
+pub mod slack;
 pub mod split;
 pub mod telegram;
 
