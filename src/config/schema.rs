@@ -332,6 +332,9 @@ pub struct Channel {
     pub proxy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bot_token: Option<String>,
+    /// Slack's app-level token (`xapp-…`, scope `connections:write`) for Socket Mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_root: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -351,6 +354,7 @@ impl Default for Channel {
             network: None,
             proxy: None,
             bot_token: None,
+            app_token: None,
             api_root: None,
             text_chunk_limit: None,
             poll_timeout_seconds: 30,

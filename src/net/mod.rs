@@ -11,6 +11,7 @@ pub mod percent;
 pub mod probe;
 pub mod route;
 pub mod tls;
+pub mod websocket;
 
 pub use client::{agent_config, agent_for, ureq_proxy, LazyAgent, Timeouts};
 pub use noproxy::NoProxy;

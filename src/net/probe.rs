@@ -372,10 +372,10 @@ pub fn socks_reply_text(code: u8) -> &'static str {
     }
 }
 
-trait Conn: Read + Write + Send {}
+pub trait Conn: Read + Write + Send {}
 impl<T: Read + Write + Send> Conn for T {}
 
-type StepErr = (Failure, String);
+pub(crate) type StepErr = (Failure, String);
 
 /// Runs the probe for `url` along `decision`. Each step is bounded by
 /// `timeout`; the first failing step ends the probe.
@@ -535,7 +535,11 @@ fn describe_lookup(host: &str, addrs: &[SocketAddr]) -> String {
 }
 
 /// Resolves with a deadline (getaddrinfo has none of its own).
-fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, StepErr> {
+pub(crate) fn resolve(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Vec<SocketAddr>, StepErr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -564,7 +568,7 @@ fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, 
     }
 }
 
-fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, StepErr> {
+pub(crate) fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, StepErr> {
     let mut last: Option<(io::Error, SocketAddr)> = None;
     for addr in addrs {
         match TcpStream::connect_timeout(addr, timeout) {
@@ -594,7 +598,7 @@ fn io_failure(step: Step, e: &io::Error) -> StepErr {
     (failure, detail)
 }
 
-fn proxy_handshake(
+pub(crate) fn proxy_handshake(
     mut conn: Box<dyn Conn>,
     p: &ProxyUrl,
     target: &Target,
@@ -728,7 +732,7 @@ fn proxy_handshake(
     }
 }
 
-fn tls_handshake(
+pub(crate) fn tls_handshake(
     conn: Box<dyn Conn>,
     host: &str,
     config: Arc<ClientConfig>,

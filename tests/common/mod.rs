@@ -687,5 +687,6 @@ pub fn http_post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
         resp.into_body().read_to_string().unwrap_or_default(),
     )
 }
+pub mod slack_fake;
 pub mod telegram;
 pub mod tinyproxy;

@@ -1,0 +1,359 @@
+//! Shell: the Slack adapter's I/O, one thread on the Socket Mode WebSocket
+//! and one posting replies, both thin. Frames, events, requests, formatting,
+//! backoff and liveness are the pure code beside this file.
+//!
+//! Socket thread: `auth.test` once (the bot's own user id), then forever:
+//! `apps.connections.open` for a fresh single-use URL, connect along the
+//! channel's network route, read frames. Each envelope is acked as soon as
+//! the reactor has committed its message to the inbox (or at once when it
+//! carries nothing to act on); an envelope the reactor could not commit is
+//! left unacked, so Slack delivers it again. A `disconnect` reconnects at
+//! once; a lost or silent socket reconnects with backoff.
+//!
+//! Send thread: `chat.postMessage`, one chunk at a time, in the thread the
+//! message came from; a 429 goes back to the queue with its `Retry-After`.
+
+use super::codec::{self, Classifier, Frame, Outcome};
+use super::link::{Link, Tick};
+use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::time::Duration;
+use tungstenite::Message;
+
+struct Settings {
+    channel: String,
+    account: String,
+    api_root: String,
+    app_token: String,
+    bot_token: String,
+}
+
+/// Longest wait for the reactor to commit an envelope's message before the
+/// ack (Slack wants the ack within 3 s and retries without it).
+const COMMIT_WAIT: Duration = Duration::from_millis(2_500);
+const MAX_BODY: u64 = codec::MAX_FRAME_BYTES as u64;
+
+/// Starts the socket and send threads (the registry's start function).
+pub fn start(start: Start) -> Result<Handle, String> {
+    let name = &start.channel;
+    let token = |v: &Option<String>, key: &str, prefix: &str| match v {
+        Some(t) if !t.trim().is_empty() => {
+            if !t.starts_with(prefix) {
+                log::warn!("channels.{name}.{key} does not start with {prefix}: is it the right token?");
+            }
+            Ok(t.trim().to_string())
+        }
+        _ => Err(format!(
+            "channels.{name}.{key} is required ({prefix}…, e.g. \"$SLACK_{}\")",
+            if key == "appToken" { "APP_TOKEN" } else { "BOT_TOKEN" }
+        )),
+    };
+    let s = Arc::new(Settings {
+        channel: start.channel.clone(),
+        account: start.account.clone(),
+        api_root: start
+            .config
+            .api_root
+            .clone()
+            .unwrap_or_else(|| codec::DEFAULT_API_ROOT.into()),
+        app_token: token(&start.config.app_token, "appToken", "xapp-")?,
+        bot_token: token(&start.config.bot_token, "botToken", "xoxb-")?,
+    });
+    let timeouts = crate::net::Timeouts {
+        connect: Duration::from_secs(10),
+        recv_response: Duration::from_secs(30),
+        per_read: Some(Duration::from_secs(30)),
+    };
+    let api = crate::net::agent_for(&start.route, &s.api_root, &timeouts)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (send_tx, send_rx) = sync_channel::<SendJob>(32);
+    {
+        let (s, api, sink, stop, route) = (
+            s.clone(),
+            api.clone(),
+            start.sink.clone(),
+            stop.clone(),
+            start.route,
+        );
+        std::thread::Builder::new()
+            .name(format!("{}-socket", s.channel))
+            .stack_size(512 * 1024)
+            .spawn(move || socket_loop(&s, &api, &route, &sink, &stop))
+            .map_err(|e| e.to_string())?;
+    }
+    {
+        let (s, sink) = (s, start.sink);
+        std::thread::Builder::new()
+            .name(format!("{}-send", s.channel))
+            .stack_size(512 * 1024)
+            .spawn(move || send_loop(&s, &api, send_rx, &sink))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Handle {
+        send: send_tx,
+        stop,
+    })
+}
+
+/// One Web API call, classified.
+fn call(agent: &ureq::Agent, req: &codec::Request) -> Outcome {
+    let resp = agent
+        .post(&req.url)
+        .header("Authorization", &req.authorization)
+        .header("Content-Type", req.content_type)
+        .send(&req.body[..]);
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => return Outcome::Transient(e.to_string()),
+    };
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut body = Vec::new();
+    if let Err(e) = resp
+        .into_body()
+        .into_reader()
+        .take(MAX_BODY)
+        .read_to_end(&mut body)
+    {
+        return Outcome::Transient(e.to_string());
+    }
+    codec::classify(status, retry_after.as_deref(), &body)
+}
+
+fn sleep_until(ms: u64, stop: &AtomicBool) {
+    while crate::util::now_ms() < ms && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(
+            ms.saturating_sub(crate::util::now_ms()).min(200),
+        ));
+    }
+}
+
+fn socket_loop(
+    s: &Settings,
+    api: &ureq::Agent,
+    route: &crate::net::Route,
+    sink: &Sink,
+    stop: &AtomicBool,
+) {
+    let mut link = Link::new(1_000, 60_000);
+    let mut classifier: Option<Classifier> = None;
+    let mut jitter = crate::util::random_u64;
+    while !stop.load(Ordering::Relaxed) {
+        let now = crate::util::now_ms();
+        let failure = |link: &mut Link, e: &str, jitter: &mut dyn FnMut() -> u64| {
+            log::warn!("{}: {e}", s.channel);
+            link.on_failure(crate::util::now_ms(), e, jitter);
+        };
+        let c = match classifier.as_mut() {
+            Some(c) => c,
+            None => match call(api, &codec::auth_test(&s.api_root, &s.bot_token)) {
+                Outcome::Ok(v) => match codec::BotIdentity::from_auth_test(&v) {
+                    Ok(bot) => {
+                        log::info!("{}: signed in as bot user {}", s.channel, bot.user_id);
+                        classifier.insert(Classifier::new(bot, &s.account))
+                    }
+                    Err(e) => {
+                        failure(&mut link, &e, &mut jitter);
+                        report_health(sink, &link);
+                        sleep_until(link.retry_at_ms(), stop);
+                        continue;
+                    }
+                },
+                other => {
+                    match other {
+                        Outcome::RetryAfter(secs) => {
+                            link.on_retry_after(now, secs);
+                        }
+                        Outcome::Transient(e) | Outcome::Fatal(e) => {
+                            failure(&mut link, &format!("auth.test: {e}"), &mut jitter)
+                        }
+                        Outcome::Ok(_) => {}
+                    }
+                    report_health(sink, &link);
+                    sleep_until(link.retry_at_ms(), stop);
+                    continue;
+                }
+            },
+        };
+        let url = match call(api, &codec::connections_open(&s.api_root, &s.app_token)) {
+            Outcome::Ok(v) => codec::socket_url(&v),
+            Outcome::RetryAfter(secs) => {
+                link.on_retry_after(now, secs);
+                Err(String::new())
+            }
+            Outcome::Transient(e) | Outcome::Fatal(e) => Err(e),
+        };
+        let session = url.and_then(|u| {
+            crate::net::websocket::connect(&u, route, Duration::from_secs(10))
+                .map_err(|e| crate::net::redact_url(&e))
+        });
+        let end = match session {
+            Ok((mut socket, tcp)) => {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
+                let end = read_frames(s, &mut socket, c, &mut link, sink, stop);
+                let _ = socket.close(None);
+                let _ = socket.flush();
+                end
+            }
+            Err(e) if e.is_empty() => Ok(()),
+            Err(e) => Err(format!("apps.connections.open: {e}")),
+        };
+        if let Err(e) = end {
+            failure(&mut link, &e, &mut jitter);
+        }
+        report_health(sink, &link);
+        sleep_until(link.retry_at_ms(), stop);
+    }
+}
+
+fn report_health(sink: &Sink, link: &Link) -> bool {
+    sink(AdapterEvent::Health(link.health(crate::util::now_ms())))
+}
+
+/// Reads one connection's frames until Slack asks us to move (`Ok`) or
+/// the socket fails or falls silent (`Err`).
+fn read_frames(
+    s: &Settings,
+    socket: &mut crate::net::websocket::Socket,
+    c: &mut Classifier,
+    link: &mut Link,
+    sink: &Sink,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    while !stop.load(Ordering::Relaxed) {
+        let now = crate::util::now_ms();
+        let text = match socket.read() {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Close(_)) => return Err("Slack closed the socket".into()),
+            Ok(_) => {
+                // Pings (answered by tungstenite on the next write), pongs, binary.
+                link.on_frame(now);
+                let _ = socket.flush();
+                continue;
+            }
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                match link.tick(now) {
+                    Tick::Dead => return Err("no answer to a ping: the socket is dead".into()),
+                    Tick::SendPing => {
+                        if let Err(e) = socket.send(Message::Ping(Default::default())) {
+                            return Err(format!("ping: {e}"));
+                        }
+                    }
+                    Tick::Nothing => {}
+                }
+                continue;
+            }
+            Err(e) => return Err(format!("socket: {e}")),
+        };
+        match codec::parse_frame(text.as_str()) {
+            Ok(Frame::Hello { .. }) => {
+                link.on_hello(now);
+                if !report_health(sink, link) {
+                    return Ok(());
+                }
+            }
+            Ok(Frame::Disconnect { reason }) => {
+                log::info!("{}: Slack asked to reconnect ({reason})", s.channel);
+                link.on_disconnect_requested(now, &reason);
+                return Ok(());
+            }
+            Ok(Frame::Envelope {
+                envelope_id,
+                kind,
+                payload,
+                ..
+            }) => {
+                link.on_event(now);
+                let ack = kind != "events_api" || deliver(s, c, &payload, sink);
+                if ack {
+                    socket
+                        .send(Message::text(codec::ack_frame(&envelope_id)))
+                        .map_err(|e| format!("ack: {e}"))?;
+                }
+                report_health(sink, link);
+            }
+            Ok(Frame::Other(_)) => link.on_frame(now),
+            Err(e) => log::warn!("{}: unusable frame: {e}", s.channel),
+        }
+    }
+    Ok(())
+}
+
+/// Hands an event's message to the reactor; true when it may be acked
+/// (committed, or nothing to commit).
+fn deliver(s: &Settings, c: &mut Classifier, payload: &serde_json::Value, sink: &Sink) -> bool {
+    let incoming = match c.classify(payload) {
+        Ok(i) => i,
+        Err(skip) => {
+            log::debug!("{}: event skipped: {skip:?}", s.channel);
+            c.remember_event(payload);
+            return true;
+        }
+    };
+    let (ack_tx, ack_rx) = sync_channel(1);
+    let event = AdapterEvent::Inbound {
+        envelopes: vec![incoming.envelope.clone()],
+        cursor: None,
+        ack: ack_tx,
+    };
+    if !sink(event) {
+        return false;
+    }
+    match ack_rx.recv_timeout(COMMIT_WAIT) {
+        Ok(true) => {
+            c.remember(&incoming);
+            true
+        }
+        _ => {
+            log::warn!(
+                "{}: message {} not committed; left unacked for Slack to resend",
+                s.channel,
+                incoming.envelope.platform_id
+            );
+            false
+        }
+    }
+}
+
+fn send_loop(s: &Settings, api: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink) {
+    for job in rx {
+        // Slack has no typing indicator for bots: only messages are sent.
+        let SendJob::Message { seq, out } = job else {
+            continue;
+        };
+        let req = codec::post_message(
+            &s.api_root,
+            &s.bot_token,
+            &out.chat_id,
+            &super::format::to_mrkdwn(&out.text),
+            out.thread_id.as_deref(),
+        );
+        let result = match call(api, &req) {
+            Outcome::Ok(_) => SendResult::Delivered,
+            Outcome::RetryAfter(secs) => SendResult::Retry {
+                after_s: Some(secs),
+                error: format!("429: retry after {secs} s"),
+            },
+            Outcome::Transient(error) => SendResult::Retry {
+                after_s: None,
+                error,
+            },
+            Outcome::Fatal(e) => SendResult::Permanent(e),
+        };
+        if !sink(AdapterEvent::Sent { seq, result }) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! A fake Slack on 127.0.0.1, written from Slack's Web API and Socket Mode
+//! documentation. Web API (HTTP, `{api}/<method>`, bearer tokens):
+//! `auth.test` (bot token), `apps.connections.open` (app token; answers a
+//! single-use `ws://` URL to the fake's own WebSocket listener) and
+//! `chat.postMessage` (bot token; scripted 429 with `Retry-After`). Socket
+//! Mode (WebSocket): `hello` first, then the envelopes a test pushes; acks
+//! (`{"envelope_id":…}`) are recorded; `disconnect` frames and abrupt socket
+//! drops on demand. Used by `tests/slack.rs` and, with Slack's own Node
+//! client, by `tests/slack_conformance.rs`.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const APP_TOKEN: &str = "xapp-1-A0TEST-1-fake";
+pub const BOT_TOKEN: &str = "xoxb-1-fake";
+pub const BOT_USER: &str = "UBOT0001";
+pub const BOT_ID: &str = "BBOT0001";
+
+/// What the current socket should do next.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Frame(String),
+    /// A `disconnect` frame with this reason, then the server closes.
+    Disconnect(String),
+    /// Close the TCP connection without a close frame.
+    Drop,
+}
+
+/// One `chat.postMessage` accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    pub channel: String,
+    pub text: String,
+    pub thread_ts: Option<String>,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub auth_tests: usize,
+    /// Tickets handed out by apps.connections.open, and those used.
+    pub tickets_issued: u64,
+    pub tickets_used: Vec<u64>,
+    /// Handshakes refused (reused or unknown ticket).
+    pub tickets_refused: usize,
+    /// Sockets that completed the handshake, and those still open.
+    pub connections: usize,
+    pub open_sockets: usize,
+    /// Envelope ids acked by the client, in order.
+    pub acks: Vec<String>,
+    /// Raw text frames the client sent that were not acks.
+    pub other_frames: Vec<String>,
+    pub posted: Vec<Posted>,
+    pub post_attempts: usize,
+    /// Retry-After seconds for the next chat.postMessage calls, taken in order.
+    pub rate_limits: VecDeque<u64>,
+    pub rate_limited_at: Vec<Instant>,
+    /// Commands for the open socket.
+    pub commands: VecDeque<Command>,
+    /// Requests with a wrong token.
+    pub unauthorized: usize,
+    next_event: u64,
+}
+
+pub struct FakeSlack {
+    pub api_addr: SocketAddr,
+    pub ws_addr: SocketAddr,
+    pub state: Arc<(Mutex<State>, Condvar)>,
+}
+
+impl FakeSlack {
+    pub fn start() -> FakeSlack {
+        let api = TcpListener::bind("127.0.0.1:0").expect("bind api");
+        let ws = TcpListener::bind("127.0.0.1:0").expect("bind ws");
+        let (api_addr, ws_addr) = (
+            api.local_addr().expect("addr"),
+            ws.local_addr().expect("addr"),
+        );
+        let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for stream in api.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || serve_http(stream, &st, ws_addr));
+            }
+        });
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for stream in ws.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || serve_socket(stream, &st));
+            }
+        });
+        FakeSlack {
+            api_addr,
+            ws_addr,
+            state,
+        }
+    }
+
+    /// The `apiRoot` to configure: `http://127.0.0.1:<port>/api`.
+    pub fn api_root(&self) -> String {
+        format!("http://{}/api", self.api_addr)
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let (m, cv) = &*self.state;
+        let r = f(&mut m.lock().expect("state"));
+        cv.notify_all();
+        r
+    }
+
+    /// Waits until `cond` holds (or panics after `secs`, showing `what`).
+    pub fn wait(&self, secs: u64, what: &str, mut cond: impl FnMut(&State) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().expect("state");
+        while !cond(&g) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "timed out waiting for {what}: connections {}, open {}, acks {:?}, posted {:?}",
+                    g.connections, g.open_sockets, g.acks, g.posted
+                );
+            }
+            g = cv
+                .wait_timeout(g, left.min(Duration::from_millis(100)))
+                .expect("wait")
+                .0;
+        }
+    }
+
+    pub fn wait_posted(&self, n: usize, secs: u64) -> Vec<Posted> {
+        self.wait(secs, &format!("{n} posted messages"), |s| {
+            s.posted.len() >= n
+        });
+        self.with(|s| s.posted.clone())
+    }
+
+    pub fn wait_ack(&self, envelope_id: &str, secs: u64) {
+        self.wait(secs, &format!("the ack of {envelope_id}"), |s| {
+            s.acks.iter().any(|a| a == envelope_id)
+        });
+    }
+
+    /// Waits for the n-th socket to be open and greeted.
+    pub fn wait_connected(&self, n: usize, secs: u64) {
+        self.wait(secs, &format!("connection #{n}"), |s| {
+            s.connections >= n && s.open_sockets >= 1
+        });
+    }
+
+    pub fn posted(&self) -> Vec<Posted> {
+        self.with(|s| s.posted.clone())
+    }
+
+    /// Sends a raw envelope on the open socket.
+    pub fn push(&self, envelope: Value) {
+        self.with(|s| s.commands.push_back(Command::Frame(envelope.to_string())));
+    }
+
+    pub fn command(&self, c: Command) {
+        self.with(|s| s.commands.push_back(c));
+    }
+
+    /// An `events_api` envelope around `event`; returns (envelope_id, event_id).
+    pub fn envelope(
+        &self,
+        event: Value,
+        retry_of: Option<&(String, String)>,
+    ) -> (String, String, Value) {
+        let n = self.with(|s| {
+            s.next_event += 1;
+            s.next_event
+        });
+        let envelope_id = format!("env-{n}");
+        let event_id = match retry_of {
+            Some((_, ev)) => ev.clone(),
+            None => format!("Ev{n:08}"),
+        };
+        let v = json!({
+            "envelope_id": envelope_id,
+            "payload": {
+                "token": "XXYYZZ", "team_id": "T0TEAM", "api_app_id": "A0TEST",
+                "event": event, "type": "event_callback", "event_id": event_id,
+                "event_time": 1_790_000_000u64,
+                "authorizations": [{"enterprise_id": null, "team_id": "T0TEAM", "user_id": BOT_USER, "is_bot": true, "is_enterprise_install": false}],
+                "is_ext_shared_channel": false
+            },
+            "type": "events_api",
+            "accepts_response_payload": false,
+            "retry_attempt": if retry_of.is_some() { 1 } else { 0 },
+            "retry_reason": if retry_of.is_some() { "timeout" } else { "" }
+        });
+        (envelope_id, event_id, v)
+    }
+
+    fn next_ts(&self) -> String {
+        let n = self.with(|s| {
+            s.next_event += 1;
+            s.next_event
+        });
+        format!("1790000000.{n:06}")
+    }
+
+    /// A `message.im` event: returns (envelope_id, event_id, ts).
+    pub fn dm(&self, channel: &str, user: &str, text: &str) -> (String, String, String) {
+        let ts = self.next_ts();
+        let event = json!({"client_msg_id": format!("m-{ts}"), "type": "message", "text": text, "user": user, "ts": ts, "team": "T0TEAM", "channel": channel, "event_ts": ts, "channel_type": "im"});
+        let (env, ev, v) = self.envelope(event, None);
+        self.push(v);
+        (env, ev, ts)
+    }
+
+    /// A channel post (`message.channels`), optionally mentioning the bot and
+    /// in a thread; with a mention Slack also sends `app_mention` for the
+    /// same post, as it does for real. Returns the envelope ids and the ts.
+    pub fn channel_post(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        mention: bool,
+        thread_ts: Option<&str>,
+    ) -> (Vec<String>, String) {
+        let ts = self.next_ts();
+        let text = if mention {
+            format!("<@{BOT_USER}> {text}")
+        } else {
+            text.to_string()
+        };
+        let mut event = json!({"client_msg_id": format!("m-{ts}"), "type": "message", "text": text, "user": user, "ts": ts, "team": "T0TEAM", "channel": channel, "event_ts": ts, "channel_type": "channel"});
+        if let Some(t) = thread_ts {
+            event["thread_ts"] = t.into();
+        }
+        let mut ids = Vec::new();
+        let (env, _, v) = self.envelope(event.clone(), None);
+        self.push(v);
+        ids.push(env);
+        if mention {
+            let mut m = event;
+            m["type"] = "app_mention".into();
+            m.as_object_mut().map(|o| o.remove("channel_type"));
+            let (env, _, v) = self.envelope(m, None);
+            self.push(v);
+            ids.push(env);
+        }
+        (ids, ts)
+    }
+}
+
+fn respond(stream: &mut TcpStream, status: u16, extra: &str, body: &Value) {
+    let b = body.to_string();
+    let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len());
+}
+
+/// Reads one HTTP request: (method, path, headers, body).
+fn read_request(
+    stream: &mut TcpStream,
+) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = req.parse(&buf) {
+            let method = req.method.unwrap_or("").to_string();
+            let path = req.path.unwrap_or("").to_string();
+            let hs: Vec<(String, String)> = req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).to_string(),
+                    )
+                })
+                .collect();
+            let len: usize = hs
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = buf[head..].to_vec();
+            while body.len() < len {
+                let n = stream.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            return Some((method, path, hs, body));
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+    }
+}
+
+fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: SocketAddr) {
+    let Some((method, path, headers, body)) = read_request(&mut stream) else {
+        return;
+    };
+    let auth = headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let (m, cv) = st;
+    let name = path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .strip_prefix("/api/")
+        .unwrap_or("")
+        .to_string();
+    let want = if name == "apps.connections.open" {
+        APP_TOKEN
+    } else {
+        BOT_TOKEN
+    };
+    if method != "POST" && method != "GET" {
+        respond(
+            &mut stream,
+            405,
+            "",
+            &json!({"ok": false, "error": "method_not_allowed"}),
+        );
+        return;
+    }
+    if auth != format!("Bearer {want}") {
+        m.lock().expect("state").unauthorized += 1;
+        cv.notify_all();
+        let error = if auth.is_empty() {
+            "not_authed"
+        } else {
+            "invalid_auth"
+        };
+        respond(&mut stream, 200, "", &json!({"ok": false, "error": error}));
+        return;
+    }
+    match name.as_str() {
+        "auth.test" => {
+            m.lock().expect("state").auth_tests += 1;
+            cv.notify_all();
+            respond(
+                &mut stream,
+                200,
+                "",
+                &json!({"ok": true, "url": "https://fake.slack.test/", "team": "Fake", "user": "pinch", "team_id": "T0TEAM", "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": false}),
+            );
+        }
+        "apps.connections.open" => {
+            let ticket = {
+                let mut g = m.lock().expect("state");
+                g.tickets_issued += 1;
+                g.tickets_issued
+            };
+            cv.notify_all();
+            respond(
+                &mut stream,
+                200,
+                "",
+                &json!({"ok": true, "url": format!("ws://{ws_addr}/link/?ticket={ticket}&app_id=A0TEST")}),
+            );
+        }
+        "chat.postMessage" => {
+            let params: Value = if headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v.starts_with("application/json"))
+            {
+                serde_json::from_slice(&body).unwrap_or(json!({}))
+            } else {
+                json!({})
+            };
+            let mut g = m.lock().expect("state");
+            g.post_attempts += 1;
+            if let Some(secs) = g.rate_limits.pop_front() {
+                g.rate_limited_at.push(Instant::now());
+                drop(g);
+                cv.notify_all();
+                respond(
+                    &mut stream,
+                    429,
+                    &format!("Retry-After: {secs}\r\n"),
+                    &json!({"ok": false, "error": "ratelimited"}),
+                );
+                return;
+            }
+            let (Some(channel), Some(text)) = (params["channel"].as_str(), params["text"].as_str())
+            else {
+                drop(g);
+                respond(
+                    &mut stream,
+                    200,
+                    "",
+                    &json!({"ok": false, "error": "no_text"}),
+                );
+                return;
+            };
+            if text.chars().count() > 40_000 {
+                drop(g);
+                respond(
+                    &mut stream,
+                    200,
+                    "",
+                    &json!({"ok": false, "error": "msg_too_long"}),
+                );
+                return;
+            }
+            let posted = Posted {
+                channel: channel.to_string(),
+                text: text.to_string(),
+                thread_ts: params["thread_ts"].as_str().map(str::to_string),
+                at: Instant::now(),
+            };
+            g.posted.push(posted);
+            let ts = format!("1790000999.{:06}", g.posted.len());
+            drop(g);
+            cv.notify_all();
+            respond(
+                &mut stream,
+                200,
+                "",
+                &json!({"ok": true, "channel": channel, "ts": ts, "message": {"type": "message", "text": text, "user": BOT_USER, "bot_id": BOT_ID, "ts": ts}}),
+            );
+        }
+        _ => respond(
+            &mut stream,
+            404,
+            "",
+            &json!({"ok": false, "error": "unknown_method"}),
+        ),
+    }
+}
+
+fn serve_socket(stream: TcpStream, st: &(Mutex<State>, Condvar)) {
+    let (m, cv) = st;
+    let check = |req: &tungstenite::handshake::server::Request,
+                 resp: tungstenite::handshake::server::Response|
+     -> Result<
+        tungstenite::handshake::server::Response,
+        tungstenite::handshake::server::ErrorResponse,
+    > {
+        let q = req.uri().query().unwrap_or("");
+        let t: Option<u64> = q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("ticket="))
+            .and_then(|t| t.parse().ok());
+        let mut g = m.lock().expect("state");
+        match t {
+            Some(t) if t <= g.tickets_issued && !g.tickets_used.contains(&t) => {
+                g.tickets_used.push(t);
+                Ok(resp)
+            }
+            _ => {
+                g.tickets_refused += 1;
+                let mut r = tungstenite::handshake::server::ErrorResponse::new(Some(
+                    "invalid ticket".into(),
+                ));
+                *r.status_mut() = tungstenite::http::StatusCode::UNAUTHORIZED;
+                Err(r)
+            }
+        }
+    };
+    let Ok(raw) = stream.try_clone() else { return };
+    let mut ws = match tungstenite::accept_hdr(stream, check) {
+        Ok(ws) => ws,
+        Err(_) => {
+            cv.notify_all();
+            return;
+        }
+    };
+    let _ = raw.set_read_timeout(Some(Duration::from_millis(20)));
+    let hello = json!({"type": "hello", "num_connections": 1, "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060}, "connection_info": {"app_id": "A0TEST"}});
+    if ws
+        .send(tungstenite::Message::text(hello.to_string()))
+        .is_err()
+    {
+        return;
+    }
+    {
+        let mut g = m.lock().expect("state");
+        g.connections += 1;
+        g.open_sockets += 1;
+        // Commands queued for an earlier socket that died are not replayed.
+    }
+    cv.notify_all();
+    let mut closing: Option<Instant> = None;
+    loop {
+        let cmd = m.lock().expect("state").commands.pop_front();
+        match cmd {
+            Some(Command::Frame(text)) => {
+                if ws.send(tungstenite::Message::text(text)).is_err() {
+                    break;
+                }
+            }
+            Some(Command::Disconnect(reason)) => {
+                let f = json!({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}});
+                let _ = ws.send(tungstenite::Message::text(f.to_string()));
+                closing = Some(Instant::now() + Duration::from_secs(1));
+            }
+            Some(Command::Drop) => {
+                let _ = raw.shutdown(std::net::Shutdown::Both);
+                break;
+            }
+            None => {}
+        }
+        if closing.is_some_and(|t| Instant::now() > t) {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            break;
+        }
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+                let mut g = m.lock().expect("state");
+                match v.get("envelope_id").and_then(Value::as_str) {
+                    Some(id) => g.acks.push(id.to_string()),
+                    None => g.other_frames.push(t.to_string()),
+                }
+                drop(g);
+                cv.notify_all();
+            }
+            Ok(tungstenite::Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        let _ = ws.flush();
+    }
+    m.lock().expect("state").open_sockets -= 1;
+    cv.notify_all();
+}

@@ -1,0 +1,265 @@
+//! The Slack channel end to end: the real gateway binary against the fake
+//! Slack (Web API + Socket Mode) and the fake model. DMs, channel posts with
+//! and without a mention, the message + app_mention double delivery, a
+//! retried envelope, disconnects and socket loss with fresh tickets, 429
+//! with Retry-After, access control and pairing.
+
+mod common;
+
+use common::slack_fake::{Command, FakeSlack, APP_TOKEN, BOT_TOKEN, BOT_USER};
+use common::*;
+use std::time::{Duration, Instant};
+
+fn slack_config(llm: &FakeLlm, slack: &FakeSlack, access: &str) -> String {
+    config_for(
+        &[("fake", llm)],
+        "fake/m1",
+        &[],
+        &format!(
+            r#", "channels": {{"slack": {{"appToken": "{APP_TOKEN}", "botToken": "{BOT_TOKEN}", "apiRoot": "{}" {access}}}}}, "queue": {{"baseBackoffMs": 200}}"#,
+            slack.api_root()
+        ),
+    )
+}
+
+fn allow_ann() -> &'static str {
+    r#", "dmPolicy": "allowlist", "allowFrom": ["U0ANN"], "groupPolicy": "allowlist", "groups": {"C0GEN": {}}"#
+}
+
+fn status(gw: &Gateway) -> serde_json::Value {
+    let (_, body) = http_get(&format!("{}/status", gw.url()), None);
+    serde_json::from_str(&body).expect("status JSON")
+}
+
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_direct_message_is_answered_through_chat_post_message() {
+    let home = TempHome::new("slack-dm");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(&llm, &slack, allow_ann()));
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    assert!(slack.with(|s| s.auth_tests) >= 1, "auth.test at start");
+    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "hello **bot** & <friends>");
+    slack.wait_ack(&env, 10);
+    let posted = slack.wait_posted(1, 15);
+    assert_eq!(posted[0].channel, "D0ANN");
+    assert_eq!(
+        posted[0].text, "Hello from fake: hello *bot* &amp; &lt;friends&gt;",
+        "Markdown became mrkdwn and the text was escaped"
+    );
+    assert_eq!(posted[0].thread_ts, None);
+    assert_eq!(
+        slack.with(|s| s.unauthorized),
+        0,
+        "each call used its own token"
+    );
+    // A sender not on the allowlist is acked, counted and never reaches the model.
+    let before = llm.requests().len();
+    let (env, _, _) = slack.dm("D0BOB", "U0BOB", "let me in");
+    slack.wait_ack(&env, 10);
+    assert!(
+        wait_until(10, || status(&gw)["channels"]["queue"]
+            .to_string()
+            .contains("NotAllowlisted")),
+        "drops are visible: {}",
+        status(&gw)
+    );
+    assert_eq!(llm.requests().len(), before);
+    let st = status(&gw);
+    let health = &st["channels"]["channels"]["slack"]["health"];
+    assert_eq!(health["state"], "up", "{st}");
+    assert!(health["lastEvent"].as_u64().is_some(), "{st}");
+}
+
+#[test]
+fn channel_posts_need_a_mention_answer_once_and_stay_in_their_thread() {
+    let home = TempHome::new("slack-channel");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(&llm, &slack, allow_ann()));
+    let _gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    let (quiet, _) = slack.channel_post("C0GEN", "U0CAROL", "just chatting", false, None);
+    let (both, _) = slack.channel_post(
+        "C0GEN",
+        "U0CAROL",
+        "what time is it?",
+        true,
+        Some("1790000000.000001"),
+    );
+    assert_eq!(both.len(), 2, "message + app_mention for one post");
+    for id in quiet.iter().chain(&both) {
+        slack.wait_ack(id, 10);
+    }
+    let posted = slack.wait_posted(1, 15);
+    assert_eq!(posted[0].channel, "C0GEN");
+    assert!(posted[0].text.contains("what time is it?"), "{posted:?}");
+    assert!(
+        !posted[0].text.contains(BOT_USER),
+        "the mention is not echoed: {posted:?}"
+    );
+    assert_eq!(posted[0].thread_ts.as_deref(), Some("1790000000.000001"));
+    // Everything before the marker was handled; the marker's answer comes
+    // after any answer to the duplicate would have been queued.
+    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "marker");
+    slack.wait_ack(&env, 10);
+    let posted = slack.wait_posted(2, 15);
+    assert!(posted[1].text.contains("marker"), "{posted:?}");
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "one model call per post: {posted:?}"
+    );
+    assert_eq!(slack.posted().len(), 2);
+}
+
+#[test]
+fn a_retried_envelope_is_answered_once() {
+    let home = TempHome::new("slack-retry");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(&llm, &slack, allow_ann()));
+    let _gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    let ts = "1790000100.000100";
+    let event = serde_json::json!({"type": "message", "text": "once please", "user": "U0ANN", "ts": ts, "channel": "D0ANN", "event_ts": ts, "channel_type": "im"});
+    let (env1, ev1, v) = slack.envelope(event.clone(), None);
+    slack.push(v);
+    slack.wait_ack(&env1, 10);
+    slack.wait_posted(1, 15);
+    // Slack resends the same event (same event_id) in a new envelope.
+    let (env2, _, v) = slack.envelope(event, Some(&(env1.clone(), ev1)));
+    slack.push(v);
+    slack.wait_ack(&env2, 10);
+    let (env3, _, _) = slack.dm("D0ANN", "U0ANN", "marker");
+    slack.wait_ack(&env3, 10);
+    let posted = slack.wait_posted(2, 15);
+    assert!(posted[1].text.contains("marker"), "{posted:?}");
+    assert_eq!(llm.requests().len(), 2);
+}
+
+#[test]
+fn disconnects_and_lost_sockets_reconnect_with_fresh_tickets() {
+    let home = TempHome::new("slack-reconnect");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(&llm, &slack, allow_ann()));
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    slack.command(Command::Disconnect("refresh_requested".into()));
+    slack.wait(15, "a second connection", |s| {
+        s.connections >= 2 && s.open_sockets == 1
+    });
+    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "after refresh");
+    slack.wait_ack(&env, 10);
+    assert!(slack.wait_posted(1, 15)[0].text.contains("after refresh"));
+    // The socket vanishes without a close frame.
+    slack.command(Command::Drop);
+    slack.wait(15, "a third connection", |s| {
+        s.connections >= 3 && s.open_sockets == 1
+    });
+    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "after a drop");
+    slack.wait_ack(&env, 10);
+    assert!(slack.wait_posted(2, 15)[1].text.contains("after a drop"));
+    slack.with(|s| {
+        assert_eq!(
+            s.tickets_used,
+            vec![1, 2, 3],
+            "each connection used a fresh URL"
+        );
+        assert_eq!(s.tickets_refused, 0);
+    });
+    assert_eq!(llm.requests().len(), 2);
+    assert!(
+        wait_until(5, || status(&gw)["channels"]["channels"]["slack"]["health"]
+            ["reconnectsToday"]
+            .as_u64()
+            >= Some(2)),
+        "{}",
+        status(&gw)
+    );
+}
+
+#[test]
+fn a_rate_limited_reply_waits_for_retry_after() {
+    let home = TempHome::new("slack-429");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(&llm, &slack, allow_ann()));
+    let _gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    slack.with(|s| s.rate_limits.push_back(1));
+    slack.dm("D0ANN", "U0ANN", "slowly");
+    let posted = slack.wait_posted(1, 15);
+    let limited = slack.with(|s| s.rate_limited_at.clone());
+    assert_eq!(limited.len(), 1);
+    let waited = posted[0].at.duration_since(limited[0]);
+    assert!(
+        waited >= Duration::from_millis(950),
+        "waited only {waited:?}"
+    );
+    assert_eq!(slack.with(|s| s.post_attempts), 2);
+    assert_eq!(
+        llm.requests().len(),
+        1,
+        "the answer is sent again, not regenerated"
+    );
+}
+
+#[test]
+fn pairing_opens_direct_messages_for_an_approved_stranger() {
+    let home = TempHome::new("slack-pair");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(
+        &llm,
+        &slack,
+        r#", "groupPolicy": "disabled""#,
+    ));
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    slack.dm("D0DAN", "U0DAN", "hi there");
+    let posted = slack.wait_posted(1, 15);
+    assert_eq!(
+        llm.requests().len(),
+        0,
+        "no model call for an unknown sender"
+    );
+    let code: String = posted[0]
+        .text
+        .split("pairing code is ")
+        .nth(1)
+        .expect("a code in the message")
+        .chars()
+        .take(8)
+        .collect();
+    let out = home
+        .cmd()
+        .args(["pairing", "approve", "slack", &code, "--url", &gw.url()])
+        .output()
+        .expect("approve");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    slack.dm("D0DAN", "U0DAN", "now?");
+    let posted = slack.wait_posted(2, 15);
+    assert_eq!(posted[1].text, "Hello from fake: now?");
+    // Pairing grants no channel access; groupPolicy disabled drops channel posts.
+    let (ids, _) = slack.channel_post("C0GEN", "U0DAN", "here too?", true, None);
+    for id in &ids {
+        slack.wait_ack(id, 10);
+    }
+    let (env, _, _) = slack.dm("D0DAN", "U0DAN", "marker");
+    slack.wait_ack(&env, 10);
+    let posted = slack.wait_posted(3, 15);
+    assert!(posted[2].text.contains("marker"), "{posted:?}");
+    assert_eq!(llm.requests().len(), 2);
+}
