@@ -376,13 +376,14 @@ fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: Sock
             );
         }
         "chat.postMessage" => {
+            // Slack takes JSON or a form; Slack's own Node client sends a form.
             let params: Value = if headers
                 .iter()
                 .any(|(k, v)| k == "content-type" && v.starts_with("application/json"))
             {
                 serde_json::from_slice(&body).unwrap_or(json!({}))
             } else {
-                json!({})
+                form(&body)
             };
             let mut g = m.lock().expect("state");
             g.post_attempts += 1;
@@ -443,6 +444,38 @@ fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: Sock
             &json!({"ok": false, "error": "unknown_method"}),
         ),
     }
+}
+
+/// An `application/x-www-form-urlencoded` body as a JSON object of strings.
+fn form(body: &[u8]) -> Value {
+    let mut out = serde_json::Map::new();
+    for pair in String::from_utf8_lossy(body).split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(decode(k), Value::String(decode(v)));
+    }
+    Value::Object(out)
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 2;
+            }
+            (c, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn serve_socket(stream: TcpStream, st: &(Mutex<State>, Condvar)) {
@@ -533,7 +566,11 @@ fn serve_socket(stream: TcpStream, st: &(Mutex<State>, Condvar)) {
                 drop(g);
                 cv.notify_all();
             }
-            Ok(tungstenite::Message::Close(_)) => break,
+            Ok(tungstenite::Message::Close(_)) => {
+                // tungstenite queued the reply close frame: send it.
+                let _ = ws.flush();
+                break;
+            }
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if e.kind() == std::io::ErrorKind::WouldBlock
