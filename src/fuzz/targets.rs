@@ -306,6 +306,42 @@ pub fn telegram_update(input: &[u8]) -> Verdict {
     Ok(())
 }
 
+/// Slack Socket Mode frames through the classifier, Web API answers, and
+/// inbound markup; outbound mrkdwn must never carry an unescaped `<` from
+/// the text (a mention or link the Markdown did not make).
+pub fn slack_frame(input: &[u8]) -> Verdict {
+    use crate::channel::slack::{codec, format};
+    let bot = codec::BotIdentity {
+        user_id: "UBOT12345".into(),
+        bot_id: "BBOT12345".into(),
+        team_id: "T1".into(),
+    };
+    let mut c = codec::Classifier::new(bot, "default");
+    let s = text(input);
+    if let Ok(codec::Frame::Envelope { payload, .. }) = codec::parse_frame(&s) {
+        if let Ok(inc) = c.classify(&payload) {
+            if inc.envelope.text.chars().count() > crate::channel::envelope::MAX_TEXT_CHARS {
+                return Err("envelope text over the cap".into());
+            }
+            c.remember(&inc);
+            if c.classify(&payload).is_ok() {
+                return Err("a remembered event classified again".into());
+            }
+        }
+    }
+    for status in [200u16, 429, 502] {
+        let _ = codec::classify(status, Some(&s), input);
+    }
+    let _ = codec::plain_text(&s);
+    let _ = codec::ts_to_ms(&s);
+    let out = format::to_mrkdwn(&s);
+    let links = out.matches("<http").count() + out.matches("<mailto:").count();
+    if out.matches('<').count() != links {
+        return Err(format!("unescaped < in mrkdwn: {out:?}"));
+    }
+    Ok(())
+}
+
 /// Reply splitting for channels: no chunk over the limit. First byte picks
 /// the limit, from 2 (one UTF-16 surrogate pair cannot be cut further).
 pub fn reply_split(input: &[u8]) -> Verdict {
