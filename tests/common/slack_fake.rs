@@ -259,10 +259,11 @@ fn respond(stream: &mut TcpStream, status: u16, extra: &str, body: &Value) {
     let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len());
 }
 
-/// Reads one HTTP request: (method, path, headers, body).
-fn read_request(
-    stream: &mut TcpStream,
-) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+/// Method, path, lower-cased headers and body of one request.
+type HttpRequest = (String, String, Vec<(String, String)>, Vec<u8>);
+
+/// Reads one HTTP request.
+fn read_request(stream: &mut TcpStream) -> Option<HttpRequest> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -478,6 +479,7 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+#[allow(clippy::result_large_err)]
 fn serve_socket(stream: TcpStream, st: &(Mutex<State>, Condvar)) {
     let (m, cv) = st;
     let check = |req: &tungstenite::handshake::server::Request,
@@ -534,11 +536,12 @@ fn serve_socket(stream: TcpStream, st: &(Mutex<State>, Condvar)) {
     loop {
         let cmd = m.lock().expect("state").commands.pop_front();
         match cmd {
-            Some(Command::Frame(text)) => {
-                if ws.send(tungstenite::Message::text(text)).is_err() {
-                    break;
-                }
+            Some(Command::Frame(text))
+                if ws.send(tungstenite::Message::text(text.clone())).is_err() =>
+            {
+                break
             }
+            Some(Command::Frame(_)) => {}
             Some(Command::Disconnect(reason)) => {
                 let f = json!({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}});
                 let _ = ws.send(tungstenite::Message::text(f.to_string()));
