@@ -7,3 +7,18 @@
 pub mod codec;
 pub mod format;
 pub mod link;
+pub mod shell;
+
+use super::adapter::{Capabilities, Formatting};
+
+pub use codec::CHANNEL;
+
+/// What the Slack adapter can do, for the registry. Slack counts its limit
+/// in characters; bots have no typing indicator, so typing jobs are dropped.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    max_text: codec::TEXT_CHUNK_LIMIT,
+    measure: super::split::Measure::Chars,
+    formatting: Formatting::SlackMrkdwn,
+    threads: true,
+    edits: false,
+};

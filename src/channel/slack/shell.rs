@@ -42,13 +42,19 @@ pub fn start(start: Start) -> Result<Handle, String> {
     let token = |v: &Option<String>, key: &str, prefix: &str| match v {
         Some(t) if !t.trim().is_empty() => {
             if !t.starts_with(prefix) {
-                log::warn!("channels.{name}.{key} does not start with {prefix}: is it the right token?");
+                log::warn!(
+                    "channels.{name}.{key} does not start with {prefix}: is it the right token?"
+                );
             }
             Ok(t.trim().to_string())
         }
         _ => Err(format!(
             "channels.{name}.{key} is required ({prefix}…, e.g. \"$SLACK_{}\")",
-            if key == "appToken" { "APP_TOKEN" } else { "BOT_TOKEN" }
+            if key == "appToken" {
+                "APP_TOKEN"
+            } else {
+                "BOT_TOKEN"
+            }
         )),
     };
     let s = Arc::new(Settings {
