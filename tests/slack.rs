@@ -50,7 +50,8 @@ fn a_direct_message_is_answered_through_chat_post_message() {
     let gw = Gateway::start(&home, &[]);
     slack.wait_connected(1, 15);
     assert!(slack.with(|s| s.auth_tests) >= 1, "auth.test at start");
-    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "hello **bot** & <friends>");
+    // Slack sends &, < and > as entities; the model sees them decoded.
+    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "hello **bot** &amp; &lt;friends&gt;");
     slack.wait_ack(&env, 10);
     let posted = slack.wait_posted(1, 15);
     assert_eq!(posted[0].channel, "D0ANN");
