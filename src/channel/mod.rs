@@ -1,11 +1,12 @@
 //! Messaging channels: the channel-neutral model (envelopes, access policy, DM pairing,
-//! reply splitting) and the platform adapters (Telegram).
+//! reply splitting) and the platform adapters (Telegram, Discord).
 //!
 //! Everything here is sans-IO: no sockets, threads or clocks. Callers pass `now_ms`
 //! and randomness in, do the HTTP themselves, and persist the serializable state
 //! (pairing store, dedup window, Telegram offset).
 
 pub mod access;
+pub mod discord;
 pub mod envelope;
 pub mod pairing;
 pub mod split;
