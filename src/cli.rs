@@ -680,6 +680,10 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
                     .as_ref()
                     .map(|f| f.display().to_string())
                     .unwrap_or_else(|| "built-in defaults".into());
+                if let Err(e) = crate::channel::registry::check_config(&l.cfg) {
+                    eprintln!("{what}: {e}");
+                    return Ok(1);
+                }
                 for k in &l.cfg.ignored {
                     println!("warning: {} ({what}:{}:{})", k.message(), k.line, k.column);
                 }

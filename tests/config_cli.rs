@@ -22,6 +22,34 @@ fn no_config_at_all_works() {
 }
 
 #[test]
+fn an_enabled_channel_without_an_adapter_is_refused_by_name() {
+    let home = TempHome::new("noadapter");
+    home.write_config(r#"{"channels": {"wechat": {"dmPolicy": "pairing"}}}"#);
+    let (code, out) = check(&home);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("channels.wechat: channel \"wechat\" has no adapter in this build of pinch; supported channels: ")
+            && out.contains("telegram"),
+        "{out}"
+    );
+    let out = home
+        .cmd()
+        .args(["gateway", "run", "--port", "0"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no adapter in this build"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Disabled, the block is kept and accepted.
+    home.write_config(r#"{"channels": {"wechat": {"enabled": false}}}"#);
+    let (code, out) = check(&home);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
 fn each_error_class_names_file_position_field_and_fix() {
     let home = TempHome::new("errs");
     let file = home.path.join("pinch.json").display().to_string();

@@ -24,7 +24,7 @@ fn discord_config(llm: &FakeLlm, dc: &FakeDiscord, extra: &str) -> String {
         "fake/m1",
         &[],
         &format!(
-            r#", "channels": {{"discord": {{"token": "{TOKEN}", "apiRoot": "{}", "dmPolicy": "allowlist", "allowFrom": ["{ANN}"], "groupPolicy": "allowlist", "guilds": {{"{GUILD}": {{"requireMention": true}}}} {extra}}}}}, "queue": {{"baseBackoffMs": 200}}"#,
+            r#", "channels": {{"discord": {{"token": "{TOKEN}", "apiRoot": "{}", "replyToMode": "first", "dmPolicy": "allowlist", "allowFrom": ["{ANN}"], "groupPolicy": "allowlist", "guilds": {{"{GUILD}": {{"requireMention": true}}}} {extra}}}}}, "queue": {{"baseBackoffMs": 200}}"#,
             dc.api_root()
         ),
     )

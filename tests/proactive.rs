@@ -213,6 +213,10 @@ fn cli_adds_lists_edits_and_removes_jobs_with_helpful_errors() {
         (vec!["--at", "2001-01-01T00:00:00Z"], "in the past"),
         (vec!["--every", "1h", "--model", "nope/x"], "is not configured"),
         (vec!["--every", "1h", "--to", "telegrma:1"], "did you mean \"telegram\""),
+        (
+            vec!["--every", "1h", "--to", "wechat:abc"],
+            "channel \"wechat\" has no adapter in this build of pinch; supported channels: ",
+        ),
         (vec!["--every", "1h", "--cron", "* * * * *"], "not several"),
     ];
     for (args, want) in bad {

@@ -157,6 +157,30 @@ fn groups_need_a_mention() {
 }
 
 #[test]
+fn a_forum_topic_message_is_answered_in_its_topic() {
+    let home = TempHome::new("tg-topic");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    home.write_config(&tg_config(&llm, &tg, allow42()));
+    let _gw = Gateway::start(&home, &[]);
+    tg.topic(-100, 77, 42, "in the topic", true);
+    let sent = tg.wait_sent(1, 15);
+    assert_eq!(sent[0].0, "-100");
+    assert_eq!(
+        tg.with(|s| s.sent_threads.clone()),
+        vec![Some(77)],
+        "the reply carries message_thread_id, so it lands in the topic, not General"
+    );
+    assert!(
+        tg.with(|s| s.typing_threads.contains(&Some(77))),
+        "typing shows in the topic"
+    );
+    // A plain group message (no topic) is answered without a thread.
+    tg.group(-100, 42, "no topic", true);
+    tg.wait_sent(2, 15);
+    assert_eq!(tg.with(|s| s.sent_threads.clone()), vec![Some(77), None]);
+}
+
+#[test]
 fn long_replies_are_split_in_order_within_the_limit() {
     let home = TempHome::new("tg-split");
     let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());

@@ -103,7 +103,82 @@ impl Envelope {
     }
 }
 
-/// One reply to send.
+/// Where a reply goes: channel, account, chat, and the thread (forum topic)
+/// and message it answers when the platform has them. Built from the inbound
+/// [`Envelope`] for a channel run, or parsed from a `channel:chat_id` /
+/// `channel:account:chat_id` string for cron, heartbeat and webhook targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyTarget {
+    pub channel: String,
+    pub account: String,
+    pub chat_id: String,
+    /// Forum topic / thread the reply belongs in.
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    /// Platform message id the reply quotes.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+impl ReplyTarget {
+    /// The chat (and thread) `env` came from; `quote` also answers the
+    /// message itself.
+    pub fn from_envelope(env: &Envelope, quote: bool) -> ReplyTarget {
+        ReplyTarget {
+            channel: env.channel.clone(),
+            account: env.account.clone(),
+            chat_id: env.chat_id.clone(),
+            thread_id: env.thread_id.clone(),
+            reply_to: if quote {
+                Some(env.platform_id.clone())
+            } else {
+                None
+            },
+        }
+    }
+
+    /// `channel:chat_id` or `channel:account:chat_id` (account defaults to
+    /// "default"); no thread, no quote.
+    pub fn parse(s: &str) -> Result<ReplyTarget, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (channel, account, chat) = match parts.as_slice() {
+            [c, chat] if !c.is_empty() && !chat.is_empty() => (*c, "default", *chat),
+            [c, a, chat] if !c.is_empty() && !a.is_empty() && !chat.is_empty() => (*c, *a, *chat),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a delivery target; use channel:chat_id, e.g. telegram:123456789"
+                ))
+            }
+        };
+        Ok(ReplyTarget {
+            channel: channel.to_string(),
+            account: account.to_string(),
+            chat_id: chat.to_string(),
+            thread_id: None,
+            reply_to: None,
+        })
+    }
+
+    /// `channel:chat_id`: the chat, as sessions and `lastChat` name it.
+    pub fn chat(&self) -> String {
+        format!("{}:{}", self.channel, self.chat_id)
+    }
+
+    /// One message of the reply: `text` to this target.
+    pub fn outbound(&self, text: String) -> Outbound {
+        Outbound {
+            channel: self.channel.clone(),
+            account: self.account.clone(),
+            chat_id: self.chat_id.clone(),
+            text,
+            reply_to: self.reply_to.clone(),
+            thread_id: self.thread_id.clone(),
+        }
+    }
+}
+
+/// One reply to send (one row of the outbound queue; rows written before
+/// `reply_to`/`thread_id` existed read them as absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbound {
     pub channel: String,
@@ -111,25 +186,16 @@ pub struct Outbound {
     pub chat_id: String,
     pub text: String,
     /// Platform message id to reply to.
+    #[serde(default)]
     pub reply_to: Option<String>,
+    #[serde(default)]
     pub thread_id: Option<String>,
 }
 
 impl Outbound {
     /// A reply in the same chat (and thread) as `env`, quoting it when `quote` is set.
     pub fn reply(env: &Envelope, text: String, quote: bool) -> Outbound {
-        Outbound {
-            channel: env.channel.clone(),
-            account: env.account.clone(),
-            chat_id: env.chat_id.clone(),
-            text,
-            reply_to: if quote {
-                Some(env.platform_id.clone())
-            } else {
-                None
-            },
-            thread_id: env.thread_id.clone(),
-        }
+        ReplyTarget::from_envelope(env, quote).outbound(text)
     }
 }
 
@@ -327,5 +393,37 @@ mod tests {
         assert_eq!(truncate_bytes("héllo", 2), "h");
         let json = serde_json::to_value(&e).expect("json");
         assert_eq!(json["chat_kind"], "direct");
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(ReplyTarget::parse("telegram:42").expect("ok").chat_id, "42");
+        assert_eq!(
+            ReplyTarget::parse("telegram:bot2:-100")
+                .expect("ok")
+                .account,
+            "bot2"
+        );
+        assert!(ReplyTarget::parse("telegram").is_err());
+        assert!(ReplyTarget::parse("telegram:").is_err());
+    }
+
+    #[test]
+    fn a_reply_target_keeps_the_thread_and_old_queue_rows_still_read() {
+        let mut e = env();
+        e.thread_id = Some("77".into());
+        let t = ReplyTarget::from_envelope(&e, false);
+        let out = t.outbound("ok".into());
+        assert_eq!(out.thread_id.as_deref(), Some("77"));
+        assert_eq!(out.reply_to, None);
+        assert_eq!(
+            ReplyTarget::from_envelope(&e, true).reply_to,
+            Some(e.platform_id.clone())
+        );
+        let old: Outbound = serde_json::from_str(
+            r#"{"channel":"telegram","account":"default","chat_id":"1","text":"t"}"#,
+        )
+        .expect("a row without thread or reply-to");
+        assert_eq!((old.thread_id, old.reply_to), (None, None));
     }
 }

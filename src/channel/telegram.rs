@@ -1,5 +1,7 @@
-//! Telegram Bot API (long polling), sans-IO: URL/body builders, response classification,
-//! update parsing (`parse`) and the poll backoff/health state machine (`poll`).
+//! Codec: the Telegram Bot API (long polling), sans-IO: URL/body builders, response
+//! classification, update parsing (`parse`), the poll backoff/health state machine
+//! (`poll`) and Markdown → Telegram HTML (`format`). The I/O shell that drives it is
+//! `shell` (a long-poll thread and a send thread).
 //!
 //! The caller owns the HTTP client and the clock. The bot token sits in the URL path
 //! (`<apiRoot>/bot<token>/<method>`): always pass URLs through [`redact`] before logging.
@@ -7,19 +9,31 @@
 //! Formatting rule: send each chunk first with `parse_mode` `"HTML"` (the caller renders
 //! Markdown to Telegram HTML, escaping with [`escape_html`]); if the answer classifies as
 //! [`ApiOutcome::MarkupRejected`], resend the same chunk's *source text* with no
-//! parse mode. Chunks come from `split::split_utf16(text, TEXT_CHUNK_LIMIT)`, because
-//! Telegram counts its 4096 limit in UTF-16 code units after entity parsing.
+//! parse mode. Chunks are split to [`CAPABILITIES`] (UTF-16 code units, because
+//! Telegram counts its 4096 limit in them after entity parsing).
 
+mod format;
 mod parse;
 mod poll;
+pub mod shell;
 
+pub use format::markdown_to_html;
 pub use parse::{parse_updates, ApiError, BotIdentity, SkipKind, Skipped, UpdateBatch};
 pub use poll::{Health, PollState};
 
+use super::adapter::{Capabilities, Formatting};
 use super::envelope::Outbound;
 use serde_json::{json, Map, Value};
 
 pub const CHANNEL: &str = "telegram";
+/// What Telegram can do, for the adapter registry.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    max_text: TEXT_LIMIT_UTF16,
+    measure: super::split::Measure::Utf16,
+    formatting: Formatting::TelegramHtml,
+    threads: true,
+    edits: true,
+};
 pub const DEFAULT_API_ROOT: &str = "https://api.telegram.org";
 /// Telegram's hard limit on message text, UTF-16 code units.
 pub const TEXT_LIMIT_UTF16: usize = 4096;

@@ -565,7 +565,7 @@ fn validate(cfg: &Config) -> Result<(), Invalid> {
 
 /// A delivery target (`channel:chat`) naming a known channel.
 pub fn check_target(to: &str) -> Result<(), String> {
-    let t = crate::channel::Target::parse(to)?;
+    let t = crate::channel::ReplyTarget::parse(to)?;
     if !CHANNELS.contains(&t.channel.as_str()) {
         let near = crate::util::nearest(&t.channel, CHANNELS)
             .map(|n| format!(" (did you mean \"{n}\"?)"))
@@ -724,6 +724,16 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
             format!("unknown groupPolicy {:?}", ch.group_policy),
             format!("use one of: {}", group.join(", ")),
         ));
+    }
+    if let Some(mode) = &ch.reply_to_mode {
+        let modes = ["off", "first", "all"];
+        if !modes.contains(&mode.as_str()) {
+            return Err((
+                format!("{base}.replyToMode"),
+                format!("unknown replyToMode {mode:?}"),
+                format!("use one of: {}", modes.join(", ")),
+            ));
+        }
     }
     let star = ch.allow_from.iter().any(|a| a == "*");
     if ch.dm_policy == "open" && !star {

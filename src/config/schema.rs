@@ -337,6 +337,10 @@ pub struct Channel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_chunk_limit: Option<usize>,
     pub poll_timeout_seconds: u32,
+    /// Whether answers quote the message they answer: "off" (default),
+    /// "first" (the first message of the answer) or "all".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to_mode: Option<String>,
     /// Discord: the bot token (Developer Portal → Bot → Token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -414,6 +418,7 @@ impl Default for Channel {
             api_root: None,
             text_chunk_limit: None,
             poll_timeout_seconds: 30,
+            reply_to_mode: None,
             token: None,
             gateway_url: None,
             intents: None,

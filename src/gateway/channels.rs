@@ -3,7 +3,7 @@
 //!
 //! Inbound: each batch from an adapter is checked against the channel's
 //! access policy; accepted messages go into the durable inbox together with
-//! the adapter's new offset in ONE transaction, and only then is the adapter
+//! the adapter's new cursor in ONE transaction, and only then is the adapter
 //! told to move on. Unknown DM senders get a pairing code instead of a run.
 //! Drops are counted, never silent. An accepted message's run ends in
 //! `deliver`, which commits the transcript, marks the inbound done and
@@ -14,8 +14,10 @@
 //! delivered, retry with backoff (honouring retry-after), or dead letter.
 
 use super::reactor::{Origin, Pending, Reactor};
-use super::telegram::{self, AdapterEvent, SendJob, SendResult};
-use crate::channel::{self, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, Verdict};
+use crate::channel::adapter::{self, AdapterEvent, SendJob, SendResult};
+use crate::channel::{
+    self, registry, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, ReplyTarget, Verdict,
+};
 use crate::queue;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -23,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 /// Channel state the reactor owns.
 #[derive(Default)]
 pub struct Runtime {
-    adapters: HashMap<String, telegram::Handle>,
+    adapters: HashMap<String, adapter::Handle>,
     access: HashMap<String, AccessConfig>,
     pairing: HashMap<String, Pairing>,
     health: HashMap<String, Value>,
@@ -35,6 +37,32 @@ pub struct Runtime {
     backpressure: HashMap<String, String>,
 }
 
+/// The channel state key of the adapter's cursor.
+const CURSOR: &str = "cursor";
+/// Where Telegram kept its offset before the cursor: still read.
+const LEGACY_OFFSET: &str = "offset";
+
+/// The cursor committed with the channel's last inbound batch.
+fn stored_cursor(store: &crate::store::Store, channel: &str) -> Result<Option<String>, String> {
+    let raw = match queue::channel_state_get(store, channel, CURSOR)? {
+        Some(c) => Some(c),
+        None => queue::channel_state_get(store, channel, LEGACY_OFFSET)?,
+    };
+    Ok(raw.and_then(|b| String::from_utf8(b).ok()))
+}
+
+/// The adapter's sink: its events go to the reactor, tagged with the channel.
+fn sink(channel: &str, tx: tokio::sync::mpsc::Sender<super::ToReactor>) -> adapter::Sink {
+    let channel = channel.to_string();
+    std::sync::Arc::new(move |event| {
+        tx.blocking_send(super::ToReactor::Adapter {
+            channel: channel.clone(),
+            event,
+        })
+        .is_ok()
+    })
+}
+
 fn access_for(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
     let v = serde_json::to_value(ch).map_err(|e| e.to_string())?;
     let map = v.as_object().cloned().unwrap_or_default();
@@ -42,38 +70,35 @@ fn access_for(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
 }
 
 impl Reactor {
-    /// Starts the adapters of every enabled, supported channel.
+    /// Starts the adapter of every enabled channel (through the registry);
+    /// a channel this build has no adapter for is an error.
     pub fn start_channels(
         &mut self,
         to_reactor: tokio::sync::mpsc::Sender<super::ToReactor>,
     ) -> Result<(), String> {
         let cfg = self.cfg.clone();
         for (name, ch) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
+            let entry = registry::find(name)
+                .ok_or_else(|| format!("channels.{name}: {}", registry::unsupported(name)))?;
             let access = access_for(ch).map_err(|e| format!("channels.{name}: {e}"))?;
             self.channels.access.insert(name.clone(), access);
             let pairing = queue::channel_state_get(&self.store, name, "pairing")?
                 .and_then(|b| serde_json::from_slice::<Pairing>(&b).ok())
                 .unwrap_or_default();
             self.channels.pairing.insert(name.clone(), pairing);
-            match name.as_str() {
-                "telegram" => {
-                    let token = ch.bot_token.clone().ok_or_else(|| "channels.telegram.botToken is required (e.g. \"$TELEGRAM_BOT_TOKEN\")".to_string())?;
-                    let offset = queue::channel_state_get(&self.store, name, "offset")?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok());
-                    let settings = telegram::Settings {
-                        channel: name.clone(),
-                        account: "default".into(),
-                        api_root: ch.api_root.clone().unwrap_or_else(|| "https://api.telegram.org".into()),
-                        token,
-                        poll_timeout_s: ch.poll_timeout_seconds.clamp(1, 50),
-                        route: crate::net::route_for(&cfg, crate::net::Owner::Channel(name))?,
-                        offset,
-                    };
-                    let h = telegram::spawn(settings, to_reactor.clone())?;
-                    self.channels.adapters.insert(name.clone(), h);
-                    self.channels.health.insert(name.clone(), json!({"state": "starting"}));
-                }
-                other => log::warn!("channels.{other}: no adapter for this channel in this version; its messages are not received"),
-            }
+            let start = adapter::Start {
+                channel: name.clone(),
+                account: "default".into(),
+                config: ch.clone(),
+                route: crate::net::route_for(&cfg, crate::net::Owner::Channel(name))?,
+                cursor: stored_cursor(&self.store, name)?,
+                sink: sink(name, to_reactor.clone()),
+            };
+            let handle = (entry.start)(start)?;
+            self.channels.adapters.insert(name.clone(), handle);
+            self.channels
+                .health
+                .insert(name.clone(), json!({"state": "starting"}));
         }
         // Messages accepted before a crash or restart, not yet answered.
         self.resume_inbound();
@@ -83,7 +108,7 @@ impl Reactor {
 
     pub fn stop_channels(&mut self) {
         for h in self.channels.adapters.values() {
-            h.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            h.stop();
         }
     }
 
@@ -95,22 +120,22 @@ impl Reactor {
             AdapterEvent::Sent { seq, result } => self.on_sent(seq, result),
             AdapterEvent::Inbound {
                 envelopes,
-                next_offset,
+                cursor,
                 ack,
             } => {
-                let ok = self.on_inbound(channel, envelopes, next_offset);
+                let ok = self.on_inbound(channel, envelopes, cursor);
                 let _ = ack.try_send(ok);
             }
         }
     }
 
-    /// Commits a batch: accepted messages into the inbox and the offset, in
+    /// Commits a batch: accepted messages into the inbox and the cursor, in
     /// one transaction. Returns false if nothing could be committed.
     fn on_inbound(
         &mut self,
         channel: &str,
         envelopes: Vec<Envelope>,
-        next_offset: Option<i64>,
+        cursor: Option<String>,
     ) -> bool {
         let now = crate::util::now_ms();
         let mut accepted: Vec<(Envelope, String)> = Vec::new();
@@ -176,11 +201,9 @@ impl Reactor {
                 log::warn!("{channel}: cannot count drop: {e}");
             }
         }
-        if let Some(o) = next_offset {
-            if let Err(e) =
-                queue::channel_state_put_in(&tx, channel, "offset", o.to_string().as_bytes())
-            {
-                log::error!("{channel}: cannot store offset: {e}");
+        if let Some(c) = cursor {
+            if let Err(e) = queue::channel_state_put_in(&tx, channel, CURSOR, c.as_bytes()) {
+                log::error!("{channel}: cannot store the cursor: {e}");
                 return false;
             }
         }
@@ -197,15 +220,8 @@ impl Reactor {
             let text = format!(
                 "Hi! This assistant only talks to people its owner approved. Your pairing code is {code} (valid for 1 hour). Ask the owner to run: pinch pairing approve {channel} {code}"
             );
-            let to = format!("{channel}:{}", env.chat_id);
-            if let Err(e) = self.deliver(
-                &format!("{channel}:{}", env.chat_id),
-                &to,
-                &[],
-                (0, 0),
-                None,
-                &text,
-            ) {
+            let to = ReplyTarget::from_envelope(&env, false);
+            if let Err(e) = self.deliver(&to.chat(), &to, &[], (0, 0), None, &text) {
                 log::warn!("{channel}: cannot queue pairing code: {e}");
             }
         }
@@ -233,8 +249,7 @@ impl Reactor {
         self.channels.backpressure.remove(&env.channel);
         if let Some(h) = self.channels.adapters.get(&env.channel) {
             let _ = h.send.try_send(SendJob::Typing {
-                chat_id: env.chat_id.clone(),
-                thread_id: env.thread_id.clone(),
+                target: ReplyTarget::from_envelope(&env, false),
             });
         }
         let text = if env.attachments.is_empty() {
@@ -247,7 +262,14 @@ impl Reactor {
             )
         };
         let run_id = self.new_run_id();
-        let target = format!("{}:{}", env.channel, env.chat_id);
+        // replyToMode "first" / "all": the answer quotes the message.
+        let quote = self
+            .cfg
+            .channels
+            .get(&env.channel)
+            .and_then(|c| c.reply_to_mode.as_deref())
+            .is_some_and(|m| m != "off");
+        let target = ReplyTarget::from_envelope(&env, quote);
         let origin = Origin::Channel {
             channel: env.channel.clone(),
             inbound: key.1.clone(),
@@ -276,7 +298,7 @@ impl Reactor {
         channel: &str,
         inbound: &str,
         session: &str,
-        target: &str,
+        target: &ReplyTarget,
         turns: &[crate::store::Turn],
         usage: (u64, u64),
         text: &str,

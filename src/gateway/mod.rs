@@ -16,7 +16,6 @@ pub mod proactive_http;
 pub mod protocol;
 pub mod reactor;
 pub mod storage;
-pub mod telegram;
 pub mod ws;
 
 /// The path decoder, for the fuzz harness (`src/fuzz/`).
@@ -61,7 +60,7 @@ pub enum ToReactor {
     /// News from a channel adapter's threads.
     Adapter {
         channel: String,
-        event: telegram::AdapterEvent,
+        event: crate::channel::adapter::AdapterEvent,
     },
 }
 
@@ -134,6 +133,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         )
     })?;
     check_exposure(&cfg.gateway.bind, ip, cfg.gateway.auth.token.as_deref())?;
+    crate::channel::registry::check_config(&cfg)?;
     crate::util::tune_malloc();
     crate::sandbox::harden_gateway();
     home.ensure()?;

@@ -420,7 +420,9 @@ impl Reactor {
             .and_then(|a| a.deliver_to.clone())
             .or_else(|| self.pro.last_chat.clone());
         let why = match target {
-            Some(to) => match self.deliver(session, &to, turns, usage, None, text) {
+            Some(to) => match crate::channel::registry::check_target(&to)
+                .and_then(|target| self.deliver(session, &target, turns, usage, None, text))
+            {
                 Ok(()) => return Settled::Delivered(to),
                 Err(e) => format!("could not queue the answer for {to}: {e}"),
             },
@@ -555,7 +557,7 @@ impl Reactor {
             }
             "cron.lastChat" => {
                 if let Some(to) = params.get("to").and_then(Value::as_str) {
-                    crate::config::check_target(to).map_err(invalid)?;
+                    crate::channel::registry::check_target(to).map_err(invalid)?;
                     self.note_chat(to);
                 }
                 Ok(json!({"lastChat": self.pro.last_chat}))
@@ -948,7 +950,7 @@ pub(super) fn spec_from(
     }
     spec.deliver_to = optional("to", spec.deliver_to.take())?;
     if let Some(to) = &spec.deliver_to {
-        crate::config::check_target(to)?;
+        crate::channel::registry::check_target(to)?;
     }
     if let Some(s) = text("session")? {
         spec.session = match s.as_str() {

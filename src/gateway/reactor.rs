@@ -43,7 +43,7 @@ pub(super) enum Origin {
     Channel {
         channel: String,
         inbound: String,
-        target: String,
+        target: crate::channel::ReplyTarget,
     },
     /// A scheduled job, heartbeat or webhook (see proactive.rs).
     Job,
@@ -607,32 +607,42 @@ impl Reactor {
     }
 
     /// Records `turns` in `session` and queues `text` for delivery to
-    /// `to` ("channel:chat_id" or "channel:account:chat_id"), split to the
-    /// channel's message limit — all in one transaction. The delivery loop
-    /// sends it when the channel is up; nothing is lost if it is not.
+    /// `to`, split to the channel's message limit — all in one transaction.
+    /// The delivery loop sends it when the channel is up; nothing is lost if
+    /// it is not.
     pub(crate) fn deliver(
         &mut self,
         session: &str,
-        to: &str,
+        to: &crate::channel::ReplyTarget,
         turns: &[Turn],
         usage: (u64, u64),
         inbound: Option<(&str, &str)>,
         text: &str,
     ) -> Result<(), String> {
-        let target = crate::channel::Target::parse(to)?;
-        let limit = crate::channel::text_limit(&self.cfg, &target.channel);
-        let chunks = crate::channel::split::split_utf16(text, limit);
-        let replies: Vec<crate::channel::Outbound> = chunks
-            .into_iter()
-            .map(|c| crate::channel::Outbound {
-                channel: target.channel.clone(),
-                account: target.account.clone(),
-                chat_id: target.chat_id.clone(),
-                text: c,
-                reply_to: None,
-                thread_id: None,
-            })
-            .collect();
+        let configured = self
+            .cfg
+            .channels
+            .get(&to.channel)
+            .and_then(|c| c.text_chunk_limit);
+        let (limit, measure) = crate::channel::registry::text_limit(&to.channel, configured);
+        // replyToMode "first": only the first message of a reply quotes.
+        let quote_all = self
+            .cfg
+            .channels
+            .get(&to.channel)
+            .is_some_and(|c| c.reply_to_mode.as_deref() == Some("all"));
+        let replies: Vec<crate::channel::Outbound> =
+            crate::channel::split::split_with(text, limit, measure)
+                .into_iter()
+                .enumerate()
+                .map(|(index, chunk)| {
+                    let mut out = to.outbound(chunk);
+                    if index > 0 && !quote_all {
+                        out.reply_to = None;
+                    }
+                    out
+                })
+                .collect();
         let done = self
             .store
             .commit_reply(

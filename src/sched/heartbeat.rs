@@ -80,7 +80,7 @@ impl HeartbeatConfig {
             ah.window()?;
         }
         if let Some(to) = &self.to {
-            crate::channel::Target::parse(to).map_err(|e| format!("heartbeat.to: {e}"))?;
+            crate::channel::ReplyTarget::parse(to).map_err(|e| format!("heartbeat.to: {e}"))?;
         }
         Ok(())
     }

@@ -23,6 +23,10 @@ pub struct State {
     pub next_message_id: i64,
     /// Every sendMessage accepted: (chat_id, text, parse_mode).
     pub sent: Vec<(String, String, Option<String>)>,
+    /// The `message_thread_id` of each accepted sendMessage, in order.
+    pub sent_threads: Vec<Option<i64>>,
+    /// The `message_thread_id` of each sendChatAction.
+    pub typing_threads: Vec<Option<i64>>,
     /// Offsets seen in getUpdates calls.
     pub offsets: Vec<Option<i64>>,
     pub typing: usize,
@@ -102,6 +106,19 @@ impl FakeTelegram {
             entities,
             None,
         )
+    }
+
+    /// Queues a message in forum topic `thread` of supergroup `group`.
+    pub fn topic(&self, group: i64, thread: i64, user: i64, text: &str, mention: bool) -> i64 {
+        let uid = self.group(group, user, text, mention);
+        self.with(|s| {
+            if let Some(u) = s.updates.iter_mut().find(|u| u["update_id"] == uid) {
+                u["message"]["message_thread_id"] = json!(thread);
+                u["message"]["is_topic_message"] = json!(true);
+                u["message"]["chat"]["is_forum"] = json!(true);
+            }
+        });
+        uid
     }
 
     fn push_message(
@@ -241,7 +258,10 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
             respond(&mut stream, 200, &json!({"ok": true, "result": result}));
         }
         "sendChatAction" => {
-            m.lock().expect("state").typing += 1;
+            let mut g = m.lock().expect("state");
+            g.typing += 1;
+            g.typing_threads.push(params["message_thread_id"].as_i64());
+            drop(g);
             respond(&mut stream, 200, &json!({"ok": true, "result": true}));
         }
         "sendMessage" => {
@@ -288,6 +308,7 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
                 other => other.to_string(),
             };
             g.sent.push((chat, text, mode));
+            g.sent_threads.push(params["message_thread_id"].as_i64());
             let mid = g.next_message_id;
             g.next_message_id += 1;
             drop(g);

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod format;
 pub mod inbound;
 pub mod rest;
+pub mod shell;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,18 @@ pub use inbound::{guild_groups, parse_message, Skip};
 pub use rest::{parse_rate_headers, Limiter, Outcome, RateInfo};
 
 pub const CHANNEL: &str = "discord";
+
+/// What Discord can do: 2,000 characters of Markdown per message. Threads
+/// are channels of their own (a reply goes to the message's channel), and
+/// edits are not used.
+pub const CAPABILITIES: crate::channel::adapter::Capabilities =
+    crate::channel::adapter::Capabilities {
+        max_text: TEXT_LIMIT,
+        measure: crate::channel::split::Measure::Chars,
+        formatting: crate::channel::adapter::Formatting::Markdown,
+        threads: false,
+        edits: false,
+    };
 pub const DEFAULT_API_ROOT: &str = "https://discord.com/api";
 /// Discord's limit on message `content`, in characters.
 pub const TEXT_LIMIT: usize = 2000;

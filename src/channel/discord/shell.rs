@@ -94,7 +94,12 @@ pub fn start(s: Start) -> Result<Handle, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (send_tx, send_rx) = sync_channel::<SendJob>(32);
     {
-        let (s2, sink, stop, agent) = (settings.clone(), s.sink.clone(), stop.clone(), agent.clone());
+        let (s2, sink, stop, agent) = (
+            settings.clone(),
+            s.sink.clone(),
+            stop.clone(),
+            agent.clone(),
+        );
         std::thread::Builder::new()
             .name(format!("{}-gateway", settings.channel))
             .stack_size(256 * 1024)
@@ -139,10 +144,20 @@ struct Answer {
     body: Vec<u8>,
 }
 
-fn call(s: &Settings, agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> Result<Answer, String> {
+fn call(
+    s: &Settings,
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+) -> Result<Answer, String> {
     let [(auth_name, auth), (ua_name, ua)] = rest::headers(&s.token);
     let result = match (method, body) {
-        ("GET", _) => agent.get(url).header(auth_name, &auth).header(ua_name, &ua).call(),
+        ("GET", _) => agent
+            .get(url)
+            .header(auth_name, &auth)
+            .header(ua_name, &ua)
+            .call(),
         (_, Some(b)) => agent
             .post(url)
             .header(auth_name, &auth)
@@ -265,7 +280,11 @@ fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBoo
                 after_ms,
                 why,
             } => {
-                log::info!("{}: {why}; reconnecting ({})", s.channel, if r { "resume" } else { "new session" });
+                log::info!(
+                    "{}: {why}; reconnecting ({})",
+                    s.channel,
+                    if r { "resume" } else { "new session" }
+                );
                 if !health.report(sink, &session, "down", &why) {
                     return;
                 }
@@ -397,9 +416,7 @@ fn run_connection(
                 }
             }
         }
-        if session.phase() == Phase::Ready
-            && !health.report(sink, session, "up", "connected")
-        {
+        if session.phase() == Phase::Ready && !health.report(sink, session, "up", "connected") {
             return Ended::Stop;
         }
     }
@@ -443,7 +460,10 @@ fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
         return false;
     }
     if !matches!(ack_rx.recv_timeout(Duration::from_secs(10)), Ok(true)) {
-        log::error!("{}: a message could not be committed to the inbox", s.channel);
+        log::error!(
+            "{}: a message could not be committed to the inbox",
+            s.channel
+        );
     }
     true
 }
@@ -451,7 +471,13 @@ fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
 /// Chats with a typing indicator kept up: channel id → (since, next beat).
 type Typing = HashMap<String, (u64, u64)>;
 
-fn send_loop(s: &Settings, agent: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink, stop: &AtomicBool) {
+fn send_loop(
+    s: &Settings,
+    agent: &ureq::Agent,
+    rx: Receiver<SendJob>,
+    sink: &Sink,
+    stop: &AtomicBool,
+) {
     let mut limiter = rest::Limiter::default();
     // Parts of a queued message already delivered (a retry goes on from there).
     let mut progress: HashMap<u64, usize> = HashMap::new();
@@ -489,7 +515,12 @@ fn send_loop(s: &Settings, agent: &ureq::Agent, rx: Receiver<SendJob>, sink: &Si
 }
 
 /// Re-sends due typing indicators; drops those kept up long enough.
-fn keep_typing(s: &Settings, agent: &ureq::Agent, limiter: &mut rest::Limiter, typing: &mut Typing) {
+fn keep_typing(
+    s: &Settings,
+    agent: &ureq::Agent,
+    limiter: &mut rest::Limiter,
+    typing: &mut Typing,
+) {
     let t = now();
     typing.retain(|_, (since, _)| t.saturating_sub(*since) < TYPING_FOR_MS);
     for (chat, (_, next)) in typing.iter_mut() {
@@ -504,8 +535,10 @@ fn keep_typing(s: &Settings, agent: &ureq::Agent, limiter: &mut rest::Limiter, t
         match call(s, agent, "POST", &url, None) {
             Ok(a) => {
                 limiter.on_response(&route, &a.rate, now());
-                if let rest::Outcome::RateLimited { retry_after_ms, global } =
-                    rest::classify(a.status, &a.body, a.retry_after.as_deref())
+                if let rest::Outcome::RateLimited {
+                    retry_after_ms,
+                    global,
+                } = rest::classify(a.status, &a.body, a.retry_after.as_deref())
                 {
                     limiter.on_429(&route, retry_after_ms, global, now());
                 }
@@ -529,7 +562,11 @@ fn send_message(
     let parts = format::render(&out.text, s.text_limit, s.max_lines);
     let first = progress.get(&seq).copied().unwrap_or(0);
     for (index, part) in parts.iter().enumerate().skip(first) {
-        let reply_to = if index == 0 { out.reply_to.as_deref() } else { None };
+        let reply_to = if index == 0 {
+            out.reply_to.as_deref()
+        } else {
+            None
+        };
         let (url, route, body) = rest::create_message(&s.api_root, &out.chat_id, part, reply_to);
         let mut attempts = 0;
         loop {
@@ -550,7 +587,12 @@ fn send_message(
             attempts += 1;
             let answer = match call(s, agent, "POST", &url, Some(&body)) {
                 Ok(a) => a,
-                Err(e) => return SendResult::Retry { after_s: None, error: e },
+                Err(e) => {
+                    return SendResult::Retry {
+                        after_s: None,
+                        error: e,
+                    }
+                }
             };
             limiter.on_response(&route, &answer.rate, now());
             match rest::classify(answer.status, &answer.body, answer.retry_after.as_deref()) {
@@ -571,7 +613,12 @@ fn send_message(
                         };
                     }
                 }
-                rest::Outcome::Transient(e) => return SendResult::Retry { after_s: None, error: e },
+                rest::Outcome::Transient(e) => {
+                    return SendResult::Retry {
+                        after_s: None,
+                        error: e,
+                    }
+                }
                 rest::Outcome::Permanent(e) => return SendResult::Permanent(e),
             }
         }

@@ -1,83 +1,62 @@
-//! The Telegram adapter's I/O shell: a long-poll thread and a send thread,
-//! both thin. Parsing, classification, backoff and splitting are the pure
-//! code in `channel::telegram`; this file only moves bytes along the
-//! channel's own network route and reports to the reactor.
+//! Shell: the Telegram adapter's I/O, a long-poll thread and a send thread,
+//! both thin. Parsing, classification, backoff and formatting are the pure
+//! codec in `channel::telegram`; this file only moves bytes along the
+//! channel's own network route and reports through the adapter sink.
 //!
 //! The poll thread advances its `getUpdates` offset only after the reactor
-//! has committed the batch (inbox + offset in one transaction), so a crash
+//! has committed the batch (inbox + cursor in one transaction), so a crash
 //! never skips a message; a redelivered one is caught by the inbox dedup.
 //! It never gives up: failures back off (capped) and show in `/status`.
+//!
+//! The cursor is the next `getUpdates` offset as decimal text.
 
-use super::ToReactor;
+use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
 use crate::channel::telegram::{self as tg, ApiOutcome, BotIdentity, PollState};
-use crate::channel::{Envelope, Outbound};
+use crate::channel::Outbound;
 use serde_json::{json, Value};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What the send thread is asked to do.
-pub enum SendJob {
-    Message {
-        seq: u64,
-        out: Outbound,
-    },
-    Typing {
-        chat_id: String,
-        thread_id: Option<String>,
-    },
+/// The adapter's own settings, read from its `Start`.
+struct Settings {
+    channel: String,
+    account: String,
+    api_root: String,
+    token: String,
+    poll_timeout_s: u32,
+    offset: Option<i64>,
 }
 
-/// How one queued message fared.
-#[derive(Debug)]
-pub enum SendResult {
-    Delivered,
-    Retry { after_s: Option<u64>, error: String },
-    Permanent(String),
-}
-
-/// Messages from the adapter threads to the reactor.
-pub enum AdapterEvent {
-    /// A batch of inbound messages and the offset that confirms it. The
-    /// reactor answers on `ack` once the batch is committed.
-    Inbound {
-        envelopes: Vec<Envelope>,
-        next_offset: Option<i64>,
-        ack: SyncSender<bool>,
-    },
-    Sent {
-        seq: u64,
-        result: SendResult,
-    },
-    Health(Value),
-}
-
-pub struct Handle {
-    pub send: SyncSender<SendJob>,
-    pub stop: Arc<AtomicBool>,
-}
-
-pub struct Settings {
-    pub channel: String,
-    pub account: String,
-    pub api_root: String,
-    pub token: String,
-    pub poll_timeout_s: u32,
-    pub route: crate::net::Route,
-    pub offset: Option<i64>,
+/// Starts the poll and send threads (the registry's start function).
+pub fn start(start: Start) -> Result<Handle, String> {
+    let name = &start.channel;
+    let token = start.config.bot_token.clone().ok_or_else(|| {
+        format!("channels.{name}.botToken is required (e.g. \"$TELEGRAM_BOT_TOKEN\")")
+    })?;
+    let settings = Settings {
+        channel: start.channel.clone(),
+        account: start.account.clone(),
+        api_root: start
+            .config
+            .api_root
+            .clone()
+            .unwrap_or_else(|| tg::DEFAULT_API_ROOT.into()),
+        token,
+        poll_timeout_s: start.config.poll_timeout_seconds.clamp(1, 50),
+        offset: start.cursor.as_deref().and_then(|c| c.parse().ok()),
+    };
+    spawn(settings, &start.route, start.sink)
 }
 
 const MAX_BODY: u64 = 8 * 1024 * 1024;
 
-pub fn spawn(
-    s: Settings,
-    to_reactor: tokio::sync::mpsc::Sender<ToReactor>,
-) -> Result<Handle, String> {
+fn spawn(s: Settings, route: &crate::net::Route, sink: Sink) -> Result<Handle, String> {
     let long = Duration::from_secs(u64::from(s.poll_timeout_s) + 15);
     let poll_agent = crate::net::agent_for(
-        &s.route,
+        route,
         &s.api_root,
         &crate::net::Timeouts {
             connect: Duration::from_secs(10),
@@ -86,7 +65,7 @@ pub fn spawn(
         },
     )?;
     let send_agent = crate::net::agent_for(
-        &s.route,
+        route,
         &s.api_root,
         &crate::net::Timeouts {
             connect: Duration::from_secs(10),
@@ -98,7 +77,7 @@ pub fn spawn(
     let (send_tx, send_rx) = sync_channel::<SendJob>(32);
     let s = Arc::new(s);
     {
-        let (s, tx, stop) = (s.clone(), to_reactor.clone(), stop.clone());
+        let (s, tx, stop) = (s.clone(), sink.clone(), stop.clone());
         std::thread::Builder::new()
             .name(format!("{}-poll", s.channel))
             .stack_size(512 * 1024)
@@ -106,7 +85,7 @@ pub fn spawn(
             .map_err(|e| e.to_string())?;
     }
     {
-        let (s, tx) = (s.clone(), to_reactor);
+        let (s, tx) = (s.clone(), sink);
         std::thread::Builder::new()
             .name(format!("{}-send", s.channel))
             .stack_size(512 * 1024)
@@ -117,14 +96,6 @@ pub fn spawn(
         send: send_tx,
         stop,
     })
-}
-
-fn report(tx: &tokio::sync::mpsc::Sender<ToReactor>, channel: &str, ev: AdapterEvent) -> bool {
-    tx.blocking_send(ToReactor::Adapter {
-        channel: channel.to_string(),
-        event: ev,
-    })
-    .is_ok()
 }
 
 fn jitter() -> u64 {
@@ -159,12 +130,7 @@ fn sleep_until(ms: u64, stop: &AtomicBool) {
     }
 }
 
-fn poll_loop(
-    s: &Settings,
-    agent: &ureq::Agent,
-    tx: &tokio::sync::mpsc::Sender<ToReactor>,
-    stop: &AtomicBool,
-) {
+fn poll_loop(s: &Settings, agent: &ureq::Agent, tx: &Sink, stop: &AtomicBool) {
     let mut state = PollState::with_backoff(1_000, 60_000);
     let mut bot: Option<BotIdentity> = None;
     let mut offset = s.offset;
@@ -210,10 +176,10 @@ fn poll_loop(
                                     let (ack_tx, ack_rx) = sync_channel(1);
                                     let ev = AdapterEvent::Inbound {
                                         envelopes: batch.envelopes,
-                                        next_offset: batch.next_offset,
+                                        cursor: batch.next_offset.map(|o| o.to_string()),
                                         ack: ack_tx,
                                     };
-                                    if !report(tx, &s.channel, ev) {
+                                    if !tx(ev) {
                                         return;
                                     }
                                     // Only a committed batch moves the offset on.
@@ -242,7 +208,7 @@ fn poll_loop(
         let health = json!({"state": health_name(&state), "failures": state.failures(), "lastOk": state.last_success_ms(), "detail": format!("{:?}", state.health())});
         if health != last_health {
             last_health = health.clone();
-            if !report(tx, &s.channel, AdapterEvent::Health(health)) {
+            if !tx(AdapterEvent::Health(health)) {
                 return;
             }
         }
@@ -258,26 +224,21 @@ fn health_name(state: &PollState) -> &'static str {
     }
 }
 
-fn send_loop(
-    s: &Settings,
-    agent: &ureq::Agent,
-    rx: Receiver<SendJob>,
-    tx: &tokio::sync::mpsc::Sender<ToReactor>,
-) {
+fn send_loop(s: &Settings, agent: &ureq::Agent, rx: Receiver<SendJob>, tx: &Sink) {
     for job in rx {
         match job {
-            SendJob::Typing { chat_id, thread_id } => {
+            SendJob::Typing { target } => {
                 let (url, body) = tg::send_chat_action_request(
                     &s.api_root,
                     &s.token,
-                    &chat_id,
-                    thread_id.as_deref(),
+                    &target.chat_id,
+                    target.thread_id.as_deref(),
                 );
                 let _ = call(agent, &url, Some(&body));
             }
             SendJob::Message { seq, out } => {
                 let result = send_one(s, agent, &out);
-                if !report(tx, &s.channel, AdapterEvent::Sent { seq, result }) {
+                if !tx(AdapterEvent::Sent { seq, result }) {
                     return;
                 }
             }
@@ -288,7 +249,7 @@ fn send_loop(
 /// Sends one chunk: formatted first, plain text if Telegram rejects the markup.
 fn send_one(s: &Settings, agent: &ureq::Agent, out: &Outbound) -> SendResult {
     let html = Outbound {
-        text: markdown_to_html(&out.text),
+        text: tg::markdown_to_html(&out.text),
         ..out.clone()
     };
     let attempt = |o: &Outbound, mode: Option<&str>| {
@@ -325,80 +286,5 @@ fn send_one(s: &Settings, agent: &ureq::Agent, out: &Outbound) -> SendResult {
             "the group became supergroup {id}; messages must go there"
         )),
         ApiOutcome::Fatal(e) => SendResult::Permanent(e),
-    }
-}
-
-/// The small Markdown subset models use, as Telegram HTML: fenced code,
-/// inline code and **bold**; everything else is escaped text.
-pub fn markdown_to_html(md: &str) -> String {
-    let mut out = String::with_capacity(md.len() + 32);
-    let mut in_fence = false;
-    for line in md.split_inclusive('\n') {
-        if line.trim_start().starts_with("```") {
-            out.push_str(if in_fence { "</pre>" } else { "<pre>" });
-            in_fence = !in_fence;
-            if line.ends_with('\n') && !in_fence {
-                out.push('\n');
-            }
-            continue;
-        }
-        if in_fence {
-            out.push_str(&tg::escape_html(line));
-            continue;
-        }
-        let mut rest = line;
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix('`') {
-                if let Some(end) = r.find('`') {
-                    out.push_str("<code>");
-                    out.push_str(&tg::escape_html(&r[..end]));
-                    out.push_str("</code>");
-                    rest = &r[end + 1..];
-                    continue;
-                }
-            }
-            if let Some(r) = rest.strip_prefix("**") {
-                if let Some(end) = r.find("**") {
-                    out.push_str("<b>");
-                    out.push_str(&tg::escape_html(&r[..end]));
-                    out.push_str("</b>");
-                    rest = &r[end + 2..];
-                    continue;
-                }
-            }
-            let first = rest.chars().next().map(char::len_utf8).unwrap_or(1);
-            let next = rest[first..]
-                .find(['`', '*'])
-                .map(|i| i + first)
-                .unwrap_or(rest.len());
-            out.push_str(&tg::escape_html(&rest[..next]));
-            rest = &rest[next..];
-        }
-    }
-    if in_fence {
-        out.push_str("</pre>");
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::markdown_to_html;
-
-    #[test]
-    fn markdown_subset_to_html() {
-        assert_eq!(
-            markdown_to_html("a < b **bold** `x<y`"),
-            "a &lt; b <b>bold</b> <code>x&lt;y</code>"
-        );
-        assert_eq!(
-            markdown_to_html("```\nfn a() {}\n```\nafter"),
-            "<pre>fn a() {}\n</pre>\nafter"
-        );
-        assert_eq!(
-            markdown_to_html("unclosed ** and ` stay"),
-            "unclosed ** and ` stay"
-        );
-        assert_eq!(markdown_to_html("é*ü"), "é*ü");
     }
 }

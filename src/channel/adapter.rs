@@ -1,0 +1,121 @@
+//! The one interface between the reactor and a channel adapter.
+//!
+//! An adapter is a platform's sans-IO codec plus a thin I/O shell
+//! (`src/channel/<name>/`). The reactor starts it through the registry
+//! (`channel::registry`) with a [`Start`], hands it [`SendJob`]s through its
+//! [`Handle`], and hears from it only through the [`Sink`] it was given: a
+//! shell never imports the gateway. What a platform can do (message length,
+//! formatting, threads, edits) is declared in its [`Capabilities`], never
+//! special-cased in the reactor.
+
+use super::envelope::{Envelope, Outbound, ReplyTarget};
+use super::split::Measure;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+
+/// News from an adapter's threads to the reactor.
+pub enum AdapterEvent {
+    /// A batch of inbound messages and the cursor that confirms it. The
+    /// reactor commits the accepted messages and the cursor (channel state
+    /// `"cursor"`) in one transaction, then answers on `ack`; the adapter
+    /// moves past the batch only on `true`.
+    Inbound {
+        envelopes: Vec<Envelope>,
+        /// The adapter's own resume point (Telegram: the next `getUpdates`
+        /// offset), opaque to the reactor; `None` leaves the stored one.
+        cursor: Option<String>,
+        ack: SyncSender<bool>,
+    },
+    /// How the send of queue entry `seq` fared.
+    Sent { seq: u64, result: SendResult },
+    /// The adapter's health, shown as is in `/status` (`state` is one of
+    /// "starting", "up", "down", "conflict", …).
+    Health(Value),
+}
+
+/// What the reactor asks an adapter's sender to do.
+pub enum SendJob {
+    /// One queued message (already split to the channel's limit).
+    Message { seq: u64, out: Outbound },
+    /// A typing indicator in the chat (and thread) of `target`.
+    Typing { target: ReplyTarget },
+}
+
+/// How one queued message fared.
+#[derive(Debug)]
+pub enum SendResult {
+    Delivered,
+    /// Try again later: after `after_s` when the platform said so.
+    Retry {
+        after_s: Option<u64>,
+        error: String,
+    },
+    /// Never deliverable: the message becomes a dead letter.
+    Permanent(String),
+}
+
+/// The reactor's hold on a running adapter.
+pub struct Handle {
+    /// Bounded: the reactor uses `try_send` and retries on its next pump.
+    pub send: SyncSender<SendJob>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Handle {
+    /// Asks the adapter's threads to end at their next check.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Where an adapter reports: returns false once the reactor is gone, and the
+/// adapter's threads then end. Built by the gateway around its own channel.
+pub type Sink = Arc<dyn Fn(AdapterEvent) -> bool + Send + Sync>;
+
+/// The markup a platform renders; the reactor keeps Markdown from the model
+/// and each shell converts it on send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Formatting {
+    /// Text only.
+    Plain,
+    /// Telegram's HTML subset (`parse_mode: "HTML"`).
+    TelegramHtml,
+    /// Slack's mrkdwn.
+    SlackMrkdwn,
+    /// Markdown as the platform renders it (Discord).
+    Markdown,
+}
+
+/// What a platform can do, declared by its adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Longest message text, counted in `measure`; replies are split to it
+    /// (or to the channel's smaller `textChunkLimit`).
+    pub max_text: usize,
+    pub measure: Measure,
+    pub formatting: Formatting,
+    /// Replies can go to a thread / forum topic.
+    pub threads: bool,
+    /// Sent messages can be edited.
+    pub edits: bool,
+}
+
+/// Everything an adapter gets at start.
+pub struct Start {
+    /// The channel's name (`channels.<name>`), used in logs and thread names.
+    pub channel: String,
+    /// The account id (`"default"` while one account per channel).
+    pub account: String,
+    /// The channel's config block (`channels.<name>`).
+    pub config: crate::config::Channel,
+    /// The channel's network route.
+    pub route: crate::net::Route,
+    /// The cursor committed with the last inbound batch, if any.
+    pub cursor: Option<String>,
+    pub sink: Sink,
+}
+
+/// How an adapter is started: spawns its threads and returns at once.
+pub type StartFn = fn(Start) -> Result<Handle, String>;
