@@ -88,7 +88,13 @@ impl AccessConfig {
                 sub.insert((*k).to_string(), v.clone());
             }
         }
-        serde_json::from_value(serde_json::Value::Object(sub)).map_err(|e| e.to_string())
+        let mut access: AccessConfig =
+            serde_json::from_value(serde_json::Value::Object(sub)).map_err(|e| e.to_string())?;
+        // Discord's servers and their channels, as group rules.
+        if let Some(guilds) = block.get("guilds") {
+            access.groups.extend(super::discord::guild_groups(guilds)?);
+        }
+        Ok(access)
     }
 
     /// Checks combinations serde cannot. `channel` is the path under `channels`
@@ -241,7 +247,13 @@ fn decide_group(cfg: &AccessConfig, env: &Envelope) -> Verdict {
     if cfg.group_policy == GroupPolicy::Disabled {
         return Verdict::Drop(DropReason::GroupDisabled);
     }
-    let own = cfg.groups.get(&env.chat_id);
+    // A group without a rule of its own takes its parent's (a Discord
+    // server's), then the `"*"` rule.
+    let own = cfg.groups.get(&env.chat_id).or_else(|| {
+        env.parent_group
+            .as_ref()
+            .and_then(|parent| cfg.groups.get(parent))
+    });
     let star = cfg.groups.get("*");
     if cfg.group_policy == GroupPolicy::Allowlist && own.is_none() && star.is_none() {
         return Verdict::Drop(DropReason::GroupNotAllowed);

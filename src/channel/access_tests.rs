@@ -28,6 +28,7 @@ fn env(kind: ChatKind, mentioned: bool) -> Envelope {
         platform_id: "1".into(),
         time_ms: 0,
         thread_id: None,
+        parent_group: None,
     }
 }
 

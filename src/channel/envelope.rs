@@ -70,6 +70,10 @@ pub struct Envelope {
     pub time_ms: u64,
     /// Forum topic / thread, when the platform has one.
     pub thread_id: Option<String>,
+    /// The group's parent (a Discord server): its rule in `groups` applies
+    /// to the group when the group has none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_group: Option<String>,
 }
 
 impl Envelope {
@@ -331,6 +335,7 @@ mod tests {
             platform_id: "7".into(),
             time_ms: 0,
             thread_id: None,
+            parent_group: None,
         }
     }
 

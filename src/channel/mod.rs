@@ -1,7 +1,7 @@
 //! Messaging channels: the channel-neutral model (envelopes, reply targets,
 //! access policy, DM pairing, reply splitting), the one adapter interface the
 //! reactor drives (`adapter`), the table of adapters in this build
-//! (`registry`), and one folder per platform (`telegram/`, `slack/`).
+//! (`registry`), and one folder per platform (`telegram/`, `slack/`, `discord/`).
 //!
 //! Everything here but the adapters' I/O shells (`<platform>/shell.rs`) is
 //! sans-IO: no sockets, threads or clocks. Callers pass `now_ms` and
@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod adapter;
+pub mod discord;
 pub mod envelope;
 pub mod pairing;
 pub mod registry;

@@ -363,6 +363,7 @@ mod tests {
             platform_id: "1".into(),
             time_ms: 0,
             thread_id: None,
+            parent_group: None,
         };
         let approved = |s: &str| p.is_approved(s);
         assert_eq!(decide(&cfg, &e, &approved), Verdict::Accept);

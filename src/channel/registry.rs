@@ -26,6 +26,11 @@ pub const ADAPTERS: &[Adapter] = &[
         capabilities: super::slack::CAPABILITIES,
         start: super::slack::shell::start,
     },
+    Adapter {
+        name: super::discord::CHANNEL,
+        capabilities: super::discord::CAPABILITIES,
+        start: super::discord::shell::start,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Adapter> {

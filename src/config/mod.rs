@@ -725,6 +725,16 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
             format!("use one of: {}", group.join(", ")),
         ));
     }
+    if let Some(mode) = &ch.reply_to_mode {
+        let modes = ["off", "first", "all"];
+        if !modes.contains(&mode.as_str()) {
+            return Err((
+                format!("{base}.replyToMode"),
+                format!("unknown replyToMode {mode:?}"),
+                format!("use one of: {}", modes.join(", ")),
+            ));
+        }
+    }
     let star = ch.allow_from.iter().any(|a| a == "*");
     if ch.dm_policy == "open" && !star {
         return Err((format!("{base}.dmPolicy"), "dmPolicy \"open\" lets anyone talk to the assistant and must be stated with \"*\" in allowFrom".into(), format!("add \"*\" to {base}.allowFrom, or use \"pairing\"")));

@@ -340,6 +340,70 @@ pub struct Channel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_chunk_limit: Option<usize>,
     pub poll_timeout_seconds: u32,
+    /// Whether answers quote the message they answer: "off" (default),
+    /// "first" (the first message of the answer) or "all".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to_mode: Option<String>,
+    /// Discord: the bot token (Developer Portal → Bot → Token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Discord: the Gateway WebSocket URL, instead of the one
+    /// `GET {apiRoot}/v10/gateway/bot` names (tests point it at loopback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
+    /// Discord: privileged intents asked for at Identify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intents: Option<DiscordIntents>,
+    /// Discord: answer messages written by other bots (never its own).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_bots: bool,
+    /// Discord: servers by id (or `"*"`), each with its channels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub guilds: BTreeMap<String, DiscordGuild>,
+    /// Discord: lines per message before a reply is split (default 17).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lines_per_message: Option<usize>,
+}
+
+/// `channels.discord.intents`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DiscordIntents {
+    /// The privileged Message Content intent: guild messages carry their
+    /// text even without a mention. Must also be enabled in the Developer
+    /// Portal, or Discord closes the connection (4014).
+    pub message_content: bool,
+}
+
+/// `channels.discord.guilds.<id>`: one server's rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DiscordGuild {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    /// Senders allowed in this server (user ids, `discord:` prefix allowed, `"*"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Channels by id (or `"*"`); when present, only these channels are answered.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, DiscordGuildChannel>,
+}
+
+/// `channels.discord.guilds.<id>.channels.<id>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DiscordGuildChannel {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// OpenClaw's older spelling of `enabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
 }
 
 impl Default for Channel {
@@ -358,6 +422,13 @@ impl Default for Channel {
             api_root: None,
             text_chunk_limit: None,
             poll_timeout_seconds: 30,
+            reply_to_mode: None,
+            token: None,
+            gateway_url: None,
+            intents: None,
+            allow_bots: false,
+            guilds: BTreeMap::new(),
+            max_lines_per_message: None,
         }
     }
 }

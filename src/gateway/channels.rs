@@ -262,7 +262,14 @@ impl Reactor {
             )
         };
         let run_id = self.new_run_id();
-        let target = ReplyTarget::from_envelope(&env, false);
+        // replyToMode "first" / "all": the answer quotes the message.
+        let quote = self
+            .cfg
+            .channels
+            .get(&env.channel)
+            .and_then(|c| c.reply_to_mode.as_deref())
+            .is_some_and(|m| m != "off");
+        let target = ReplyTarget::from_envelope(&env, quote);
         let origin = Origin::Channel {
             channel: env.channel.clone(),
             inbound: key.1.clone(),

@@ -625,10 +625,23 @@ impl Reactor {
             .get(&to.channel)
             .and_then(|c| c.text_chunk_limit);
         let (limit, measure) = crate::channel::registry::text_limit(&to.channel, configured);
+        // replyToMode "first": only the first message of a reply quotes.
+        let quote_all = self
+            .cfg
+            .channels
+            .get(&to.channel)
+            .is_some_and(|c| c.reply_to_mode.as_deref() == Some("all"));
         let replies: Vec<crate::channel::Outbound> =
             crate::channel::split::split_with(text, limit, measure)
                 .into_iter()
-                .map(|chunk| to.outbound(chunk))
+                .enumerate()
+                .map(|(index, chunk)| {
+                    let mut out = to.outbound(chunk);
+                    if index > 0 && !quote_all {
+                        out.reply_to = None;
+                    }
+                    out
+                })
                 .collect();
         let done = self
             .store

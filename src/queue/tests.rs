@@ -35,6 +35,7 @@ pub(super) fn env(channel: &str, chat: &str, id: &str) -> Envelope {
         platform_id: id.into(),
         time_ms: 0,
         thread_id: None,
+        parent_group: None,
     }
 }
 

@@ -357,6 +357,7 @@ fn message_to_envelope(m: TgMessage, bot: &BotIdentity, account: &str) -> Result
         } else {
             None
         },
+        parent_group: None,
     };
     // Photo sizes come smallest first; keep the largest. Animations also carry a
     // `document` copy for old clients; count them once.

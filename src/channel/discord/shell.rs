@@ -1,0 +1,627 @@
+//! The Discord adapter's I/O shell: a Gateway thread and a REST send thread,
+//! both thin. The session logic, parsing, rate limits and splitting are the
+//! pure code beside this file; this file moves bytes along the channel's own
+//! network route (tungstenite over rustls, or plain ws:// for a loopback
+//! fake) and reports to the reactor through the [`Sink`].
+//!
+//! The Gateway thread reads with a socket timeout set to the session's next
+//! heartbeat, so one thread serves frames and timers. It never gives up
+//! except on the close codes Discord says must not be retried; those stop
+//! the adapter with an error in `/status` that says what to change.
+
+use super::codec::{Action, CloseVerdict, Phase, Session};
+use super::{format, rest};
+use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
+use crate::channel::envelope::Outbound;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+type Socket = WebSocket<Box<dyn crate::net::probe::Conn>>;
+
+const MAX_BODY: u64 = 1024 * 1024;
+/// Largest Gateway message accepted (READY of a bot in many servers is big).
+const MAX_FRAME: usize = 4 << 20;
+/// Longest wait for a rate-limit bucket inside one send; longer waits go
+/// back to the queue as a retry-after.
+const MAX_INLINE_WAIT_MS: u64 = 60_000;
+/// Typing is repeated while a run is in flight, at most this long.
+const TYPING_FOR_MS: u64 = 120_000;
+const TYPING_EVERY_MS: u64 = 8_000;
+const MAX_TYPING_CHATS: usize = 16;
+
+struct Settings {
+    channel: String,
+    account: String,
+    token: String,
+    api_root: String,
+    gateway_url: Option<String>,
+    intents: u64,
+    allow_bots: bool,
+    text_limit: usize,
+    max_lines: usize,
+    route: crate::net::Route,
+}
+
+/// Starts the Discord adapter: checks the settings, spawns its two threads.
+pub fn start(s: Start) -> Result<Handle, String> {
+    let ch = &s.config;
+    let token = ch
+        .token
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            format!(
+                "channels.{}.token is required: put the bot token in $PINCH_HOME/.env as DISCORD_BOT_TOKEN=... and set \"token\": \"$DISCORD_BOT_TOKEN\"",
+                s.channel
+            )
+        })?;
+    let settings = Arc::new(Settings {
+        channel: s.channel.clone(),
+        account: s.account.clone(),
+        token,
+        api_root: ch
+            .api_root
+            .clone()
+            .unwrap_or_else(|| super::DEFAULT_API_ROOT.to_string()),
+        gateway_url: ch.gateway_url.clone(),
+        intents: super::intents(ch.intents.as_ref().is_some_and(|i| i.message_content)),
+        allow_bots: ch.allow_bots,
+        text_limit: ch
+            .text_chunk_limit
+            .unwrap_or(super::TEXT_LIMIT)
+            .clamp(1, super::TEXT_LIMIT),
+        max_lines: ch.max_lines_per_message.unwrap_or(super::MAX_LINES),
+        route: s.route.clone(),
+    });
+    let agent = crate::net::agent_for(
+        &settings.route,
+        &settings.api_root,
+        &crate::net::Timeouts {
+            connect: Duration::from_secs(10),
+            recv_response: Duration::from_secs(30),
+            per_read: Some(Duration::from_secs(30)),
+        },
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (send_tx, send_rx) = sync_channel::<SendJob>(32);
+    {
+        let (s2, sink, stop, agent) = (
+            settings.clone(),
+            s.sink.clone(),
+            stop.clone(),
+            agent.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("{}-gateway", settings.channel))
+            .stack_size(256 * 1024)
+            .spawn(move || gateway_loop(&s2, &agent, &sink, &stop))
+            .map_err(|e| e.to_string())?;
+    }
+    {
+        let (s2, sink, stop) = (settings.clone(), s.sink, stop.clone());
+        std::thread::Builder::new()
+            .name(format!("{}-send", settings.channel))
+            .stack_size(256 * 1024)
+            .spawn(move || send_loop(&s2, &agent, send_rx, &sink, &stop))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Handle {
+        send: send_tx,
+        stop,
+    })
+}
+
+fn random() -> u64 {
+    crate::util::random_u64()
+}
+
+fn now() -> u64 {
+    crate::util::now_ms()
+}
+
+/// Sleeps until `ms` from now, waking early when asked to stop.
+fn pause(ms: u64, stop: &AtomicBool) {
+    let until = now().saturating_add(ms);
+    while now() < until && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(until.saturating_sub(now()).min(200)));
+    }
+}
+
+/// One REST call: status, the headers the limiter reads, the body (capped).
+struct Answer {
+    status: u16,
+    rate: rest::RateInfo,
+    retry_after: Option<String>,
+    body: Vec<u8>,
+}
+
+fn call(
+    s: &Settings,
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+) -> Result<Answer, String> {
+    let [(auth_name, auth), (ua_name, ua)] = rest::headers(&s.token);
+    let result = match (method, body) {
+        ("GET", _) => agent
+            .get(url)
+            .header(auth_name, &auth)
+            .header(ua_name, &ua)
+            .call(),
+        (_, Some(b)) => agent
+            .post(url)
+            .header(auth_name, &auth)
+            .header(ua_name, &ua)
+            .header("Content-Type", "application/json")
+            .send(b),
+        (_, None) => agent
+            .post(url)
+            .header(auth_name, &auth)
+            .header(ua_name, &ua)
+            .send_empty(),
+    };
+    let resp = result.map_err(|e| super::redact(&e.to_string(), &s.token))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers();
+    let rate = rest::parse_rate_headers(|k| headers.get(k).and_then(|v| v.to_str().ok()));
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut buf = Vec::new();
+    resp.into_body()
+        .into_reader()
+        .take(MAX_BODY)
+        .read_to_end(&mut buf)
+        .map_err(|e| super::redact(&e.to_string(), &s.token))?;
+    Ok(Answer {
+        status,
+        rate,
+        retry_after,
+        body: buf,
+    })
+}
+
+/// Reports changes of health, and the age of the last event now and then.
+struct Health {
+    last: Value,
+    sent_ms: u64,
+}
+
+impl Health {
+    fn report(&mut self, sink: &Sink, session: &Session, state: &str, detail: &str) -> bool {
+        let t = now();
+        let h = json!({
+            "state": state,
+            "detail": detail,
+            "lastEventMs": session.last_event_ms(),
+            "reconnectsToday": session.reconnects_today(t),
+            "error": session.fatal(),
+        });
+        let same_state = h["state"] == self.last["state"]
+            && h["detail"] == self.last["detail"]
+            && h["reconnectsToday"] == self.last["reconnectsToday"];
+        if same_state && t.saturating_sub(self.sent_ms) < 10_000 {
+            return true;
+        }
+        self.last = h.clone();
+        self.sent_ms = t;
+        sink(AdapterEvent::Health(h))
+    }
+}
+
+fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBool) {
+    let mut session = Session::new(&s.token, s.intents);
+    let mut health = Health {
+        last: Value::Null,
+        sent_ms: 0,
+    };
+    let mut base_url = s.gateway_url.clone();
+    let mut resume = false;
+    while !stop.load(Ordering::Relaxed) {
+        if base_url.is_none() {
+            match call(s, agent, "GET", &rest::gateway_bot_url(&s.api_root), None) {
+                Ok(a) if a.status == 200 => match rest::parse_gateway_bot(&a.body) {
+                    Ok(u) => base_url = Some(u),
+                    Err(e) => log::warn!("{}: {e}", s.channel),
+                },
+                Ok(a) => {
+                    let why = match rest::classify(a.status, &a.body, a.retry_after.as_deref()) {
+                        rest::Outcome::Permanent(e) | rest::Outcome::Transient(e) => e,
+                        other => format!("{other:?}"),
+                    };
+                    log::warn!("{}: GET /gateway/bot: {why}", s.channel);
+                    if !health.report(sink, &session, "down", &why) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log::warn!("{}: GET /gateway/bot: {e}", s.channel);
+                    if !health.report(sink, &session, "down", &e) {
+                        return;
+                    }
+                }
+            }
+            if base_url.is_none() {
+                pause(session.on_connect_failed(random()), stop);
+                continue;
+            }
+        }
+        let default_url = base_url.clone().unwrap_or_default();
+        let url = session.connect_url(&default_url, resume);
+        let (mut ws, socket) = match connect(s, &url) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("{}: cannot connect to the Gateway: {e}", s.channel);
+                if !health.report(sink, &session, "down", &e) {
+                    return;
+                }
+                pause(session.on_connect_failed(random()), stop);
+                continue;
+            }
+        };
+        session.on_connected(resume);
+        let ended = run_connection(s, &mut session, &mut ws, &socket, sink, stop, &mut health);
+        let _ = socket.shutdown(Shutdown::Both);
+        match ended {
+            Ended::Stop => return,
+            Ended::Reconnect {
+                resume: r,
+                after_ms,
+                why,
+            } => {
+                log::info!(
+                    "{}: {why}; reconnecting ({})",
+                    s.channel,
+                    if r { "resume" } else { "new session" }
+                );
+                if !health.report(sink, &session, "down", &why) {
+                    return;
+                }
+                resume = r;
+                pause(after_ms, stop);
+            }
+            Ended::Fatal(e) => {
+                log::error!("{}: {e}", s.channel);
+                health.report(sink, &session, "error", &e);
+                // Not retried: wait for the gateway to stop the adapter.
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn connect(s: &Settings, url: &str) -> Result<(Socket, TcpStream), String> {
+    let decision = s.route.decide(url)?;
+    let (conn, socket) = crate::net::probe::open_stream(
+        url,
+        &decision,
+        s.route.ca_file.as_deref(),
+        Duration::from_secs(15),
+    )?;
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME));
+    let (ws, _) = tungstenite::client::client_with_config(url, conn, Some(config))
+        .map_err(|e| format!("WebSocket handshake with the Gateway failed: {e}"))?;
+    Ok((ws, socket))
+}
+
+enum Ended {
+    Stop,
+    Reconnect {
+        resume: bool,
+        after_ms: u64,
+        why: String,
+    },
+    Fatal(String),
+}
+
+/// Serves one connection until it ends.
+fn run_connection(
+    s: &Settings,
+    session: &mut Session,
+    ws: &mut Socket,
+    socket: &TcpStream,
+    sink: &Sink,
+    stop: &AtomicBool,
+    health: &mut Health,
+) -> Ended {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            return Ended::Stop;
+        }
+        // Wake for the next heartbeat (and to notice a stop).
+        let wait = session
+            .next_deadline()
+            .map(|d| d.saturating_sub(now()))
+            .unwrap_or(1000)
+            .clamp(10, 1000);
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(wait)));
+        let actions = match ws.read() {
+            Ok(Message::Text(t)) => session.on_frame(t.as_str(), now(), random()),
+            Ok(Message::Close(frame)) => {
+                let code = frame.map(|f| u16::from(f.code));
+                return closed(session, code);
+            }
+            Ok(_) => Vec::new(),
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                session.on_tick(now())
+            }
+            Err(e) => {
+                log::debug!("{}: gateway read: {e}", s.channel);
+                return closed(session, None);
+            }
+        };
+        for action in actions {
+            match action {
+                Action::Send(text) => {
+                    if let Err(e) = ws.send(Message::text(text)) {
+                        log::debug!("{}: gateway send: {e}", s.channel);
+                        return closed(session, None);
+                    }
+                }
+                Action::Ready { resumed } => {
+                    log::info!(
+                        "{}: Gateway session {} (bot {})",
+                        s.channel,
+                        if resumed { "resumed" } else { "ready" },
+                        session.bot_id().unwrap_or("?")
+                    );
+                    if !health.report(sink, session, "up", "connected") {
+                        return Ended::Stop;
+                    }
+                }
+                Action::Dispatch { kind, data } => {
+                    if kind == "MESSAGE_CREATE" && !deliver(s, session, &data, sink) {
+                        return Ended::Stop;
+                    }
+                }
+                Action::Reconnect {
+                    resume,
+                    after_ms,
+                    why,
+                } => {
+                    // 4000: not a normal closure, so the session stays resumable.
+                    let _ = ws.close(Some(CloseFrame {
+                        code: CloseCode::from(4000),
+                        reason: "reconnecting".into(),
+                    }));
+                    let _ = ws.flush();
+                    return Ended::Reconnect {
+                        resume,
+                        after_ms,
+                        why,
+                    };
+                }
+            }
+        }
+        if session.phase() == Phase::Ready && !health.report(sink, session, "up", "connected") {
+            return Ended::Stop;
+        }
+    }
+}
+
+fn closed(session: &mut Session, code: Option<u16>) -> Ended {
+    match session.on_close(code, now(), random()) {
+        CloseVerdict::Fatal(e) => Ended::Fatal(e),
+        CloseVerdict::Reconnect {
+            resume,
+            after_ms,
+            why,
+        } => Ended::Reconnect {
+            resume,
+            after_ms,
+            why,
+        },
+    }
+}
+
+/// Hands one message to the reactor and waits for its commit. False when
+/// the reactor is gone.
+fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
+    let Some(bot) = session.bot_id() else {
+        return true;
+    };
+    let env = match super::parse_message(data, bot, &s.account, s.allow_bots) {
+        Ok(env) => env,
+        Err(skip) => {
+            log::debug!("{}: message skipped: {skip:?}", s.channel);
+            return true;
+        }
+    };
+    let (ack_tx, ack_rx) = sync_channel(1);
+    let ev = AdapterEvent::Inbound {
+        envelopes: vec![env],
+        cursor: None,
+        ack: ack_tx,
+    };
+    if !sink(ev) {
+        return false;
+    }
+    if !matches!(ack_rx.recv_timeout(Duration::from_secs(10)), Ok(true)) {
+        log::error!(
+            "{}: a message could not be committed to the inbox",
+            s.channel
+        );
+    }
+    true
+}
+
+/// Chats with a typing indicator kept up: channel id → (since, next beat).
+type Typing = HashMap<String, (u64, u64)>;
+
+fn send_loop(
+    s: &Settings,
+    agent: &ureq::Agent,
+    rx: Receiver<SendJob>,
+    sink: &Sink,
+    stop: &AtomicBool,
+) {
+    let mut limiter = rest::Limiter::default();
+    // Parts of a queued message already delivered (a retry goes on from there).
+    let mut progress: HashMap<u64, usize> = HashMap::new();
+    let mut typing: Typing = HashMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        let job = match rx.recv_timeout(Duration::from_millis(1000)) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        match job {
+            Some(SendJob::Typing { target }) => {
+                if typing.len() >= MAX_TYPING_CHATS {
+                    typing.clear();
+                }
+                typing.insert(target.chat_id.clone(), (now(), 0));
+            }
+            Some(SendJob::Message { seq, out }) => {
+                typing.remove(&out.chat_id);
+                let result = send_message(s, agent, &mut limiter, &mut progress, seq, &out, stop);
+                if !matches!(result, SendResult::Retry { .. }) {
+                    progress.remove(&seq);
+                }
+                if progress.len() > 64 {
+                    progress.clear();
+                }
+                if !sink(AdapterEvent::Sent { seq, result }) {
+                    return;
+                }
+            }
+            None => {}
+        }
+        keep_typing(s, agent, &mut limiter, &mut typing);
+    }
+}
+
+/// Re-sends due typing indicators; drops those kept up long enough.
+fn keep_typing(
+    s: &Settings,
+    agent: &ureq::Agent,
+    limiter: &mut rest::Limiter,
+    typing: &mut Typing,
+) {
+    let t = now();
+    typing.retain(|_, (since, _)| t.saturating_sub(*since) < TYPING_FOR_MS);
+    for (chat, (_, next)) in typing.iter_mut() {
+        if *next > t {
+            continue;
+        }
+        *next = t.saturating_add(TYPING_EVERY_MS);
+        let (url, route) = rest::typing(&s.api_root, chat);
+        if limiter.wait_ms(&route, t) > 0 {
+            continue;
+        }
+        match call(s, agent, "POST", &url, None) {
+            Ok(a) => {
+                limiter.on_response(&route, &a.rate, now());
+                if let rest::Outcome::RateLimited {
+                    retry_after_ms,
+                    global,
+                } = rest::classify(a.status, &a.body, a.retry_after.as_deref())
+                {
+                    limiter.on_429(&route, retry_after_ms, global, now());
+                }
+            }
+            Err(e) => log::debug!("{}: typing: {e}", s.channel),
+        }
+    }
+}
+
+/// Sends the Discord messages of one queued chunk, in order, from where a
+/// previous attempt stopped.
+fn send_message(
+    s: &Settings,
+    agent: &ureq::Agent,
+    limiter: &mut rest::Limiter,
+    progress: &mut HashMap<u64, usize>,
+    seq: u64,
+    out: &Outbound,
+    stop: &AtomicBool,
+) -> SendResult {
+    let parts = format::render(&out.text, s.text_limit, s.max_lines);
+    let first = progress.get(&seq).copied().unwrap_or(0);
+    for (index, part) in parts.iter().enumerate().skip(first) {
+        let reply_to = if index == 0 {
+            out.reply_to.as_deref()
+        } else {
+            None
+        };
+        let (url, route, body) = rest::create_message(&s.api_root, &out.chat_id, part, reply_to);
+        let mut attempts = 0;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return SendResult::Retry {
+                    after_s: None,
+                    error: "stopping".into(),
+                };
+            }
+            let wait = limiter.wait_ms(&route, now());
+            if wait > MAX_INLINE_WAIT_MS {
+                return SendResult::Retry {
+                    after_s: Some(wait.div_ceil(1000)),
+                    error: format!("rate limited for {wait} ms"),
+                };
+            }
+            pause(wait, stop);
+            attempts += 1;
+            let answer = match call(s, agent, "POST", &url, Some(&body)) {
+                Ok(a) => a,
+                Err(e) => {
+                    return SendResult::Retry {
+                        after_s: None,
+                        error: e,
+                    }
+                }
+            };
+            limiter.on_response(&route, &answer.rate, now());
+            match rest::classify(answer.status, &answer.body, answer.retry_after.as_deref()) {
+                rest::Outcome::Ok => {
+                    progress.insert(seq, index + 1);
+                    break;
+                }
+                rest::Outcome::RateLimited {
+                    retry_after_ms,
+                    global,
+                } => {
+                    log::info!("{}: 429, retrying after {retry_after_ms} ms", s.channel);
+                    limiter.on_429(&route, retry_after_ms, global, now());
+                    if attempts >= 5 {
+                        return SendResult::Retry {
+                            after_s: Some(retry_after_ms.div_ceil(1000)),
+                            error: "rate limited (429)".into(),
+                        };
+                    }
+                }
+                rest::Outcome::Transient(e) => {
+                    return SendResult::Retry {
+                        after_s: None,
+                        error: e,
+                    }
+                }
+                rest::Outcome::Permanent(e) => return SendResult::Permanent(e),
+            }
+        }
+    }
+    SendResult::Delivered
+}
