@@ -112,13 +112,16 @@ check "the job is there" has water "$(/usr/bin/pinch cron list --url "$URL" 2>&1
 # --- the same upgrade, now succeeding ----------------------------------------
 say "upgrade again without the failure: the new binary runs"
 rm -f "$DROPIN"; systemctl daemon-reload
+# The journal's --since has whole seconds: the rollback's own start must
+# fall before t1.
+sleep 1.1
 t1=$(date +%s)
-sleep 1
 check "dpkg -i succeeds" dpkg -i "$NEW"
 check "/usr/bin/pinch is the new binary" test "$(sum_of /usr/bin/pinch)" = "$new_sum"
 check "the service runs" wait_active
 pid=$(systemctl show -p MainPID --value pinch.service)
 check "it runs the new binary" test "$(sum_of "/proc/$pid/exe" 2>/dev/null)" = "$new_sum"
+journalctl -u pinch.service --since "@$t1" -o short-precise --no-pager 2>/dev/null | grep -E 'Started |Stopp' | head
 starts=$(journalctl -u pinch.service --since "@$t1" -o cat --no-pager 2>/dev/null | grep -c '^Started ' || true)
 check "the upgrade started the service once ($starts)" test "$starts" = 1
 check "no restarts by systemd" test "$(systemctl show -p NRestarts --value pinch.service)" = 0

@@ -210,7 +210,7 @@ if [ "$LIVE" = 1 ]; then
     check "chat through the service: $(echo "$out" | head -1)" test "$(echo "$out" | head -1)" = "Hello from fake: hello sandbox"
     check "the key came from /etc/pinch/pinch.env" grep -q "auth='Bearer key-from-pinch-env'" "$fakedir/log"
     out=$(/usr/bin/pinch chat --url http://127.0.0.1:18789 "exec: date +sandbox-ok-%Y" 2>&1)
-    check "exec tool (date) runs inside pinch.service: $(echo "$out" | head -1)" \
+    check "exec tool (date) runs inside pinch.service: ${out%%$'\n'*}" \
         sh -c "echo \"\$1\" | grep -q 'tool output: sandbox-ok-'" _ "$out"
     # Confined, not merely running: the service user owns and reads
     # /etc/pinch/pinch.json, but a program it starts for the agent must not
