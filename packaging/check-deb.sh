@@ -210,16 +210,19 @@ if [ "$LIVE" = 1 ]; then
     check "chat through the service: $(echo "$out" | head -1)" test "$(echo "$out" | head -1)" = "Hello from fake: hello sandbox"
     check "the key came from /etc/pinch/pinch.env" grep -q "auth='Bearer key-from-pinch-env'" "$fakedir/log"
     out=$(/usr/bin/pinch chat --url http://127.0.0.1:18789 "exec: date +sandbox-ok-%Y" 2>&1)
-    # Known gap: inside the hardened unit on systemd 252 the Landlock probe
-    # gets EPERM, so exec is refused with an explicit message instead of
-    # running confined. Until that is fixed this checks the refusal is the
-    # explicit one and says so loudly; a run that does confine passes too.
-    if echo "$out" | grep -q 'tool output: sandbox-ok-'; then
-        check "exec tool (date) runs in the sandbox: $(echo "$out" | head -1)" true
-    else
-        say "KNOWN GAP: exec refused inside pinch.service (Landlock unavailable under the unit's filters): $(echo "$out" | head -1)"
-        check "exec is refused explicitly, naming the sandbox: $(echo "$out" | head -1)" sh -c "echo '$out' | grep -q 'programs are refused: the sandbox is unavailable'"
-    fi
+    check "exec tool (date) runs inside pinch.service: ${out%%$'\n'*}" \
+        sh -c "echo \"\$1\" | grep -q 'tool output: sandbox-ok-'" _ "$out"
+    # Confined, not merely running: the service user owns and reads
+    # /etc/pinch/pinch.json, but a program it starts for the agent must not
+    # (Landlock, not file permissions, stands in the way).
+    out=$(/usr/bin/pinch chat --url http://127.0.0.1:18789 "exec: cat /etc/pinch/pinch.json" 2>&1)
+    check "exec tool is confined: cat /etc/pinch/pinch.json is denied ($(echo "$out" | grep -o 'Permission denied' | head -1))" \
+        sh -c "echo \"\$1\" | grep -q 'Permission denied' && ! echo \"\$1\" | grep -qF '$marker'" _ "$out"
+    out=$(/usr/bin/pinch chat --url http://127.0.0.1:18789 "exec: cat /proc/$pid/environ" 2>&1)
+    check "exec tool is confined: the gateway's environ is unreadable" \
+        sh -c "! echo \"\$1\" | grep -q 'key-from-pinch-env'" _ "$out"
+    sb=$(curl -s http://127.0.0.1:18789/status | python3 -c 'import json,sys; s=json.load(sys.stdin).get("sandbox",{}); print(s.get("state","?"), "|", s.get("kernel","?"))' 2>/dev/null || echo "?")
+    check "/status inside the unit: tool sandbox $sb" sh -c "echo '$sb' | grep -q '^enforced |'"
     # systemd credentials: the key only in a root-only file, via LoadCredential=.
     printf 'key-from-credential\n' >/etc/pinch/credentials/FAKE_KEY
     chmod 600 /etc/pinch/credentials/FAKE_KEY

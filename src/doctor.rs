@@ -278,7 +278,7 @@ fn sandbox_check(cfg: &Config) -> Check {
             "tool sandbox",
             if e.enabled { Level::Fail } else { Level::Warn },
             format!("unavailable: {why}; exec and skill scripts are refused"),
-            "use Linux 5.13+ with Landlock enabled (lsm=...,landlock), or set tools.exec.sandbox to \"off\" to run programs unconfined",
+            "apply the fix this line names, or set tools.exec.sandbox to \"off\" to run programs unconfined",
         ),
     }
 }

@@ -93,12 +93,102 @@ pub fn probe() -> Support {
         return Support::Landlock { abi: v as i32 };
     }
     let err = std::io::Error::last_os_error();
-    let why = match err.raw_os_error() {
+    Support::Unavailable(unavailable_reason(
+        err.raw_os_error(),
+        &Surroundings::of_this_process(),
+    ))
+}
+
+/// The Landlock system calls, as seccomp filters and unit files name them.
+pub const LANDLOCK_SYSCALLS: &str =
+    "landlock_create_ruleset landlock_add_rule landlock_restrict_self";
+
+/// What the probe looks at when the kernel refuses: whether a seccomp
+/// filter is on this process, which container manager (if any) started the
+/// system, and whether a service manager started pinch.
+#[derive(Clone, Debug, Default)]
+pub struct Surroundings {
+    /// `Seccomp:` of /proc/self/status (0 none, 1 strict, 2 filter).
+    pub seccomp: Option<u32>,
+    /// /run/systemd/container or `$container` (e.g. "systemd-nspawn").
+    pub container: Option<String>,
+    /// Started as a systemd service (`$INVOCATION_ID` is set).
+    pub in_service: bool,
+}
+
+impl Surroundings {
+    pub fn of_this_process() -> Surroundings {
+        let status = read_small("/proc/self/status", 16 * 1024).unwrap_or_default();
+        let seccomp = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .and_then(|v| v.trim().parse().ok());
+        let container = read_small("/run/systemd/container", 256)
+            .or_else(|| std::env::var("container").ok())
+            .map(|c| c.trim().chars().take(64).collect::<String>())
+            .filter(|c| !c.is_empty());
+        Surroundings {
+            seccomp,
+            container,
+            in_service: std::env::var_os("INVOCATION_ID").is_some(),
+        }
+    }
+}
+
+/// Reads at most `cap` bytes of a small text file.
+fn read_small(path: &str, cap: u64) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(cap)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// Why Landlock is unavailable, with what to do. EPERM never comes from
+/// Landlock itself (it answers ENOSYS, EOPNOTSUPP or EINVAL): it is a
+/// seccomp filter, most often a container manager's allowlist that predates
+/// Landlock (systemd-nspawn of systemd 252, Debian 12), or a unit's
+/// `SystemCallFilter=` without the Landlock calls.
+pub fn unavailable_reason(errno: Option<i32>, around: &Surroundings) -> String {
+    match errno {
         Some(libc::ENOSYS) => "the kernel has no Landlock (Linux 5.13 or newer with CONFIG_SECURITY_LANDLOCK is needed)".to_string(),
         Some(libc::EOPNOTSUPP) => "Landlock is built in but not enabled: add landlock to the lsm= kernel parameter".to_string(),
-        _ => format!("Landlock is not usable here: {err}"),
-    };
-    Support::Unavailable(why)
+        Some(libc::EPERM) => {
+            let mut why = String::from("a seccomp filter denies the Landlock system calls (EPERM; the kernel's Landlock never answers that)");
+            if around.seccomp == Some(0) {
+                why = String::from("Landlock is not permitted here (EPERM, though no seccomp filter is on this process)");
+            }
+            match around.container.as_deref() {
+                Some(c) if c.contains("nspawn") => why.push_str(&format!(
+                    ". This runs in a systemd-nspawn container, whose own system call allowlist lacks them in older systemd releases (252, Debian 12's, among them): start the container with --system-call-filter='{LANDLOCK_SYSCALLS}', or SystemCallFilter={LANDLOCK_SYSCALLS} in the [Exec] section of its .nspawn file"
+                )),
+                Some(c) => why.push_str(&format!(
+                    ". This runs in a {c} container: allow {LANDLOCK_SYSCALLS} in its seccomp profile"
+                )),
+                None => {}
+            }
+            if around.in_service {
+                why.push_str(&format!(
+                    ". If the service's unit sets SystemCallFilter=, it must also list {LANDLOCK_SYSCALLS} (the packaged pinch.service does)"
+                ));
+            } else if around.container.is_none() {
+                why.push_str(&format!(
+                    ": allow {LANDLOCK_SYSCALLS} in the filter of whatever starts pinch"
+                ));
+            }
+            why
+        }
+        _ => format!(
+            "Landlock is not usable here: {}",
+            errno.map_or_else(
+                || "unknown error".to_string(),
+                |e| std::io::Error::from_raw_os_error(e).to_string()
+            )
+        ),
+    }
 }
 
 impl Support {

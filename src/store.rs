@@ -570,6 +570,13 @@ impl Store {
     /// Writes a consistent copy of every table (one read transaction) to
     /// [`Store::snapshot_path`], mode 0600. Returns its path and size.
     pub fn snapshot(&self) -> Result<(PathBuf, u64), String> {
+        self.snapshot_begin()?.write()
+    }
+
+    /// Starts a snapshot: creates its file and opens the read transaction
+    /// that fixes its content (cheap). [`Snapshot::write`] does the copying
+    /// and may run on another thread while this store goes on writing.
+    pub fn snapshot_begin(&self) -> Result<Snapshot, String> {
         let target = self.snapshot_path();
         let _ = std::fs::remove_file(&target);
         {
@@ -581,18 +588,40 @@ impl Store {
                 .open(&target)
                 .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
         }
+        match self.db.begin_read() {
+            Ok(rx) => Ok(Snapshot { rx, target }),
+            Err(err) => {
+                let _ = std::fs::remove_file(&target);
+                Err(format!("state store: begin: {err}"))
+            }
+        }
+    }
+}
+
+/// A store snapshot whose content is fixed (an open read transaction) and
+/// whose file is not yet written.
+pub struct Snapshot {
+    rx: redb::ReadTransaction,
+    target: PathBuf,
+}
+
+impl Snapshot {
+    /// Copies every table into the snapshot file; returns its path and size.
+    /// On failure the file is removed.
+    pub fn write(self) -> Result<(PathBuf, u64), String> {
+        let Snapshot { rx, target } = self;
         let result = (|| {
             let out = redb::Database::builder()
                 .set_cache_size(256 * 1024)
                 .create_with_file_format_v3(true)
                 .create(&target)
                 .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
-            let rx = self.db.begin_read().map_err(e("begin"))?;
             let wx = out.begin_write().map_err(e("begin snapshot"))?;
             copy_all(&rx, &wx)?;
             wx.commit().map_err(e("commit snapshot"))?;
             Ok::<(), String>(())
         })();
+        drop(rx);
         if let Err(err) = result {
             let _ = std::fs::remove_file(&target);
             return Err(err);

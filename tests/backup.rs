@@ -253,3 +253,106 @@ fn version_check_makes_no_call_without_a_feed() {
     assert_eq!(code, 0);
     assert!(out.contains("never checks"), "{out}");
 }
+
+/// A store of `turns` turns of ~4 KB in one session.
+fn fill_store(path: &std::path::Path, turns: u64) {
+    use pinch::llm::{Message, Part, Role};
+    use pinch::store::{Store, Turn};
+    let s = Store::open(path).expect("open");
+    let text = "y".repeat(4000);
+    let mut batch = Vec::new();
+    for i in 0..turns {
+        batch.push(Turn::message(
+            i,
+            Message {
+                role: Role::User,
+                parts: vec![Part::Text(format!("{i} {text}"))],
+            },
+        ));
+        if batch.len() == 500 || i + 1 == turns {
+            s.append("web:big", &batch, (0, 0), i + 1).expect("append");
+            batch.clear();
+        }
+    }
+}
+
+fn api_call(url: &str, method: &str) -> (u16, Value) {
+    let (status, body) = http_post(
+        &format!("{url}/api/call"),
+        None,
+        &format!(r#"{{"method": "{method}", "params": {{}}}}"#),
+    );
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn the_gateway_answers_while_the_store_snapshot_is_written() {
+    const TURNS: u64 = 10_000; // ~40 MB: copying takes a while
+    let llm = FakeLlm::openai();
+    let home = TempHome::new("backup-busy");
+    home.write_config(&config_for(&[("fake", &llm)], "fake/m1", &[], ""));
+    fill_store(&home.path.join("state.redb"), TURNS);
+    let gw = Gateway::start(&home, &[]);
+    let url = gw.url();
+    let (status, started) = api_call(&url, "store.snapshot");
+    assert_eq!(status, 200, "{started}");
+    assert!(
+        started["state"] == "running" || started["state"] == "done",
+        "{started}"
+    );
+    // While the worker copies, the reactor serves: /status (answered by the
+    // reactor) and /healthz come back, and only afterwards does the
+    // snapshot report done. With the copy on the reactor the state could
+    // never be seen as running after a /status answer.
+    let mut served_while_running = 0;
+    let mut refused_second = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done = loop {
+        let (code, _) = http_get(&format!("{url}/healthz"), None);
+        assert_eq!(code, 200);
+        let (code, body) = http_get(&format!("{url}/status"), None);
+        assert_eq!(code, 200, "{body}");
+        let (_, v) = api_call(&url, "store.snapshot.status");
+        match v["state"].as_str() {
+            Some("running") => {
+                served_while_running += 1;
+                if !refused_second {
+                    let (code, again) = api_call(&url, "store.snapshot");
+                    assert_ne!(code, 200, "a second snapshot while one runs: {again}");
+                    assert!(again.to_string().contains("being written"), "{again}");
+                    refused_second = true;
+                }
+            }
+            Some("done") => break v,
+            _ => panic!("snapshot: {v}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the snapshot did not finish"
+        );
+    };
+    println!("requests answered while the snapshot was being written: {served_while_running}");
+    assert!(
+        served_while_running >= 1,
+        "no request was answered while the snapshot was written"
+    );
+    let path = std::path::PathBuf::from(done["path"].as_str().expect("path"));
+    assert_eq!(path, home.path.join("state.redb.snapshot"));
+    assert!(done["bytes"].as_u64().unwrap_or(0) > 0, "{done}");
+    let copy = pinch::store::Store::open(&path).expect("the snapshot opens");
+    let meta = copy.session("web:big").expect("read").expect("session");
+    assert_eq!(meta.next_seq, TURNS, "every turn is in the snapshot");
+    drop(copy);
+    // `pinch backup` through the gateway waits for the worker and archives.
+    let out = home.path.join("busy.tar");
+    let (code, _, err) = run(
+        &home,
+        &["backup", out.to_str().expect("utf8"), "--url", &url],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::metadata(&out).expect("archive").len() > 1 << 20);
+    assert!(
+        !home.path.join("state.redb.snapshot").exists(),
+        "the snapshot file is removed once archived"
+    );
+}

@@ -463,3 +463,102 @@ fn doctor_and_status_show_the_sandbox() {
         }
     }
 }
+
+/// Installs, in a child before exec, a seccomp filter that answers EPERM to
+/// `landlock_create_ruleset`, as a container manager's allowlist without the
+/// Landlock calls does. Spawning fails where seccomp cannot be installed.
+fn deny_landlock_with_eperm(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    let filter = [
+        // A = syscall number (offset 0 of struct seccomp_data).
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_landlock_create_ruleset as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: prctl with a filter program that lives in this closure's
+    // captured array for the duration of the call.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn doctor_names_a_seccomp_filter_that_denies_landlock() {
+    let llm = FakeLlm::openai();
+    let home = setup("sbx-eperm", &llm, r#"{"webFetch": {"enabled": false}}"#);
+    if !landlock_available(&home) {
+        eprintln!(
+            "SKIPPED: doctor_names_a_seccomp_filter_that_denies_landlock: no Landlock here to deny"
+        );
+        return;
+    }
+    let mut cmd = home.cmd();
+    cmd.args(["doctor"]).env("container", "systemd-nspawn");
+    deny_landlock_with_eperm(&mut cmd);
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("SKIPPED: doctor_names_a_seccomp_filter_that_denies_landlock: cannot install a seccomp filter here: {e}");
+            return;
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "doctor passed without Landlock: {text}"
+    );
+    assert!(
+        text.contains("a seccomp filter denies the Landlock system calls"),
+        "{text}"
+    );
+    assert!(
+        text.contains("landlock_create_ruleset landlock_add_rule landlock_restrict_self"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exec and skill scripts are refused"),
+        "{text}"
+    );
+    let container = std::fs::read_to_string("/run/systemd/container").unwrap_or_default();
+    if container.is_empty() || container.contains("nspawn") {
+        assert!(text.contains("--system-call-filter="), "{text}");
+    }
+}

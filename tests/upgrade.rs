@@ -8,10 +8,13 @@
 //!   `scripts/build-prev.sh`; `.ci/run` sets it): a home filled by the old
 //!   binary (sessions, a scheduled job, queued replies) is opened by the new
 //!   one, everything is there and the queue delivers; and the old binary on
-//!   the migrated store still serves it (version 2 only adds a table).
+//!   the migrated store still serves it (version 2 only adds a table);
+//!   and a Telegram reply the old binary could not deliver (the Bot API was
+//!   down) is delivered by the new one, once, without asking the model again.
 
 mod common;
 
+use common::telegram::{FakeTelegram, TOKEN};
 use common::*;
 use pinch::llm::{Message, Part, Role};
 use pinch::store::{Store, Turn};
@@ -315,4 +318,74 @@ fn a_home_filled_by_the_previous_release_upgrades_and_delivers() {
         2,
         "the old release left the stamp alone"
     );
+}
+
+#[test]
+fn a_reply_the_previous_release_queued_is_delivered_after_the_upgrade() {
+    let Some(old) = prev_bin() else { return };
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    let home = TempHome::new("upgrade-tg");
+    home.write_config(&config_for(
+        &[("fake", &llm)],
+        "fake/m1",
+        &[],
+        &format!(
+            r#", "channels": {{"telegram": {{"botToken": "{TOKEN}", "apiRoot": "{}", "pollTimeoutSeconds": 1, "dmPolicy": "allowlist", "allowFrom": ["42"]}}}}, "queue": {{"baseBackoffMs": 200}}"#,
+            tg.api_root()
+        ),
+    ));
+    // The old release answers a direct message while the Bot API refuses
+    // sendMessage: the reply waits in its delivery queue.
+    tg.with(|s| s.down = true);
+    let (child, _url) = start_with(&old, &home);
+    let uid = tg.dm(42, "remember the milk");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tg.with(|s| s.send_attempts) < 1 || !tg.with(|s| s.offsets.contains(&Some(uid + 1))) {
+        assert!(
+            Instant::now() < deadline,
+            "the old release tried to send and confirmed the update"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(child);
+    assert!(
+        tg.sent().is_empty(),
+        "nothing was delivered by the old release"
+    );
+    let model_calls = llm.requests().len();
+    assert_eq!(model_calls, 1, "the old release asked the model once");
+    assert_eq!(version_of(&home.path.join("state.redb")), 1);
+
+    // The new release, with the Bot API back: the queued reply goes out.
+    tg.with(|s| s.down = false);
+    let polls_before = tg.with(|s| s.offsets.len());
+    let gw = Gateway::start(&home, &[]);
+    let sent = tg.wait_sent(1, 20);
+    assert_eq!(sent[0].0, "42");
+    assert_eq!(sent[0].1, "Hello from fake: remember the milk");
+    // Delivered once, from the queue: the new release polls from the
+    // confirmed offset (it never sees the message again), the queue is
+    // empty, and the model was not asked again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let polled = tg.with(|s| s.offsets[polls_before..].contains(&Some(uid + 1)));
+        let q = home
+            .cmd()
+            .args(["queue", "list", "--json", "--url", &gw.url()])
+            .output()
+            .expect("queue list");
+        let q: Value = serde_json::from_slice(&q.stdout).unwrap_or(Value::Null);
+        let empty = q["queued"].as_array().map(Vec::is_empty) == Some(true);
+        if polled && empty {
+            break;
+        }
+        assert!(Instant::now() < deadline, "polled {polled}, queue {q}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(tg.sent().len(), 1, "{:?}", tg.sent());
+    assert_eq!(llm.requests().len(), model_calls);
+    let status: Value =
+        serde_json::from_str(&http_get(&format!("{}/status", gw.url()), None).1).expect("status");
+    assert_eq!(status["storage"]["schemaVersion"], 2);
+    assert_eq!(gw.stop(), Some(0));
 }

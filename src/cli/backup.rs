@@ -54,8 +54,7 @@ pub(super) fn backup(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<
     let gateway_running = url.is_some() || gateway_listening(g, home);
     let (snapshot, schema_version) = if gateway_running {
         let t = target(url, token, g, home)?;
-        let v = t.call("store.snapshot", json!({}))?;
-        let path = PathBuf::from(v["path"].as_str().unwrap_or(""));
+        let path = gateway_snapshot(&t)?;
         if path != expected {
             return Err(format!(
                 "the gateway at {} keeps its store at {}, not in {}: pass --url for this home's gateway or set PINCH_HOME",
@@ -104,6 +103,44 @@ pub(super) fn backup(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<
         m.schema_version
     );
     Ok(0)
+}
+
+/// How long `pinch backup` waits for the gateway's snapshot (a store of
+/// hundreds of MB on an SD card takes minutes).
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Has the gateway write the store snapshot (on its worker, the reactor
+/// goes on serving) and waits until it is there; returns its path.
+fn gateway_snapshot(t: &super::Target) -> Result<PathBuf, String> {
+    let mut v = t.call("store.snapshot", json!({}))?;
+    let deadline = std::time::Instant::now() + SNAPSHOT_WAIT;
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        match v["state"].as_str() {
+            // A gateway of the first release answered with the file at once.
+            None if v["path"].is_string() => break,
+            Some("done") => break,
+            Some("failed") => {
+                return Err(format!(
+                    "the gateway could not write the store snapshot: {}",
+                    v["error"].as_str().unwrap_or("unknown error")
+                ))
+            }
+            Some("running") if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                v = t.call("store.snapshot.status", json!({}))?;
+            }
+            Some("running") => {
+                return Err(format!(
+                    "the gateway's store snapshot took longer than {} minutes; see its log",
+                    SNAPSHOT_WAIT.as_secs() / 60
+                ))
+            }
+            _ => return Err(format!("unexpected answer to store.snapshot: {v}")),
+        }
+    }
+    Ok(PathBuf::from(v["path"].as_str().unwrap_or("")))
 }
 
 fn gateway_listening(g: &Global, home: &Home) -> bool {

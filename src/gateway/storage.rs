@@ -2,12 +2,16 @@
 //! message for 5 s), at most once an hour, measure `$PINCH_HOME`, plan
 //! retention (`store::retention::plan`, pure) and carry it out in bounded
 //! transactions; rotate the config audit log; compact the store when free
-//! pages pass the threshold. Also `store.snapshot` for `pinch backup`.
+//! pages pass the threshold. Also `store.snapshot` for `pinch backup`: the
+//! reactor only opens the read transaction that fixes the snapshot's
+//! content; one worker thread at a time copies it to the file, and
+//! `store.snapshot.status` reports when it is there.
 
 use super::reactor::Reactor;
 use crate::store::retention::{self, Action};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// First pass this long after start, then one per interval.
@@ -34,6 +38,94 @@ pub struct Upkeep {
     pub removed_dead: u64,
     pub compacted_bytes: u64,
     pub last_error: Option<String>,
+    /// The store snapshot for `pinch backup`, written off the reactor.
+    pub snapshot: SnapshotSlot,
+}
+
+/// Where the snapshot worker stands.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum SnapshotState {
+    #[default]
+    Idle,
+    Running,
+    Done {
+        path: PathBuf,
+        bytes: u64,
+    },
+    Failed(String),
+}
+
+/// Shared between the reactor and the (single) snapshot worker.
+#[derive(Debug, Default, Clone)]
+pub struct SnapshotSlot(Arc<Mutex<SnapshotState>>);
+
+impl SnapshotSlot {
+    pub fn get(&self) -> SnapshotState {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, state: SnapshotState) {
+        match self.0.lock() {
+            Ok(mut g) => *g = state,
+            Err(p) => *p.into_inner() = state,
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.get() == SnapshotState::Running
+    }
+
+    /// The status object of `store.snapshot` and `store.snapshot.status`.
+    pub fn json(&self) -> Value {
+        match self.get() {
+            SnapshotState::Idle => json!({"state": "idle"}),
+            SnapshotState::Running => json!({"state": "running"}),
+            SnapshotState::Done { path, bytes } => {
+                json!({"state": "done", "path": path, "bytes": bytes})
+            }
+            SnapshotState::Failed(error) => json!({"state": "failed", "error": error}),
+        }
+    }
+
+    /// Starts writing `snapshot` on a worker thread, unless one runs.
+    pub fn start(
+        &self,
+        begin: impl FnOnce() -> Result<crate::store::Snapshot, String>,
+    ) -> Result<Value, String> {
+        {
+            let mut g = match self.0.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if *g == SnapshotState::Running {
+                return Err(
+                    "a snapshot is being written (another backup runs); try again when it is done"
+                        .into(),
+                );
+            }
+            let snapshot = begin()?;
+            *g = SnapshotState::Running;
+            let slot = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("store-snapshot".into())
+                .stack_size(512 * 1024)
+                .spawn(move || {
+                    let state = match snapshot.write() {
+                        Ok((path, bytes)) => SnapshotState::Done { path, bytes },
+                        Err(e) => SnapshotState::Failed(e),
+                    };
+                    slot.set(state);
+                });
+            if let Err(e) = spawned {
+                *g = SnapshotState::Failed(format!("cannot start the snapshot thread: {e}"));
+                return Err(format!("cannot start the snapshot thread: {e}"));
+            }
+        }
+        Ok(self.json())
+    }
 }
 
 /// Sizes of regular files under `root`, not following links, bounded.
@@ -180,7 +272,9 @@ pub fn run_pass(
 impl Reactor {
     /// Called every second from `maintain`; runs a pass when due and quiet.
     pub(super) fn storage_tick(&mut self, quiet: bool) {
-        if !quiet {
+        // Compaction cannot run while the snapshot's read transaction is
+        // open; upkeep waits for the backup.
+        if !quiet || self.upkeep.snapshot.running() {
             return;
         }
         let due = match self.upkeep.last_pass {
@@ -257,13 +351,23 @@ impl Reactor {
     /// `storage.*` and `store.*` methods.
     pub(super) fn storage_call(&mut self, method: &str) -> Option<super::reactor::CallResult> {
         match method {
-            "store.snapshot" => Some(
-                self.store
-                    .snapshot()
-                    .map(|(path, bytes)| json!({"path": path, "bytes": bytes}))
-                    .map_err(|e| ("STORE".to_string(), e)),
-            ),
+            "store.snapshot" => {
+                let store = &self.store;
+                Some(
+                    self.upkeep
+                        .snapshot
+                        .start(|| store.snapshot_begin())
+                        .map_err(|e| ("STORE".to_string(), e)),
+                )
+            }
+            "store.snapshot.status" => Some(Ok(self.upkeep.snapshot.json())),
             "storage.run" => {
+                if self.upkeep.snapshot.running() {
+                    return Some(Err((
+                        "BUSY".into(),
+                        "a backup snapshot is being written; storage upkeep waits for it".into(),
+                    )));
+                }
                 if !self.runs_idle() {
                     return Some(Err((
                         "BUSY".into(),

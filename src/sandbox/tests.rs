@@ -164,3 +164,53 @@ fn a_workspace_holding_the_home_is_refused() {
     let e = prepare(&p, true).err().expect("refused");
     assert!(e.contains("holds secrets"), "{e}");
 }
+
+#[test]
+fn eperm_is_named_as_a_seccomp_filter_with_its_fix() {
+    let nspawn = Surroundings {
+        seccomp: Some(2),
+        container: Some("systemd-nspawn".into()),
+        in_service: true,
+    };
+    let why = unavailable_reason(Some(libc::EPERM), &nspawn);
+    assert!(why.contains("a seccomp filter denies"), "{why}");
+    assert!(
+        why.contains("--system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self'"),
+        "{why}"
+    );
+    assert!(why.contains("SystemCallFilter="), "{why}");
+    let docker = Surroundings {
+        seccomp: Some(2),
+        container: Some("docker".into()),
+        in_service: false,
+    };
+    let why = unavailable_reason(Some(libc::EPERM), &docker);
+    assert!(why.contains("docker container"), "{why}");
+    assert!(why.contains("seccomp profile"), "{why}");
+    let plain = Surroundings {
+        seccomp: Some(2),
+        container: None,
+        in_service: false,
+    };
+    let why = unavailable_reason(Some(libc::EPERM), &plain);
+    assert!(why.contains("whatever starts pinch"), "{why}");
+    let no_filter = Surroundings {
+        seccomp: Some(0),
+        ..plain
+    };
+    let why = unavailable_reason(Some(libc::EPERM), &no_filter);
+    assert!(why.contains("no seccomp filter"), "{why}");
+}
+
+#[test]
+fn kernel_answers_keep_their_own_reasons() {
+    let around = Surroundings::default();
+    assert!(unavailable_reason(Some(libc::ENOSYS), &around).contains("Linux 5.13"));
+    assert!(unavailable_reason(Some(libc::EOPNOTSUPP), &around).contains("lsm="));
+    let other = unavailable_reason(Some(libc::EINVAL), &around);
+    assert!(
+        other.starts_with("Landlock is not usable here: "),
+        "{other}"
+    );
+    assert!(unavailable_reason(None, &around).contains("unknown error"));
+}
