@@ -58,7 +58,7 @@ fn workspace_files(root: &Path) -> Result<Vec<(String, PathBuf)>, String> {
         let rd =
             std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
         let mut entries: Vec<_> = rd.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
+        crate::sort::sort_by_key(&mut entries, |e| e.file_name());
         for entry in entries {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 log::warn!(

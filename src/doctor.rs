@@ -319,7 +319,7 @@ fn card_wear_check(dir: &Path) -> Option<Check> {
     let mut confs = vec![std::fs::read_to_string("/etc/systemd/journald.conf").unwrap_or_default()];
     if let Ok(dir) = std::fs::read_dir("/etc/systemd/journald.conf.d") {
         let mut names: Vec<std::path::PathBuf> = dir.flatten().map(|e| e.path()).collect();
-        names.sort();
+        crate::sort::sort(&mut names);
         for n in names
             .iter()
             .filter(|n| n.extension().is_some_and(|x| x == "conf"))

@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod sched;
 pub mod service;
 pub mod service_openrc;
+pub mod sort;
 pub mod store;
 pub mod util;
 pub mod workspace;

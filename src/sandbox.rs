@@ -347,7 +347,7 @@ pub fn prepare(policy: &Policy, enforce: bool) -> Result<Prepared, String> {
     ruleset = add(ruleset, &policy.workspace, read, false)?;
     if let Ok(entries) = std::fs::read_dir(&policy.workspace) {
         let mut names: Vec<OsString> = entries.flatten().map(|e| e.file_name()).collect();
-        names.sort();
+        crate::sort::sort(&mut names);
         for name in names.into_iter().take(1000) {
             if name == "skills" {
                 continue;

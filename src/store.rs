@@ -235,7 +235,7 @@ impl Store {
                 out.push(m);
             }
         }
-        out.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+        crate::sort::sort_by(&mut out, |a, b| b.updated_ms.cmp(&a.updated_ms));
         out.truncate(limit);
         Ok(out)
     }

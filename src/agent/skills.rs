@@ -206,7 +206,7 @@ pub fn discover_all(workspace: &Path) -> (Vec<Skill>, Vec<Broken>) {
             .map(|e| e.path())
             .filter(|p| p.join("SKILL.md").is_file())
             .collect();
-        dirs.sort();
+        crate::sort::sort(&mut dirs);
         for dir in dirs.into_iter().take(MAX_SKILLS_PER_ROOT) {
             match load(&dir, origin, &dotenv) {
                 Ok(s) => {

@@ -412,7 +412,7 @@ impl Registry {
             }
             names.push(n);
         }
-        names.sort();
+        crate::sort::sort(&mut names);
         let summary = format!("listed {} ({} entries)", rel.unwrap_or("."), names.len());
         Ok(Output::ok(names.join("\n"), summary))
     }
@@ -634,7 +634,7 @@ impl Registry {
         let mut extra_programs: Vec<PathBuf> = self.exec_allowed.clone();
         extra_programs.push(program.to_path_buf());
         let mut readable: Vec<PathBuf> = self.skills.iter().map(|s| s.dir.clone()).collect();
-        readable.sort();
+        crate::sort::sort(&mut readable);
         readable.dedup();
         let policy = crate::sandbox::Policy {
             workspace: self.workspace.clone(),

@@ -310,8 +310,18 @@ fn parse_once(src: &Source, vars: &env::Vars) -> Result<Config, ConfigError> {
             ),
         ));
     }
-    let mut cfg: Config = serde_json::from_value(value)
-        .map_err(|e| src.err_at(None, "", e.to_string(), String::new()))?;
+    // Through text rather than `from_value`: the typed tree then has one
+    // deserializer instantiation (serde_json's text reader, used above for
+    // the positioned errors) instead of two, about 80 KB of binary. The
+    // position of an error here is in the re-serialized text, so it is cut.
+    let mut cfg: Config = serde_json::from_str(&value.to_string()).map_err(|e| {
+        let full = e.to_string();
+        let message = match full.rfind(" at line ") {
+            Some(i) => full.get(..i).unwrap_or(&full).to_string(),
+            None => full,
+        };
+        src.err_at(None, "", message, String::new())
+    })?;
     apply_defaults(&mut cfg);
     validate(&cfg).map_err(|(path, msg, fix)| src.err_path(&path, msg, fix))?;
     cfg.dotenv_proxy = crate::net::ProxyVars::from_dotenv(&vars.dotenv);

@@ -418,7 +418,7 @@ impl Decoder {
             }
             "message_stop" => {
                 let mut blocks = std::mem::take(&mut self.blocks);
-                blocks.sort_by_key(|b| b.index);
+                crate::sort::sort_by_key(&mut blocks, |b| b.index);
                 for b in blocks {
                     self.close_block(b, &mut out)?;
                 }

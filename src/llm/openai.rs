@@ -451,7 +451,7 @@ impl Decoder {
     /// Emit every assembled tool call, in index order.
     fn drain_calls(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), DecodeError> {
         let mut calls = std::mem::take(&mut self.calls);
-        calls.sort_by_key(|c| c.index);
+        crate::sort::sort_by_key(&mut calls, |c| c.index);
         for c in calls {
             if c.name.is_empty() {
                 return Err(DecodeError::Malformed(format!(

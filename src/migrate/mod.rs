@@ -305,7 +305,7 @@ fn gather(from: &Path, to: &Home) -> Result<Plan, String> {
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "md"))
                 .collect();
-            notes.sort();
+            crate::sort::sort(&mut notes);
             for src in notes.into_iter().take(10_000) {
                 let Some(file) = src.file_name() else {
                     continue;
@@ -345,7 +345,7 @@ fn gather(from: &Path, to: &Home) -> Result<Plan, String> {
                 ));
             }
         }
-        dirs.sort();
+        crate::sort::sort(&mut dirs);
         for dir in dirs {
             let Some(name) = dir.file_name().map(|n| n.to_owned()) else {
                 continue;
@@ -411,7 +411,7 @@ fn gather(from: &Path, to: &Home) -> Result<Plan, String> {
     // --- approved senders
     if let Ok(entries) = std::fs::read_dir(from.join("credentials")) {
         let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort();
+        crate::sort::sort(&mut paths);
         for path in paths {
             let Some(fname) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
@@ -443,7 +443,7 @@ fn gather(from: &Path, to: &Home) -> Result<Plan, String> {
         }
     }
     for (_, list) in plan.approvals.iter_mut() {
-        list.sort();
+        crate::sort::sort(list);
         list.dedup();
     }
 
@@ -511,7 +511,7 @@ fn collect_tree(
         return;
     };
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    paths.sort();
+    crate::sort::sort(&mut paths);
     for p in paths {
         let Ok(meta) = std::fs::symlink_metadata(&p) else {
             continue;
@@ -562,7 +562,7 @@ fn gather_transcripts(from: &Path, store: Option<&Store>, plan: &mut Plan) {
         return;
     };
     let mut agent_dirs: Vec<PathBuf> = agents.flatten().map(|e| e.path()).collect();
-    agent_dirs.sort();
+    crate::sort::sort(&mut agent_dirs);
     for agent_dir in agent_dirs {
         let agent = agent_dir
             .file_name()

@@ -139,7 +139,7 @@ pub fn pending_inbound(store: &Store, limit: usize) -> Result<Vec<(Envelope, Str
             let (ch, id) = k.value();
             keys.push((v.value(), ch.to_string(), id.to_string()));
         }
-        keys.sort();
+        crate::sort::sort(&mut keys);
         keys.truncate(limit);
         let inbox = tx.open_table(INBOX).map_err(st("open"))?;
         for (_, ch, id) in keys {

@@ -134,7 +134,7 @@ pub fn plan(
     let mut over_budget = false;
     if usage.home_bytes > high {
         let mut order: Vec<usize> = (0..archived.len()).collect();
-        order.sort_by_key(|&i| archived[i].oldest_ms);
+        crate::sort::sort_by_key(&mut order, |&i| archived[i].oldest_ms);
         for i in order {
             if usage.home_bytes.saturating_sub(freed) <= low {
                 break;
@@ -157,7 +157,7 @@ pub fn plan(
             freed = freed.saturating_add(a.bytes);
         }
         let mut order: Vec<usize> = (0..dead.len()).collect();
-        order.sort_by_key(|&i| dead[i].dead_ms);
+        crate::sort::sort_by_key(&mut order, |&i| dead[i].dead_ms);
         for i in order {
             if usage.home_bytes.saturating_sub(freed) <= low {
                 break;
