@@ -9,8 +9,10 @@
 //!   binary (sessions, a scheduled job, queued replies) is opened by the new
 //!   one, everything is there and the queue delivers; and the old binary on
 //!   the migrated store still serves it (version 2 only adds a table);
-//!   and a Telegram reply the old binary could not deliver (the Bot API was
-//!   down) is delivered by the new one, once, without asking the model again.
+//!   and with Telegram: a pairing request the old binary recorded can be
+//!   approved by the new one, and a reply the old binary could not deliver
+//!   (the Bot API was down) is delivered by the new one, once, without
+//!   asking the model again.
 
 mod common;
 
@@ -330,14 +332,29 @@ fn a_reply_the_previous_release_queued_is_delivered_after_the_upgrade() {
         "fake/m1",
         &[],
         &format!(
-            r#", "channels": {{"telegram": {{"botToken": "{TOKEN}", "apiRoot": "{}", "pollTimeoutSeconds": 1, "dmPolicy": "allowlist", "allowFrom": ["42"]}}}}, "queue": {{"baseBackoffMs": 200}}"#,
+            r#", "channels": {{"telegram": {{"botToken": "{TOKEN}", "apiRoot": "{}", "pollTimeoutSeconds": 1, "dmPolicy": "pairing", "allowFrom": ["42"]}}}}, "queue": {{"baseBackoffMs": 200}}"#,
             tg.api_root()
         ),
     ));
+    // A stranger asks the old release to pair: it answers with a code.
+    let (child, _url) = start_with(&old, &home);
+    tg.dm(7, "hi there");
+    let sent = tg.wait_sent(1, 15);
+    let code: String = sent[0]
+        .1
+        .split("pairing code is ")
+        .nth(1)
+        .expect("code in message")
+        .chars()
+        .take(8)
+        .collect();
     // The old release answers a direct message while the Bot API refuses
     // sendMessage: the reply waits in its delivery queue.
-    tg.with(|s| s.down = true);
-    let (child, _url) = start_with(&old, &home);
+    tg.with(|s| {
+        s.down = true;
+        s.sent.clear();
+        s.send_attempts = 0;
+    });
     let uid = tg.dm(42, "remember the milk");
     let deadline = Instant::now() + Duration::from_secs(20);
     while tg.with(|s| s.send_attempts) < 1 || !tg.with(|s| s.offsets.contains(&Some(uid + 1))) {
@@ -384,6 +401,31 @@ fn a_reply_the_previous_release_queued_is_delivered_after_the_upgrade() {
     }
     assert_eq!(tg.sent().len(), 1, "{:?}", tg.sent());
     assert_eq!(llm.requests().len(), model_calls);
+    // The pairing request the old release recorded is there and approvable.
+    let out = home
+        .cmd()
+        .args(["pairing", "list", "--url", &gw.url()])
+        .output()
+        .expect("list");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&code),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = home
+        .cmd()
+        .args(["pairing", "approve", "telegram", &code, "--url", &gw.url()])
+        .output()
+        .expect("approve");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tg.dm(7, "now?");
+    let sent = tg.wait_sent(2, 20);
+    assert_eq!(sent[1].0, "7");
+    assert_eq!(sent[1].1, "Hello from fake: now?");
     let status: Value =
         serde_json::from_str(&http_get(&format!("{}/status", gw.url()), None).1).expect("status");
     assert_eq!(status["storage"]["schemaVersion"], 2);
