@@ -34,6 +34,7 @@ BIN = os.path.join(ROOT, "target", "debug", "pinch")
 LLAMA = os.environ.get("PINCH_LLAMA_URL", "http://127.0.0.1:18080").rstrip("/")
 
 calls = []  # one dict per model call: prompt_n, cache_n, ttft_s, summary
+bodies = []  # the request body of every model call, as pinch sent it
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -45,6 +46,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         req = json.loads(body or b"{}")
+        bodies.append(req)
         system = ""
         if req.get("messages") and req["messages"][0].get("role") == "system":
             system = req["messages"][0].get("content") or ""
@@ -101,6 +103,94 @@ def chat(port, session, text):
         return json.load(r)
 
 
+def start_gateway(proxy, window, extra_defaults=None):
+    """pinch in a fresh home, its model `llama/smollm2` with `window` tokens
+    of context, through the recording proxy. Returns (process, port, clock
+    file), or None when it did not start."""
+    home = tempfile.mkdtemp(prefix="pinch-cache-bench-")
+    clock = os.path.join(home, "clock")
+    with open(clock, "w") as f:
+        f.write("0")
+    defaults = {"temperature": 0, "timeoutSeconds": 900}
+    defaults.update(extra_defaults or {})
+    cfg = {
+        "gateway": {"port": 0},
+        "models": {"providers": {"llama": {
+            "baseUrl": f"http://127.0.0.1:{proxy}/v1", "api": "openai-completions",
+            "timeouts": {"firstToken": 600, "idle": 120, "total": 900},
+            "models": [{"id": "smollm2", "contextWindow": window, "maxTokens": 24}]}}},
+        "agents": {"defaults": defaults},
+    }
+    path = os.path.join(home, "pinch.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    os.chmod(path, 0o600)
+    env = dict(os.environ, PINCH_HOME=home, PINCH_TEST_CLOCK_FILE=clock, RUST_LOG="info")
+    gw = subprocess.Popen([BIN, "gateway", "run", "--port", "0"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        line = gw.stderr.readline()
+        if "listening on " in line:
+            addr = line.split("listening on ", 1)[1].split()[0]
+            threading.Thread(target=lambda: [None for _ in gw.stderr], daemon=True).start()
+            return gw, int(addr.rsplit(":", 1)[1]), clock
+        if not line and gw.poll() is not None:
+            break
+    gw.kill()
+    return None
+
+
+def llama_post(path, payload):
+    req = urllib.request.Request(LLAMA + path, json.dumps(payload).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.load(r)
+
+
+def tokens(text):
+    return len(llama_post("/tokenize", {"content": text, "parse_special": True})["tokens"])
+
+
+def rendered_tokens(req):
+    """Prompt tokens of a request as llama-server's chat template renders it."""
+    keep = {k: req[k] for k in ("messages", "tools") if k in req}
+    return tokens(llama_post("/apply-template", keep)["prompt"])
+
+
+def first_request(proxy, window, label):
+    """One `hello` in a new home: the prompt tokens llama-server counted, and
+    where they come from (system prompt, tool schemas, the rest)."""
+    started = start_gateway(proxy, window)
+    if started is None:
+        print("gateway did not start")
+        return None
+    gw, port, _ = started
+    try:
+        before = len(calls)
+        chat(port, f"first:{window}:{time.time()}", "hello")
+        rec = calls[before]
+        req = bodies[before]
+    finally:
+        gw.terminate()
+        gw.wait(timeout=10)
+    total = rec["prompt_n"] + rec["cache_n"]
+    no_tools = dict(req)
+    no_tools.pop("tools", None)
+    tools_n = rendered_tokens(req) - rendered_tokens(no_tools)
+    system = req["messages"][0].get("content") or "" if req["messages"][0].get("role") == "system" else ""
+    system_n = tokens(system)
+    names = [t["function"]["name"] for t in req.get("tools") or []]
+    print(f"first request, {label} (contextWindow {window}): {total} prompt tokens "
+          f"(system prompt {system_n}, {len(names)} tool schemas {tools_n}, "
+          f"template and user turn {total - system_n - tools_n}); "
+          f"system prompt {len(system.encode())} bytes, tools {len(json.dumps(req.get('tools') or []))} bytes")
+    if os.environ.get("PINCH_BENCH_DUMP"):
+        with open(os.environ["PINCH_BENCH_DUMP"] + f".{window}.json", "w") as f:
+            json.dump(req, f, indent=1)
+    return total
+
+
 def main():
     try:
         urllib.request.urlopen(LLAMA + "/health", timeout=3)
@@ -111,38 +201,19 @@ def main():
         print("build first: cargo build")
         return 1
     proxy = start_proxy()
-    home = tempfile.mkdtemp(prefix="pinch-cache-bench-")
-    clock = os.path.join(home, "clock")
-    with open(clock, "w") as f:
-        f.write("0")
-    cfg = {
-        "gateway": {"port": 0},
-        "models": {"providers": {"llama": {
-            "baseUrl": f"http://127.0.0.1:{proxy}/v1", "api": "openai-completions",
-            "timeouts": {"firstToken": 600, "idle": 120, "total": 900},
-            "models": [{"id": "smollm2", "contextWindow": 4096, "maxTokens": 24}]}}},
-        "agents": {"defaults": {"temperature": 0, "timeoutSeconds": 900}},
-    }
-    path = os.path.join(home, "pinch.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    os.chmod(path, 0o600)
-    env = dict(os.environ, PINCH_HOME=home, PINCH_TEST_CLOCK_FILE=clock, RUST_LOG="info")
-    gw = subprocess.Popen([BIN, "gateway", "run", "--port", "0"], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    port = None
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        line = gw.stderr.readline()
-        if "listening on " in line:
-            addr = line.split("listening on ", 1)[1].split()[0]
-            port = int(addr.rsplit(":", 1)[1])
-            break
-    if port is None:
-        print("gateway did not start")
-        gw.kill()
+    small = first_request(proxy, 4096, "compact prompt")
+    large = first_request(proxy, 32768, "full prompt")
+    if small is None or large is None:
         return 1
-    threading.Thread(target=lambda: [None for _ in gw.stderr], daemon=True).start()
+    print(f"first request: {small} prompt tokens with a small window (target <= 1200), "
+          f"{large} with the full prompt")
+    if "--first-only" in sys.argv:
+        return 0
+    started = start_gateway(proxy, 4096)
+    if started is None:
+        print("gateway did not start")
+        return 1
+    gw, port, clock = started
     try:
         offset = [0]
 
@@ -160,9 +231,6 @@ def main():
         for i in range(6):
             rec, _ = turn(f"bench:{stamp}", "hello" if i == 0 else f"tell me about the number {i}")
             first.append(rec)
-        total0 = first[0]["prompt_n"] + first[0]["cache_n"]
-        print(f"first request: {total0} prompt tokens "
-              f"(prompt_n {first[0]['prompt_n']}, cache_n {first[0]['cache_n']})")
         report("turns 2-6, 70 s apart", first)
 
         # A long conversation until a compaction, then six more turns.
