@@ -148,3 +148,35 @@ fn a_new_users_first_request_fits_1200_tokens() {
     );
     assert!(n <= 1200, "first request of {n} tokens, over 1,200");
 }
+
+#[test]
+fn status_shows_the_real_servers_health() {
+    let Some(url) = llama() else { return };
+    let home = TempHome::new("llama-health");
+    home.write_config(&config(&format!("{url}/v1"), "openai-completions"));
+    let gw = Gateway::start(&home, &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let entry = loop {
+        let (code, body) = http_get(&format!("{}/status", gw.url()), None);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let e = v["localModels"]["llama"].clone();
+        if e["state"] == "ok" {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never showed ready: {e}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("status.localModels.llama: {entry}");
+    assert!(
+        entry["model"].as_str().unwrap_or("").ends_with(".gguf"),
+        "{entry}"
+    );
+    let n_ctx = entry["contextSize"].as_u64().expect("contextSize");
+    assert!(n_ctx >= 512, "{entry}");
+    assert!(entry["slots"].as_u64().expect("slots") >= 1, "{entry}");
+    assert!(entry["slotsBusy"].as_u64().is_some(), "{entry}");
+}
