@@ -11,6 +11,10 @@
 //! `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a skill's
 //! full text) and `cron` (scheduled jobs, asked of the reactor).
 //! Skill scripts declared in SKILL.md become tools too, run in the same sandbox.
+//! `read_file` on a directory lists it, so the compact tool set of small
+//! context windows (`specs_for`) can leave out `list_dir` and the skill
+//! scripts' own tools (`skill` runs them by name) without losing a thing
+//! the model can do.
 //! A tool's failure is returned to the model as a result; it never ends the run.
 
 use super::skills::{self, Skill};
