@@ -387,16 +387,15 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
             pc["lastRun"]
         );
     }
-    // Local model servers: asked from here, never from the gateway's reactor.
-    if let Ok(loaded) = load(g, home) {
-        for (id, p) in &loaded.cfg.models.providers {
-            if crate::provider::is_local_llama(p) {
-                let line =
-                    match crate::local_llm::probe(&p.base_url, std::time::Duration::from_secs(2)) {
-                        Ok(info) => crate::local_llm::describe(&info),
-                        Err(e) => format!("no answer ({e})"),
-                    };
-                println!("local model server {id}: {line}");
+    // Local model servers, as the gateway's monitor last saw them.
+    if let Some(servers) = s["localModels"].as_object() {
+        for (id, v) in servers {
+            println!(
+                "local model server {id}: {}",
+                crate::local_llm::status_line(v)
+            );
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                println!("  warning: {}", w.as_str().unwrap_or(""));
             }
         }
     }

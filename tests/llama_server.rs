@@ -102,3 +102,81 @@ fn the_second_turn_is_served_from_llama_cache() {
     eprintln!("second turn: {read} prompt tokens from cache, {written} evaluated ({share:.3})");
     assert!(share > 0.85, "second turn re-evaluated the prompt: {last}");
 }
+
+#[test]
+fn a_new_users_first_request_fits_1200_tokens() {
+    let Some(url) = llama() else { return };
+    // What pinch sends for a new user's first message with a 4k window
+    // (default workspace, bundled skills), counted by llama-server's own
+    // chat template and tokenizer.
+    let home = TempHome::new("llama-first");
+    let llm = FakeLlm::openai();
+    home.write_config(&config_for(&[("fake", &llm)], "fake/m1", &[], ""));
+    let gw = Gateway::start(&home, &[]);
+    let mut ws = Ws::connect(gw.addr);
+    let r = ws.call("chat.send", json!({"session": "t:first", "text": "hello"}));
+    assert_eq!(r["ok"], true, "{r}");
+    ws.until_done();
+    let body = llm.requests().remove(0).body;
+    let (status, rendered) = http_post(
+        &format!("{url}/apply-template"),
+        None,
+        &json!({"messages": body["messages"], "tools": body["tools"]}).to_string(),
+    );
+    assert_eq!(status, 200, "{rendered}");
+    let prompt = serde_json::from_str::<serde_json::Value>(&rendered).expect("json")["prompt"]
+        .as_str()
+        .expect("prompt")
+        .to_string();
+    assert!(
+        prompt.contains("\"read_file\""),
+        "the server's template dropped the tools; start it with a tool-capable template (scripts/local-llm.sh does)"
+    );
+    let (status, tokens) = http_post(
+        &format!("{url}/tokenize"),
+        None,
+        &json!({"content": prompt, "parse_special": true}).to_string(),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let n = serde_json::from_str::<serde_json::Value>(&tokens).expect("json")["tokens"]
+        .as_array()
+        .expect("tokens")
+        .len();
+    eprintln!(
+        "first request: {n} prompt tokens ({} tools)",
+        body["tools"].as_array().map_or(0, Vec::len)
+    );
+    assert!(n <= 1200, "first request of {n} tokens, over 1,200");
+}
+
+#[test]
+fn status_shows_the_real_servers_health() {
+    let Some(url) = llama() else { return };
+    let home = TempHome::new("llama-health");
+    home.write_config(&config(&format!("{url}/v1"), "openai-completions"));
+    let gw = Gateway::start(&home, &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let entry = loop {
+        let (code, body) = http_get(&format!("{}/status", gw.url()), None);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let e = v["localModels"]["llama"].clone();
+        if e["state"] == "ok" {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never showed ready: {e}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("status.localModels.llama: {entry}");
+    assert!(
+        entry["model"].as_str().unwrap_or("").ends_with(".gguf"),
+        "{entry}"
+    );
+    let n_ctx = entry["contextSize"].as_u64().expect("contextSize");
+    assert!(n_ctx >= 512, "{entry}");
+    assert!(entry["slots"].as_u64().expect("slots") >= 1, "{entry}");
+    assert!(entry["slotsBusy"].as_u64().is_some(), "{entry}");
+}

@@ -238,3 +238,69 @@ fn a_provider_off_loopback_gets_no_llama_fields() {
         pinch::llm::CacheHints::default()
     );
 }
+
+/// The first request of a new conversation with the primary model's
+/// `contextWindow` set to `window` (and `defaults` added to
+/// `agents.defaults`).
+fn first_request(tag: &str, window: u32, defaults: &str) -> Value {
+    let home = TempHome::new(tag);
+    let llm = FakeLlm::openai();
+    let cfg = config_for(&[("fake", &llm)], "fake/m1", &[], "")
+        .replace(
+            "\"contextWindow\": 4096",
+            &format!("\"contextWindow\": {window}"),
+        )
+        .replace(
+            "\"agents\": {\"defaults\": {",
+            &format!("\"agents\": {{\"defaults\": {{{defaults}"),
+        );
+    home.write_config(&cfg);
+    let gw = Gateway::start(&home, &[]);
+    let mut ws = Ws::connect(gw.addr);
+    chat(&mut ws, "t:first", "hello");
+    llm.requests().remove(0).body
+}
+
+fn tool_names(body: &Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+        .collect()
+}
+
+/// System prompt and tool schemas, in bytes.
+fn prompt_bytes(body: &Value) -> usize {
+    body["messages"][0]["content"].as_str().map_or(0, str::len) + body["tools"].to_string().len()
+}
+
+#[test]
+fn a_small_window_gets_the_compact_prompt() {
+    let small = first_request("compact-small", 4096, "");
+    let large = first_request("compact-large", 32768, "");
+    let forced = first_request("compact-forced", 32768, "\"compactPrompt\": true, ");
+    let off = first_request("compact-off", 4096, "\"compactPrompt\": false, ");
+    let (s, l) = (prompt_bytes(&small), prompt_bytes(&large));
+    eprintln!(
+        "system prompt + tool schemas: {s} bytes compact ({} tools), {l} bytes full ({} tools)",
+        tool_names(&small).len(),
+        tool_names(&large).len()
+    );
+    for core in ["read_file", "write_file", "edit_file", "memory", "cron"] {
+        assert!(tool_names(&small).iter().any(|n| n == core), "{core}");
+    }
+    // read_file lists directories, so the compact set has no list_dir.
+    assert!(!tool_names(&small).iter().any(|n| n == "list_dir"));
+    assert!(tool_names(&large).iter().any(|n| n == "list_dir"));
+    assert!(s < l, "compact {s} bytes, full {l}");
+    // About 3 bytes a token: within the 1,200-token budget of a first
+    // request (tests/llama_server.rs counts with llama.cpp's tokenizer).
+    assert!(s <= 3600, "compact prompt of {s} bytes");
+    // The setting wins over the window, both ways.
+    assert_eq!(tool_names(&forced), tool_names(&small));
+    assert_eq!(tool_names(&off), tool_names(&large));
+    // The untouched USER.md placeholder is not sent.
+    let system = small["messages"][0]["content"].as_str().unwrap_or("");
+    assert!(!system.contains("Edit freely"), "{system}");
+}

@@ -162,7 +162,7 @@ impl Pool {
             workspace: workspace.clone(),
         });
         let overhead_chars =
-            compact::overhead(&prompt::system_prompt(&ctx, false), ctx.tools.specs());
+            compact::overhead(&prompt::system_prompt(&ctx, false), prompt::tools(&ctx));
         let work = Arc::new(Work {
             state: Mutex::new(WorkState {
                 queue: VecDeque::new(),
@@ -400,7 +400,7 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
         }
     }
     let system = prompt::system_prompt(ctx, job.run.group);
-    let tools = ctx.tools.specs();
+    let tools = prompt::tools(ctx);
     let hist = compact::History {
         messages: &history,
         cum_chars: &anchors,
@@ -547,7 +547,7 @@ fn compact_session(
                 m.model.context_window,
                 m.model.max_tokens,
                 compact::FLUSH_INSTRUCTIONS,
-                ctx.tools.specs(),
+                prompt::tools(ctx),
             )
         })
         .min()

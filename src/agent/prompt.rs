@@ -15,8 +15,12 @@
 //! Group chats get a prompt without USER.md and MEMORY.md: those hold the
 //! owner's private facts and stay out of conversations with other people.
 //!
-//! Models with a small window (`contextWindow` <= `SMALL_WINDOW`) get tighter
-//! caps on workspace files and skill descriptions.
+//! The compact prompt (`agents.defaults.compactPrompt`, automatic for a
+//! primary model with `contextWindow` <= `SMALL_WINDOW`) keeps the first
+//! request of a conversation near 1,000 tokens: tighter caps on workspace
+//! files, skill descriptions cut to their first clause, and skill scripts
+//! reached through the `skill` tool rather than one schema each
+//! (`tools::Registry::specs_for`).
 
 use super::Ctx;
 
@@ -29,8 +33,8 @@ pub const CHARS_PER_TOKEN: usize = 3;
 pub const SMALL_WINDOW: u32 = 8192;
 /// Per-file cap on workspace files in the compact prompt, in bytes.
 const SMALL_FILE_CHARS: usize = 600;
-/// Skill descriptions in the compact prompt, in bytes.
-const SMALL_SKILL_CHARS: usize = 60;
+/// Skill descriptions in the compact prompt, at most this many bytes.
+const SMALL_SKILL_CHARS: usize = 96;
 
 /// Who a run talks to, as far as the prompt is concerned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,7 +60,7 @@ const PRIVATE: [&str; 2] = ["USER.md", "MEMORY.md"];
 /// The system prompt for a session: the same bytes for every request of
 /// the session as long as the workspace files and skills do not change.
 pub fn system_prompt(ctx: &Ctx, group: bool) -> String {
-    let small = primary_window(ctx) <= SMALL_WINDOW;
+    let small = compact(ctx);
     let mut max = ctx.cfg.agents.defaults.bootstrap_max_chars;
     if small {
         max = max.min(SMALL_FILE_CHARS);
@@ -73,25 +77,62 @@ pub fn system_prompt(ctx: &Ctx, group: bool) -> String {
     }
     let skills: Vec<_> = ctx.tools.skills().iter().filter(|s| s.eligible).collect();
     if !skills.is_empty() {
-        let desc = if small { SMALL_SKILL_CHARS } else { 160 };
-        out.push_str("Skills (load one with the `skill` tool before following it):\n");
+        out.push_str("Skills (load one with the `skill` tool):\n");
         for s in skills.iter().take(24) {
-            out.push_str(&format!(
-                "- {}: {}\n",
-                s.name,
-                crate::util::truncate(&s.description, desc).trim_end()
-            ));
+            let description = if small {
+                first_clause(&s.description, SMALL_SKILL_CHARS)
+            } else {
+                crate::util::truncate(&s.description, 160).trim_end()
+            };
+            out.push_str(&format!("- {}: {description}\n", s.name));
         }
         out.push('\n');
     }
-    out.push_str("Each user message starts with [time UTC");
-    out.push_str(" · channel and sender when known].\n");
+    out.push_str("User messages start with [UTC time · channel and sender, if known].\n");
     if group {
         out.push_str("This is a group chat: keep the owner's private facts private.\n");
     } else {
         out.push_str("Keep durable facts about the user in memory with the `memory` tool.\n");
     }
     out
+}
+
+/// Whether the session's requests use the compact prompt and tool set:
+/// `agents.defaults.compactPrompt` when set, else a primary model with a
+/// window of at most `SMALL_WINDOW` tokens.
+pub fn compact(ctx: &Ctx) -> bool {
+    compact_for(ctx.cfg.agents.defaults.compact_prompt, primary_window(ctx))
+}
+
+/// `compact` for a setting and a window (pure).
+pub fn compact_for(setting: Option<bool>, window: u32) -> bool {
+    setting.unwrap_or(window <= SMALL_WINDOW)
+}
+
+/// The tool schemas of the session's requests.
+pub fn tools(ctx: &Ctx) -> &[crate::llm::ToolSpec] {
+    ctx.tools.specs_for(compact(ctx))
+}
+
+/// A description cut to its first sentence or clause, at most `max` bytes,
+/// ending on a word boundary (pure).
+pub fn first_clause(text: &str, max: usize) -> &str {
+    let text = text.trim();
+    let mut end = text.len();
+    for stop in [". ", "; ", " ("] {
+        if let Some(i) = text.find(stop) {
+            end = end.min(i);
+        }
+    }
+    let cut = text.get(..end).unwrap_or(text).trim_end_matches('.');
+    if cut.len() <= max {
+        return cut;
+    }
+    let short = crate::util::truncate(cut, max);
+    match short.rfind(' ') {
+        Some(i) if i > 0 => short.get(..i).unwrap_or(short),
+        _ => short,
+    }
 }
 
 /// The primary model's context window (4096 when none is configured).
@@ -189,5 +230,30 @@ mod tests {
         assert_eq!(strip_envelope(&envelope(ms, &group, "[x] y")), "[x] y");
         assert_eq!(strip_envelope("[not a stamp] hi"), "[not a stamp] hi");
         assert_eq!(strip_envelope("[é"), "[é");
+    }
+
+    #[test]
+    fn compact_by_setting_or_window() {
+        assert!(compact_for(None, 4096));
+        assert!(compact_for(None, SMALL_WINDOW));
+        assert!(!compact_for(None, SMALL_WINDOW + 1));
+        assert!(compact_for(Some(true), 200_000));
+        assert!(!compact_for(Some(false), 2048));
+    }
+
+    #[test]
+    fn first_clause_keeps_whole_words() {
+        assert_eq!(
+            first_clause("Compose a short digest of today's top stories from the user's feeds, Hacker News and web search; also for a push.", 80),
+            "Compose a short digest of today's top stories from the user's feeds, Hacker"
+        );
+        assert_eq!(
+            first_clause("Compose a short digest of today's top stories from the user's feeds, Hacker News and web search; also for a push.", 96),
+            "Compose a short digest of today's top stories from the user's feeds, Hacker News and web search"
+        );
+        assert_eq!(first_clause("Check things. Then more.", 64), "Check things");
+        assert_eq!(first_clause("Write notes (markdown)", 64), "Write notes");
+        assert_eq!(first_clause("é".repeat(40).as_str(), 7), "ééé");
+        assert_eq!(first_clause("", 10), "");
     }
 }

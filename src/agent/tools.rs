@@ -11,6 +11,10 @@
 //! `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a skill's
 //! full text) and `cron` (scheduled jobs, asked of the reactor).
 //! Skill scripts declared in SKILL.md become tools too, run in the same sandbox.
+//! `read_file` on a directory lists it, so the compact tool set of small
+//! context windows (`specs_for`) can leave out `list_dir` and the skill
+//! scripts' own tools (`skill` runs them by name) without losing a thing
+//! the model can do.
 //! A tool's failure is returned to the model as a result; it never ends the run.
 
 use super::skills::{self, Skill};
@@ -62,7 +66,12 @@ fn cap(mut s: String) -> String {
 }
 
 pub struct Registry {
+    /// Every tool offered; those of the compact set first.
     specs: Vec<ToolSpec>,
+    /// How many of `specs` the compact tool set offers. The rest are only
+    /// in the full set: `list_dir` (read_file lists directories too) and
+    /// the skill scripts' own tools (reached through `skill` with `run`).
+    core: usize,
     workspace: PathBuf,
     exec: ExecTool,
     /// Resolved allowlist: canonical program paths.
@@ -90,7 +99,7 @@ fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
 }
 
 fn path_schema(extra: Value) -> Value {
-    let mut props = json!({"path": {"type": "string", "description": "relative to the workspace"}});
+    let mut props = json!({"path": {"type": "string"}});
     if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
             p.insert(k.clone(), v.clone());
@@ -111,14 +120,13 @@ impl Registry {
         let workspace =
             std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
         let mut specs = vec![
-            spec("read_file", "Read a text file in the workspace.", path_schema(json!({}))),
+            spec("read_file", "Read a text file in the workspace, or list a directory (path \".\" for the root).", path_schema(json!({}))),
             spec("write_file", "Create or overwrite a file in the workspace.", path_schema(json!({"content": {"type": "string"}}))),
             spec(
                 "edit_file",
-                "Replace one exact occurrence of old_text with new_text in a workspace file.",
+                "Replace old_text (exact, occurring once) with new_text in a workspace file.",
                 path_schema(json!({"old_text": {"type": "string"}, "new_text": {"type": "string"}})),
             ),
-            spec("list_dir", "List a workspace directory (path \".\" for the root).", path_schema(json!({}))),
             spec(
                 "memory",
                 "Long-term memory in MEMORY.md. action: read | append (text) | replace_section (section heading, text).",
@@ -134,13 +142,13 @@ impl Registry {
         if exec.enabled {
             let allow = exec.allow.join(", ");
             let shell = if exec.allow_shell {
-                "Shell syntax runs under sh -c"
+                "shell syntax runs under sh -c"
             } else {
-                "No shell"
+                "no shell"
             };
             specs.push(spec(
                 "exec",
-                &format!("Run a program. {shell}. Allowed: {allow}."),
+                &format!("Run a program ({shell}). Allowed: {allow}."),
                 json!({"type": "object", "properties": {"command": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}, "required": ["command"]}),
             ));
         }
@@ -152,7 +160,7 @@ impl Registry {
                 recv_response: Duration::from_secs(wf.timeout_seconds),
                 per_read: Some(Duration::from_secs(wf.timeout_seconds)),
             };
-            specs.push(spec("web_fetch", "Fetch a web page (http/https) as readable text.", json!({"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]})));
+            specs.push(spec("web_fetch", "Fetch an http(s) URL as readable text.", json!({"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]})));
             Some(super::fetch::FetchAgent::new(route, t, wf.allow_private)?)
         } else {
             None
@@ -171,8 +179,15 @@ impl Registry {
         let skills = skills::discover(&workspace);
         let eligible: Vec<&Skill> = skills.iter().filter(|s| s.eligible).collect();
         if !eligible.is_empty() {
-            specs.push(spec("skill", "Load the full instructions of a skill by name before using it; with run (a script path inside the skill folder) and args, run that script.", json!({"type": "object", "properties": {"name": {"type": "string"}, "run": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}, "required": ["name"]})));
+            specs.push(spec("skill", "Load a skill by name before using it; with run (its tool's name or script path) and args, run that.", json!({"type": "object", "properties": {"name": {"type": "string"}, "run": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}, "required": ["name"]})));
         }
+        let core = specs.len();
+        // Only in the full set: read_file lists directories too.
+        specs.push(spec(
+            "list_dir",
+            "List a workspace directory (path \".\" for the root).",
+            path_schema(json!({})),
+        ));
         for s in &eligible {
             for t in &s.tools {
                 specs.push(spec(&t.name, &t.description, json!({"type": "object", "properties": {"args": {"type": "array", "items": {"type": "string"}}}})));
@@ -180,6 +195,7 @@ impl Registry {
         }
         Ok(Registry {
             specs,
+            core,
             workspace,
             exec,
             exec_allowed,
@@ -196,16 +212,35 @@ impl Registry {
 
     /// Offers the `cron` tool, which asks the reactor through `tx`.
     pub fn enable_cron(&mut self, tx: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>) {
-        self.specs.push(spec(
+        self.add_core(spec(
             "cron",
-            "Scheduled jobs. action: list | add | remove. add: name, message, and cron (5 fields, with tz) or every (\"30m\") or at (RFC 3339); optional skill, to (\"telegram:<chat>\"; default: the last chat).",
+            "Scheduled jobs. add: name, message, and cron (5 fields, tz) or every (\"30m\") or at (RFC 3339); to: \"telegram:<chat>\" (default the last chat). remove: name.",
             json!({"type": "object", "properties": {"action": {"type": "string", "enum": ["list", "add", "remove"]}, "name": {"type": "string"}, "message": {"type": "string"}, "cron": {"type": "string"}, "tz": {"type": "string"}, "every": {"type": "string"}, "at": {"type": "string"}, "skill": {"type": "string"}, "to": {"type": "string"}}, "required": ["action"]}),
         ));
         self.reactor = Some(tx);
     }
 
+    /// Offers a tool in both tool sets.
+    fn add_core(&mut self, tool: ToolSpec) {
+        let at = self.core.min(self.specs.len());
+        self.specs.insert(at, tool);
+        self.core = at + 1;
+    }
+
+    /// Every tool offered.
     pub fn specs(&self) -> &[ToolSpec] {
         &self.specs
+    }
+
+    /// The tools of a request: all of them, or the compact set for small
+    /// context windows (`prompt::compact`), without `list_dir` and the
+    /// skill scripts' tools (run through `skill`, `run` = the tool's name).
+    pub fn specs_for(&self, compact: bool) -> &[ToolSpec] {
+        if compact {
+            self.specs.get(..self.core).unwrap_or(&self.specs)
+        } else {
+            &self.specs
+        }
     }
 
     pub fn skills(&self) -> &[Skill] {
@@ -327,6 +362,9 @@ impl Registry {
 
     fn read_file(&self, rel: Option<&str>) -> Result<Output, String> {
         let p = self.existing(rel)?;
+        if p.is_dir() {
+            return self.list_dir(rel);
+        }
         let meta = std::fs::metadata(&p).map_err(|e| e.to_string())?;
         if meta.len() as usize > MAX_FILE {
             return Err(format!(
@@ -518,8 +556,15 @@ impl Registry {
         let body = skills::read_skill_md(&s.dir.join("SKILL.md"))?;
         // OpenClaw skills write `{baseDir}` for their own folder.
         let body = body.replace("{baseDir}", &s.dir.display().to_string());
+        let mut tools = String::new();
+        for t in &s.tools {
+            tools.push_str(&format!("\n- {}: {}", t.name, t.description));
+        }
+        if !tools.is_empty() {
+            tools = format!("\nIts tools (run = the name):{tools}");
+        }
         Ok(Output::ok(
-            format!("{body}\n\n(skill folder: {}; run one of its scripts with the skill tool: name, run = the script's path in the folder, args)", s.dir.display()),
+            format!("{body}\n\n(skill folder: {}; run its tools or scripts with the skill tool: name, run = a tool name or the script's path in the folder, args){tools}", s.dir.display()),
             format!("loaded skill {name}"),
         ))
     }
@@ -539,7 +584,11 @@ impl Registry {
             .iter()
             .find(|s| s.name == name && s.eligible)
             .ok_or_else(|| format!("no eligible skill {name:?}"))?;
-        let script = script.strip_prefix("{baseDir}/").unwrap_or(script);
+        // `run` may name one of the skill's declared tools.
+        let script = match s.tools.iter().find(|t| t.name == script) {
+            Some(tool) => tool.script.as_str(),
+            None => script.strip_prefix("{baseDir}/").unwrap_or(script),
+        };
         let dir = std::fs::canonicalize(&s.dir).map_err(|e| format!("{}: {e}", s.dir.display()))?;
         let candidate = if Path::new(script).is_absolute() {
             PathBuf::from(script)

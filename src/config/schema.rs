@@ -244,6 +244,11 @@ pub struct AgentDefaults {
     pub bootstrap_max_chars: usize,
     /// Thinking budget in tokens for models marked `reasoning`.
     pub thinking_budget: u32,
+    /// The compact prompt (tighter file caps, skill scripts reached through
+    /// the `skill` tool instead of one schema each): `true`/`false`; unset
+    /// means automatic, for a primary model with `contextWindow` <= 8192.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compact_prompt: Option<bool>,
     /// Periodic check-ins driven by the workspace's HEARTBEAT.md.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<crate::sched::HeartbeatConfig>,
@@ -260,6 +265,7 @@ impl Default for AgentDefaults {
             temperature: None,
             bootstrap_max_chars: 2000,
             thinking_budget: 1024,
+            compact_prompt: None,
             heartbeat: None,
         }
     }

@@ -166,6 +166,9 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
     let cfg = Arc::new(cfg);
     let workspace = workspace_dir(home, &cfg);
     let pool = crate::agent::Pool::start(cfg.clone(), workspace, tx.clone())?;
+    if let Err(e) = crate::local_llm::start_monitor(&cfg) {
+        log::warn!("{e}; status.localModels stays empty");
+    }
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -424,6 +424,7 @@ impl Reactor {
             "clients": self.clients.len(),
             "runs": {"inFlight": self.runs.len(), "total": self.runs_total, "failed": self.runs_failed},
             "promptCache": self.cache_status(),
+            "localModels": crate::local_llm::status_json(),
             "primaryModel": self.cfg.agents.defaults.model.primary,
             "models": providers,
             "channels": self.channels_status(),

@@ -319,6 +319,14 @@ fn serve(
     let Some((path, headers, body)) = read_request(&mut stream) else {
         return;
     };
+    // The gateway's health probe of a loopback model server: not a chat.
+    if matches!(path.as_str(), "/health" | "/props" | "/slots") {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        return;
+    }
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let system = json["messages"][0]["content"]
         .as_str()

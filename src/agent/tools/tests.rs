@@ -296,3 +296,73 @@ fn skill_files_are_read_only_for_file_tools() {
     assert!(!o.is_error, "{}", o.content);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_compact_set_reaches_every_tool_through_fewer_schemas() {
+    let dir = std::env::temp_dir().join(format!("pinch-tools-compact-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let demo = dir.join("skills/demo");
+    std::fs::create_dir_all(demo.join("scripts")).expect("mkdir");
+    std::fs::write(
+        demo.join("SKILL.md"),
+        "---\nname: demo\ndescription: a demo skill\ntool: demo_run | scripts/demo.sh | runs the demo with ARGS\n---\nUse demo_run.\n",
+    )
+    .expect("skill");
+    let script = demo.join("scripts/demo.sh");
+    std::fs::write(&script, "#!/bin/sh\necho demo-ran \"$1\"\n").expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut cfg = Config::default();
+    cfg.tools.web_fetch.enabled = false;
+    let mut r = Registry::new(&cfg, &dir).expect("registry");
+    unconfined_where_unsupported(&mut r);
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    r.enable_cron(tx);
+    let names = |compact: bool| -> Vec<String> {
+        r.specs_for(compact)
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let (full, compact) = (names(false), names(true));
+    for name in [
+        "read_file",
+        "write_file",
+        "edit_file",
+        "memory",
+        "skill",
+        "cron",
+    ] {
+        assert!(compact.iter().any(|n| n == name), "{name}: {compact:?}");
+    }
+    for name in ["list_dir", "demo_run"] {
+        assert!(full.iter().any(|n| n == name), "{name}: {full:?}");
+        assert!(!compact.iter().any(|n| n == name), "{name}: {compact:?}");
+    }
+    assert_eq!(r.specs().len(), full.len());
+    // What the compact set leaves out is reached another way: read_file
+    // lists a directory, and a skill's tool runs through `skill` by name,
+    // listed (with its description) when the skill is loaded.
+    let listing = run(&r, "read_file", serde_json::json!({"path": "."}));
+    assert!(!listing.is_error, "{}", listing.content);
+    assert!(listing.content.contains("skills/"), "{}", listing.content);
+    let loaded = run(&r, "skill", serde_json::json!({"name": "demo"}));
+    assert!(
+        loaded
+            .content
+            .contains("- demo_run: runs the demo with ARGS"),
+        "{}",
+        loaded.content
+    );
+    let ran = run(
+        &r,
+        "skill",
+        serde_json::json!({"name": "demo", "run": "demo_run", "args": ["x1"]}),
+    );
+    assert!(!ran.is_error, "{}", ran.content);
+    assert!(ran.content.contains("demo-ran x1"), "{}", ran.content);
+    // The tool itself still answers when a model calls it by name.
+    let direct = run(&r, "demo_run", serde_json::json!({"args": ["x2"]}));
+    assert!(direct.content.contains("demo-ran x2"), "{}", direct.content);
+    let _ = std::fs::remove_dir_all(dir);
+}
