@@ -270,7 +270,7 @@ fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBoo
                 continue;
             }
         };
-        session.on_connected(resume);
+        session.on_connected(resume, now());
         let ended = run_connection(s, &mut session, &mut ws, &socket, sink, stop, &mut health);
         let _ = socket.shutdown(Shutdown::Both);
         match ended {
