@@ -77,6 +77,11 @@ const TARGETS: &[Target] = &[
         max_len: 64 * 1024,
     },
     Target {
+        name: "discord_gateway",
+        run: targets::discord_gateway,
+        max_len: 64 * 1024,
+    },
+    Target {
         name: "reply_split",
         run: targets::reply_split,
         max_len: 8 * 1024,

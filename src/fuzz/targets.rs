@@ -342,6 +342,44 @@ pub fn slack_frame(input: &[u8]) -> Verdict {
     Ok(())
 }
 
+/// Discord: Gateway frames through a live session (READY, dispatches,
+/// op 1/7/9/10/11), `MESSAGE_CREATE` payloads, REST answers and rate-limit
+/// headers, `GET /gateway/bot`, and the Discord reply split (no message over
+/// 2,000 characters).
+pub fn discord_gateway(input: &[u8]) -> Verdict {
+    use crate::channel::discord::{format, parse_message, rest, Session};
+    let s = text(input);
+    let mut session = Session::new("token", crate::channel::discord::intents(false));
+    session.on_connected(false, NOW_MS);
+    let mut now = NOW_MS;
+    for line in s.lines().take(64) {
+        now += 500;
+        let _ = session.on_frame(line, now, super::engine::hash(line.as_bytes()));
+        let _ = session.on_tick(now);
+        if let Ok(v) = serde_json::from_str::<Value>(line) {
+            let d = v.get("d").unwrap_or(&v);
+            if let Ok(env) = parse_message(d, "1100000000000000001", "default", false) {
+                if env.text.chars().count() > crate::channel::envelope::MAX_TEXT_CHARS {
+                    return Err("envelope text over the cap".into());
+                }
+            }
+        }
+    }
+    let _ = session.on_close(Some(4000), now, 7);
+    for status in [200u16, 400, 401, 403, 404, 429, 502] {
+        let _ = rest::classify(status, input, Some(&s));
+    }
+    let _ = rest::parse_gateway_bot(input);
+    let _ = rest::seconds_to_ms(&s);
+    let _ = rest::parse_rate_headers(|_| Some(s.as_ref()));
+    for part in format::render(&s, 2000, 17) {
+        if part.chars().count() > 2000 {
+            return Err(format!("Discord message of {} chars", part.chars().count()));
+        }
+    }
+    Ok(())
+}
+
 /// Reply splitting for channels: no chunk over the limit. First byte picks
 /// the limit, from 2 (one UTF-16 surrogate pair cannot be cut further).
 pub fn reply_split(input: &[u8]) -> Verdict {

@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 
 /// Longest session id or URL kept from READY.
 const MAX_FIELD_BYTES: usize = 512;
+/// Longest wait for Hello after connecting.
+const HELLO_TIMEOUT_MS: u64 = 30_000;
 /// Reconnect delay cap.
 const MAX_BACKOFF_MS: u64 = 60_000;
 
@@ -82,6 +84,8 @@ pub struct Session {
     reconnects_day: u64,
     fatal: Option<String>,
     resuming: bool,
+    /// When the socket opened, until Hello arrives.
+    awaiting_hello_since: Option<u64>,
 }
 
 /// The number of the UTC day `ms` falls in.
@@ -125,6 +129,7 @@ impl Session {
             reconnects_day: 0,
             fatal: None,
             resuming: false,
+            awaiting_hello_since: None,
         }
     }
 
@@ -172,7 +177,8 @@ impl Session {
 
     /// A new socket is open: wait for Hello. `resume` says whether the
     /// session should be resumed on it.
-    pub fn on_connected(&mut self, resume: bool) {
+    pub fn on_connected(&mut self, resume: bool, now: u64) {
+        self.awaiting_hello_since = Some(now);
         self.phase = Phase::Connecting;
         self.next_beat_ms = None;
         self.awaiting_ack = false;
@@ -216,6 +222,7 @@ impl Session {
     }
 
     fn begin_reconnect(&mut self, resume: bool, now: u64) {
+        self.awaiting_hello_since = None;
         self.note_reconnect(now);
         self.phase = Phase::Connecting;
         self.next_beat_ms = None;
@@ -267,6 +274,7 @@ impl Session {
                     .unwrap_or(41_250)
                     .clamp(1_000, 600_000);
                 self.interval_ms = interval;
+                self.awaiting_hello_since = None;
                 // jitter: a fraction of the interval, from 1/1000 steps
                 let first = interval.saturating_mul(random % 1001) / 1000;
                 self.next_beat_ms = Some(now.saturating_add(first));
@@ -332,12 +340,23 @@ impl Session {
 
     /// When [`Session::on_tick`] next has something to do.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.next_beat_ms
+        self.next_beat_ms.or_else(|| {
+            self.awaiting_hello_since
+                .map(|t| t.saturating_add(HELLO_TIMEOUT_MS))
+        })
     }
 
     /// Timers: the heartbeat, and zombie detection (no ACK for the previous
     /// beat when the next one is due).
     pub fn on_tick(&mut self, now: u64) -> Vec<Action> {
+        if let Some(since) = self.awaiting_hello_since {
+            if now >= since.saturating_add(HELLO_TIMEOUT_MS) {
+                self.awaiting_hello_since = None;
+                let why = "no Hello within 30 s of connecting".to_string();
+                let resume = self.resuming;
+                return vec![self.reconnect(resume, 0, why, now)];
+            }
+        }
         let Some(due) = self.next_beat_ms else {
             return Vec::new();
         };
@@ -356,6 +375,7 @@ impl Session {
     /// The socket closed (`code` when the peer sent a close frame) or broke.
     pub fn on_close(&mut self, code: Option<u16>, now: u64, random: u64) -> CloseVerdict {
         self.next_beat_ms = None;
+        self.awaiting_hello_since = None;
         if let Some(text) = code.and_then(fatal_close) {
             self.phase = Phase::Failed;
             self.fatal = Some(text.to_string());

@@ -152,23 +152,19 @@ fn call(
     body: Option<&[u8]>,
 ) -> Result<Answer, String> {
     let [(auth_name, auth), (ua_name, ua)] = rest::headers(&s.token);
-    let result = match (method, body) {
-        ("GET", _) => agent
+    let result = if method == "GET" {
+        agent
             .get(url)
-            .header(auth_name, &auth)
-            .header(ua_name, &ua)
-            .call(),
-        (_, Some(b)) => agent
+            .header(auth_name, auth.as_str())
+            .header(ua_name, ua.as_str())
+            .call()
+    } else {
+        agent
             .post(url)
-            .header(auth_name, &auth)
-            .header(ua_name, &ua)
+            .header(auth_name, auth.as_str())
+            .header(ua_name, ua.as_str())
             .header("Content-Type", "application/json")
-            .send(b),
-        (_, None) => agent
-            .post(url)
-            .header(auth_name, &auth)
-            .header(ua_name, &ua)
-            .send_empty(),
+            .send(body.unwrap_or(b"{}"))
     };
     let resp = result.map_err(|e| super::redact(&e.to_string(), &s.token))?;
     let status = resp.status().as_u16();
@@ -270,7 +266,7 @@ fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBoo
                 continue;
             }
         };
-        session.on_connected(resume);
+        session.on_connected(resume, now());
         let ended = run_connection(s, &mut session, &mut ws, &socket, sink, stop, &mut health);
         let _ = socket.shutdown(Shutdown::Both);
         match ended {
@@ -312,12 +308,78 @@ fn connect(s: &Settings, url: &str) -> Result<(Socket, TcpStream), String> {
         s.route.ca_file.as_deref(),
         Duration::from_secs(15),
     )?;
+    Ok((upgrade(conn, url)?, socket))
+}
+
+/// The client side of the WebSocket opening handshake (RFC 6455 §4.1),
+/// written here over httparse rather than tungstenite's client, which
+/// would bring a second HTTP request builder into the binary.
+fn upgrade(mut conn: Box<dyn crate::net::probe::Conn>, url: &str) -> Result<Socket, String> {
+    use std::io::Write;
+    let target = crate::net::parse_target(url)?;
+    let default_port = if target.is_tls() { 443 } else { 80 };
+    let host = if target.port == default_port && !target.host.contains(':') {
+        target.host.clone()
+    } else {
+        target.host_port()
+    };
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&random().to_le_bytes());
+    nonce[8..].copy_from_slice(&random().to_le_bytes());
+    let key = crate::net::probe::base64(&nonce);
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: {}\r\n\r\n",
+        target.path,
+        rest::headers("")[1].1
+    );
+    let failed = |e: std::io::Error| format!("WebSocket handshake with the Gateway failed: {e}");
+    conn.write_all(request.as_bytes()).map_err(failed)?;
+    conn.flush().map_err(failed)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let (status, accept, head_len) = loop {
+        let n = conn.read(&mut chunk).map_err(failed)?;
+        if n == 0 {
+            return Err("the Gateway closed the connection during the WebSocket handshake".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let accept = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+                    .map(|h| String::from_utf8_lossy(h.value).trim().to_string());
+                break (response.code.unwrap_or(0), accept, len);
+            }
+            Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => {}
+            Ok(httparse::Status::Partial) => {
+                return Err("the Gateway's handshake answer is over 16 KiB".into())
+            }
+            Err(e) => return Err(format!("the Gateway's handshake answer is not HTTP: {e}")),
+        }
+    };
+    if status != 101 {
+        return Err(format!(
+            "the Gateway answered the WebSocket handshake with HTTP {status}"
+        ));
+    }
+    if accept.as_deref() != Some(tungstenite::handshake::derive_accept_key(key.as_bytes()).as_str())
+    {
+        return Err("the Gateway's Sec-WebSocket-Accept does not match our key".into());
+    }
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
-    let (ws, _) = tungstenite::client::client_with_config(url, conn, Some(config))
-        .map_err(|e| format!("WebSocket handshake with the Gateway failed: {e}"))?;
-    Ok((ws, socket))
+    let leftover = buf.split_off(head_len);
+    Ok(WebSocket::from_partially_read(
+        conn,
+        leftover,
+        tungstenite::protocol::Role::Client,
+        Some(config),
+    ))
 }
 
 enum Ended {

@@ -42,7 +42,7 @@ fn message(seq: u64, d: Value) -> String {
 /// A session through Hello and READY at t=1000, jitter 0.5.
 fn ready_session() -> Session {
     let mut s = Session::new(TOKEN, intents(true));
-    s.on_connected(false);
+    s.on_connected(false, 0);
     s.on_frame(&hello(40_000), 1000, 500);
     s.on_frame(&ready(1), 1100, 0);
     s
@@ -51,7 +51,7 @@ fn ready_session() -> Session {
 #[test]
 fn hello_identifies_with_intents_and_schedules_a_jittered_first_beat() {
     let mut s = Session::new(TOKEN, intents(false));
-    s.on_connected(false);
+    s.on_connected(false, 0);
     let out = s.on_frame(&hello(41_250), 10_000, 250);
     let sent = sends(&out);
     assert_eq!(sent.len(), 1);
@@ -111,7 +111,7 @@ fn a_missing_ack_is_a_zombie_and_the_session_resumes() {
     );
     assert_eq!(s.reconnects_today(101_000), 1);
     // the next socket resumes with the last sequence
-    s.on_connected(true);
+    s.on_connected(true, 0);
     let sent = sends(&s.on_frame(&hello(40_000), 102_000, 0));
     assert_eq!(
         sent[0],
@@ -155,7 +155,7 @@ fn server_requests_beat_now_reconnect_and_invalid_session() {
         other => panic!("{other:?}"),
     }
     assert_eq!(s.session_id(), None);
-    s.on_connected(true);
+    s.on_connected(true, 0);
     let sent = sends(&s.on_frame(&hello(40_000), 9000, 0));
     assert_eq!(sent[0]["op"], 2, "a new Identify, not a Resume");
 }
@@ -204,13 +204,30 @@ fn reconnect_delays_back_off_and_reset_when_ready() {
     assert!(ceilings[0] <= 1000 && ceilings[7] == 60_000, "{ceilings:?}");
     assert_eq!(s.reconnects_today(5000), 8);
     assert_eq!(s.reconnects_today(5000 + 86_400_000), 0, "counted per day");
-    s.on_connected(true);
+    s.on_connected(true, 0);
     s.on_frame(&hello(40_000), 6000, 0);
     s.on_frame(r#"{"op":0,"s":3,"t":"RESUMED","d":null}"#, 6100, 0);
     match s.on_close(None, 7000, u64::MAX) {
         CloseVerdict::Reconnect { after_ms, .. } => assert!(after_ms <= 1000),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_socket_without_hello_is_given_up_after_30_s() {
+    let mut s = Session::new(TOKEN, intents(false));
+    s.on_connected(false, 1000);
+    assert_eq!(s.next_deadline(), Some(31_000));
+    assert!(s.on_tick(30_999).is_empty());
+    assert!(matches!(&s.on_tick(31_000)[..], [Action::Reconnect { .. }]));
+    let mut s = Session::new(TOKEN, intents(false));
+    s.on_connected(false, 1000);
+    s.on_frame(&hello(40_000), 2000, 0);
+    let out = s.on_tick(31_000);
+    assert!(
+        out.iter().all(|a| matches!(a, Action::Send(_))),
+        "Hello came: only the heartbeat timer: {out:?}"
+    );
 }
 
 #[test]
