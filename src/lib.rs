@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of this crate.
 
 pub mod agent;
+pub mod api_error;
 mod arm_tls;
 pub mod atomic64;
 pub mod backup;
@@ -19,6 +20,7 @@ pub mod migrate;
 pub mod net;
 pub mod provider;
 pub mod queue;
+pub mod routes;
 pub mod sandbox;
 pub mod sched;
 pub mod service;
