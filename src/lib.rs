@@ -10,6 +10,7 @@ pub mod card_wear;
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod doctor;
 pub mod filesystem;
 pub mod gateway;
