@@ -5,6 +5,7 @@
 //! pages pass the threshold. Also `store.snapshot` for `pinch backup`.
 
 use super::reactor::Reactor;
+use crate::api_error::{ApiError, ErrorCode};
 use crate::store::retention::{self, Action};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -261,13 +262,13 @@ impl Reactor {
                 self.store
                     .snapshot()
                     .map(|(path, bytes)| json!({"path": path, "bytes": bytes}))
-                    .map_err(|e| ("STORE".to_string(), e)),
+                    .map_err(|e| ApiError::new(ErrorCode::Store, e)),
             ),
             "storage.run" => {
                 if !self.runs_idle() {
-                    return Some(Err((
-                        "BUSY".into(),
-                        "runs are in flight; storage upkeep waits for a quiet moment".into(),
+                    return Some(Err(ApiError::new(
+                        ErrorCode::Busy,
+                        "runs are in flight; storage upkeep waits for a quiet moment",
                     )));
                 }
                 Some(Ok(self.storage_pass(crate::util::now_ms())))
