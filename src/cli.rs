@@ -721,17 +721,17 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
             let cfg = load(g, home)?.cfg;
             let (owner, default_url) = if cfg.models.providers.contains_key(*name) {
                 (
-                    crate::net::Owner::Provider(name),
+                    crate::routes::Owner::Provider(name),
                     cfg.models.providers[*name].base_url.clone(),
                 )
             } else if *name == "webFetch" {
                 (
-                    crate::net::Owner::WebFetch,
+                    crate::routes::Owner::WebFetch,
                     "https://example.com/".to_string(),
                 )
             } else if *name == "webSearch" {
                 (
-                    crate::net::Owner::WebSearch,
+                    crate::routes::Owner::WebSearch,
                     crate::agent::search::base_url(&cfg.tools.web_search),
                 )
             } else if cfg.channels.contains_key(*name) || config::CHANNELS.contains(name) {
@@ -740,7 +740,7 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
                     .get(*name)
                     .and_then(|c| c.api_root.clone())
                     .unwrap_or_else(|| crate::doctor::channel_default_url(name));
-                (crate::net::Owner::Channel(name), api)
+                (crate::routes::Owner::Channel(name), api)
             } else {
                 let known: Vec<String> = cfg
                     .models
@@ -754,7 +754,7 @@ PATH looks like gateway.port or models.providers.local.models[0].id";
                     known.join(", ")
                 ));
             };
-            let route = crate::net::route_for(&cfg, owner)?;
+            let route = crate::routes::route_for(&cfg, owner)?;
             let url = rest.first().map(|s| s.to_string()).unwrap_or(default_url);
             println!("{}", crate::net::explain(&route, &url));
             Ok(0)

@@ -391,11 +391,11 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 fn endpoint_checks(cfg: &Config, timeout: Duration, date: &mut Option<String>) -> Vec<Check> {
-    let mut targets: Vec<(String, crate::net::Owner, String)> = Vec::new();
+    let mut targets: Vec<(String, crate::routes::Owner, String)> = Vec::new();
     for (id, p) in &cfg.models.providers {
         targets.push((
             format!("provider {id}"),
-            crate::net::Owner::Provider(id),
+            crate::routes::Owner::Provider(id),
             p.base_url.clone(),
         ));
     }
@@ -407,14 +407,14 @@ fn endpoint_checks(cfg: &Config, timeout: Duration, date: &mut Option<String>) -
                 .unwrap_or_else(|| channel_default_url(name));
             targets.push((
                 format!("channel {name}"),
-                crate::net::Owner::Channel(name),
+                crate::routes::Owner::Channel(name),
                 url,
             ));
         }
     }
     let mut out = Vec::new();
     for (label, owner, url) in targets {
-        let route = match crate::net::route_for(cfg, owner) {
+        let route = match crate::routes::route_for(cfg, owner) {
             Ok(r) => r,
             Err(e) => {
                 out.push(check(

@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of this crate.
 
 pub mod agent;
+pub mod api_error;
 mod arm_tls;
 pub mod atomic64;
 pub mod backup;
@@ -9,6 +10,7 @@ pub mod card_wear;
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod doctor;
 pub mod filesystem;
 pub mod gateway;
@@ -19,6 +21,7 @@ pub mod migrate;
 pub mod net;
 pub mod provider;
 pub mod queue;
+pub mod routes;
 pub mod sandbox;
 pub mod sched;
 pub mod service;

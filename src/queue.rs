@@ -36,7 +36,7 @@
 
 use crate::channel::Outbound;
 use crate::store::Store;
-use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,15 +59,9 @@ pub use outq::{
     next_wake,
 };
 
-const INBOX: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inbox");
-const INBOX_AGE: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("inbox_age");
-const INBOX_PENDING: TableDefinition<(&str, &str), u64> = TableDefinition::new("inbox_pending");
-const OUTQ: TableDefinition<u64, &[u8]> = TableDefinition::new("outq");
-/// (chat_key, seq) → the row's `bytes`, so counters stay exact even if the row is unreadable.
-const OUTQ_CHAT: TableDefinition<(&str, u64), u64> = TableDefinition::new("outq_chat");
-const OUTQ_DUE: TableDefinition<(u64, u64), &str> = TableDefinition::new("outq_due");
-const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
-const META: TableDefinition<&str, u64> = TableDefinition::new("queue_meta");
+use crate::db::{
+    DEAD, INBOX, INBOX_AGE, INBOX_PENDING, OUTQ, OUTQ_CHAT, OUTQ_DUE, QUEUE_META as META,
+};
 
 /// Limits and retry policy. Field names are the `queue.*` config keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,40 +341,10 @@ pub fn channel_state_put_in(
     key: &str,
     value: &[u8],
 ) -> Result<(), QueueError> {
-    let mut t = tx.open_table(crate::store::KV).map_err(st("open kv"))?;
+    let mut t = tx.open_table(crate::db::KV).map_err(st("open kv"))?;
     t.insert(channel_state_key(channel, key).as_str(), value)
         .map_err(st("write kv"))?;
     Ok(())
-}
-
-/// Creates the queue tables (called by `Store::open`).
-/// Names of the queue's tables, so the store can tell whether they exist.
-pub(crate) const TABLE_NAMES: &[&str] = &[
-    "inbox",
-    "inbox_age",
-    "inbox_pending",
-    "outq",
-    "outq_chat",
-    "outq_due",
-    "dead",
-    "queue_meta",
-];
-
-/// Copies every queue table into a snapshot (see `Store::snapshot`).
-pub(crate) fn copy_tables(rx: &redb::ReadTransaction, wx: &WriteTransaction) -> Result<(), String> {
-    use crate::store::copy_table;
-    copy_table(rx, wx, INBOX)?;
-    copy_table(rx, wx, INBOX_AGE)?;
-    copy_table(rx, wx, INBOX_PENDING)?;
-    copy_table(rx, wx, OUTQ)?;
-    copy_table(rx, wx, OUTQ_CHAT)?;
-    copy_table(rx, wx, OUTQ_DUE)?;
-    copy_table(rx, wx, DEAD)?;
-    copy_table(rx, wx, META)
-}
-
-pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), String> {
-    Q::open(tx).map(|_| ()).map_err(|e| e.to_string())
 }
 
 // Test hook: `crash_after(n)` makes the n-th following write step fail as if

@@ -8,10 +8,11 @@
 //!
 //! Only the reactor thread writes; CLI commands open the file themselves
 //! when no gateway holds it. The delivery queue (`crate::queue`) keeps its
-//! tables in the same file so a reply commits with its transcript turns.
+//! tables in the same file so a reply commits with its transcript turns;
+//! the file and every table are defined by `crate::db`.
 
 use crate::llm::Message;
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -22,9 +23,9 @@ pub mod version;
 #[cfg(test)]
 mod version_tests;
 
-const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-const TURNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("turns");
-pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+#[cfg(test)]
+pub(crate) use crate::db::all_table_names;
+use crate::db::{KV, SESSIONS, TURNS};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SessionMeta {
@@ -141,26 +142,7 @@ impl Store {
     /// Fails with a clear message when another process (a running gateway)
     /// holds it.
     pub fn open(path: &Path) -> Result<Store, String> {
-        // A small page cache: reads are served by the kernel's page cache
-        // anyway, and a larger one kept a 1 MiB allocator page resident.
-        let db = redb::Database::builder()
-            .set_cache_size(256 * 1024)
-            .create_with_file_format_v3(true)
-            .create(path)
-            .map_err(|err| match err {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    format!(
-                        "{} is in use by another pinch process (is the gateway running?)",
-                        path.display()
-                    )
-                }
-                other => format!("cannot open state store {}: {other}", path.display()),
-            })?;
-        // Transcripts are private: the store is readable by its owner only.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
+        let db = crate::db::open(path)?;
         // Read-only first: a store from a newer pinch is never written.
         let found = version::read(&db)?;
         let from = match found {
@@ -186,16 +168,10 @@ impl Store {
             let names = rx.list_tables().map_err(e("list tables"))?;
             names.map(|h| h.name().to_string()).collect()
         };
-        let mut needed = vec![SESSIONS.name(), TURNS.name(), KV.name()];
-        needed.extend_from_slice(crate::queue::TABLE_NAMES);
+        let needed = crate::db::TABLE_NAMES;
         if from.is_some() || needed.iter().any(|n| !existing.iter().any(|x| x == n)) {
             let tx = db.begin_write().map_err(e("begin"))?;
-            {
-                tx.open_table(SESSIONS).map_err(e("open sessions"))?;
-                tx.open_table(TURNS).map_err(e("open turns"))?;
-                tx.open_table(KV).map_err(e("open kv"))?;
-            }
-            crate::queue::create_tables(&tx)?;
+            crate::db::create_tables(&tx)?;
             match from {
                 Some(0) => version::stamp(&tx, version::CURRENT)?,
                 Some(v) => version::migrate_in(&tx, v, crate::util::now_ms())?,
@@ -617,7 +593,7 @@ impl Snapshot {
                 .create(&target)
                 .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
             let wx = out.begin_write().map_err(e("begin snapshot"))?;
-            copy_all(&rx, &wx)?;
+            crate::db::copy_all(&rx, &wx)?;
             wx.commit().map_err(e("commit snapshot"))?;
             Ok::<(), String>(())
         })();
@@ -636,47 +612,6 @@ pub fn snapshot_path(store: &Path) -> PathBuf {
     let mut name = store.file_name().unwrap_or_default().to_os_string();
     name.push(".snapshot");
     store.with_file_name(name)
-}
-
-pub(crate) fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
-    rx: &redb::ReadTransaction,
-    wx: &redb::WriteTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<(), String> {
-    let src = match rx.open_table(def) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-        Err(err) => return Err(format!("state store: open {}: {err}", def.name())),
-    };
-    let mut dst = wx.open_table(def).map_err(e("open snapshot table"))?;
-    for row in src.iter().map_err(e("iter"))? {
-        let (k, v) = row.map_err(e("read"))?;
-        dst.insert(k.value(), v.value()).map_err(e("copy"))?;
-    }
-    Ok(())
-}
-
-/// Copies every table of the store (the list is complete: a test checks
-/// it against the tables a populated store has).
-fn copy_all(rx: &redb::ReadTransaction, wx: &redb::WriteTransaction) -> Result<(), String> {
-    copy_table(rx, wx, SESSIONS)?;
-    copy_table(rx, wx, TURNS)?;
-    copy_table(rx, wx, KV)?;
-    copy_table(rx, wx, version::META)?;
-    crate::queue::copy_tables(rx, wx)
-}
-
-/// Names of every table [`copy_all`] copies.
-#[cfg(test)]
-pub(crate) fn all_table_names() -> Vec<&'static str> {
-    let mut v = vec![
-        SESSIONS.name(),
-        TURNS.name(),
-        KV.name(),
-        version::META.name(),
-    ];
-    v.extend_from_slice(crate::queue::TABLE_NAMES);
-    v
 }
 
 /// The body of [`Store::append`] inside a caller's write transaction, so other

@@ -264,3 +264,18 @@ fn pairing_opens_direct_messages_for_an_approved_stranger() {
     assert!(posted[2].text.contains("marker"), "{posted:?}");
     assert_eq!(llm.requests().len(), 2);
 }
+
+#[test]
+fn a_missing_app_token_stops_the_start_and_says_which_key() {
+    let home = TempHome::new("slack-notoken");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    let cfg = slack_config(&llm, &slack, allow_ann())
+        .replace(&format!(r#""appToken": "{APP_TOKEN}", "#), "");
+    home.write_config(&cfg);
+    let err = match Gateway::try_start(&home, &[]) {
+        Ok(_) => panic!("the gateway started without channels.slack.appToken"),
+        Err(log) => log,
+    };
+    assert!(err.contains("channels.slack.appToken is required"), "{err}");
+    assert_eq!(slack.with(|s| s.tickets_issued), 0);
+}

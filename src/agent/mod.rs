@@ -16,7 +16,6 @@ pub mod skills;
 pub mod tools;
 
 use crate::config::{Config, ModelDef, Provider};
-use crate::gateway::ToReactor;
 use crate::llm::{ChatRequest, Message, Part, Role, StreamEvent};
 use crate::provider::{self, CallError, FailKind};
 use crate::store::{Turn, TurnKind};
@@ -117,6 +116,22 @@ pub struct Pool {
     pub workspace: PathBuf,
 }
 
+/// What the agent tells the gateway: progress of its runs, and the calls
+/// the `cron` tool makes.
+pub enum AgentEvent {
+    Run(RunUpdate),
+    /// A `cron.*` call, answered on `reply`.
+    Query {
+        method: String,
+        params: serde_json::Value,
+        reply: std::sync::mpsc::SyncSender<Result<serde_json::Value, crate::api_error::ApiError>>,
+    },
+}
+
+/// Where the agent reports; false once the gateway is gone. Built by the
+/// gateway, so the agent never imports it.
+pub type Sink = Arc<dyn Fn(AgentEvent) -> bool + Send + Sync>;
+
 /// The run queue and the workers serving it. Workers are started when a
 /// run finds none idle (up to `max_concurrent`) and exit after
 /// `WORKER_IDLE` without work, so an idle gateway holds no worker threads,
@@ -125,7 +140,7 @@ struct Work {
     state: Mutex<WorkState>,
     wake: Condvar,
     ctx: Arc<Ctx>,
-    out: tokio::sync::mpsc::Sender<ToReactor>,
+    out: Sink,
     max_workers: usize,
 }
 
@@ -143,18 +158,14 @@ const RUN_QUEUE: usize = 64;
 const WORKER_IDLE: Duration = Duration::from_secs(3);
 
 impl Pool {
-    pub fn start(
-        cfg: Arc<Config>,
-        workspace: PathBuf,
-        to_reactor: tokio::sync::mpsc::Sender<ToReactor>,
-    ) -> Result<Pool, String> {
+    pub fn start(cfg: Arc<Config>, workspace: PathBuf, sink: Sink) -> Result<Pool, String> {
         let mut agents = HashMap::new();
         for (id, p) in &cfg.models.providers {
-            let route = crate::net::route_for(&cfg, crate::net::Owner::Provider(id))?;
+            let route = crate::routes::route_for(&cfg, crate::routes::Owner::Provider(id))?;
             agents.insert(id.clone(), provider::agent(p, route)?);
         }
         let mut tools = tools::Registry::new(&cfg, &workspace)?;
-        tools.enable_cron(to_reactor.clone());
+        tools.enable_cron(sink.clone());
         let ctx = Arc::new(Ctx {
             cfg: cfg.clone(),
             agents,
@@ -172,7 +183,7 @@ impl Pool {
             }),
             wake: Condvar::new(),
             ctx,
-            out: to_reactor,
+            out: sink,
             max_workers: cfg.agents.defaults.max_concurrent.max(1),
         });
         Ok(Pool {
@@ -231,9 +242,7 @@ impl Work {
                 drop(st);
                 let run_id = job.run_id;
                 let mut emit = |event: RunEvent| {
-                    let _ = self
-                        .out
-                        .blocking_send(ToReactor::Run(RunUpdate { run_id, event }));
+                    let _ = (self.out)(AgentEvent::Run(RunUpdate { run_id, event }));
                 };
                 run(&self.ctx, job, &mut emit);
                 st = crate::util::lock(&self.state);

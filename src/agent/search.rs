@@ -203,7 +203,7 @@ pub struct Searcher {
 impl Searcher {
     pub fn new(cfg: &crate::config::Config) -> Result<Searcher, String> {
         let w = &cfg.tools.web_search;
-        let route = crate::net::route_for(cfg, crate::net::Owner::WebSearch)?;
+        let route = crate::routes::route_for(cfg, crate::routes::Owner::WebSearch)?;
         let t = crate::net::Timeouts {
             connect: Duration::from_secs(w.timeout_seconds.min(10)),
             recv_response: Duration::from_secs(w.timeout_seconds),

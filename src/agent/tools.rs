@@ -87,7 +87,7 @@ pub struct Registry {
     searcher: Option<super::search::Searcher>,
     skills: Vec<Skill>,
     /// The reactor, for the `cron` tool (set by the gateway).
-    reactor: Option<tokio::sync::mpsc::Sender<crate::gateway::ToReactor>>,
+    reactor: Option<super::Sink>,
 }
 
 fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
@@ -154,7 +154,7 @@ impl Registry {
         }
         let wf = &cfg.tools.web_fetch;
         let fetch_agent = if wf.enabled {
-            let route = crate::net::route_for(cfg, crate::net::Owner::WebFetch)?;
+            let route = crate::routes::route_for(cfg, crate::routes::Owner::WebFetch)?;
             let t = crate::net::Timeouts {
                 connect: Duration::from_secs(10),
                 recv_response: Duration::from_secs(wf.timeout_seconds),
@@ -211,7 +211,7 @@ impl Registry {
     }
 
     /// Offers the `cron` tool, which asks the reactor through `tx`.
-    pub fn enable_cron(&mut self, tx: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>) {
+    pub fn enable_cron(&mut self, tx: super::Sink) {
         self.add_core(spec(
             "cron",
             "Scheduled jobs. add: name, message, and cron (5 fields, tz) or every (\"30m\") or at (RFC 3339); to: \"telegram:<chat>\" (default the last chat). remove: name.",
@@ -516,15 +516,16 @@ impl Registry {
             other => return Err(format!("unknown action {other:?}; use list, add or remove")),
         };
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        tx.blocking_send(crate::gateway::ToReactor::Query {
+        if !tx(super::AgentEvent::Query {
             method: method.into(),
             params: args,
             reply,
-        })
-        .map_err(|_| "the gateway is shutting down".to_string())?;
+        }) {
+            return Err("the gateway is shutting down".to_string());
+        }
         let v = match answer.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(v)) => v,
-            Ok(Err((_, msg))) => return Err(msg),
+            Ok(Err(e)) => return Err(e.message),
             Err(_) => return Err("the gateway did not answer in time".into()),
         };
         let text = match action.as_str() {

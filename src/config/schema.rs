@@ -28,7 +28,7 @@ pub struct Config {
     /// Optional release feed for `pinch version --check`.
     pub update: super::storage::Update,
     /// OpenClaw's outbound proxy block, read as the default route below
-    /// `network` (see `net::route_for`).
+    /// `network` (see `routes::route_for`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyBlock>,
     /// OpenClaw keys that were dropped while loading, in file order.

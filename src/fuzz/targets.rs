@@ -306,7 +306,7 @@ pub fn telegram_update(input: &[u8]) -> Verdict {
     Ok(())
 }
 
-/// Slack Socket Mode frames through the classifier, Web API answers, and
+/// Slack Socket Mode frames through the classifier, WebSocket framing, Web API answers, and
 /// inbound markup; outbound mrkdwn must never carry an unescaped `<` from
 /// the text (a mention or link the Markdown did not make).
 pub fn slack_frame(input: &[u8]) -> Verdict {
@@ -334,6 +334,12 @@ pub fn slack_frame(input: &[u8]) -> Verdict {
     }
     let _ = codec::plain_text(&s);
     let _ = codec::ts_to_ms(&s);
+    // The same bytes as WebSocket frames from a server.
+    if let Ok(Some((frame, used))) = crate::net::websocket::parse_frame(input, 1 << 16) {
+        if used > input.len() || frame.payload.len() > used {
+            return Err(format!("frame parse used {used} of {} bytes", input.len()));
+        }
+    }
     let out = format::to_mrkdwn(&s);
     let links = out.matches("<http").count() + out.matches("<mailto:").count();
     if out.matches('<').count() != links {

@@ -14,6 +14,7 @@
 //! delivered, retry with backoff (honouring retry-after), or dead letter.
 
 use super::reactor::{Origin, Pending, Reactor};
+use crate::api_error::{ApiError, ErrorCode};
 use crate::channel::adapter::{self, AdapterEvent, SendJob, SendResult};
 use crate::channel::{
     self, registry, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, ReplyTarget, Verdict,
@@ -90,7 +91,7 @@ impl Reactor {
                 channel: name.clone(),
                 account: "default".into(),
                 config: ch.clone(),
-                route: crate::net::route_for(&cfg, crate::net::Owner::Channel(name))?,
+                route: crate::routes::route_for(&cfg, crate::routes::Owner::Channel(name))?,
                 cursor: stored_cursor(&self.store, name)?,
                 sink: sink(name, to_reactor.clone()),
             };
@@ -285,8 +286,8 @@ impl Reactor {
             Ok(()) => {
                 self.channels.running.insert(key);
             }
-            Err((code, msg)) => log::warn!(
-                "{}: run not started ({code}: {msg}); the message stays in the inbox",
+            Err(e) => log::warn!(
+                "{}: run not started ({e}); the message stays in the inbox",
                 env.channel
             ),
         }
@@ -430,8 +431,8 @@ impl Reactor {
         &mut self,
         method: &str,
         params: &Value,
-    ) -> Option<Result<Value, (String, String)>> {
-        let err = |c: &str, m: String| Err((c.to_string(), m));
+    ) -> Option<super::reactor::CallResult> {
+        let err = |c: ErrorCode, m: String| Err(ApiError::new(c, m));
         let now = crate::util::now_ms();
         let ch = params
             .get("channel")
@@ -458,7 +459,7 @@ impl Reactor {
             "pairing.approve" | "pairing.reject" => {
                 let Some(p) = self.channels.pairing.get_mut(&ch) else {
                     return Some(err(
-                        "NOT_FOUND",
+                        ErrorCode::NotFound,
                         format!(
                             "no channel {ch:?} is running; known: {}",
                             self.channels
@@ -481,20 +482,20 @@ impl Reactor {
                         if let Err(e) =
                             queue::channel_state_put(&self.store, &ch, "pairing", &bytes)
                         {
-                            return Some(err("STORE", e));
+                            return Some(err(ErrorCode::Store, e));
                         }
                         Ok(
                             json!({"channel": ch, "sender": sender, "approved": method == "pairing.approve"}),
                         )
                     }
-                    Err(e) => err("NOT_FOUND", e),
+                    Err(e) => err(ErrorCode::NotFound, e),
                 }
             }
             "queue.list" => {
-                let q =
-                    queue::list(&self.store, 200).map_err(|e| ("STORE".to_string(), e.to_string()));
+                let q = queue::list(&self.store, 200)
+                    .map_err(|e| ApiError::new(ErrorCode::Store, e.to_string()));
                 let d = queue::dead_letters(&self.store, 200)
-                    .map_err(|e| ("STORE".to_string(), e.to_string()));
+                    .map_err(|e| ApiError::new(ErrorCode::Store, e.to_string()));
                 match (q, d) {
                     (Ok(q), Ok(d)) => Ok(
                         json!({"queued": q, "dead": d, "stats": queue::stats(&self.store, now).ok()}),
@@ -505,14 +506,14 @@ impl Reactor {
             "queue.retry" => match seq {
                 Some(s) => queue::retry_dead(&self.store, &self.cfg.queue, s, now)
                     .map(|n| json!({"requeued": n}))
-                    .map_err(|e| ("NOT_FOUND".to_string(), e.to_string())),
-                None => err("INVALID_REQUEST", "params.seq is required".into()),
+                    .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string())),
+                None => err(ErrorCode::InvalidRequest, "params.seq is required".into()),
             },
             "queue.drop" => match seq {
                 Some(s) => queue::drop_msg(&self.store, s)
                     .map(|d| json!({"dropped": format!("{d:?}")}))
-                    .map_err(|e| ("NOT_FOUND".to_string(), e.to_string())),
-                None => err("INVALID_REQUEST", "params.seq is required".into()),
+                    .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string())),
+                None => err(ErrorCode::InvalidRequest, "params.seq is required".into()),
             },
             _ => return None,
         })

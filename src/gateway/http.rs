@@ -538,7 +538,7 @@ pub(super) fn percent_decode(s: &str) -> String {
     crate::net::percent::decode_lossy(s)
 }
 
-pub(super) type Answer = Result<Value, (String, String)>;
+pub(super) type Answer = Result<Value, crate::api_error::ApiError>;
 
 /// One reactor call; `Err` carries the HTTP status when it got no answer.
 pub(super) fn ask(
@@ -559,26 +559,20 @@ pub(super) fn ask(
         .map_err(|_| (504, "the gateway did not answer in time"))
 }
 
-/// The HTTP status for a reactor error code.
+/// The HTTP status for a reactor error code (unknown codes: 500).
 pub(super) fn status_for(code: &str) -> u16 {
-    match code {
-        "NOT_FOUND" => 404,
-        "INVALID_REQUEST" => 400,
-        "TOO_LARGE" => 413,
-        "UNAUTHORIZED" => 401,
-        "BUSY" => 503,
-        "METHOD_NOT_FOUND" => 404,
-        _ => 500,
-    }
+    crate::api_error::ErrorCode::from_wire(code)
+        .map(crate::api_error::ErrorCode::http_status)
+        .unwrap_or(500)
 }
 
 /// Sends a one-shot query to the reactor and writes its JSON answer.
 pub(super) fn query(stream: &mut TcpStream, shared: &Shared, method: &str, params: Value) {
     let (status, body) = match ask(shared, method, params) {
         Ok(Ok(v)) => (200, v.to_string()),
-        Ok(Err((code, message))) => (
-            status_for(&code),
-            json!({"error": message, "code": code}).to_string(),
+        Ok(Err(e)) => (
+            e.code.http_status(),
+            json!({"error": e.message, "code": e.code.as_str()}).to_string(),
         ),
         Err((status, message)) => (status, error_body(message)),
     };

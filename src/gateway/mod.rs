@@ -53,7 +53,7 @@ pub enum ToReactor {
     Query {
         method: String,
         params: Value,
-        reply: std::sync::mpsc::SyncSender<Result<Value, (String, String)>>,
+        reply: std::sync::mpsc::SyncSender<Result<Value, crate::api_error::ApiError>>,
     },
     /// Progress of an agent run, from a worker.
     Run(crate::agent::RunUpdate),
@@ -165,7 +165,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
     });
     let cfg = Arc::new(cfg);
     let workspace = workspace_dir(home, &cfg);
-    let pool = crate::agent::Pool::start(cfg.clone(), workspace, tx.clone())?;
+    let pool = crate::agent::Pool::start(cfg.clone(), workspace, agent_sink(tx.clone()))?;
     if let Err(e) = crate::local_llm::start_monitor(&cfg) {
         log::warn!("{e}; status.localModels stays empty");
     }
@@ -211,6 +211,25 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
     // Wake the accept thread so it sees the flag and exits.
     let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100));
     result
+}
+
+/// The agent's sink: its run updates and `cron` tool calls, into the reactor.
+fn agent_sink(tx: tokio::sync::mpsc::Sender<ToReactor>) -> crate::agent::Sink {
+    Arc::new(move |event| {
+        let msg = match event {
+            crate::agent::AgentEvent::Run(update) => ToReactor::Run(update),
+            crate::agent::AgentEvent::Query {
+                method,
+                params,
+                reply,
+            } => ToReactor::Query {
+                method,
+                params,
+                reply,
+            },
+        };
+        tx.blocking_send(msg).is_ok()
+    })
 }
 
 pub fn workspace_dir(home: &Home, cfg: &config::Config) -> std::path::PathBuf {

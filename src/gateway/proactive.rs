@@ -8,6 +8,7 @@
 
 use super::{err, CallResult, Origin, Pending, Reactor, MAX_TEXT, SESSION_QUEUE};
 use crate::agent::{RunEvent, RunUpdate};
+use crate::api_error::{ApiError, ErrorCode};
 use crate::config::Config;
 use crate::llm::{Message, Part, Role};
 use crate::sched::heartbeat::{checklist_is_empty, is_nothing_to_report, next_beat};
@@ -266,7 +267,7 @@ impl Reactor {
         let text = with_skill(&spec.message, spec.skill.as_deref());
         match self.start_proactive(&session, text, active) {
             Ok((run, _)) => log::info!("job \"{name}\": run {run} started in session {session}"),
-            Err((_, msg)) => {
+            Err(ApiError { message: msg, .. }) => {
                 log::warn!("job \"{name}\" could not start: {msg}");
                 self.pro.sched.finished(name, now, Outcome::Error(msg));
             }
@@ -280,7 +281,7 @@ impl Reactor {
         session: &str,
         text: String,
         active: Active,
-    ) -> Result<(u64, bool), (String, String)> {
+    ) -> Result<(u64, bool), ApiError> {
         let run_id = self.next_run;
         self.next_run += 1;
         let pending = Pending {
@@ -292,7 +293,7 @@ impl Reactor {
         if let Some(q) = self.busy.get_mut(session) {
             if q.len() >= SESSION_QUEUE {
                 return Err(err(
-                    "BUSY",
+                    ErrorCode::Busy,
                     format!("session {session} already has messages waiting; try again later"),
                 ));
             }
@@ -312,12 +313,12 @@ impl Reactor {
     fn start_beat(&mut self, now: u64) -> CallResult {
         let Some(cfg) = self.pro.heartbeat.clone() else {
             return Err(err(
-                "NOT_FOUND",
+                ErrorCode::NotFound,
                 "no heartbeat configured: set agents.defaults.heartbeat, e.g. {\"every\": \"30m\"}",
             ));
         };
         if self.pro.beat.running {
-            return Err(err("BUSY", "a heartbeat is already running"));
+            return Err(err(ErrorCode::Busy, "a heartbeat is already running"));
         }
         let checklist = read_checklist(&self.pool.workspace.join("HEARTBEAT.md"));
         if checklist_is_empty(&checklist) {
@@ -335,9 +336,9 @@ impl Reactor {
                 self.pro.beat.running = true;
                 Ok(json!({"started": true, "runId": run.to_string(), "session": HEARTBEAT_SESSION}))
             }
-            Err((code, msg)) => {
-                self.beat_done(now, now, format!("error: {msg}"), false);
-                Err((code, msg))
+            Err(e) => {
+                self.beat_done(now, now, format!("error: {}", e.message), false);
+                Err(e)
             }
         }
     }
@@ -479,7 +480,7 @@ impl Reactor {
     /// `cron.*`, `heartbeat.run` and `hook.run`.
     pub(super) fn proactive_call(&mut self, method: &str, params: Value) -> CallResult {
         let now = now_ms();
-        let invalid = |e: String| err("INVALID_REQUEST", e);
+        let invalid = |e: String| err(ErrorCode::InvalidRequest, e);
         match method {
             "cron.list" => Ok(json!({"jobs": self.jobs_json(), "lastChat": self.pro.last_chat})),
             "cron.get" => {
@@ -488,7 +489,7 @@ impl Reactor {
                     .pro
                     .sched
                     .get(&name)
-                    .ok_or_else(|| err("NOT_FOUND", no_job(&name)))?;
+                    .ok_or_else(|| err(ErrorCode::NotFound, no_job(&name)))?;
                 Ok(job_json(s, st))
             }
             "cron.add" => {
@@ -511,7 +512,7 @@ impl Reactor {
                     .sched
                     .get(&name)
                     .map(|(s, _)| s.clone())
-                    .ok_or_else(|| err("NOT_FOUND", no_job(&name)))?;
+                    .ok_or_else(|| err(ErrorCode::NotFound, no_job(&name)))?;
                 let mut changes = params.clone();
                 if let Some(o) = changes.as_object_mut() {
                     o.remove("name");
@@ -528,7 +529,7 @@ impl Reactor {
             "cron.remove" => {
                 let name = name_param(&params)?;
                 if !self.pro.sched.remove(&name) {
-                    return Err(err("NOT_FOUND", no_job(&name)));
+                    return Err(err(ErrorCode::NotFound, no_job(&name)));
                 }
                 save_jobs(&self.store, &self.pro.sched);
                 log::info!("job \"{name}\" removed");
@@ -538,9 +539,9 @@ impl Reactor {
                 let name = name_param(&params)?;
                 self.pro.sched.run_now(&name, now).map_err(|e| {
                     if e.starts_with("no job") {
-                        err("NOT_FOUND", e)
+                        err(ErrorCode::NotFound, e)
                     } else {
-                        err("BUSY", e)
+                        err(ErrorCode::Busy, e)
                     }
                 })?;
                 self.proactive_tick();
@@ -552,7 +553,7 @@ impl Reactor {
                     .pro
                     .sched
                     .get(&name)
-                    .ok_or_else(|| err("NOT_FOUND", no_job(&name)))?;
+                    .ok_or_else(|| err(ErrorCode::NotFound, no_job(&name)))?;
                 Ok(json!({"name": name, "runId": run, "outcome": outcome_text(&st.last_outcome)}))
             }
             "cron.lastChat" => {
@@ -565,7 +566,7 @@ impl Reactor {
             "heartbeat.run" => self.start_beat(now),
             "hook.run" => self.run_hook(&params, now),
             other => Err(err(
-                "METHOD_NOT_FOUND",
+                ErrorCode::MethodNotFound,
                 format!("unknown method {other:?}; see docs/protocol.md"),
             )),
         }
@@ -576,7 +577,7 @@ impl Reactor {
             .pro
             .sched
             .get(name)
-            .ok_or_else(|| err("NOT_FOUND", no_job(name)))?;
+            .ok_or_else(|| err(ErrorCode::NotFound, no_job(name)))?;
         Ok(json!({"job": job_json(s, st)}))
     }
 
@@ -585,19 +586,18 @@ impl Reactor {
     fn run_hook(&mut self, p: &Value, now: u64) -> CallResult {
         let name = p.get("name").and_then(Value::as_str).unwrap_or("");
         let Some(hook) = self.cfg.hooks.get(name).cloned() else {
-            return Err(err("NOT_FOUND", format!("no hook named {name:?}")));
+            return Err(err(ErrorCode::NotFound, format!("no hook named {name:?}")));
         };
         let presented = p.get("token").and_then(Value::as_str).unwrap_or("");
         if !token_matches(presented, &hook.token) {
-            return Err(err(
-                "UNAUTHORIZED",
+            return Err(err(ErrorCode::Unauthorized,
                 format!("missing or wrong hook token: send Authorization: Bearer <hooks.{name}.token> (or X-Pinch-Token)"),
             ));
         }
         let bytes = p.get("bytes").and_then(Value::as_u64).unwrap_or(0);
         if bytes > hook.max_body_bytes as u64 {
             return Err(err(
-                "TOO_LARGE",
+                ErrorCode::TooLarge,
                 format!(
                     "body of {bytes} bytes is over hooks.{name}.maxBodyBytes ({})",
                     hook.max_body_bytes
@@ -734,7 +734,7 @@ fn no_job(name: &str) -> String {
     format!("no job named \"{name}\"; `pinch cron list` shows the jobs")
 }
 
-fn name_param(params: &Value) -> Result<String, (String, String)> {
+fn name_param(params: &Value) -> Result<String, ApiError> {
     params
         .get("name")
         .and_then(Value::as_str)
@@ -742,7 +742,7 @@ fn name_param(params: &Value) -> Result<String, (String, String)> {
         .map(str::to_string)
         .ok_or_else(|| {
             err(
-                "INVALID_REQUEST",
+                ErrorCode::InvalidRequest,
                 "params.name (the job's name) is required",
             )
         })

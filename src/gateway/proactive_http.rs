@@ -86,7 +86,7 @@ pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
             return;
         }
     };
-    let (code, message) = match answer {
+    let crate::api_error::ApiError { code, message } = match answer {
         Ok(v) => {
             let _ = respond(
                 stream,
@@ -99,21 +99,23 @@ pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
         }
         Err(e) => e,
     };
-    let status = match code.as_str() {
-        "UNAUTHORIZED" => match shared.auth.record_failure(req.remote, now) {
-            Check::Locked { retry_after_s } => {
-                std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
-                return locked(stream, retry_after_s);
+    let status = match code {
+        crate::api_error::ErrorCode::Unauthorized => {
+            match shared.auth.record_failure(req.remote, now) {
+                Check::Locked { retry_after_s } => {
+                    std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
+                    return locked(stream, retry_after_s);
+                }
+                Check::Denied { delay_ms } => {
+                    std::thread::sleep(Duration::from_millis(delay_ms));
+                    401
+                }
+                Check::Ok => 401,
             }
-            Check::Denied { delay_ms } => {
-                std::thread::sleep(Duration::from_millis(delay_ms));
-                401
-            }
-            Check::Ok => 401,
-        },
-        other => super::http::status_for(other),
+        }
+        other => other.http_status(),
     };
-    let body = json!({"error": message, "code": code}).to_string();
+    let body = json!({"error": message, "code": code.as_str()}).to_string();
     let _ = respond(stream, status, "application/json", &[], body.as_bytes());
 }
 

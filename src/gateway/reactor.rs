@@ -11,6 +11,7 @@ use super::protocol::{error_frame, event_frame, ok_frame};
 use super::ToReactor;
 use crate::agent::compact::Compaction;
 use crate::agent::{HistItem, Job, Pool, RunEvent, RunUpdate};
+use crate::api_error::{ApiError, ErrorCode};
 use crate::config::Config;
 use crate::llm::{Message, Part, Role};
 use crate::store::{SessionMeta, Store, Turn, TurnKind};
@@ -28,10 +29,10 @@ const SESSION_QUEUE: usize = 4;
 /// Largest chat message accepted, in bytes.
 const MAX_TEXT: usize = 32 * 1024;
 
-pub(super) type CallResult = Result<Value, (String, String)>;
+pub(super) type CallResult = Result<Value, ApiError>;
 
-fn err(code: &str, msg: impl Into<String>) -> (String, String) {
-    (code.to_string(), msg.into())
+pub(super) fn err(code: ErrorCode, msg: impl Into<String>) -> ApiError {
+    ApiError::new(code, msg)
 }
 
 /// Who started a run and wants its result.
@@ -240,7 +241,7 @@ impl Reactor {
                 let result = self.call(Some(conn), &method, params);
                 let frame = match result {
                     Ok(v) => ok_frame(&id, v),
-                    Err((code, msg)) => error_frame(&json!(id), &code, &msg),
+                    Err(e) => error_frame(&json!(id), e.code.as_str(), &e.message),
                 };
                 self.send(conn, frame);
             }
@@ -250,7 +251,7 @@ impl Reactor {
                 reply,
             } => {
                 let r = if method == "chat.send" {
-                    Err(err("INVALID_REQUEST", "chat.send needs a stream"))
+                    Err(err(ErrorCode::InvalidRequest, "chat.send needs a stream"))
                 } else {
                     self.call(None, &method, params)
                 };
@@ -298,8 +299,9 @@ impl Reactor {
         }
         match method {
             "chat.send" => {
-                let conn =
-                    conn.ok_or_else(|| err("INVALID_REQUEST", "chat.send needs a connection"))?;
+                let conn = conn.ok_or_else(|| {
+                    err(ErrorCode::InvalidRequest, "chat.send needs a connection")
+                })?;
                 let session = session_param(&params, Some(conn))?;
                 let text = params
                     .get("text")
@@ -309,13 +311,13 @@ impl Reactor {
                     .to_string();
                 if text.is_empty() {
                     return Err(err(
-                        "INVALID_REQUEST",
+                        ErrorCode::InvalidRequest,
                         "params.text must be a non-empty string",
                     ));
                 }
                 if text.len() > MAX_TEXT {
                     return Err(err(
-                        "TOO_LARGE",
+                        ErrorCode::TooLarge,
                         format!(
                             "message of {} bytes is over the {MAX_TEXT}-byte limit",
                             text.len()
@@ -343,7 +345,7 @@ impl Reactor {
                         r.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
                         Ok(json!({"aborted": true}))
                     }
-                    None => Err(err("NOT_FOUND", "no such run in flight")),
+                    None => Err(err(ErrorCode::NotFound, "no such run in flight")),
                 }
             }
             "chat.history" | "sessions.show" => {
@@ -353,13 +355,16 @@ impl Reactor {
                     .and_then(Value::as_u64)
                     .unwrap_or(50)
                     .min(500) as usize;
-                let meta = self.store.session(&session).map_err(|e| err("STORE", e))?;
+                let meta = self
+                    .store
+                    .session(&session)
+                    .map_err(|e| err(ErrorCode::Store, e))?;
                 let turns = self
                     .store
                     .recent(&session, limit, usize::MAX)
-                    .map_err(|e| err("STORE", e))?;
+                    .map_err(|e| err(ErrorCode::Store, e))?;
                 if meta.is_none() && method == "sessions.show" {
-                    return Err(err("NOT_FOUND", format!("no session {session:?}")));
+                    return Err(err(ErrorCode::NotFound, format!("no session {session:?}")));
                 }
                 let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
                 Ok(json!({"session": session, "meta": meta, "turns": items, "complete": complete}))
@@ -373,18 +378,21 @@ impl Reactor {
                 let list = self
                     .store
                     .list_sessions(limit)
-                    .map_err(|e| err("STORE", e))?;
+                    .map_err(|e| err(ErrorCode::Store, e))?;
                 Ok(json!({"sessions": list}))
             }
             "sessions.reset" => {
                 let session = session_param(&params, conn)?;
                 if self.busy.contains_key(&session) {
                     return Err(err(
-                        "BUSY",
+                        ErrorCode::Busy,
                         "a reply is being generated for this session; try again when it ends",
                     ));
                 }
-                let existed = self.store.reset(&session).map_err(|e| err("STORE", e))?;
+                let existed = self
+                    .store
+                    .reset(&session)
+                    .map_err(|e| err(ErrorCode::Store, e))?;
                 self.sessions.map.remove(&session);
                 Ok(json!({"session": session, "reset": existed}))
             }
@@ -392,7 +400,7 @@ impl Reactor {
             "health" => Ok(json!({"ok": true})),
             m if proactive::handles(m) => self.proactive_call(m, params),
             other => Err(err(
-                "METHOD_NOT_FOUND",
+                ErrorCode::MethodNotFound,
                 format!("unknown method {other:?}; see docs/protocol.md"),
             )),
         }
@@ -468,15 +476,11 @@ impl Reactor {
     }
 
     /// Starts a run, or queues it behind the session's running one.
-    pub(super) fn enqueue_run(
-        &mut self,
-        session: &str,
-        pending: Pending,
-    ) -> Result<(), (String, String)> {
+    pub(super) fn enqueue_run(&mut self, session: &str, pending: Pending) -> Result<(), ApiError> {
         if let Some(q) = self.busy.get_mut(session) {
             if q.len() >= SESSION_QUEUE {
                 return Err(err(
-                    "BUSY",
+                    ErrorCode::Busy,
                     "this session already has messages waiting; wait for the reply",
                 ));
             }
@@ -486,17 +490,17 @@ impl Reactor {
         self.start_run(session, pending)
     }
 
-    fn start_run(&mut self, session: &str, p: Pending) -> Result<(), (String, String)> {
+    fn start_run(&mut self, session: &str, p: Pending) -> Result<(), ApiError> {
         let defaults = &self.cfg.agents.defaults;
         let (budget_chars, max_turns) =
             crate::agent::history_budget(&self.cfg, self.pool.overhead_chars);
         let history = self
             .store
             .recent(session, max_turns, budget_chars)
-            .map_err(|e| err("STORE", e))?;
+            .map_err(|e| err(ErrorCode::Store, e))?;
         let compaction = self
             .plan_compaction(session, p.text.len(), budget_chars, max_turns)
-            .map_err(|e| err("STORE", e))?;
+            .map_err(|e| err(ErrorCode::Store, e))?;
         let history: Vec<HistItem> = history
             .into_iter()
             .map(|(seq, t)| HistItem {
@@ -525,7 +529,7 @@ impl Reactor {
         if let Err(job) = self.pool.try_submit(job) {
             drop(job);
             return Err(err(
-                "BUSY",
+                ErrorCode::Busy,
                 "every agent worker is busy and the run queue is full; try again shortly",
             ));
         }
@@ -757,10 +761,10 @@ impl Reactor {
             let rid = p.run_id;
             match self.start_run(session, p) {
                 Ok(()) => return,
-                Err((code, msg)) => match origin {
-                    Origin::Client(conn) => self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code}))),
+                Err(ApiError { code, message: msg }) => match origin {
+                    Origin::Client(conn) => self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code.as_str()}))),
                     Origin::Channel { channel, inbound, .. } => {
-                        log::warn!("{channel}: queued run not started ({code}: {msg}); the message stays in the inbox");
+                        log::warn!("{channel}: queued run not started ({}: {msg}); the message stays in the inbox", code.as_str());
                         self.channels.running.remove(&(channel, inbound));
                     }
                     Origin::Job => self.job_start_failed(rid, msg),
@@ -777,7 +781,7 @@ pub fn cooldown_ms(failures: u32) -> u64 {
 }
 
 /// `params.session`, validated; WebSocket clients default to their own.
-fn session_param(params: &Value, conn: Option<u64>) -> Result<String, (String, String)> {
+fn session_param(params: &Value, conn: Option<u64>) -> Result<String, ApiError> {
     match params.get("session").and_then(Value::as_str) {
         Some(s) => {
             if s.is_empty()
@@ -785,7 +789,7 @@ fn session_param(params: &Value, conn: Option<u64>) -> Result<String, (String, S
                 || s.chars().any(|c| c.is_control() || c.is_whitespace())
             {
                 return Err(err(
-                    "INVALID_REQUEST",
+                    ErrorCode::InvalidRequest,
                     "params.session must be 1-128 visible characters, like \"web:alice\"",
                 ));
             }
@@ -793,7 +797,7 @@ fn session_param(params: &Value, conn: Option<u64>) -> Result<String, (String, S
         }
         None => match conn {
             Some(c) => Ok(format!("ws:{c}")),
-            None => Err(err("INVALID_REQUEST", "params.session is required")),
+            None => Err(err(ErrorCode::InvalidRequest, "params.session is required")),
         },
     }
 }

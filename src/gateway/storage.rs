@@ -8,6 +8,7 @@
 //! `store.snapshot.status` reports when it is there.
 
 use super::reactor::Reactor;
+use crate::api_error::{ApiError, ErrorCode};
 use crate::store::retention::{self, Action};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -357,21 +358,21 @@ impl Reactor {
                     self.upkeep
                         .snapshot
                         .start(|| store.snapshot_begin())
-                        .map_err(|e| ("STORE".to_string(), e)),
+                        .map_err(|e| ApiError::new(ErrorCode::Store, e)),
                 )
             }
             "store.snapshot.status" => Some(Ok(self.upkeep.snapshot.json())),
             "storage.run" => {
                 if self.upkeep.snapshot.running() {
-                    return Some(Err((
-                        "BUSY".into(),
-                        "a backup snapshot is being written; storage upkeep waits for it".into(),
+                    return Some(Err(ApiError::new(
+                        ErrorCode::Busy,
+                        "a backup snapshot is being written; storage upkeep waits for it",
                     )));
                 }
                 if !self.runs_idle() {
-                    return Some(Err((
-                        "BUSY".into(),
-                        "runs are in flight; storage upkeep waits for a quiet moment".into(),
+                    return Some(Err(ApiError::new(
+                        ErrorCode::Busy,
+                        "runs are in flight; storage upkeep waits for a quiet moment",
                     )));
                 }
                 Some(Ok(self.storage_pass(crate::util::now_ms())))

@@ -20,13 +20,13 @@
 //! - 2: `store_meta` (this version stamp and the retention counters shown by
 //!   `pinch status`).
 
-use redb::{TableDefinition, TableError, TableHandle};
+use redb::{TableError, TableHandle};
 use std::path::{Path, PathBuf};
 
 /// The schema version this binary writes.
 pub const CURRENT: u64 = 2;
 
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("store_meta");
+pub(crate) use crate::db::STORE_META as META;
 pub(crate) const VERSION_KEY: &str = "schema_version";
 
 /// What the read-only look at a store found.

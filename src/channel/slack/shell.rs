@@ -16,12 +16,12 @@
 use super::codec::{self, Classifier, Frame, Outcome};
 use super::link::{Link, Tick};
 use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
+use crate::net::websocket::{Incoming, ReadError, Socket};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
-use tungstenite::Message;
 
 struct Settings {
     channel: String,
@@ -204,8 +204,7 @@ fn socket_loop(
             Ok((mut socket, tcp)) => {
                 let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
                 let end = read_frames(s, &mut socket, c, &mut link, sink, stop);
-                let _ = socket.close(None);
-                let _ = socket.flush();
+                socket.close();
                 end
             }
             Err(e) if e.is_empty() => Ok(()),
@@ -227,7 +226,7 @@ fn report_health(sink: &Sink, link: &Link) -> bool {
 /// the socket fails or falls silent (`Err`).
 fn read_frames(
     s: &Settings,
-    socket: &mut crate::net::websocket::Socket,
+    socket: &mut Socket,
     c: &mut Classifier,
     link: &mut Link,
     sink: &Sink,
@@ -236,34 +235,26 @@ fn read_frames(
     while !stop.load(Ordering::Relaxed) {
         let now = crate::util::now_ms();
         let text = match socket.read() {
-            Ok(Message::Text(t)) => t,
-            Ok(Message::Close(_)) => return Err("Slack closed the socket".into()),
-            Ok(_) => {
-                // Pings (answered by tungstenite on the next write), pongs, binary.
+            Ok(Incoming::Text(t)) => t,
+            Ok(Incoming::Other) => {
+                // Pings (answered by the socket), pongs, binary.
                 link.on_frame(now);
-                let _ = socket.flush();
                 continue;
             }
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(ReadError::Timeout) => {
                 match link.tick(now) {
                     Tick::Dead => return Err("no answer to a ping: the socket is dead".into()),
                     Tick::SendPing => {
-                        if let Err(e) = socket.send(Message::Ping(Default::default())) {
-                            return Err(format!("ping: {e}"));
-                        }
+                        socket.send_ping().map_err(|e| format!("ping: {e}"))?;
                     }
                     Tick::Nothing => {}
                 }
                 continue;
             }
-            Err(e) => return Err(format!("socket: {e}")),
+            Err(ReadError::Closed(why)) => return Err(why),
+            Err(ReadError::Failed(e)) => return Err(format!("socket: {e}")),
         };
-        match codec::parse_frame(text.as_str()) {
+        match codec::parse_frame(&text) {
             Ok(Frame::Hello { .. }) => {
                 link.on_hello(now);
                 if !report_health(sink, link) {
@@ -285,7 +276,7 @@ fn read_frames(
                 let ack = kind != "events_api" || deliver(s, c, &payload, sink);
                 if ack {
                     socket
-                        .send(Message::text(codec::ack_frame(&envelope_id)))
+                        .send_text(&codec::ack_frame(&envelope_id))
                         .map_err(|e| format!("ack: {e}"))?;
                 }
                 report_health(sink, link);
