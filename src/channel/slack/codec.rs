@@ -265,6 +265,7 @@ impl Classifier {
             platform_id: ts.into(),
             time_ms: ts_to_ms(ts),
             thread_id: s("thread_ts").filter(|t| t.len() <= 32).map(str::to_string),
+            parent_group: None,
         })
     }
 }
