@@ -187,14 +187,22 @@ fn article_setup_runs_unchanged() {
     assert_eq!(r["ok"], true, "{r}");
     let fin = ws.until_done().pop().expect("final");
     assert_eq!(fin["payload"]["model"], "gemini/gemini-2.5-flash", "{fin}");
-    let seen = gemini.requests();
+    // Only the chats: the gateway also asks a loopback OpenAI-style server
+    // for llama.cpp's /health, /props and /slots.
+    let chats = |fake: &FakeLlm| -> Vec<Seen> {
+        fake.requests()
+            .into_iter()
+            .filter(|s| s.path.ends_with("/chat/completions"))
+            .collect()
+    };
+    let seen = chats(&gemini);
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, "/v1beta/openai/chat/completions");
     assert_eq!(
         header(&seen[0], "authorization").as_deref(),
         Some("Bearer gm-key-456")
     );
-    assert!(nvidia.requests().is_empty());
+    assert!(chats(&nvidia).is_empty());
 
     // explain-route says where each setting came from.
     let explain = |name: &str| {
