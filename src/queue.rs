@@ -34,7 +34,7 @@
 //! reads a clock or a random source. Unreadable rows are logged and skipped,
 //! dead-lettered or counted, never a panic.
 
-use crate::channel::Outbound;
+use crate::channel::envelope::Outbound;
 use crate::store::Store;
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};

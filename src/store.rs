@@ -11,7 +11,7 @@
 //! tables in the same file so a reply commits with its transcript turns;
 //! the file and every table are defined by `crate::db`.
 
-use crate::llm::Message;
+use crate::llm::types::Message;
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -111,7 +111,7 @@ impl Turn {
 
 /// Characters a message contributes to a prompt, for budgeting.
 pub fn message_chars(m: &Message) -> usize {
-    use crate::llm::Part;
+    use crate::llm::types::Part;
     m.parts
         .iter()
         .map(|p| match p {

@@ -575,7 +575,7 @@ fn validate(cfg: &Config) -> Result<(), Invalid> {
 
 /// A delivery target (`channel:chat`) naming a known channel.
 pub fn check_target(to: &str) -> Result<(), String> {
-    let t = crate::channel::ReplyTarget::parse(to)?;
+    let t = crate::channel::envelope::ReplyTarget::parse(to)?;
     if !CHANNELS.contains(&t.channel.as_str()) {
         let near = crate::util::nearest(&t.channel, CHANNELS)
             .map(|n| format!(" (did you mean \"{n}\"?)"))

@@ -11,17 +11,6 @@ pub mod types;
 
 pub use types::*;
 
-/// Whether a failed HTTP status is worth retrying (or failing over).
-/// 408, 429 and every 5xx (including Anthropic's 529) are retryable;
-/// everything else, notably 400/401/403/404/422, is fatal.
-pub fn classify(status: u16) -> FailureClass {
-    match status {
-        408 | 429 => FailureClass::Retryable,
-        500..=599 => FailureClass::Retryable,
-        _ => FailureClass::Fatal,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -277,7 +277,7 @@ pub struct HttpError {
 impl HttpError {
     /// Shorthand for `classify(self.status)`.
     pub fn class(&self) -> FailureClass {
-        super::classify(self.status)
+        classify(self.status)
     }
 }
 
@@ -422,6 +422,17 @@ pub(crate) fn push_capped(
     }
     buf.push_str(piece);
     Ok(())
+}
+
+/// Whether a failed HTTP status is worth retrying (or failing over).
+/// 408, 429 and every 5xx (including Anthropic's 529) are retryable;
+/// everything else, notably 400/401/403/404/422, is fatal.
+pub fn classify(status: u16) -> FailureClass {
+    match status {
+        408 | 429 => FailureClass::Retryable,
+        500..=599 => FailureClass::Retryable,
+        _ => FailureClass::Fatal,
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use super::{checkpoint, k_drop, k_inbox, meta_prefixed, st, Accept, QueueConfig, QueueError, Q};
 use super::{INBOX, INBOX_PENDING, META};
-use crate::channel::Envelope;
+use crate::channel::envelope::Envelope;
 use crate::store::Store;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@ use super::{
     Disposition, Full, Limit, QueueConfig, QueueError, QueuedMsg, QueuedRow, K_DEAD, K_SEQ, META,
     OUTQ, OUTQ_DUE, Q,
 };
-use crate::channel::Outbound;
+use crate::channel::envelope::Outbound;
 use crate::store::{Store, Turn};
 use redb::{ReadableTable, WriteTransaction};
 use std::collections::HashSet;

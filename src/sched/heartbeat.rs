@@ -80,7 +80,8 @@ impl HeartbeatConfig {
             ah.window()?;
         }
         if let Some(to) = &self.to {
-            crate::channel::ReplyTarget::parse(to).map_err(|e| format!("heartbeat.to: {e}"))?;
+            crate::channel::envelope::ReplyTarget::parse(to)
+                .map_err(|e| format!("heartbeat.to: {e}"))?;
         }
         Ok(())
     }
