@@ -83,16 +83,21 @@ fn the_second_turn_is_served_from_llama_cache() {
     home.write_config(&config(&url, "openai-completions"));
     let gw = Gateway::start(&home, &[]);
     let mut ws = Ws::connect(gw.addr);
+    let mut usage = Vec::new();
     for text in ["Say hello.", "Say goodbye."] {
         let r = ws.call("chat.send", json!({"session": "t:cache", "text": text}));
         assert_eq!(r["ok"], true, "{r}");
         let events = ws.until_done();
-        assert_eq!(
-            events.last().expect("final")["event"],
-            "chat.final",
-            "{events:?}"
-        );
+        let last = events.last().expect("final");
+        assert_eq!(last["event"], "chat.final", "{events:?}");
+        usage.push(last["payload"]["usage"].clone());
     }
+    // The turn's own usage carries llama.cpp's cache counts.
+    assert!(
+        usage[1]["cacheRead"].as_u64().expect("cacheRead") > 0,
+        "{usage:?}"
+    );
+    assert!(usage[1]["cacheWritten"].as_u64().is_some(), "{usage:?}");
     // llama-server's timings (cache_n, prompt_n) of the second turn.
     let s = ws.call("status", json!({}));
     let last = &s["payload"]["promptCache"]["lastRun"];

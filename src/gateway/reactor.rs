@@ -731,7 +731,7 @@ impl Reactor {
                     Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
                 }
                 let ms = self.runs.get(&u.run_id).map(|r| r.started.elapsed().as_millis() as u64).unwrap_or(0);
-                self.send(conn, event_frame("chat.final", json!({"runId": rid, "session": session, "text": text, "model": model, "usage": {"input": usage.0, "output": usage.1}, "ms": ms})));
+                self.send(conn, event_frame("chat.final", json!({"runId": rid, "session": session, "text": text, "model": model, "usage": {"input": usage.0, "output": usage.1, "cacheRead": cache.0, "cacheWritten": cache.1}, "ms": ms})));
                 self.finish(u.run_id, &session);
             }
             RunEvent::Error { message, kind } => {

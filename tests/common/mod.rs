@@ -320,7 +320,10 @@ fn serve(
         return;
     };
     // The gateway's health probe of a loopback model server: not a chat.
-    if matches!(path.as_str(), "/health" | "/props" | "/slots") {
+    if ["/health", "/props", "/slots"]
+        .iter()
+        .any(|p| path.ends_with(p))
+    {
         let _ = write!(
             stream,
             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
