@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod proactive_http;
 pub mod protocol;
 pub mod reactor;
+pub mod router;
 pub mod storage;
 pub mod ws;
 
@@ -185,7 +186,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         std::thread::Builder::new()
             .name("accept".into())
             .stack_size(128 * 1024)
-            .spawn(move || http::accept_loop(listener, sh))
+            .spawn(move || router::accept_loop(listener, sh))
             .map_err(|e| format!("cannot start the accept thread: {e}"))?;
         let mut reactor = reactor::Reactor::new(cfg.clone(), store, pool);
         reactor.start_channels(tx.clone())?;
