@@ -15,6 +15,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod archive;
 pub mod retention;
 #[cfg(test)]
 mod soak_tests;

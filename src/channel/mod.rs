@@ -6,6 +6,7 @@
 //! (pairing store, dedup window, Telegram offset).
 
 pub mod access;
+pub mod commands;
 pub mod envelope;
 pub mod pairing;
 pub mod split;

@@ -15,6 +15,7 @@ pub mod jsonc;
 pub mod openclaw;
 pub mod renames;
 pub mod schema;
+pub mod session;
 pub mod storage;
 
 pub use schema::*;
@@ -582,6 +583,7 @@ pub fn check_target(to: &str) -> Result<(), String> {
 /// `agents.defaults.heartbeat` and `hooks`.
 fn validate_proactive(cfg: &Config) -> Result<(), Invalid> {
     let bad = |path: String, msg: String, fix: &str| Err((path, msg, fix.to_string()));
+    cfg.session.validate()?;
     if let Some(h) = &cfg.agents.defaults.heartbeat {
         let path = "agents.defaults.heartbeat";
         if let Err(e) = h.validate() {

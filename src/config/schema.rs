@@ -27,6 +27,8 @@ pub struct Config {
     pub storage: super::storage::Storage,
     /// Optional release feed for `pinch version --check`.
     pub update: super::storage::Update,
+    /// Who shares a conversation and when conversations start over.
+    pub session: super::session::Session,
     /// OpenClaw's outbound proxy block, read as the default route below
     /// `network` (see `net::route_for`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -337,6 +339,9 @@ pub struct Channel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_chunk_limit: Option<usize>,
     pub poll_timeout_seconds: u32,
+    /// The owner's sender id or username; default: the first `allowFrom` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Default for Channel {
@@ -354,6 +359,7 @@ impl Default for Channel {
             api_root: None,
             text_chunk_limit: None,
             poll_timeout_seconds: 30,
+            owner: None,
         }
     }
 }

@@ -365,6 +365,29 @@ impl Reactor {
         }
     }
 
+    /// Keeps the run in its own session and reports the answer into
+    /// `main`, delivered to the owner's last chat.
+    fn settle_in_main(
+        &mut self,
+        session: &str,
+        label: &str,
+        turns: &[Turn],
+        usage: (u64, u64),
+        text: &str,
+        now: u64,
+    ) -> Settled {
+        match self.store.append(session, turns, usage, now) {
+            Ok(meta) => self.sessions.put(meta),
+            Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
+        }
+        let to = self.pro.last_chat.clone();
+        match (self.report_to_main(label, to.as_deref(), text, now), to) {
+            (Ok(()), Some(to)) => Settled::Delivered(to),
+            (Ok(()), None) => Settled::Undelivered(format!("no chat to deliver to: give a target (--to telegram:<chat>) or write to the assistant from a channel first; the answer is in session {session}, reported into main")),
+            (Err(e), _) => Settled::Undelivered(format!("could not report into main: {e}; the answer is in session {session}")),
+        }
+    }
+
     /// The end of a proactive run (its final answer or its error).
     pub(super) fn job_run_ended(&mut self, u: RunUpdate) {
         let Some(session) = self.runs.get(&u.run_id).map(|r| r.session.clone()) else {
@@ -415,6 +438,15 @@ impl Reactor {
         let heartbeat = matches!(active.map(|a| &a.kind), Some(Kind::Heartbeat));
         if heartbeat && is_nothing_to_report(text) {
             return Settled::Quiet;
+        }
+        // Without a target, jobs and heartbeats report into the owner's main session.
+        let report = active.and_then(|a| match (&a.kind, &a.deliver_to) {
+            (Kind::Job(n), None) => Some(format!("job {n}")),
+            (Kind::Heartbeat, None) => Some("heartbeat".to_string()),
+            _ => None,
+        });
+        if let Some(label) = report.filter(|_| self.cfg.session.main_scope() && session != "main") {
+            return self.settle_in_main(session, &label, turns, usage, text, now);
         }
         let target = active
             .and_then(|a| a.deliver_to.clone())

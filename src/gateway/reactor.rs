@@ -20,6 +20,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "commands.rs"]
+mod commands;
+#[path = "owner.rs"]
+mod owner;
 #[path = "proactive.rs"]
 mod proactive;
 
@@ -125,12 +129,14 @@ pub struct Reactor {
     model_health: HashMap<String, (u32, u64, String)>,
     pro: proactive::Proactive,
     pub(super) upkeep: super::storage::Upkeep,
+    chat: commands::ChatState,
 }
 
 impl Reactor {
     pub fn new(cfg: Arc<Config>, store: Store, pool: Pool) -> Reactor {
         let cap = cfg.gateway.session_cache;
         let pro = proactive::Proactive::load(&cfg, &store);
+        let chat = commands::ChatState::load(&store);
         Reactor {
             cfg,
             store,
@@ -155,6 +161,7 @@ impl Reactor {
             model_health: HashMap::new(),
             pro,
             upkeep: super::storage::Upkeep::default(),
+            chat,
         }
     }
 
@@ -300,13 +307,20 @@ impl Reactor {
             "chat.send" => {
                 let conn =
                     conn.ok_or_else(|| err("INVALID_REQUEST", "chat.send needs a connection"))?;
-                let session = session_param(&params, Some(conn))?;
-                let text = params
+                let session = match params.get("session") {
+                    None => self.client_default_session(conn),
+                    Some(_) => session_param(&params, Some(conn))?,
+                };
+                let mut text = params
                     .get("text")
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .trim()
                     .to_string();
+                let mut note = None;
+                if let Some(answer) = self.client_command(conn, &session, &mut text, &mut note) {
+                    return answer;
+                }
                 if text.is_empty() {
                     return Err(err(
                         "INVALID_REQUEST",
@@ -331,7 +345,13 @@ impl Reactor {
                 };
                 let queued = self.busy.contains_key(&session);
                 self.enqueue_run(&session, pending)?;
-                Ok(json!({"runId": run_id.to_string(), "session": session, "queued": queued}))
+                let mut answer =
+                    json!({"runId": run_id.to_string(), "session": session, "queued": queued});
+                if let Some((command, reply)) = note {
+                    answer["command"] = json!(command);
+                    answer["text"] = json!(reply);
+                }
+                Ok(answer)
             }
             "chat.abort" => {
                 let run = params
@@ -347,7 +367,10 @@ impl Reactor {
                 }
             }
             "chat.history" | "sessions.show" => {
-                let session = session_param(&params, conn)?;
+                let session = match (params.get("session"), conn) {
+                    (None, Some(c)) => self.client_default_session(c),
+                    _ => session_param(&params, conn)?,
+                };
                 let limit = params
                     .get("limit")
                     .and_then(Value::as_u64)
@@ -384,9 +407,10 @@ impl Reactor {
                         "a reply is being generated for this session; try again when it ends",
                     ));
                 }
-                let existed = self.store.reset(&session).map_err(|e| err("STORE", e))?;
-                self.sessions.map.remove(&session);
-                Ok(json!({"session": session, "reset": existed}))
+                let archived = self
+                    .archive_session(&session)
+                    .map_err(|e| err("STORE", e))?;
+                Ok(json!({"session": session, "reset": archived.is_some(), "archivedAs": archived}))
             }
             "status" => Ok(self.status()),
             "health" => Ok(json!({"ok": true})),
@@ -493,8 +517,14 @@ impl Reactor {
             .store
             .recent(session, max_turns, budget_chars)
             .map_err(|e| err("STORE", e))?;
+        // `/compact` asks for a compaction whatever the session's size.
+        let incoming = if p.run.compact_only {
+            budget_chars
+        } else {
+            p.text.len()
+        };
         let compaction = self
-            .plan_compaction(session, p.text.len(), budget_chars, max_turns)
+            .plan_compaction(session, incoming, budget_chars, max_turns)
             .map_err(|e| err("STORE", e))?;
         let history: Vec<HistItem> = history
             .into_iter()
@@ -506,6 +536,7 @@ impl Reactor {
             })
             .collect();
         let cancel = Arc::new(AtomicBool::new(false));
+        let (chosen_model, thinking) = self.session_choices(session);
         let job = Job {
             run_id: p.run_id,
             session: session.to_string(),
@@ -519,7 +550,8 @@ impl Reactor {
             cancel: cancel.clone(),
             deadline_s: defaults.timeout_seconds,
             skip_models: self.cooling_models(),
-            model_override: self.run_model(p.run_id),
+            model_override: self.run_model(p.run_id).or(chosen_model),
+            thinking,
         };
         if let Err(job) = self.pool.try_submit(job) {
             drop(job);
@@ -621,7 +653,11 @@ impl Reactor {
     ) -> Result<(), String> {
         let target = crate::channel::Target::parse(to)?;
         let limit = crate::channel::text_limit(&self.cfg, &target.channel);
-        let chunks = crate::channel::split::split_utf16(text, limit);
+        let chunks = if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            crate::channel::split::split_utf16(text, limit)
+        };
         let replies: Vec<crate::channel::Outbound> = chunks
             .into_iter()
             .map(|c| crate::channel::Outbound {
@@ -721,9 +757,12 @@ impl Reactor {
             }
             RunEvent::Error { message, kind } => {
                 self.runs_failed += 1;
+                self.chat.note_error(&session, &format!("{kind}: {message}"));
                 if let Origin::Channel { channel, inbound, target } = &origin {
                     log::warn!("{channel}: run failed ({kind}): {message}");
-                    let note = format!("Sorry, I could not answer that: {message}");
+                    // A run stopped with /stop was answered by the command.
+                    let stopped = self.runs.get(&u.run_id).is_some_and(|r| r.cancel.load(std::sync::atomic::Ordering::SeqCst));
+                    let note = if kind == "aborted" || stopped { String::new() } else { format!("Sorry, I could not answer that: {message}") };
                     self.channel_run_done(channel, inbound, &session, target, &[], (0, 0), &note);
                     self.finish(u.run_id, &session);
                     return;

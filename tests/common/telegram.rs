@@ -34,6 +34,8 @@ pub struct State {
     pub down: bool,
     /// Reject HTML markup (as if entities could not be parsed).
     pub reject_html: bool,
+    /// The last setMyCommands list.
+    pub commands: Value,
 }
 
 pub struct FakeTelegram {
@@ -239,6 +241,10 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
             let result: Vec<Value> = g.updates.iter().take(100).cloned().collect();
             drop(g);
             respond(&mut stream, 200, &json!({"ok": true, "result": result}));
+        }
+        "setMyCommands" => {
+            m.lock().expect("state").commands = params["commands"].clone();
+            respond(&mut stream, 200, &json!({"ok": true, "result": true}));
         }
         "sendChatAction" => {
             m.lock().expect("state").typing += 1;
