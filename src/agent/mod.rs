@@ -10,6 +10,7 @@
 
 pub mod compact;
 pub mod fetch;
+pub mod memory_search;
 pub mod prompt;
 pub mod search;
 pub mod skills;

@@ -584,6 +584,16 @@ pub fn check_target(to: &str) -> Result<(), String> {
 fn validate_proactive(cfg: &Config) -> Result<(), Invalid> {
     let bad = |path: String, msg: String, fix: &str| Err((path, msg, fix.to_string()));
     cfg.session.validate()?;
+    let mc = cfg.agents.defaults.memory_consolidation.trim();
+    if mc != "off" {
+        if let Err(e) = crate::sched::parse_every(mc) {
+            return bad(
+                "agents.defaults.memoryConsolidation".into(),
+                e,
+                "use an interval such as \"7d\", or \"off\"",
+            );
+        }
+    }
     if let Some(h) = &cfg.agents.defaults.heartbeat {
         let path = "agents.defaults.heartbeat";
         if let Err(e) = h.validate() {

@@ -249,6 +249,9 @@ pub struct AgentDefaults {
     /// Periodic check-ins driven by the workspace's HEARTBEAT.md.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<crate::sched::HeartbeatConfig>,
+    /// How often recent daily notes are condensed into MEMORY.md ("7d";
+    /// "off" disables).
+    pub memory_consolidation: String,
 }
 
 impl Default for AgentDefaults {
@@ -263,6 +266,7 @@ impl Default for AgentDefaults {
             bootstrap_max_chars: 2000,
             thinking_budget: 1024,
             heartbeat: None,
+            memory_consolidation: "7d".into(),
         }
     }
 }

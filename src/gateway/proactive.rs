@@ -116,8 +116,8 @@ impl Proactive {
                 Vec::new()
             }
         };
-        let had_jobs = !jobs.is_empty();
-        let sched = Scheduler::restore(jobs, now);
+        let mut sched = Scheduler::restore(jobs, now);
+        let had_jobs = super::consolidate::seed(&mut sched, cfg, now) || !sched.list().is_empty();
         let mut beat: Beat = store
             .kv_get(KV_HEARTBEAT)
             .ok()
@@ -263,7 +263,18 @@ impl Reactor {
             model: spec.model.clone(),
             started_ms: now,
         };
-        let text = with_skill(&spec.message, spec.skill.as_deref());
+        let text = if spec.name == super::consolidate::JOB {
+            match super::consolidate::prompt(&self.cfg, &self.pool.workspace, now) {
+                Some(t) => t,
+                None => {
+                    let why = Outcome::Skipped("no daily notes since the last run".into());
+                    self.pro.sched.finished(name, now, why);
+                    return;
+                }
+            }
+        } else {
+            with_skill(&spec.message, spec.skill.as_deref())
+        };
         match self.start_proactive(&session, text, active) {
             Ok((run, _)) => log::info!("job \"{name}\": run {run} started in session {session}"),
             Err((_, msg)) => {
@@ -437,6 +448,10 @@ impl Reactor {
     ) -> Settled {
         let heartbeat = matches!(active.map(|a| &a.kind), Some(Kind::Heartbeat));
         if heartbeat && is_nothing_to_report(text) {
+            return Settled::Quiet;
+        }
+        if matches!(active.map(|a| &a.kind), Some(Kind::Job(n)) if n == super::consolidate::JOB) {
+            // Memory upkeep talks to nobody.
             return Settled::Quiet;
         }
         // Without a target, jobs and heartbeats report into the owner's main session.

@@ -22,6 +22,8 @@ use std::time::Instant;
 
 #[path = "commands.rs"]
 mod commands;
+#[path = "consolidate.rs"]
+mod consolidate;
 #[path = "owner.rs"]
 mod owner;
 #[path = "proactive.rs"]
