@@ -296,3 +296,93 @@ fn a_jobs_answer_lands_in_main_and_the_follow_up_dm_has_it() {
         "the follow-up has the digest in context: {last}"
     );
 }
+
+#[test]
+fn an_idle_session_starts_over_under_the_reset_policy() {
+    let home = TempHome::new("dm-reset");
+    let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
+    let cfg = tg_config(&[("fake", &llm)], &tg, ACCESS).replace(
+        r#""queue": {"baseBackoffMs": 200}"#,
+        r#""queue": {"baseBackoffMs": 200}, "session": {"reset": {"mode": "idle", "idleMinutes": 60}}"#,
+    );
+    assert!(cfg.contains("idleMinutes"), "{cfg}");
+    home.write_config(&cfg);
+    let clock = home.path.join("clock");
+    std::fs::write(&clock, "0").expect("clock");
+    let gw = Gateway::start_with_env(&home, &[], &[("PINCH_TEST_CLOCK_FILE", &clock)]);
+    tg.dm(42, "the code word is kiwi");
+    tg.wait_sent(1, 15);
+    tg.dm(42, "still there?");
+    tg.wait_sent(2, 15);
+    assert!(
+        request_text(&llm.requests()[1]).contains("kiwi"),
+        "within the hour"
+    );
+    // Two hours later (the injected clock), the conversation starts over.
+    std::fs::write(&clock, (2 * 3_600_000).to_string()).expect("clock");
+    tg.dm(42, "good morning");
+    tg.wait_sent(3, 15);
+    let last = request_text(&llm.requests()[2]);
+    assert!(
+        last.contains("good morning") && !last.contains("kiwi"),
+        "{last}"
+    );
+    let out = home
+        .cmd()
+        .args(["sessions", "list", "--url", &gw.url()])
+        .output()
+        .expect("sessions list");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("main~"),
+        "archived"
+    );
+}
+
+#[test]
+fn heartbeats_skip_an_idle_owner_and_use_their_own_model() {
+    let home = TempHome::new("dm-beat");
+    let (llm, cheap, tg) = (FakeLlm::openai(), FakeLlm::openai(), FakeTelegram::start());
+    let cfg = tg_config(&[("fake", &llm), ("cheap", &cheap)], &tg, ACCESS).replace(
+        r#""primary": "fake/m1", "fallbacks": []}"#,
+        r#""primary": "fake/m1", "fallbacks": []}, "heartbeat": {"every": "12h", "skipIdleDays": 2, "model": "cheap/m1"}"#,
+    );
+    assert!(cfg.contains("skipIdleDays"), "{cfg}");
+    home.write_config(&cfg);
+    let gw = Gateway::start(&home, &[]);
+    std::fs::write(
+        home.path.join("workspace/HEARTBEAT.md"),
+        "- check the mail\n",
+    )
+    .expect("write");
+    let url = format!("{}/api/heartbeat/run", gw.url());
+    let (status, body) = http_post(&url, None, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("idle"),
+        "no conversation yet: skipped: {body}"
+    );
+    assert_eq!(
+        llm.requests().len() + cheap.requests().len(),
+        0,
+        "no model call"
+    );
+    tg.dm(42, "hi");
+    tg.wait_sent(1, 15);
+    cheap.push(Reply::Text(vec!["You have mail.".into()]));
+    let (status, body) = http_post(&url, None, "");
+    assert_eq!(status, 200, "{body}");
+    let sent = tg.wait_sent(2, 15);
+    assert_eq!(
+        sent[1],
+        (
+            "42".to_string(),
+            "You have mail.".to_string(),
+            sent[1].2.clone()
+        )
+    );
+    assert_eq!(
+        cheap.requests().len(),
+        1,
+        "heartbeat.model answered the beat"
+    );
+}

@@ -599,6 +599,13 @@ fn validate_proactive(cfg: &Config) -> Result<(), Invalid> {
         if let Err(e) = h.validate() {
             return bad(path.into(), e, "e.g. {\"every\": \"30m\", \"activeHours\": {\"start\": \"08:00\", \"end\": \"22:00\", \"tz\": \"Europe/Berlin\"}, \"to\": \"telegram:123\"}");
         }
+        if let Some(m) = h.model.as_deref().filter(|m| find_model(cfg, m).is_none()) {
+            return bad(
+                format!("{path}.model"),
+                format!("model {m:?} is not configured"),
+                "use \"provider/model\" from models.providers",
+            );
+        }
         if let Some(Err(e)) = h.to.as_deref().map(check_target) {
             return bad(
                 format!("{path}.to"),

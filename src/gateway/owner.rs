@@ -89,4 +89,21 @@ impl Reactor {
             }
         }
     }
+
+    /// `heartbeat.skipIdleDays`: why a beat is skipped, when the owner's
+    /// conversation has been quiet longer than that (or never started).
+    pub(super) fn owner_idle(&self, days: Option<u32>, now: u64) -> Option<String> {
+        let days = days?;
+        let last = self
+            .store
+            .session(MAIN_SESSION)
+            .ok()
+            .flatten()
+            .map(|m| m.updated_ms)
+            .unwrap_or(0);
+        let idle = now.saturating_sub(last);
+        (idle > u64::from(days).saturating_mul(86_400_000)).then(|| {
+            format!("skipped: the owner's conversation has been quiet for more than {days} day(s) (heartbeat.skipIdleDays); no model call")
+        })
+    }
 }

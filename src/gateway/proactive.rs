@@ -330,6 +330,10 @@ impl Reactor {
         if self.pro.beat.running {
             return Err(err("BUSY", "a heartbeat is already running"));
         }
+        if let Some(why) = self.owner_idle(cfg.skip_idle_days, now) {
+            self.beat_done(now, now, why, false);
+            return Ok(json!({"started": false, "reason": "the owner has been idle"}));
+        }
         let checklist = read_checklist(&self.pool.workspace.join("HEARTBEAT.md"));
         if checklist_is_empty(&checklist) {
             self.beat_done(now, now, "empty checklist: no model call".into(), false);
@@ -338,7 +342,7 @@ impl Reactor {
         let active = Active {
             kind: Kind::Heartbeat,
             deliver_to: cfg.to.clone(),
-            model: None,
+            model: cfg.model.clone(),
             started_ms: now,
         };
         match self.start_proactive(HEARTBEAT_SESSION, heartbeat_prompt(&checklist), active) {

@@ -28,6 +28,8 @@ mod consolidate;
 mod owner;
 #[path = "proactive.rs"]
 mod proactive;
+#[path = "reset.rs"]
+mod reset;
 
 /// Messages waiting behind a running one, per session.
 const SESSION_QUEUE: usize = 4;
@@ -508,6 +510,7 @@ impl Reactor {
             q.push_back(pending);
             return Ok(());
         }
+        self.apply_reset_policy(session);
         self.start_run(session, pending)
     }
 
