@@ -381,6 +381,24 @@ impl Reactor {
                     .unwrap_or(50)
                     .min(500) as usize;
                 let meta = self.store.session(&session).map_err(|e| err("STORE", e))?;
+                // With `before` (a cursor, or null for the newest page) the
+                // answer is one page of every stored turn plus the next cursor.
+                if let Some(before) = params.get("before") {
+                    let (turns, cursor) = self
+                        .store
+                        .page(&session, before.as_u64(), limit)
+                        .map_err(|e| err("STORE", e))?;
+                    let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
+                    // Turns left out for size are on the next page.
+                    let cursor = if complete {
+                        cursor
+                    } else {
+                        items.first().and_then(|i| i["seq"].as_u64())
+                    };
+                    return Ok(
+                        json!({"session": session, "meta": meta, "turns": items, "complete": complete, "before": cursor}),
+                    );
+                }
                 let turns = self
                     .store
                     .recent(&session, limit, usize::MAX)
@@ -760,14 +778,17 @@ impl Reactor {
                 self.send(conn, event_frame("chat.final", json!({"runId": rid, "session": session, "text": text, "model": model, "usage": {"input": usage.0, "output": usage.1}, "ms": ms})));
                 self.finish(u.run_id, &session);
             }
-            RunEvent::Error { message, kind } => {
+            RunEvent::Error { message, mut kind } => {
+                // A run stopped (/stop, chat.abort) may fail otherwise before it notices.
+                if self.runs.get(&u.run_id).is_some_and(|r| r.cancel.load(std::sync::atomic::Ordering::SeqCst)) {
+                    kind = "aborted".into();
+                }
                 self.runs_failed += 1;
                 self.chat.note_error(&session, &format!("{kind}: {message}"));
                 if let Origin::Channel { channel, inbound, target } = &origin {
                     log::warn!("{channel}: run failed ({kind}): {message}");
                     // A run stopped with /stop was answered by the command.
-                    let stopped = self.runs.get(&u.run_id).is_some_and(|r| r.cancel.load(std::sync::atomic::Ordering::SeqCst));
-                    let note = if kind == "aborted" || stopped { String::new() } else { format!("Sorry, I could not answer that: {message}") };
+                    let note = if kind == "aborted" { String::new() } else { format!("Sorry, I could not answer that: {message}") };
                     self.channel_run_done(channel, inbound, &session, target, &[], (0, 0), &note);
                     self.finish(u.run_id, &session);
                     return;
