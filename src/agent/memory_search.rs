@@ -45,9 +45,10 @@ pub fn local_date(now_ms: u64) -> (String, String) {
     let ts = jiff::Timestamp::from_millisecond(i64::try_from(now_ms).unwrap_or(0))
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let z = ts.to_zoned(jiff::tz::TimeZone::system());
+    // Plain formatting: jiff's strftime machinery is not otherwise in the binary.
     (
-        z.strftime("%Y-%m-%d").to_string(),
-        z.strftime("%H:%M").to_string(),
+        format!("{:04}-{:02}-{:02}", z.year(), z.month(), z.day()),
+        format!("{:02}:{:02}", z.hour(), z.minute()),
     )
 }
 
