@@ -29,24 +29,18 @@ pub fn reset_due(policy: &ResetPolicy, updated_ms: u64, now_ms: u64, tz: &TimeZo
             .is_some_and(|b| updated_ms < b)
 }
 
-/// The latest time at or before `now_ms` when the local clock read `hour`:00.
+/// The latest time at or before `now_ms` when the local clock read `hour`:00
+/// (by the UTC offset at `now_ms`; plain arithmetic, no calendar code).
 fn last_boundary(hour: u8, now_ms: u64, tz: &TimeZone) -> Option<u64> {
     let now = jiff::Timestamp::from_millisecond(i64::try_from(now_ms).ok()?).ok()?;
-    let zoned = now.to_zoned(tz.clone());
-    let today = zoned
-        .with()
-        .hour(i8::try_from(hour.min(23)).ok()?)
-        .minute(0)
-        .second(0)
-        .subsec_nanosecond(0)
-        .build()
-        .ok()?;
-    let b = if today.timestamp() > now {
-        today.yesterday().ok()?
-    } else {
-        today
-    };
-    u64::try_from(b.timestamp().as_millisecond()).ok()
+    let offset = i64::from(tz.to_offset(now).seconds()) * 1000;
+    let local = i64::try_from(now_ms).ok()?.checked_add(offset)?;
+    let day = 86_400_000i64;
+    let mut b = local - local.rem_euclid(day) + i64::from(hour.min(23)) * 3_600_000;
+    if b > local {
+        b -= day;
+    }
+    u64::try_from(b.checked_sub(offset)?).ok()
 }
 
 impl Reactor {
