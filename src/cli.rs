@@ -440,7 +440,10 @@ fn cmd_chat(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, Stri
 
 Sends TEXT to the assistant and prints the reply as it streams. Without TEXT,
 reads one message per line from standard input (an interactive prompt on a
-terminal). The session defaults to cli:<user>.";
+terminal). Without --session the gateway picks it: `main` (the owner's one
+conversation, shared with the web chat and the owner's direct messages)
+under session.dmScope \"main\". In-chat commands work here too: /new, /status,
+/model, /think, /compact, /stop, /help, /whoami.";
     let (mut url, mut token, mut session) = (None, None, None);
     let mut words: Vec<String> = Vec::new();
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
@@ -460,15 +463,10 @@ terminal). The session defaults to cli:<user>.";
         }
     }
     let t = target(url, token, g, home)?;
-    let session = session.unwrap_or_else(|| {
-        format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "me".into())
-        )
-    });
+    let session = session.as_deref();
     let mut ws = WsClient::connect(&t)?;
     if !words.is_empty() {
-        return ws.chat(&session, &words.join(" "));
+        return ws.chat(session, &words.join(" "));
     }
     let stdin = std::io::stdin();
     let tty = unsafe { libc::isatty(0) } == 1;
@@ -494,7 +492,7 @@ terminal). The session defaults to cli:<user>.";
         if line == "/quit" || line == "/exit" {
             break;
         }
-        code = ws.chat(&session, line)?;
+        code = ws.chat(session, line)?;
     }
     Ok(code)
 }
@@ -572,8 +570,12 @@ impl WsClient {
 
     /// Sends one message and prints the streamed reply. Exit code 0 on a
     /// final answer, 1 on a run error.
-    fn chat(&mut self, session: &str, text: &str) -> Result<i32, String> {
-        let r = self.request("chat.send", json!({"session": session, "text": text}))?;
+    fn chat(&mut self, session: Option<&str>, text: &str) -> Result<i32, String> {
+        let params = match session {
+            Some(s) => json!({"session": s, "text": text}),
+            None => json!({"text": text}),
+        };
+        let r = self.request("chat.send", params)?;
         if r["ok"] != true {
             return Err(format!(
                 "{}: {}",
@@ -581,7 +583,14 @@ impl WsClient {
                 r["error"]["message"].as_str().unwrap_or("refused")
             ));
         }
+        // A command's answer (/status, /new, ...): no run follows.
+        if let Some(t) = r["payload"]["text"].as_str() {
+            println!("{t}");
+        }
         let run = r["payload"]["runId"].clone();
+        if run.is_null() {
+            return Ok(0);
+        }
         let mut out = std::io::stdout();
         loop {
             let v = self.read()?;

@@ -16,6 +16,8 @@ use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod archive;
+mod page;
 pub mod retention;
 #[cfg(test)]
 mod soak_tests;

@@ -189,7 +189,9 @@ fn a_web_page_cannot_drive_the_gateway_but_its_own_page_and_the_cli_can() {
     // No job was added by the refused cron POSTs.
     let (status, jobs) = http_get(&format!("{}/api/cron", gw.url()), None);
     assert_eq!(status, 200);
-    assert!(!jobs.contains("\"name\""), "{jobs}");
+    // (The one job is the built-in weekly memory consolidation.)
+    assert_eq!(jobs.matches("\"name\"").count(), 1, "{jobs}");
+    assert!(jobs.contains("memory-consolidation"), "{jobs}");
 }
 
 #[test]

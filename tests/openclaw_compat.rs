@@ -13,7 +13,7 @@ use common::tinyproxy::Tinyproxy;
 use common::*;
 use serde_json::json;
 
-const EXPECTED_IGNORED: [&str; 11] = [
+const EXPECTED_IGNORED: [&str; 10] = [
     "gateway.mode",
     "models.mode",
     "models.providers.minimax.models[0].cost",
@@ -24,7 +24,6 @@ const EXPECTED_IGNORED: [&str; 11] = [
     "messages",
     "tts",
     "channels.telegram.streaming",
-    "session",
 ];
 
 fn article_config(minimax: u16, gemini: u16, nvidia: u16, telegram: &str) -> String {

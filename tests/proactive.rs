@@ -248,14 +248,18 @@ fn cli_adds_lists_edits_and_removes_jobs_with_helpful_errors() {
         .output()
         .expect("status");
     let st = String::from_utf8_lossy(&st.stdout).into_owned();
-    assert!(st.contains("cron: 1 job(s)"), "{st}");
+    // The built-in weekly memory consolidation is the other job.
+    assert!(st.contains("cron: 2 job(s)"), "{st}");
     assert!(st.contains("digest: every 2h; next 20"), "{st}");
 
     let (code, out, _) = cron(&home, &gw, &["remove", "digest"]);
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "removed digest");
     let (_, out, _) = cron(&home, &gw, &["list"]);
-    assert!(out.starts_with("no jobs"), "{out}");
+    assert!(
+        !out.contains("digest") && out.contains("memory-consolidation"),
+        "{out}"
+    );
     let (code, _, err) = cron(&home, &gw, &["remove", "digest"]);
     assert_eq!(code, 1);
     assert!(err.contains("no job named \"digest\""), "{err}");

@@ -10,6 +10,7 @@
 
 pub mod compact;
 pub mod fetch;
+pub mod memory_search;
 pub mod prompt;
 pub mod search;
 pub mod skills;
@@ -43,6 +44,9 @@ pub struct Job {
     pub skip_models: Vec<String>,
     /// "provider/model" to try first (a scheduled job's own model).
     pub model_override: Option<String>,
+    /// Reasoning budget chosen with `/think` (`Some(0)`: off); `None`:
+    /// `agents.defaults.thinkingBudget`.
+    pub thinking: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -408,6 +412,28 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
             ),
         }
     }
+    if job.run.compact_only {
+        let text = match (&job.compaction, &summary) {
+            (None, _) => "Nothing to compact yet.".to_string(),
+            (Some(_), Some(_)) => "Compacted: the conversation so far is summarised.".to_string(),
+            (Some(_), None) => {
+                emit(RunEvent::Error {
+                    message: "the summary could not be made; the transcript is unchanged".into(),
+                    kind: "provider".into(),
+                });
+                return;
+            }
+        };
+        emit(RunEvent::Final {
+            messages: Vec::new(),
+            text,
+            model: String::new(),
+            usage: (0, 0),
+            cache: (0, 0),
+            summary,
+        });
+        return;
+    }
     let system = prompt::system_prompt(ctx, job.run.group);
     let tools = prompt::tools(ctx);
     let hist = compact::History {
@@ -429,6 +455,7 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
             &current,
             &job.cancel,
             deadline,
+            job.thinking,
             emit,
         ) {
             Ok(r) => r,
@@ -587,6 +614,7 @@ fn compact_session(
         &flush,
         cancel,
         deadline,
+        None,
         &mut quiet,
     ) {
         for (_, name, args) in reply.tool_calls.iter().filter(|(_, n, _)| n == "memory") {
@@ -608,6 +636,7 @@ fn compact_session(
         &ask,
         cancel,
         deadline,
+        None,
         &mut quiet,
     )
     .map_err(|e| e.message)?;
@@ -629,6 +658,7 @@ fn call_chain(
     current: &[Message],
     cancel: &AtomicBool,
     deadline: Instant,
+    thinking: Option<u32>,
     emit: &mut dyn FnMut(RunEvent),
 ) -> Result<Reply, CallError> {
     let mut last_err: Option<CallError> = None;
@@ -655,10 +685,11 @@ fn call_chain(
             tools: tools.to_vec(),
             max_tokens: c.model.max_tokens,
             temperature: ctx.cfg.agents.defaults.temperature,
-            reasoning_budget: if c.model.reasoning {
-                Some(ctx.cfg.agents.defaults.thinking_budget)
-            } else {
-                None
+            reasoning_budget: match thinking {
+                _ if !c.model.reasoning => None,
+                Some(0) => None,
+                Some(budget) => Some(budget),
+                None => Some(ctx.cfg.agents.defaults.thinking_budget),
             },
             accepts_images: c.model.input.iter().any(|i| i == "image"),
             cache: provider::cache_hints(c.provider, session),

@@ -44,6 +44,8 @@ pub struct RunContext {
     /// Channel and sender, e.g. `telegram group "Family" · from Ann (@ann)`;
     /// empty for the gateway's own clients and scheduled runs.
     pub origin: String,
+    /// A `/compact` request: compact the session, no model answer.
+    pub compact_only: bool,
 }
 
 /// Workspace files of the system prompt, in order; the last two are the
@@ -220,6 +222,7 @@ mod tests {
         let group = RunContext {
             group: true,
             origin: "telegram group · from Ann".into(),
+            ..RunContext::default()
         };
         assert_eq!(
             envelope(ms, &group, "hi"),

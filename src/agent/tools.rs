@@ -8,7 +8,8 @@
 //! (public addresses only, every redirect hop checked, size and time caps,
 //! HTML reduced to text, the network route of `tools.webFetch`; see
 //! `fetch.rs`), `web_search` (the backend of `tools.webSearch`, see
-//! `search.rs`), `memory` (MEMORY.md sections) and `skill` (loads a skill's
+//! `search.rs`), `memory` (MEMORY.md sections, daily notes and their
+//! search, see `memory_search.rs`) and `skill` (loads a skill's
 //! full text) and `cron` (scheduled jobs, asked of the reactor).
 //! Skill scripts declared in SKILL.md become tools too, run in the same sandbox.
 //! `read_file` on a directory lists it, so the compact tool set of small
@@ -129,8 +130,8 @@ impl Registry {
             ),
             spec(
                 "memory",
-                "Long-term memory in MEMORY.md. action: read | append (text) | replace_section (section heading, text).",
-                json!({"type": "object", "properties": {"action": {"type": "string", "enum": ["read", "append", "replace_section"]}, "section": {"type": "string"}, "text": {"type": "string"}}, "required": ["action"]}),
+                "Long-term memory in MEMORY.md. action: read | append (text) | replace_section (section heading, text) | note (text: today's notes) | search (text: keywords, in MEMORY.md and notes).",
+                json!({"type": "object", "properties": {"action": {"type": "string", "enum": ["read", "append", "replace_section", "note", "search"]}, "section": {"type": "string"}, "text": {"type": "string"}}, "required": ["action"]}),
             ),
         ];
         let exec = cfg.tools.exec.clone();
@@ -461,6 +462,22 @@ impl Registry {
         section: Option<&str>,
         text: Option<&str>,
     ) -> Result<Output, String> {
+        use super::memory_search as notes;
+        match action {
+            Some("note") => {
+                let rel = notes::note(&self.workspace, text.unwrap_or(""), crate::util::now_ms())?;
+                return Ok(Output::ok(
+                    format!("noted in {rel}"),
+                    format!("note in {rel}"),
+                ));
+            }
+            Some("search") => {
+                let hits = notes::search(&self.workspace, text.unwrap_or(""), notes::MAX_RESULTS);
+                let summary = format!("memory search: {} hits", hits.len());
+                return Ok(Output::ok(notes::format_hits(&hits), summary));
+            }
+            _ => {}
+        }
         let path = self.workspace.join("MEMORY.md");
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         let new = match action {
@@ -482,7 +499,7 @@ impl Registry {
                     .trim();
                 replace_section(&current, heading, text.ok_or("missing \"text\"")?.trim())
             }
-            _ => return Err("action must be read, append or replace_section".into()),
+            _ => return Err("action must be read, append, replace_section, note or search".into()),
         };
         if new.len() > MAX_MEMORY {
             return Err(format!("MEMORY.md would be {} bytes, over the {MAX_MEMORY}-byte cap; condense it with replace_section first", new.len()));

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod adapter;
 pub mod discord;
+pub mod commands;
 pub mod envelope;
 pub mod pairing;
 pub mod registry;

@@ -66,6 +66,23 @@ pub fn get_me_request(api_root: &str, token: &str) -> (String, Vec<u8>) {
     (method_url(api_root, token, "getMe"), b"{}".to_vec())
 }
 
+/// `setMyCommands` (POST JSON): the command menu Telegram shows, from
+/// `channel::commands::MENU` (descriptions cut to Telegram's 256 characters).
+pub fn set_my_commands_request(
+    api_root: &str,
+    token: &str,
+    commands: &[(&str, &str)],
+) -> (String, Vec<u8>) {
+    let list: Vec<Value> = commands
+        .iter()
+        .map(|(c, d)| json!({"command": c, "description": crate::util::truncate(d, 256)}))
+        .collect();
+    (
+        method_url(api_root, token, "setMyCommands"),
+        json!({ "commands": list }).to_string().into_bytes(),
+    )
+}
+
 /// `deleteWebhook` (POST JSON), to call once at start: an active webhook makes every
 /// `getUpdates` fail with 409. Pending updates are kept.
 pub fn delete_webhook_request(api_root: &str, token: &str) -> (String, Vec<u8>) {

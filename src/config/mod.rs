@@ -15,6 +15,7 @@ pub mod jsonc;
 pub mod openclaw;
 pub mod renames;
 pub mod schema;
+pub mod session;
 pub mod storage;
 
 pub use schema::*;
@@ -592,10 +593,28 @@ pub fn check_target(to: &str) -> Result<(), String> {
 /// `agents.defaults.heartbeat` and `hooks`.
 fn validate_proactive(cfg: &Config) -> Result<(), Invalid> {
     let bad = |path: String, msg: String, fix: &str| Err((path, msg, fix.to_string()));
+    cfg.session.validate()?;
+    let mc = cfg.agents.defaults.memory_consolidation.trim();
+    if mc != "off" {
+        if let Err(e) = crate::sched::parse_every(mc) {
+            return bad(
+                "agents.defaults.memoryConsolidation".into(),
+                e,
+                "use an interval such as \"7d\", or \"off\"",
+            );
+        }
+    }
     if let Some(h) = &cfg.agents.defaults.heartbeat {
         let path = "agents.defaults.heartbeat";
         if let Err(e) = h.validate() {
             return bad(path.into(), e, "e.g. {\"every\": \"30m\", \"activeHours\": {\"start\": \"08:00\", \"end\": \"22:00\", \"tz\": \"Europe/Berlin\"}, \"to\": \"telegram:123\"}");
+        }
+        if let Some(m) = h.model.as_deref().filter(|m| find_model(cfg, m).is_none()) {
+            return bad(
+                format!("{path}.model"),
+                format!("model {m:?} is not configured"),
+                "use \"provider/model\" from models.providers",
+            );
         }
         if let Some(Err(e)) = h.to.as_deref().map(check_target) {
             return bad(

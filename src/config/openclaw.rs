@@ -41,7 +41,15 @@ pub const UNSUPPORTED: &[&str] = &[
     "tts",
     "commands",
     "approvals",
-    "session",
+    "session.scope",
+    "session.groupScope",
+    "session.identityLinks",
+    "session.resetByType",
+    "session.resetByChannel",
+    "session.mainKey",
+    "session.sendPolicy",
+    "session.maintenance",
+    "session.store",
     "cron",
     "transcripts",
     "discovery",
@@ -122,7 +130,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "agents.defaults.userTimezone",
     "agents.defaults.subagents",
     "agents.defaults.memorySearch",
-    "agents.defaults.heartbeat.model",
     "agents.defaults.heartbeat.session",
     "agents.defaults.heartbeat.target",
     "agents.defaults.heartbeat.directPolicy",
@@ -357,7 +364,7 @@ mod tests {
     fn all_44_top_level_keys_are_known() {
         let read = [
             "$schema", "gateway", "models", "agents", "channels", "tools", "logging", "hooks",
-            "proxy",
+            "proxy", "session",
         ];
         let top: Vec<&str> = UNSUPPORTED
             .iter()

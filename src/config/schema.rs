@@ -27,6 +27,8 @@ pub struct Config {
     pub storage: super::storage::Storage,
     /// Optional release feed for `pinch version --check`.
     pub update: super::storage::Update,
+    /// Who shares a conversation and when conversations start over.
+    pub session: super::session::Session,
     /// OpenClaw's outbound proxy block, read as the default route below
     /// `network` (see `routes::route_for`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -252,6 +254,9 @@ pub struct AgentDefaults {
     /// Periodic check-ins driven by the workspace's HEARTBEAT.md.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<crate::sched::HeartbeatConfig>,
+    /// How often recent daily notes are condensed into MEMORY.md ("7d";
+    /// "off" disables).
+    pub memory_consolidation: String,
 }
 
 impl Default for AgentDefaults {
@@ -267,6 +272,7 @@ impl Default for AgentDefaults {
             thinking_budget: 1024,
             compact_prompt: None,
             heartbeat: None,
+            memory_consolidation: "7d".into(),
         }
     }
 }
@@ -410,6 +416,9 @@ pub struct DiscordGuildChannel {
     pub require_mention: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
+    /// The owner's sender id or username; default: the first `allowFrom` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Default for Channel {
@@ -435,6 +444,7 @@ impl Default for Channel {
             allow_bots: false,
             guilds: BTreeMap::new(),
             max_lines_per_message: None,
+            owner: None,
         }
     }
 }

@@ -153,7 +153,7 @@ impl Reactor {
             };
             match verdict {
                 Verdict::Accept => {
-                    let session = format!("{channel}:{}", env.chat_id);
+                    let session = self.channel_session(&env);
                     accepted.push((env, session));
                 }
                 Verdict::Pair => {
@@ -167,7 +167,7 @@ impl Reactor {
                     match outcome {
                         PairOutcome::Issue { code } => pairing_replies.push((env, code)),
                         PairOutcome::AlreadyApproved => {
-                            let session = format!("{channel}:{}", env.chat_id);
+                            let session = self.channel_session(&env);
                             accepted.push((env, session));
                         }
                         PairOutcome::AlreadyPending => drops.push("pairing-pending".into()),
@@ -226,9 +226,14 @@ impl Reactor {
                 log::warn!("{channel}: cannot queue pairing code: {e}");
             }
         }
-        for (env, session) in new_ones {
-            if env.chat_kind == ChatKind::Direct {
+        for (mut env, session) in new_ones {
+            // Answers of jobs without a target go to the owner's last chat,
+            // never to someone else who wrote last.
+            if env.chat_kind == ChatKind::Direct && self.is_owner(&env) {
                 self.note_chat(&format!("{channel}:{}", env.chat_id));
+            }
+            if self.channel_command(&mut env, &session) {
+                continue;
             }
             self.start_channel_run(env, session);
         }
@@ -547,5 +552,9 @@ fn run_context(env: &Envelope) -> crate::agent::prompt::RunContext {
         (true, Some(u)) => origin.push_str(&format!(" · from @{u}")),
         (true, None) => {}
     }
-    crate::agent::prompt::RunContext { group, origin }
+    crate::agent::prompt::RunContext {
+        group,
+        origin,
+        compact_only: false,
+    }
 }

@@ -117,8 +117,8 @@ impl Proactive {
                 Vec::new()
             }
         };
-        let had_jobs = !jobs.is_empty();
-        let sched = Scheduler::restore(jobs, now);
+        let mut sched = Scheduler::restore(jobs, now);
+        let had_jobs = super::consolidate::seed(&mut sched, cfg, now) || !sched.list().is_empty();
         let mut beat: Beat = store
             .kv_get(KV_HEARTBEAT)
             .ok()
@@ -264,7 +264,18 @@ impl Reactor {
             model: spec.model.clone(),
             started_ms: now,
         };
-        let text = with_skill(&spec.message, spec.skill.as_deref());
+        let text = if spec.name == super::consolidate::JOB {
+            match super::consolidate::prompt(&self.cfg, &self.pool.workspace, now) {
+                Some(t) => t,
+                None => {
+                    let why = Outcome::Skipped("no daily notes since the last run".into());
+                    self.pro.sched.finished(name, now, why);
+                    return;
+                }
+            }
+        } else {
+            with_skill(&spec.message, spec.skill.as_deref())
+        };
         match self.start_proactive(&session, text, active) {
             Ok((run, _)) => log::info!("job \"{name}\": run {run} started in session {session}"),
             Err(ApiError { message: msg, .. }) => {
@@ -320,6 +331,10 @@ impl Reactor {
         if self.pro.beat.running {
             return Err(err(ErrorCode::Busy, "a heartbeat is already running"));
         }
+        if let Some(why) = self.owner_idle(cfg.skip_idle_days, now) {
+            self.beat_done(now, now, why, false);
+            return Ok(json!({"started": false, "reason": "the owner has been idle"}));
+        }
         let checklist = read_checklist(&self.pool.workspace.join("HEARTBEAT.md"));
         if checklist_is_empty(&checklist) {
             self.beat_done(now, now, "empty checklist: no model call".into(), false);
@@ -328,7 +343,7 @@ impl Reactor {
         let active = Active {
             kind: Kind::Heartbeat,
             deliver_to: cfg.to.clone(),
-            model: None,
+            model: cfg.model.clone(),
             started_ms: now,
         };
         match self.start_proactive(HEARTBEAT_SESSION, heartbeat_prompt(&checklist), active) {
@@ -363,6 +378,29 @@ impl Reactor {
             .and_then(|v| self.store.kv_put(KV_HEARTBEAT, &v));
         if let Err(e) = r {
             log::error!("cannot persist the heartbeat state: {e}");
+        }
+    }
+
+    /// Keeps the run in its own session and reports the answer into
+    /// `main`, delivered to the owner's last chat.
+    fn settle_in_main(
+        &mut self,
+        session: &str,
+        label: &str,
+        turns: &[Turn],
+        usage: (u64, u64),
+        text: &str,
+        now: u64,
+    ) -> Settled {
+        match self.store.append(session, turns, usage, now) {
+            Ok(meta) => self.sessions.put(meta),
+            Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
+        }
+        let to = self.pro.last_chat.clone();
+        match (self.report_to_main(label, to.as_deref(), text, now), to) {
+            (Ok(()), Some(to)) => Settled::Delivered(to),
+            (Ok(()), None) => Settled::Undelivered(format!("no chat to deliver to: give a target (--to telegram:<chat>) or write to the assistant from a channel first; the answer is in session {session}, reported into main")),
+            (Err(e), _) => Settled::Undelivered(format!("could not report into main: {e}; the answer is in session {session}")),
         }
     }
 
@@ -416,6 +454,19 @@ impl Reactor {
         let heartbeat = matches!(active.map(|a| &a.kind), Some(Kind::Heartbeat));
         if heartbeat && is_nothing_to_report(text) {
             return Settled::Quiet;
+        }
+        if matches!(active.map(|a| &a.kind), Some(Kind::Job(n)) if n == super::consolidate::JOB) {
+            // Memory upkeep talks to nobody.
+            return Settled::Quiet;
+        }
+        // Without a target, jobs and heartbeats report into the owner's main session.
+        let report = active.and_then(|a| match (&a.kind, &a.deliver_to) {
+            (Kind::Job(n), None) => Some(format!("job {n}")),
+            (Kind::Heartbeat, None) => Some("heartbeat".to_string()),
+            _ => None,
+        });
+        if let Some(label) = report.filter(|_| self.cfg.session.main_scope() && session != "main") {
+            return self.settle_in_main(session, &label, turns, usage, text, now);
         }
         let target = active
             .and_then(|a| a.deliver_to.clone())

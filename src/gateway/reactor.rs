@@ -21,8 +21,16 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "commands.rs"]
+mod commands;
+#[path = "consolidate.rs"]
+mod consolidate;
+#[path = "owner.rs"]
+mod owner;
 #[path = "proactive.rs"]
 mod proactive;
+#[path = "reset.rs"]
+mod reset;
 
 /// Messages waiting behind a running one, per session.
 const SESSION_QUEUE: usize = 4;
@@ -126,12 +134,14 @@ pub struct Reactor {
     model_health: HashMap<String, (u32, u64, String)>,
     pro: proactive::Proactive,
     pub(super) upkeep: super::storage::Upkeep,
+    chat: commands::ChatState,
 }
 
 impl Reactor {
     pub fn new(cfg: Arc<Config>, store: Store, pool: Pool) -> Reactor {
         let cap = cfg.gateway.session_cache;
         let pro = proactive::Proactive::load(&cfg, &store);
+        let chat = commands::ChatState::load(&store);
         Reactor {
             cfg,
             store,
@@ -156,6 +166,7 @@ impl Reactor {
             model_health: HashMap::new(),
             pro,
             upkeep: super::storage::Upkeep::default(),
+            chat,
         }
     }
 
@@ -302,13 +313,20 @@ impl Reactor {
                 let conn = conn.ok_or_else(|| {
                     err(ErrorCode::InvalidRequest, "chat.send needs a connection")
                 })?;
-                let session = session_param(&params, Some(conn))?;
-                let text = params
+                let session = match params.get("session") {
+                    None => self.client_default_session(conn),
+                    Some(_) => session_param(&params, Some(conn))?,
+                };
+                let mut text = params
                     .get("text")
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .trim()
                     .to_string();
+                let mut note = None;
+                if let Some(answer) = self.client_command(conn, &session, &mut text, &mut note) {
+                    return answer;
+                }
                 if text.is_empty() {
                     return Err(err(
                         ErrorCode::InvalidRequest,
@@ -333,7 +351,13 @@ impl Reactor {
                 };
                 let queued = self.busy.contains_key(&session);
                 self.enqueue_run(&session, pending)?;
-                Ok(json!({"runId": run_id.to_string(), "session": session, "queued": queued}))
+                let mut answer =
+                    json!({"runId": run_id.to_string(), "session": session, "queued": queued});
+                if let Some((command, reply)) = note {
+                    answer["command"] = json!(command);
+                    answer["text"] = json!(reply);
+                }
+                Ok(answer)
             }
             "chat.abort" => {
                 let run = params
@@ -349,16 +373,34 @@ impl Reactor {
                 }
             }
             "chat.history" | "sessions.show" => {
-                let session = session_param(&params, conn)?;
+                let session = match (params.get("session"), conn) {
+                    (None, Some(c)) => self.client_default_session(c),
+                    _ => session_param(&params, conn)?,
+                };
                 let limit = params
                     .get("limit")
                     .and_then(Value::as_u64)
                     .unwrap_or(50)
                     .min(500) as usize;
-                let meta = self
-                    .store
-                    .session(&session)
-                    .map_err(|e| err(ErrorCode::Store, e))?;
+                let meta = self.store.session(&session).map_err(|e| err(ErrorCode::Store, e))?;
+                // With `before` (a cursor, or null for the newest page) the
+                // answer is one page of every stored turn plus the next cursor.
+                if let Some(before) = params.get("before") {
+                    let (turns, cursor) = self
+                        .store
+                        .page(&session, before.as_u64(), limit)
+                        .map_err(|e| err(ErrorCode::Store, e))?;
+                    let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
+                    // Turns left out for size are on the next page.
+                    let cursor = if complete {
+                        cursor
+                    } else {
+                        items.first().and_then(|i| i["seq"].as_u64())
+                    };
+                    return Ok(
+                        json!({"session": session, "meta": meta, "turns": items, "complete": complete, "before": cursor}),
+                    );
+                }
                 let turns = self
                     .store
                     .recent(&session, limit, usize::MAX)
@@ -389,12 +431,10 @@ impl Reactor {
                         "a reply is being generated for this session; try again when it ends",
                     ));
                 }
-                let existed = self
-                    .store
-                    .reset(&session)
+                let archived = self
+                    .archive_session(&session)
                     .map_err(|e| err(ErrorCode::Store, e))?;
-                self.sessions.map.remove(&session);
-                Ok(json!({"session": session, "reset": existed}))
+                Ok(json!({"session": session, "reset": archived.is_some(), "archivedAs": archived}))
             }
             "status" => Ok(self.status()),
             "health" => Ok(json!({"ok": true})),
@@ -487,6 +527,7 @@ impl Reactor {
             q.push_back(pending);
             return Ok(());
         }
+        self.apply_reset_policy(session);
         self.start_run(session, pending)
     }
 
@@ -498,8 +539,14 @@ impl Reactor {
             .store
             .recent(session, max_turns, budget_chars)
             .map_err(|e| err(ErrorCode::Store, e))?;
+        // `/compact` asks for a compaction whatever the session's size.
+        let incoming = if p.run.compact_only {
+            budget_chars
+        } else {
+            p.text.len()
+        };
         let compaction = self
-            .plan_compaction(session, p.text.len(), budget_chars, max_turns)
+            .plan_compaction(session, incoming, budget_chars, max_turns)
             .map_err(|e| err(ErrorCode::Store, e))?;
         let history: Vec<HistItem> = history
             .into_iter()
@@ -511,6 +558,7 @@ impl Reactor {
             })
             .collect();
         let cancel = Arc::new(AtomicBool::new(false));
+        let (chosen_model, thinking) = self.session_choices(session);
         let job = Job {
             run_id: p.run_id,
             session: session.to_string(),
@@ -524,7 +572,8 @@ impl Reactor {
             cancel: cancel.clone(),
             deadline_s: defaults.timeout_seconds,
             skip_models: self.cooling_models(),
-            model_override: self.run_model(p.run_id),
+            model_override: self.run_model(p.run_id).or(chosen_model),
+            thinking,
         };
         if let Err(job) = self.pool.try_submit(job) {
             drop(job);
@@ -636,8 +685,13 @@ impl Reactor {
             .channels
             .get(&to.channel)
             .is_some_and(|c| c.reply_to_mode.as_deref() == Some("all"));
-        let replies: Vec<crate::channel::Outbound> =
+        // An empty answer (a command that only acted) sends nothing.
+        let chunks = if text.trim().is_empty() {
+            Vec::new()
+        } else {
             crate::channel::split::split_with(text, limit, measure)
+        };
+        let replies: Vec<crate::channel::Outbound> = chunks
                 .into_iter()
                 .enumerate()
                 .map(|(index, chunk)| {
@@ -734,11 +788,17 @@ impl Reactor {
                 self.send(conn, event_frame("chat.final", json!({"runId": rid, "session": session, "text": text, "model": model, "usage": {"input": usage.0, "output": usage.1, "cacheRead": cache.0, "cacheWritten": cache.1}, "ms": ms})));
                 self.finish(u.run_id, &session);
             }
-            RunEvent::Error { message, kind } => {
+            RunEvent::Error { message, mut kind } => {
+                // A run stopped (/stop, chat.abort) may fail otherwise before it notices.
+                if self.runs.get(&u.run_id).is_some_and(|r| r.cancel.load(std::sync::atomic::Ordering::SeqCst)) {
+                    kind = "aborted".into();
+                }
                 self.runs_failed += 1;
+                self.chat.note_error(&session, &format!("{kind}: {message}"));
                 if let Origin::Channel { channel, inbound, target } = &origin {
                     log::warn!("{channel}: run failed ({kind}): {message}");
-                    let note = format!("Sorry, I could not answer that: {message}");
+                    // A run stopped with /stop was answered by the command.
+                    let note = if kind == "aborted" { String::new() } else { format!("Sorry, I could not answer that: {message}") };
                     self.channel_run_done(channel, inbound, &session, target, &[], (0, 0), &note);
                     self.finish(u.run_id, &session);
                     return;

@@ -139,7 +139,7 @@ pub fn map_config(oc: &Value) -> ConfigPlan {
             "session" => drop_key(
                 &mut plan.dropped,
                 "session",
-                "pinch keeps one session per chat (channel:peer) and has no reset policies",
+                "session settings are not carried; set session.dmScope and session.reset in pinch.json",
             ),
             "tools" => drop_key(
                 &mut plan.dropped,

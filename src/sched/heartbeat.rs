@@ -28,6 +28,13 @@ pub struct HeartbeatConfig {
     /// Where alerts go (`"telegram:123"`); default: the last used chat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// "provider/model" tried first for beats (a cheaper or local model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Skip beats (no model call) while the owner's conversation has been
+    /// quiet for longer than this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_idle_days: Option<u32>,
 }
 
 fn default_every() -> String {
@@ -40,6 +47,8 @@ impl Default for HeartbeatConfig {
             every: default_every(),
             active_hours: None,
             to: None,
+            model: None,
+            skip_idle_days: None,
         }
     }
 }
@@ -291,7 +300,7 @@ mod tests {
                 end: e.to_string(),
                 tz: Some("Europe/Berlin".to_string()),
             }),
-            to: None,
+            ..HeartbeatConfig::default()
         }
     }
 

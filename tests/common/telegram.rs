@@ -38,6 +38,8 @@ pub struct State {
     pub down: bool,
     /// Reject HTML markup (as if entities could not be parsed).
     pub reject_html: bool,
+    /// The last setMyCommands list.
+    pub commands: Value,
 }
 
 pub struct FakeTelegram {
@@ -256,6 +258,10 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
             let result: Vec<Value> = g.updates.iter().take(100).cloned().collect();
             drop(g);
             respond(&mut stream, 200, &json!({"ok": true, "result": result}));
+        }
+        "setMyCommands" => {
+            m.lock().expect("state").commands = params["commands"].clone();
+            respond(&mut stream, 200, &json!({"ok": true, "result": true}));
         }
         "sendChatAction" => {
             let mut g = m.lock().expect("state");

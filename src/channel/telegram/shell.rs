@@ -147,6 +147,7 @@ fn poll_loop(s: &Settings, agent: &ureq::Agent, tx: &Sink, stop: &AtomicBool) {
                             Ok(id) => {
                                 log::info!("{}: connected as @{}", s.channel, id.username);
                                 bot = Some(id);
+                                set_commands(s, agent);
                             }
                             Err(e) => log::warn!("{}: getMe: {e:?}", s.channel),
                         }
@@ -213,6 +214,18 @@ fn poll_loop(s: &Settings, agent: &ureq::Agent, tx: &Sink, stop: &AtomicBool) {
             }
         }
         sleep_until(next, stop);
+    }
+}
+
+/// Publishes the command menu once per connection; a failure only costs the menu.
+fn set_commands(s: &Settings, agent: &ureq::Agent) {
+    let (url, body) =
+        tg::set_my_commands_request(&s.api_root, &s.token, &crate::channel::commands::MENU);
+    if let Err(e) = call(agent, &url, Some(&body)) {
+        log::info!(
+            "{}: setMyCommands failed ({e}); the command menu is not shown",
+            s.channel
+        );
     }
 }
 
