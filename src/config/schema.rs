@@ -336,6 +336,9 @@ pub struct Channel {
     pub group_policy: String,
     pub groups: BTreeMap<String, GroupRule>,
     pub require_mention: bool,
+    /// The owner's sender id or username; default: the first `allowFrom` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkConfig>,
     /// OpenClaw's per-channel proxy URL: the same as `network.proxy`, which
@@ -416,9 +419,6 @@ pub struct DiscordGuildChannel {
     pub require_mention: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
-    /// The owner's sender id or username; default: the first `allowFrom` entry.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
 }
 
 impl Default for Channel {

@@ -370,7 +370,7 @@ impl Reactor {
         &mut self,
         session: &str,
         origin: super::Origin,
-    ) -> Result<u64, (String, String)> {
+    ) -> Result<u64, crate::api_error::ApiError> {
         let run_id = self.new_run_id();
         let pending = super::Pending {
             origin,
@@ -400,7 +400,7 @@ impl Reactor {
         };
         let inbound = crate::queue::inbound_id(env);
         let channel = env.channel.clone();
-        let target = format!("{}:{}", env.channel, env.chat_id);
+        let target = crate::channel::ReplyTarget::from_envelope(env, false);
         let Some(command) = command else {
             self.command_done(&channel, &inbound, session, &target, "");
             return true;
@@ -422,8 +422,8 @@ impl Reactor {
                 Ok(_) => {
                     self.channels.running.insert((channel, inbound));
                 }
-                Err((_, msg)) => {
-                    let text = format!("Could not compact: {msg}");
+                Err(e) => {
+                    let text = format!("Could not compact: {}", e.message);
                     self.command_done(&channel, &inbound, session, &target, &text);
                 }
             }
@@ -452,7 +452,7 @@ impl Reactor {
         channel: &str,
         inbound: &str,
         session: &str,
-        target: &str,
+        target: &crate::channel::ReplyTarget,
         reply: &str,
     ) {
         if let Err(e) = self.deliver(

@@ -81,7 +81,10 @@ impl Reactor {
             ),
         ];
         match to {
-            Some(to) => self.deliver(MAIN_SESSION, to, &turns, (0, 0), None, text),
+            Some(to) => {
+                let to = crate::channel::ReplyTarget::parse(to)?;
+                self.deliver(MAIN_SESSION, &to, &turns, (0, 0), None, text)
+            }
             None => {
                 let meta = self.store.append(MAIN_SESSION, &turns, (0, 0), now)?;
                 self.sessions.put(meta);
