@@ -18,11 +18,11 @@ const LAYERS: &[(&str, u32)] = &[
     ("filesystem", 0),
     ("card_wear", 0),
     ("workspace", 0),
-    ("local_llm", 0),
     ("service", 0),
     ("service_openrc", 0),
     ("sandbox", 0),
     ("api_error", 0),
+    ("sort", 0),
     // 1: message types the database stores (transcript turns, envelopes,
     // reply targets, queued replies).
     ("llm::types", 1),
@@ -46,7 +46,10 @@ const LAYERS: &[(&str, u32)] = &[
     // the provider.
     ("channel::registry", 9),
     ("channel::telegram::shell", 9),
+    ("channel::slack::shell", 9),
+    ("channel::discord::shell", 9),
     ("provider", 9),
+    ("local_llm", 9),
     // 10: the agent: skill discovery below the tools that run skills.
     ("agent::skills", 10),
     ("agent", 11),

@@ -10,8 +10,8 @@
 
 pub mod access;
 pub mod adapter;
-pub mod discord;
 pub mod commands;
+pub mod discord;
 pub mod envelope;
 pub mod pairing;
 pub mod registry;

@@ -382,7 +382,10 @@ impl Reactor {
                     .and_then(Value::as_u64)
                     .unwrap_or(50)
                     .min(500) as usize;
-                let meta = self.store.session(&session).map_err(|e| err(ErrorCode::Store, e))?;
+                let meta = self
+                    .store
+                    .session(&session)
+                    .map_err(|e| err(ErrorCode::Store, e))?;
                 // With `before` (a cursor, or null for the newest page) the
                 // answer is one page of every stored turn plus the next cursor.
                 if let Some(before) = params.get("before") {
@@ -692,16 +695,16 @@ impl Reactor {
             crate::channel::split::split_with(text, limit, measure)
         };
         let replies: Vec<crate::channel::Outbound> = chunks
-                .into_iter()
-                .enumerate()
-                .map(|(index, chunk)| {
-                    let mut out = to.outbound(chunk);
-                    if index > 0 && !quote_all {
-                        out.reply_to = None;
-                    }
-                    out
-                })
-                .collect();
+            .into_iter()
+            .enumerate()
+            .map(|(index, chunk)| {
+                let mut out = to.outbound(chunk);
+                if index > 0 && !quote_all {
+                    out.reply_to = None;
+                }
+                out
+            })
+            .collect();
         let done = self
             .store
             .commit_reply(
