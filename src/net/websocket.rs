@@ -558,4 +558,38 @@ mod tests {
             (CLOSE, &[0x03, 0xE8][..])
         );
     }
+
+    #[test]
+    fn close_codes_out_and_the_message_limit() {
+        let socket = |input: Vec<u8>, written: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| Socket {
+            conn: Box::new(Wire {
+                input: std::io::Cursor::new(input),
+                written: written.clone(),
+            }),
+            buf: Vec::new(),
+            partial: None,
+            max_message: MAX_MESSAGE_BYTES,
+            close_code: None,
+        };
+        for (code, payload) in [(Some(4000u16), vec![0x0F, 0xA0]), (None, Vec::new())] {
+            let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            socket(Vec::new(), &written).close_with(code);
+            let out = crate::util::lock(&written).clone();
+            let (close, _) = parse_frame(&out, 100).ok().flatten().expect("close");
+            assert_eq!((close.opcode, close.payload), (CLOSE, payload));
+        }
+        // A 200-byte message: over a 100-byte limit, within the default.
+        let mut big = vec![0x81, 126, 0, 200];
+        big.extend(vec![b'x'; 200]);
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut small = socket(big.clone(), &written);
+        small.set_max_message(100);
+        assert!(matches!(small.read(), Err(ReadError::Failed(_))));
+        let mut s = socket(big, &written);
+        assert!(matches!(s.read(), Ok(Incoming::Text(t)) if t.len() == 200));
+        // A close frame without a code.
+        let mut s = socket(vec![0x88, 0x00], &written);
+        assert!(matches!(s.read(), Err(ReadError::Closed(_))));
+        assert_eq!(s.close_code(), None);
+    }
 }
