@@ -499,23 +499,33 @@ under session.dmScope \"main\". In-chat commands work here too: /new, /status,
 
 /// A minimal client of the gateway's WebSocket API.
 struct WsClient {
-    ws: tungstenite::WebSocket<TcpStream>,
+    ws: crate::net::websocket::Socket,
     next_id: u64,
 }
 
 impl WsClient {
     fn connect(t: &Target) -> Result<WsClient, String> {
-        let addr = format!("{}:{}", t.host, t.port);
-        let sock_addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-            .map_err(|e| t.unreachable(e))?
-            .next()
-            .ok_or_else(|| t.unreachable("no address"))?;
-        let stream = TcpStream::connect_timeout(&sock_addr, Duration::from_secs(5))
+        let host = if t.host.contains(':') {
+            format!("[{}]", t.host)
+        } else {
+            t.host.clone()
+        };
+        let url = format!("ws://{host}:{}/ws", t.port);
+        // The local gateway: always direct, whatever proxy the environment names.
+        let route = crate::net::Route {
+            proxy: crate::net::route::ProxySpec::Direct,
+            no_proxy: crate::net::NoProxy::default(),
+            ca_file: None,
+            source: "the local gateway".into(),
+            env: Default::default(),
+            env_origin: Default::default(),
+            no_proxy_source: None,
+        };
+        let (mut ws, socket) = crate::net::websocket::connect(&url, &route, Duration::from_secs(5))
             .map_err(|e| t.unreachable(e))?;
-        let _ = stream.set_nodelay(true);
-        let url = format!("ws://{addr}/ws");
-        let (ws, _) =
-            tungstenite::client::client(url.as_str(), stream).map_err(|e| t.unreachable(e))?;
+        // Replies take as long as the model does.
+        let _ = socket.set_read_timeout(None);
+        ws.set_max_message(16 << 20);
         let mut c = WsClient { ws, next_id: 1 };
         if let Some(tok) = &t.token {
             let r = c.request("connect", json!({"token": tok}))?;
@@ -534,26 +544,22 @@ impl WsClient {
         self.next_id += 1;
         let frame = json!({"type": "req", "id": id, "method": method, "params": params});
         self.ws
-            .send(tungstenite::Message::text(frame.to_string()))
+            .send_text(&frame.to_string())
             .map_err(|e| format!("gateway connection lost: {e}"))?;
         Ok(id)
     }
 
     fn read(&mut self) -> Result<Value, String> {
+        use crate::net::websocket::{Incoming, ReadError};
         loop {
-            match self
-                .ws
-                .read()
-                .map_err(|e| format!("gateway connection lost: {e}"))?
-            {
-                tungstenite::Message::Text(t) => {
-                    return serde_json::from_str(t.as_str())
+            match self.ws.read() {
+                Ok(Incoming::Text(t)) => {
+                    return serde_json::from_str(&t)
                         .map_err(|e| format!("bad frame from gateway: {e}"))
                 }
-                tungstenite::Message::Close(_) => {
-                    return Err("the gateway closed the connection".into())
-                }
-                _ => {}
+                Ok(Incoming::Other) | Err(ReadError::Timeout) => {}
+                Err(ReadError::Closed(_)) => return Err("the gateway closed the connection".into()),
+                Err(ReadError::Failed(e)) => return Err(format!("gateway connection lost: {e}")),
             }
         }
     }

@@ -496,56 +496,6 @@ fn run(
     Ok(())
 }
 
-/// Opens a stream to `url`'s host along `decision` (DNS, TCP, the proxy's
-/// CONNECT or SOCKS5, TLS for https/wss), for long-lived connections such
-/// as a WebSocket. Also returns the TCP socket underneath, to set read
-/// timeouts on and shut down. Each step is bounded by `timeout`.
-pub fn open_stream(
-    url: &str,
-    decision: &Decision,
-    ca_file: Option<&Path>,
-    timeout: Duration,
-) -> Result<(Box<dyn Conn>, TcpStream), String> {
-    let target = parse_target(url)?;
-    let fail = |(_, detail): StepErr| detail;
-    let proxy = decision.proxy();
-    let (addrs, socks_ip) = match proxy {
-        None => (
-            resolve(&target.host, target.port, timeout).map_err(fail)?,
-            None,
-        ),
-        Some(p) => {
-            let a = resolve(&p.host, p.port, timeout).map_err(fail)?;
-            let local = if p.scheme == ProxyScheme::Socks5 {
-                resolve(&target.host, target.port, timeout)
-                    .map_err(fail)?
-                    .first()
-                    .copied()
-            } else {
-                None
-            };
-            (a, local)
-        }
-    };
-    let tcp = connect_any(&addrs, timeout).map_err(fail)?;
-    let socket = tcp.try_clone().map_err(|e| e.to_string())?;
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let _ = tcp.set_write_timeout(Some(timeout));
-    let _ = tcp.set_nodelay(true);
-    let mut conn: Box<dyn Conn> = Box::new(tcp);
-    if let Some(p) = proxy {
-        let config = client_config(ca_file)?;
-        conn = proxy_handshake(conn, p, &target, socks_ip, config)
-            .map_err(fail)?
-            .0;
-    }
-    if target.is_tls() {
-        let config = client_config(ca_file)?;
-        conn = tls_handshake(conn, &target.host, config).map_err(fail)?.0;
-    }
-    Ok((conn, socket))
-}
-
 /// Times `f`, records a step result and passes the value or failure on.
 fn step<T>(
     report: &mut ProbeReport,

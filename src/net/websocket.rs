@@ -145,6 +145,10 @@ pub struct Socket {
     buf: Vec<u8>,
     /// A fragmented message being reassembled: its opcode and data so far.
     partial: Option<(u8, Vec<u8>)>,
+    /// Largest message accepted: [`MAX_MESSAGE_BYTES`] unless raised.
+    max_message: usize,
+    /// The code of the server's close frame, once one came.
+    close_code: Option<u16>,
 }
 
 impl Socket {
@@ -163,14 +167,34 @@ impl Socket {
     }
 
     /// Sends a normal close frame (best effort) and ends the connection.
-    pub fn close(mut self) {
-        let _ = self.send(CLOSE, &1000u16.to_be_bytes());
+    pub fn close(self) {
+        self.close_with(Some(1000));
+    }
+
+    /// Sends a close frame with `code` (none: an empty close), best effort,
+    /// and ends the connection. A code other than 1000 tells servers such
+    /// as Discord's Gateway that the session may be resumed.
+    pub fn close_with(mut self, code: Option<u16>) {
+        let payload = code.map(u16::to_be_bytes);
+        let _ = self.send(CLOSE, payload.as_ref().map_or(&[][..], |p| &p[..]));
+    }
+
+    /// Accepts messages up to `bytes` long (after reassembly).
+    pub fn set_max_message(&mut self, bytes: usize) {
+        self.max_message = bytes;
+    }
+
+    /// The status code of the server's close frame, after a read returned
+    /// [`ReadError::Closed`] for one; `None` for an end of stream or a
+    /// close frame without a code.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
     }
 
     /// The next message. Pings are answered here.
     pub fn read(&mut self) -> Result<Incoming, ReadError> {
         loop {
-            let parsed = parse_frame(&self.buf, MAX_MESSAGE_BYTES).map_err(ReadError::Failed)?;
+            let parsed = parse_frame(&self.buf, self.max_message).map_err(ReadError::Failed)?;
             if let Some((frame, used)) = parsed {
                 self.buf.drain(..used);
                 if let Some(message) = self.take(frame)? {
@@ -204,6 +228,10 @@ impl Socket {
             }
             PONG => return Ok(Some(Incoming::Other)),
             CLOSE => {
+                self.close_code = frame
+                    .payload
+                    .get(..2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]));
                 let _ = self.send(CLOSE, frame.payload.get(..2).unwrap_or(&[]));
                 return Err(ReadError::Closed("the server closed the socket".into()));
             }
@@ -213,7 +241,7 @@ impl Socket {
                         "a continuation frame without a start".into(),
                     ));
                 };
-                if data.len().saturating_add(frame.payload.len()) > MAX_MESSAGE_BYTES {
+                if data.len().saturating_add(frame.payload.len()) > self.max_message {
                     return Err(ReadError::Failed("a message over the size limit".into()));
                 }
                 data.extend_from_slice(&frame.payload);
@@ -318,6 +346,8 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
             conn,
             buf: rest,
             partial: None,
+            max_message: MAX_MESSAGE_BYTES,
+            close_code: None,
         },
         control,
     ))
@@ -495,6 +525,8 @@ mod tests {
             conn: Box::new(wire),
             buf: Vec::new(),
             partial: None,
+            max_message: MAX_MESSAGE_BYTES,
+            close_code: None,
         };
         assert!(
             matches!(s.read(), Err(ReadError::Timeout)),
@@ -509,6 +541,7 @@ mod tests {
         );
         assert_eq!(s.read().ok(), Some(Incoming::Text("{\"a\"".into())));
         assert!(matches!(s.read(), Err(ReadError::Closed(_))));
+        assert_eq!(s.close_code(), Some(1000));
         let out = crate::util::lock(&written).clone();
         let (pong, used) = parse_frame(&out, 100).ok().flatten().expect("pong");
         assert_eq!((pong.opcode, pong.payload.as_slice()), (PONG, &b"hi"[..]));
@@ -524,5 +557,39 @@ mod tests {
             (close.opcode, close.payload.as_slice()),
             (CLOSE, &[0x03, 0xE8][..])
         );
+    }
+
+    #[test]
+    fn close_codes_out_and_the_message_limit() {
+        let socket = |input: Vec<u8>, written: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| Socket {
+            conn: Box::new(Wire {
+                input: std::io::Cursor::new(input),
+                written: written.clone(),
+            }),
+            buf: Vec::new(),
+            partial: None,
+            max_message: MAX_MESSAGE_BYTES,
+            close_code: None,
+        };
+        for (code, payload) in [(Some(4000u16), vec![0x0F, 0xA0]), (None, Vec::new())] {
+            let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            socket(Vec::new(), &written).close_with(code);
+            let out = crate::util::lock(&written).clone();
+            let (close, _) = parse_frame(&out, 100).ok().flatten().expect("close");
+            assert_eq!((close.opcode, close.payload), (CLOSE, payload));
+        }
+        // A 200-byte message: over a 100-byte limit, within the default.
+        let mut big = vec![0x81, 126, 0, 200];
+        big.extend(vec![b'x'; 200]);
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut small = socket(big.clone(), &written);
+        small.set_max_message(100);
+        assert!(matches!(small.read(), Err(ReadError::Failed(_))));
+        let mut s = socket(big, &written);
+        assert!(matches!(s.read(), Ok(Incoming::Text(t)) if t.len() == 200));
+        // A close frame without a code.
+        let mut s = socket(vec![0x88, 0x00], &written);
+        assert!(matches!(s.read(), Err(ReadError::Closed(_))));
+        assert_eq!(s.close_code(), None);
     }
 }

@@ -1,8 +1,8 @@
 //! The Discord adapter's I/O shell: a Gateway thread and a REST send thread,
 //! both thin. The session logic, parsing, rate limits and splitting are the
 //! pure code beside this file; this file moves bytes along the channel's own
-//! network route (tungstenite over rustls, or plain ws:// for a loopback
-//! fake) and reports to the reactor through the [`Sink`].
+//! network route (the shared WebSocket client of `net::websocket`, over
+//! rustls, or plain ws:// for a loopback fake) and reports to the reactor through the [`Sink`].
 //!
 //! The Gateway thread reads with a socket timeout set to the session's next
 //! heartbeat, so one thread serves frames and timers. It never gives up
@@ -13,6 +13,7 @@ use super::codec::{Action, CloseVerdict, Phase, Session};
 use super::{format, rest};
 use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
 use crate::channel::envelope::Outbound;
+use crate::net::websocket::{Incoming, ReadError, Socket};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Read;
@@ -21,11 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
-use tungstenite::{Message, WebSocket};
-
-type Socket = WebSocket<Box<dyn crate::net::probe::Conn>>;
 
 const MAX_BODY: u64 = 1024 * 1024;
 /// Largest Gateway message accepted (READY of a bot in many servers is big).
@@ -255,7 +251,7 @@ fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBoo
         }
         let default_url = base_url.clone().unwrap_or_default();
         let url = session.connect_url(&default_url, resume);
-        let (mut ws, socket) = match connect(s, &url) {
+        let (ws, socket) = match connect(s, &url) {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("{}: cannot connect to the Gateway: {e}", s.channel);
@@ -267,7 +263,7 @@ fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBoo
             }
         };
         session.on_connected(resume, now());
-        let ended = run_connection(s, &mut session, &mut ws, &socket, sink, stop, &mut health);
+        let ended = run_connection(s, &mut session, ws, &socket, sink, stop, &mut health);
         let _ = socket.shutdown(Shutdown::Both);
         match ended {
             Ended::Stop => return,
@@ -301,85 +297,9 @@ fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBoo
 }
 
 fn connect(s: &Settings, url: &str) -> Result<(Socket, TcpStream), String> {
-    let decision = s.route.decide(url)?;
-    let (conn, socket) = crate::net::probe::open_stream(
-        url,
-        &decision,
-        s.route.ca_file.as_deref(),
-        Duration::from_secs(15),
-    )?;
-    Ok((upgrade(conn, url)?, socket))
-}
-
-/// The client side of the WebSocket opening handshake (RFC 6455 §4.1),
-/// written here over httparse rather than tungstenite's client, which
-/// would bring a second HTTP request builder into the binary.
-fn upgrade(mut conn: Box<dyn crate::net::probe::Conn>, url: &str) -> Result<Socket, String> {
-    use std::io::Write;
-    let target = crate::net::parse_target(url)?;
-    let default_port = if target.is_tls() { 443 } else { 80 };
-    let host = if target.port == default_port && !target.host.contains(':') {
-        target.host.clone()
-    } else {
-        target.host_port()
-    };
-    let mut nonce = [0u8; 16];
-    nonce[..8].copy_from_slice(&random().to_le_bytes());
-    nonce[8..].copy_from_slice(&random().to_le_bytes());
-    let key = crate::net::probe::base64(&nonce);
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: {}\r\n\r\n",
-        target.path,
-        rest::headers("")[1].1
-    );
-    let failed = |e: std::io::Error| format!("WebSocket handshake with the Gateway failed: {e}");
-    conn.write_all(request.as_bytes()).map_err(failed)?;
-    conn.flush().map_err(failed)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let (status, accept, head_len) = loop {
-        let n = conn.read(&mut chunk).map_err(failed)?;
-        if n == 0 {
-            return Err("the Gateway closed the connection during the WebSocket handshake".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let accept = response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
-                    .map(|h| String::from_utf8_lossy(h.value).trim().to_string());
-                break (response.code.unwrap_or(0), accept, len);
-            }
-            Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => {}
-            Ok(httparse::Status::Partial) => {
-                return Err("the Gateway's handshake answer is over 16 KiB".into())
-            }
-            Err(e) => return Err(format!("the Gateway's handshake answer is not HTTP: {e}")),
-        }
-    };
-    if status != 101 {
-        return Err(format!(
-            "the Gateway answered the WebSocket handshake with HTTP {status}"
-        ));
-    }
-    if accept.as_deref() != Some(tungstenite::handshake::derive_accept_key(key.as_bytes()).as_str())
-    {
-        return Err("the Gateway's Sec-WebSocket-Accept does not match our key".into());
-    }
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME))
-        .max_frame_size(Some(MAX_FRAME));
-    let leftover = buf.split_off(head_len);
-    Ok(WebSocket::from_partially_read(
-        conn,
-        leftover,
-        tungstenite::protocol::Role::Client,
-        Some(config),
-    ))
+    let (mut ws, socket) = crate::net::websocket::connect(url, &s.route, Duration::from_secs(15))?;
+    ws.set_max_message(MAX_FRAME);
+    Ok((ws, socket))
 }
 
 enum Ended {
@@ -396,7 +316,7 @@ enum Ended {
 fn run_connection(
     s: &Settings,
     session: &mut Session,
-    ws: &mut Socket,
+    mut ws: Socket,
     socket: &TcpStream,
     sink: &Sink,
     stop: &AtomicBool,
@@ -404,8 +324,7 @@ fn run_connection(
 ) -> Ended {
     loop {
         if stop.load(Ordering::Relaxed) {
-            let _ = ws.close(None);
-            let _ = ws.flush();
+            ws.close_with(None);
             return Ended::Stop;
         }
         // Wake for the next heartbeat (and to notice a stop).
@@ -416,21 +335,14 @@ fn run_connection(
             .clamp(10, 1000);
         let _ = socket.set_read_timeout(Some(Duration::from_millis(wait)));
         let actions = match ws.read() {
-            Ok(Message::Text(t)) => session.on_frame(t.as_str(), now(), random()),
-            Ok(Message::Close(frame)) => {
-                let code = frame.map(|f| u16::from(f.code));
-                return closed(session, code);
+            Ok(Incoming::Text(t)) => session.on_frame(&t, now(), random()),
+            Ok(Incoming::Other) => Vec::new(),
+            Err(ReadError::Timeout) => session.on_tick(now()),
+            Err(ReadError::Closed(why)) => {
+                log::debug!("{}: gateway closed: {why}", s.channel);
+                return closed(session, ws.close_code());
             }
-            Ok(_) => Vec::new(),
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                session.on_tick(now())
-            }
-            Err(e) => {
+            Err(ReadError::Failed(e)) => {
                 log::debug!("{}: gateway read: {e}", s.channel);
                 return closed(session, None);
             }
@@ -438,7 +350,7 @@ fn run_connection(
         for action in actions {
             match action {
                 Action::Send(text) => {
-                    if let Err(e) = ws.send(Message::text(text)) {
+                    if let Err(e) = ws.send_text(&text) {
                         log::debug!("{}: gateway send: {e}", s.channel);
                         return closed(session, None);
                     }
@@ -465,11 +377,7 @@ fn run_connection(
                     why,
                 } => {
                     // 4000: not a normal closure, so the session stays resumable.
-                    let _ = ws.close(Some(CloseFrame {
-                        code: CloseCode::from(4000),
-                        reason: "reconnecting".into(),
-                    }));
-                    let _ = ws.flush();
+                    ws.close_with(Some(4000));
                     return Ended::Reconnect {
                         resume,
                         after_ms,
