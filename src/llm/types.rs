@@ -34,8 +34,8 @@ impl Message {
 
 /// One piece of a message. Serialized with a `type` tag, for example
 /// `{"type":"text","text":"hi"}` or `{"type":"toolResult","callId":..}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "PartRepr", from = "PartRepr")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "PartRepr")]
 pub enum Part {
     Text(String),
     Image {
@@ -59,9 +59,13 @@ pub enum Part {
     },
 }
 
-/// The JSON shape of `Part`. Serde cannot put a plain string inside an
-/// internally tagged enum, so `Text` becomes `{"type":"text","text":..}` here.
-#[derive(Serialize, Deserialize)]
+/// The JSON shape of `Part` when written. Serde cannot put a plain string
+/// inside an internally tagged enum, so `Text` becomes
+/// `{"type":"text","text":..}` here. Reading is `Part::from_json`: a derived
+/// internally tagged deserializer buffers every field into serde's `Content`
+/// and cost about 13 KB of binary; reading a `Value` (already in the binary)
+/// and taking the fields from it costs a fraction.
+#[derive(Serialize)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -127,37 +131,66 @@ impl From<Part> for PartRepr {
     }
 }
 
-impl From<PartRepr> for Part {
-    fn from(p: PartRepr) -> Part {
-        match p {
-            PartRepr::Text { text } => Part::Text(text),
-            PartRepr::Image {
-                media_type,
-                data_base64,
-            } => Part::Image {
-                media_type,
-                data_base64,
+impl Part {
+    /// A part from its JSON object: the same shapes `PartRepr` writes; unknown
+    /// fields are ignored, a missing or mistyped field is an error.
+    fn from_json(v: &Value) -> Result<Part, String> {
+        let o = v
+            .as_object()
+            .ok_or("a message part must be a JSON object")?;
+        let text = |key: &str| -> Result<String, String> {
+            match o.get(key) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(format!("part field `{key}` must be a string")),
+                None => Err(format!("missing field `{key}`")),
+            }
+        };
+        let kind = match o.get("type") {
+            Some(Value::String(t)) => t.as_str(),
+            Some(_) => return Err("part field `type` must be a string".into()),
+            None => return Err("missing field `type`".into()),
+        };
+        Ok(match kind {
+            "text" => Part::Text(text("text")?),
+            "image" => Part::Image {
+                media_type: text("mediaType")?,
+                data_base64: text("dataBase64")?,
             },
-            PartRepr::ToolCall {
-                id,
-                name,
-                arguments,
-            } => Part::ToolCall {
-                id,
-                name,
-                arguments,
+            "toolCall" => Part::ToolCall {
+                id: text("id")?,
+                name: text("name")?,
+                arguments: text("arguments")?,
             },
-            PartRepr::ToolResult {
-                call_id,
-                content,
-                is_error,
-            } => Part::ToolResult {
-                call_id,
-                content,
-                is_error,
+            "toolResult" => Part::ToolResult {
+                call_id: text("callId")?,
+                content: text("content")?,
+                is_error: match o.get("isError") {
+                    None => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err("part field `isError` must be true or false".into()),
+                },
             },
-            PartRepr::Thinking { text, signature } => Part::Thinking { text, signature },
-        }
+            "thinking" => Part::Thinking {
+                text: text("text")?,
+                signature: match o.get("signature") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(_) => return Err("part field `signature` must be a string".into()),
+                },
+            },
+            other => {
+                return Err(format!(
+                    "unknown variant `{other}`, expected one of `text`, `image`, `toolCall`, `toolResult`, `thinking`"
+                ))
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Part {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Part, D::Error> {
+        let v = Value::deserialize(d)?;
+        Part::from_json(&v).map_err(serde::de::Error::custom)
     }
 }
 

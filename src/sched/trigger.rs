@@ -16,7 +16,10 @@ pub const MIN_EVERY_MS: u64 = 10_000;
 /// When a job fires. Serialized with a `kind` tag:
 /// `{"kind":"cron","expr":"0 7 * * 1-5","tz":"Europe/Berlin"}`,
 /// `{"kind":"every","millis":1800000,"anchorMs":0}`, `{"kind":"at","atMs":...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read through `Trigger::from_json` (a `Value` first): a derived internally
+/// tagged deserializer buffers through serde's `Content` and costs several
+/// KB of binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(
     tag = "kind",
     rename_all = "lowercase",
@@ -31,7 +34,56 @@ pub enum Trigger {
     At { at_ms: u64 },
 }
 
+impl<'de> Deserialize<'de> for Trigger {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Trigger, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Trigger::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
 impl Trigger {
+    /// A trigger from its JSON object, the shapes `Serialize` writes; unknown
+    /// fields are ignored, a missing or mistyped field is an error.
+    fn from_json(v: &serde_json::Value) -> Result<Trigger, String> {
+        use serde_json::Value;
+        let o = v.as_object().ok_or("a trigger must be a JSON object")?;
+        let text = |key: &str| -> Result<String, String> {
+            match o.get(key) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(format!("trigger field `{key}` must be a string")),
+                None => Err(format!("missing field `{key}`")),
+            }
+        };
+        let number = |key: &str| -> Result<u64, String> {
+            match o.get(key) {
+                Some(n) => n.as_u64().ok_or_else(|| {
+                    format!("trigger field `{key}` must be a whole number of at least 0")
+                }),
+                None => Err(format!("missing field `{key}`")),
+            }
+        };
+        match o.get("kind") {
+            Some(Value::String(k)) => match k.as_str() {
+                "cron" => Ok(Trigger::Cron {
+                    expr: text("expr")?,
+                    tz: text("tz")?,
+                }),
+                "every" => Ok(Trigger::Every {
+                    millis: number("millis")?,
+                    anchor_ms: number("anchorMs")?,
+                }),
+                "at" => Ok(Trigger::At {
+                    at_ms: number("atMs")?,
+                }),
+                other => Err(format!(
+                    "unknown variant `{other}`, expected one of `cron`, `every`, `at`"
+                )),
+            },
+            Some(_) => Err("trigger field `kind` must be a string".into()),
+            None => Err("missing field `kind`".into()),
+        }
+    }
+
     /// Checks the trigger; the error says what is wrong and how to fix it.
     pub fn validate(&self) -> Result<(), String> {
         match self {
