@@ -737,6 +737,7 @@ pub fn status_json(gw: &Gateway) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("status JSON: {e}: {body}"))
 }
 
+pub mod fake_server;
 pub mod slack_fake;
 pub mod telegram;
 pub mod tinyproxy;
