@@ -222,27 +222,18 @@ fn a_jobs_answer_lands_in_main_and_the_follow_up_dm_has_it() {
     llm.push(Reply::Text(vec![
         "1. rain 2. a solar eclipse at noon".into()
     ]));
-    let out = home
-        .cmd()
-        .args([
-            "cron",
-            "add",
-            "--name",
-            "digest",
-            "--every",
-            "1d",
-            "--message",
-            "Morning digest please",
-            "--url",
-            &gw.url(),
-        ])
-        .output()
-        .expect("cron add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&[
+        "cron",
+        "add",
+        "--name",
+        "digest",
+        "--every",
+        "1d",
+        "--message",
+        "Morning digest please",
+        "--url",
+        &gw.url(),
+    ]);
     home.run_ok(&["cron", "run-now", "digest", "--url", &gw.url()]);
     let sent = tg.wait_sent(3, 20);
     assert_eq!(

@@ -395,29 +395,20 @@ fn a_scheduled_job_delivers_to_the_chat_without_a_prompt() {
     home.write_config(&tg_config(&llm, &tg, allow42()));
     let gw = Gateway::start(&home, &[]);
     let at = pinch::util::rfc3339(pinch::util::now_ms() + 2500);
-    let out = home
-        .cmd()
-        .args([
-            "cron",
-            "add",
-            "--name",
-            "digest",
-            "--at",
-            &at,
-            "--message",
-            "Morning digest please",
-            "--to",
-            "telegram:42",
-            "--url",
-            &gw.url(),
-        ])
-        .output()
-        .expect("cron add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&[
+        "cron",
+        "add",
+        "--name",
+        "digest",
+        "--at",
+        &at,
+        "--message",
+        "Morning digest please",
+        "--to",
+        "telegram:42",
+        "--url",
+        &gw.url(),
+    ]);
     let sent = tg.wait_sent(1, 20);
     assert_eq!(sent[0].0, "42");
     assert!(sent[0].1.contains("Morning digest please"), "{sent:?}");
