@@ -461,11 +461,7 @@ fn compaction_keeps_every_request_inside_a_tiny_window() {
     let turns = h["payload"]["turns"].as_array().expect("turns");
     assert!(turns.iter().any(|t| t["role"] == "summary"));
     gw.stop();
-    let out = home
-        .cmd()
-        .args(["sessions", "show", "t:long"])
-        .output()
-        .expect("show");
+    let out = home.run(&["sessions", "show", "t:long"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("message 0:") && text.contains("message 39:"),

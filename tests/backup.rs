@@ -189,8 +189,7 @@ fn backup_while_chatting_then_restore_elsewhere_gives_the_same_assistant() {
     let (code, out, err) = run(&b, &["cron", "list", "--url", &gw.url()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("water"), "restored job: {out}");
-    let status: Value =
-        serde_json::from_str(&http_get(&format!("{}/status", gw.url()), None).1).expect("status");
+    let status = status_json(&gw);
     assert_eq!(status["storage"]["schemaVersion"], 2, "{status}");
     drop(gw);
     let _ = std::fs::remove_file(&archive);

@@ -32,11 +32,7 @@ fn an_enabled_channel_without_an_adapter_is_refused_by_name() {
             && out.contains("telegram"),
         "{out}"
     );
-    let out = home
-        .cmd()
-        .args(["gateway", "run", "--port", "0"])
-        .output()
-        .expect("run");
+    let out = home.run(&["gateway", "run", "--port", "0"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("has no adapter in this build"),
@@ -114,11 +110,7 @@ fn readable_secrets_are_refused_with_the_chmod_that_fixes_it() {
         out.contains(&format!("chmod 600 {}", cfg.display())),
         "{out}"
     );
-    let out = home
-        .cmd()
-        .args(["gateway", "run", "--port", "0"])
-        .output()
-        .expect("run");
+    let out = home.run(&["gateway", "run", "--port", "0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -136,45 +128,15 @@ fn readable_secrets_are_refused_with_the_chmod_that_fixes_it() {
 #[test]
 fn set_validates_writes_and_audits_without_secrets() {
     let home = TempHome::new("set");
-    let out = home
-        .cmd()
-        .args(["config", "set", "gateway.port", "18800"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = home
-        .cmd()
-        .args(["config", "get", "gateway.port"])
-        .output()
-        .expect("run");
+    home.run_ok(&["config", "set", "gateway.port", "18800"]);
+    let out = home.run(&["config", "get", "gateway.port"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "18800");
     // An invalid value is refused and the file is unchanged.
-    let out = home
-        .cmd()
-        .args(["config", "set", "gateway.bind", "nowhere"])
-        .output()
-        .expect("run");
+    let out = home.run(&["config", "set", "gateway.bind", "nowhere"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("gateway.bind"));
-    let out = home
-        .cmd()
-        .args(["config", "set", "gateway.auth.token", "very-secret-value"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = home
-        .cmd()
-        .args(["config", "get", "gateway.auth.token"])
-        .output()
-        .expect("run");
+    home.run_ok(&["config", "set", "gateway.auth.token", "very-secret-value"]);
+    let out = home.run(&["config", "get", "gateway.auth.token"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"***\"");
     let audit =
         std::fs::read_to_string(home.path.join("logs/config-audit.jsonl")).expect("audit log");

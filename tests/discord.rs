@@ -11,7 +11,7 @@ mod discord_fake;
 use common::*;
 use discord_fake::{Command, FakeDiscord, BOT_ID, TOKEN};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ANN: &str = "2200000000000000002";
 const DM_CHANNEL: &str = "1300000000000000200";
@@ -30,24 +30,8 @@ fn discord_config(llm: &FakeLlm, dc: &FakeDiscord, extra: &str) -> String {
     )
 }
 
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn status(gw: &Gateway) -> Value {
-    let (_, body) = http_get(&format!("{}/status", gw.url()), None);
-    serde_json::from_str(&body).expect("status json")
-}
-
 fn discord_health(gw: &Gateway) -> Value {
-    status(gw)["channels"]["channels"]["discord"]["health"].clone()
+    status_json(gw)["channels"]["channels"]["discord"]["health"].clone()
 }
 
 /// Starts the gateway and waits for the Gateway session to be READY.
@@ -107,14 +91,14 @@ fn a_direct_message_is_answered_and_guild_messages_need_a_mention() {
     let calls = llm.requests().len();
     dc.guild(GUILD, GUILD_CHANNEL, ANN, "anyone there?", false);
     assert!(
-        wait_until(10, || status(&gw)["channels"]["queue"]
+        wait_until(10, || status_json(&gw)["channels"]["queue"]
             .to_string()
             .contains("Empty")
-            || status(&gw)["channels"]["queue"]
+            || status_json(&gw)["channels"]["queue"]
                 .to_string()
                 .contains("NoMention")),
         "the drop is visible: {}",
-        status(&gw)
+        status_json(&gw)
     );
     assert_eq!(llm.requests().len(), calls);
     // With a mention it is answered in the guild channel.

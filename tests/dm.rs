@@ -8,7 +8,6 @@ mod common;
 use common::telegram::{FakeTelegram, BOT_NAME, TOKEN};
 use common::*;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 fn tg_config(providers: &[(&str, &FakeLlm)], tg: &FakeTelegram, access: &str) -> String {
     config_for(
@@ -24,17 +23,6 @@ fn tg_config(providers: &[(&str, &FakeLlm)], tg: &FakeTelegram, access: &str) ->
 
 /// 42 is the owner (first allowFrom entry); 43 is allowed too.
 const ACCESS: &str = r#", "dmPolicy": "allowlist", "allowFrom": ["42", "43"], "groupPolicy": "allowlist", "groups": {"-100": {}}"#;
-
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 /// A group message starting with a `bot_command` entity (`/status@name`).
 fn group_command(tg: &FakeTelegram, group: i64, user: i64, text: &str) {
@@ -131,11 +119,7 @@ fn telegram_commands_are_answered_by_pinch_and_never_reach_the_model() {
     assert_eq!(ask("fresh start", 14), "Hello from fake: fresh start");
     let last = llm.requests().last().map(request_text).unwrap_or_default();
     assert!(!last.contains("hello"), "the old turns are gone: {last}");
-    let out = home
-        .cmd()
-        .args(["sessions", "list", "--url", &gw.url()])
-        .output()
-        .expect("sessions list");
+    let out = home.run(&["sessions", "list", "--url", &gw.url()]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("main~"),
         "the old transcript is archived, not deleted"
@@ -192,22 +176,9 @@ fn the_owner_has_one_conversation_across_telegram_web_and_cli() {
     let seen = llm.requests();
     assert!(request_text(&seen[1]).contains("kiwi"), "web sees the DM");
     // pinch chat too, and its commands.
-    let out = home
-        .cmd()
-        .args(["chat", "--url", &gw.url(), "and again?"])
-        .output()
-        .expect("chat");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&["chat", "--url", &gw.url(), "and again?"]);
     assert!(request_text(&llm.requests()[2]).contains("what is the code word"));
-    let out = home
-        .cmd()
-        .args(["chat", "--url", &gw.url(), "/status"])
-        .output()
-        .expect("chat /status");
+    let out = home.run(&["chat", "--url", &gw.url(), "/status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("Session: main") && text.contains("Model: fake/m1"),
@@ -251,37 +222,19 @@ fn a_jobs_answer_lands_in_main_and_the_follow_up_dm_has_it() {
     llm.push(Reply::Text(vec![
         "1. rain 2. a solar eclipse at noon".into()
     ]));
-    let out = home
-        .cmd()
-        .args([
-            "cron",
-            "add",
-            "--name",
-            "digest",
-            "--every",
-            "1d",
-            "--message",
-            "Morning digest please",
-            "--url",
-            &gw.url(),
-        ])
-        .output()
-        .expect("cron add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = home
-        .cmd()
-        .args(["cron", "run-now", "digest", "--url", &gw.url()])
-        .output()
-        .expect("run-now");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&[
+        "cron",
+        "add",
+        "--name",
+        "digest",
+        "--every",
+        "1d",
+        "--message",
+        "Morning digest please",
+        "--url",
+        &gw.url(),
+    ]);
+    home.run_ok(&["cron", "run-now", "digest", "--url", &gw.url()]);
     let sent = tg.wait_sent(3, 20);
     assert_eq!(
         sent[2].0, "42",
@@ -327,11 +280,7 @@ fn an_idle_session_starts_over_under_the_reset_policy() {
         last.contains("good morning") && !last.contains("kiwi"),
         "{last}"
     );
-    let out = home
-        .cmd()
-        .args(["sessions", "list", "--url", &gw.url()])
-        .output()
-        .expect("sessions list");
+    let out = home.run(&["sessions", "list", "--url", &gw.url()]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("main~"),
         "archived"

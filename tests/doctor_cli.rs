@@ -59,11 +59,7 @@ fn ok_server() -> u16 {
 
 /// The status `pinch doctor --json` gives the gateway exposure check.
 fn exposure_status(home: &TempHome) -> String {
-    let out = home
-        .cmd()
-        .args(["doctor", "--json", "--timeout", "1"])
-        .output()
-        .expect("doctor");
+    let out = home.run(&["doctor", "--json", "--timeout", "1"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let check = v["checks"]
         .as_array()
@@ -87,11 +83,7 @@ fn doctor_classifies_each_failure_and_exits_non_zero() {
   "good": {{"baseUrl": "http://127.0.0.1:{ok}/v1", "models": [{{"id": "m"}}]}}
 }}}}, "agents": {{"defaults": {{"model": "good/m"}}}}}}"#
     ));
-    let out = home
-        .cmd()
-        .args(["doctor", "--json", "--timeout", "3"])
-        .output()
-        .expect("doctor");
+    let out = home.run(&["doctor", "--json", "--timeout", "3"]);
     assert_eq!(out.status.code(), Some(1), "failures give a non-zero exit");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let check = |name: &str| {
@@ -128,11 +120,7 @@ fn doctor_classifies_each_failure_and_exits_non_zero() {
         "clock checked against the Date header"
     );
     // Human output names the route and the curl code.
-    let out = home
-        .cmd()
-        .args(["doctor", "--timeout", "3"])
-        .output()
-        .expect("doctor");
+    let out = home.run(&["doctor", "--timeout", "3"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("FAIL provider refused") && text.contains("curl exit 7"),

@@ -10,11 +10,7 @@ use common::*;
 use std::process::Command;
 
 fn state_filesystem_check(home: &TempHome) -> serde_json::Value {
-    let out = home
-        .cmd()
-        .args(["doctor", "--json", "--timeout", "1"])
-        .output()
-        .expect("doctor");
+    let out = home.run(&["doctor", "--json", "--timeout", "1"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json");
     v["checks"]
         .as_array()

@@ -50,11 +50,7 @@ fn chat_over_websocket_streams_deltas_and_names_the_model() {
 fn cli_chat_prints_the_reply_and_exits_zero() {
     let (home, _llm) = setup("cli");
     let gw = Gateway::start(&home, &[]);
-    let out = home
-        .cmd()
-        .args(["chat", "--url", &gw.url(), "hello", "there"])
-        .output()
-        .expect("run");
+    let out = home.run(&["chat", "--url", &gw.url(), "hello", "there"]);
     assert!(
         out.status.success(),
         "stderr: {}",
@@ -89,11 +85,7 @@ fn cli_chat_prints_the_reply_and_exits_zero() {
 #[test]
 fn cli_chat_reports_unreachable_gateway_and_model() {
     let home = TempHome::new("unreach");
-    let out = home
-        .cmd()
-        .args(["chat", "--url", "http://127.0.0.1:1", "hi"])
-        .output()
-        .expect("run");
+    let out = home.run(&["chat", "--url", "http://127.0.0.1:1", "hi"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot reach the gateway"),
@@ -106,11 +98,7 @@ fn cli_chat_reports_unreachable_gateway_and_model() {
     drop(dead);
     home.write_config(&format!(r#"{{"models": {{"providers": {{"x": {{"baseUrl": "http://127.0.0.1:{port}/v1", "timeouts": {{"connect": 2}}, "models": [{{"id": "m"}}]}}}}}}}}"#));
     let gw = Gateway::start(&home, &[]);
-    let out = home
-        .cmd()
-        .args(["chat", "--url", &gw.url(), "hi"])
-        .output()
-        .expect("run");
+    let out = home.run(&["chat", "--url", &gw.url(), "hi"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -189,40 +177,24 @@ fn sessions_survive_a_restart() {
     let msgs = last.body["messages"].as_array().expect("messages");
     assert_eq!(msgs.len(), 4, "system + 2 history + new: {msgs:?}");
     // The CLI sees the same sessions through the API, and offline.
-    let out = home
-        .cmd()
-        .args(["sessions", "list", "--url", &gw.url()])
-        .output()
-        .expect("run");
+    let out = home.run(&["sessions", "list", "--url", &gw.url()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("web:keep"));
     drop(ws);
     gw.stop();
-    let out = home
-        .cmd()
-        .args(["sessions", "show", "web:keep"])
-        .output()
-        .expect("run");
+    let out = home.run(&["sessions", "show", "web:keep"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("remember me") && text.contains("again"),
         "{text}"
     );
-    let out = home
-        .cmd()
-        .args(["sessions", "reset", "web:keep"])
-        .output()
-        .expect("run");
+    let out = home.run(&["sessions", "reset", "web:keep"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("reset"));
 }
 
 #[test]
 fn non_loopback_bind_without_token_is_refused() {
     let home = TempHome::new("bind");
-    let out = home
-        .cmd()
-        .args(["gateway", "run", "--bind", "lan", "--port", "0"])
-        .output()
-        .expect("run");
+    let out = home.run(&["gateway", "run", "--bind", "lan", "--port", "0"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -268,16 +240,7 @@ fn token_is_enforced_on_http_and_websocket() {
     assert_eq!(ws.call("chat.send", json!({"text": "hi"}))["ok"], true);
     ws.until_done();
     // The CLI picks the token up from the config.
-    let out = home
-        .cmd()
-        .args(["chat", "--url", &gw.url(), "via cli"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&["chat", "--url", &gw.url(), "via cli"]);
     // Repeated failures lock the address out.
     let mut last = 0;
     for _ in 0..6 {
@@ -336,11 +299,7 @@ fn status_reports_memory_sessions_and_models() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert!(v["rssKiB"].as_u64().expect("rss") > 0);
     assert_eq!(v["models"]["fake/m1"]["state"], "ok");
-    let out = home
-        .cmd()
-        .args(["status", "--url", &gw.url()])
-        .output()
-        .expect("run");
+    let out = home.run(&["status", "--url", &gw.url()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("fake/m1: ok"));
     let (st, body) = http_get(&format!("{}/", gw.url()), None);

@@ -176,16 +176,7 @@ fn a_web_page_cannot_drive_the_gateway_but_its_own_page_and_the_cli_can() {
     let (status, page) = http_get(&format!("{}/", gw.url()), None);
     assert_eq!(status, 200);
     assert!(page.contains("WebSocket"), "the web chat page");
-    let out = home
-        .cmd()
-        .args(["chat", "--url", &gw.url(), "hello"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&["chat", "--url", &gw.url(), "hello"]);
     // No job was added by the refused cron POSTs.
     let (status, jobs) = http_get(&format!("{}/api/cron", gw.url()), None);
     assert_eq!(status, 200);

@@ -169,11 +169,7 @@ fn status_follows_the_local_server_from_loading_to_ready_to_gone() {
     assert!(warnings.contains("-np 4"), "{warnings}");
 
     // `pinch status` prints the gateway's view.
-    let out = home
-        .cmd()
-        .args(["status", "--url", &gw.url()])
-        .output()
-        .expect("pinch status");
+    let out = home.run(&["status", "--url", &gw.url()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("local model server llama: ready; model qwen2.5-0.5b-instruct-q4_k_m.gguf; context 4096; slots 2 (1 busy)"),
@@ -182,11 +178,7 @@ fn status_follows_the_local_server_from_loading_to_ready_to_gone() {
     assert!(text.contains("warning: contextWindow 8192"), "{text}");
 
     // `pinch doctor` asks the server itself and warns about the window.
-    let out = home
-        .cmd()
-        .args(["doctor", "--json", "--timeout", "2"])
-        .output()
-        .expect("pinch doctor");
+    let out = home.run(&["doctor", "--json", "--timeout", "2"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let check = report["checks"]
         .as_array()

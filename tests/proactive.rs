@@ -242,11 +242,7 @@ fn cli_adds_lists_edits_and_removes_jobs_with_helpful_errors() {
     assert!(out.contains("Summarise the news"), "{out}");
     assert!(out.contains("telegram:12345"), "{out}");
 
-    let st = home
-        .cmd()
-        .args(["status", "--url", &gw.url()])
-        .output()
-        .expect("status");
+    let st = home.run(&["status", "--url", &gw.url()]);
     let st = String::from_utf8_lossy(&st.stdout).into_owned();
     // The built-in weekly memory consolidation is the other job.
     assert!(st.contains("cron: 2 job(s)"), "{st}");

@@ -46,21 +46,13 @@ fn provider_routes_through_tinyproxy_and_around_it() {
     assert_eq!(fin["payload"]["model"], "b/m1", "{fin}");
     assert_eq!(b.requests().len(), 1);
     // explain-route names the rule that matched.
-    let out = home
-        .cmd()
-        .args(["config", "explain-route", "b"])
-        .output()
-        .expect("run");
+    let out = home.run(&["config", "explain-route", "b"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("noProxy") && text.contains("127.0.0.1"),
         "{text}"
     );
-    let out = home
-        .cmd()
-        .args(["config", "explain-route", "a"])
-        .output()
-        .expect("run");
+    let out = home.run(&["config", "explain-route", "a"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("127.0.0.1:{port}")));
     let proxy_log = proxy.stop();
     assert!(

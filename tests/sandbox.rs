@@ -406,11 +406,7 @@ fn config_bounds_and_file_types_fail_fast() {
     assert!(text.contains("agents.defaults.timeoutSeconds"), "{text}");
     // A device as the config and a FIFO as .env end quickly with an error.
     let started = std::time::Instant::now();
-    let out = home
-        .cmd()
-        .args(["--config", "/dev/zero", "config", "check"])
-        .output()
-        .expect("run");
+    let out = home.run(&["--config", "/dev/zero", "config", "check"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
     home.write_config("{}");
@@ -434,19 +430,11 @@ extern "C" {
 fn doctor_and_status_show_the_sandbox() {
     let llm = FakeLlm::openai();
     let home = setup("sbx-doctor", &llm, r#"{"webFetch": {"enabled": false}}"#);
-    let out = home
-        .cmd()
-        .args(["doctor", "--json"])
-        .output()
-        .expect("doctor");
+    let out = home.run(&["doctor", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("tool sandbox"), "{text}");
     let gw = Gateway::start(&home, &[]);
-    let out = home
-        .cmd()
-        .args(["status", "--url", &gw.url()])
-        .output()
-        .expect("status");
+    let out = home.run(&["status", "--url", &gw.url()]);
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(status.contains("tool sandbox: "), "{status}");
     match pinch::sandbox::probe() {

@@ -8,7 +8,7 @@ mod common;
 
 use common::slack_fake::{Command, FakeSlack, APP_TOKEN, BOT_TOKEN, BOT_USER};
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn slack_config(llm: &FakeLlm, slack: &FakeSlack, access: &str) -> String {
     config_for(
@@ -24,22 +24,6 @@ fn slack_config(llm: &FakeLlm, slack: &FakeSlack, access: &str) -> String {
 
 fn allow_ann() -> &'static str {
     r#", "dmPolicy": "allowlist", "allowFrom": ["U0ANN"], "groupPolicy": "allowlist", "groups": {"C0GEN": {}}"#
-}
-
-fn status(gw: &Gateway) -> serde_json::Value {
-    let (_, body) = http_get(&format!("{}/status", gw.url()), None);
-    serde_json::from_str(&body).expect("status JSON")
-}
-
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 #[test]
@@ -70,14 +54,14 @@ fn a_direct_message_is_answered_through_chat_post_message() {
     let (env, _, _) = slack.dm("D0BOB", "U0BOB", "let me in");
     slack.wait_ack(&env, 10);
     assert!(
-        wait_until(10, || status(&gw)["channels"]["queue"]
+        wait_until(10, || status_json(&gw)["channels"]["queue"]
             .to_string()
             .contains("NotAllowlisted")),
         "drops are visible: {}",
-        status(&gw)
+        status_json(&gw)
     );
     assert_eq!(llm.requests().len(), before);
-    let st = status(&gw);
+    let st = status_json(&gw);
     let health = &st["channels"]["channels"]["slack"]["health"];
     assert_eq!(health["state"], "up", "{st}");
     assert!(health["lastEvent"].as_u64().is_some(), "{st}");
@@ -180,12 +164,12 @@ fn disconnects_and_lost_sockets_reconnect_with_fresh_tickets() {
     });
     assert_eq!(llm.requests().len(), 2);
     assert!(
-        wait_until(5, || status(&gw)["channels"]["channels"]["slack"]["health"]
-            ["reconnectsToday"]
+        wait_until(5, || status_json(&gw)["channels"]["channels"]["slack"]
+            ["health"]["reconnectsToday"]
             .as_u64()
             >= Some(2)),
         "{}",
-        status(&gw)
+        status_json(&gw)
     );
 }
 
@@ -240,16 +224,7 @@ fn pairing_opens_direct_messages_for_an_approved_stranger() {
         .chars()
         .take(8)
         .collect();
-    let out = home
-        .cmd()
-        .args(["pairing", "approve", "slack", &code, "--url", &gw.url()])
-        .output()
-        .expect("approve");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&["pairing", "approve", "slack", &code, "--url", &gw.url()]);
     slack.dm("D0DAN", "U0DAN", "now?");
     let posted = slack.wait_posted(2, 15);
     assert_eq!(posted[1].text, "Hello from fake: now?");

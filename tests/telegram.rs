@@ -24,17 +24,6 @@ fn allow42() -> &'static str {
     r#", "dmPolicy": "allowlist", "allowFrom": ["42"], "groupPolicy": "allowlist", "groups": {"-100": {}}"#
 }
 
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 #[test]
 fn a_direct_message_gets_the_models_answer_and_the_offset_advances() {
     let home = TempHome::new("tg-dm");
@@ -58,8 +47,7 @@ fn a_direct_message_gets_the_models_answer_and_the_offset_advances() {
     tg.dm(43, "let me in");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(llm.requests().len(), before);
-    let (_, body) = http_get(&format!("{}/status", gw.url()), None);
-    let st: serde_json::Value = serde_json::from_str(&body).expect("status");
+    let st = status_json(&gw);
     assert_eq!(
         st["channels"]["channels"]["telegram"]["health"]["state"], "up",
         "{st}"
@@ -106,22 +94,9 @@ fn pairing_flow_approves_a_stranger_for_direct_messages() {
         1,
         "the code is not re-sent on every message"
     );
-    let out = home
-        .cmd()
-        .args(["pairing", "list", "--url", &gw.url()])
-        .output()
-        .expect("list");
+    let out = home.run(&["pairing", "list", "--url", &gw.url()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&code));
-    let out = home
-        .cmd()
-        .args(["pairing", "approve", "telegram", &code, "--url", &gw.url()])
-        .output()
-        .expect("approve");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&["pairing", "approve", "telegram", &code, "--url", &gw.url()]);
     tg.dm(7, "now?");
     let sent = tg.wait_sent(2, 15);
     assert_eq!(sent[1].1, "Hello from fake: now?");
@@ -420,37 +395,24 @@ fn a_scheduled_job_delivers_to_the_chat_without_a_prompt() {
     home.write_config(&tg_config(&llm, &tg, allow42()));
     let gw = Gateway::start(&home, &[]);
     let at = pinch::util::rfc3339(pinch::util::now_ms() + 2500);
-    let out = home
-        .cmd()
-        .args([
-            "cron",
-            "add",
-            "--name",
-            "digest",
-            "--at",
-            &at,
-            "--message",
-            "Morning digest please",
-            "--to",
-            "telegram:42",
-            "--url",
-            &gw.url(),
-        ])
-        .output()
-        .expect("cron add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&[
+        "cron",
+        "add",
+        "--name",
+        "digest",
+        "--at",
+        &at,
+        "--message",
+        "Morning digest please",
+        "--to",
+        "telegram:42",
+        "--url",
+        &gw.url(),
+    ]);
     let sent = tg.wait_sent(1, 20);
     assert_eq!(sent[0].0, "42");
     assert!(sent[0].1.contains("Morning digest please"), "{sent:?}");
-    let out = home
-        .cmd()
-        .args(["cron", "list", "--url", &gw.url()])
-        .output()
-        .expect("cron list");
+    let out = home.run(&["cron", "list", "--url", &gw.url()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("digest") && text.to_lowercase().contains("ok"),

@@ -137,11 +137,7 @@ fn a_store_from_a_newer_release_stops_the_gateway_untouched() {
         tx.commit().expect("commit");
     }
     let before = std::fs::read(&state).expect("read");
-    let out = home
-        .cmd()
-        .args(["gateway", "run", "--port", "0"])
-        .output()
-        .expect("run");
+    let out = home.run(&["gateway", "run", "--port", "0"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
     assert!(err.contains("schema version 3"), "{err}");
@@ -283,18 +279,13 @@ fn a_home_filled_by_the_previous_release_upgrades_and_delivers() {
     // The new release opens it: migrated, backed up, everything there.
     let gw = Gateway::start(&home, &[]);
     assert!(home.path.join("state.redb.v1.bak").exists());
-    let status: Value =
-        serde_json::from_str(&http_get(&format!("{}/status", gw.url()), None).1).expect("status");
+    let status = status_json(&gw);
     assert_eq!(status["storage"]["schemaVersion"], 2);
     let (_, sessions) = http_get(&format!("{}/api/sessions", gw.url()), None);
     assert!(sessions.contains("web:me"), "{sessions}");
     let (_, job) = http_get(&format!("{}/api/cron/water", gw.url()), None);
     assert!(job.contains("water the plants"), "{job}");
-    let q = home
-        .cmd()
-        .args(["queue", "list", "--json", "--url", &gw.url()])
-        .output()
-        .expect("queue list");
+    let q = home.run(&["queue", "list", "--json", "--url", &gw.url()]);
     let q = String::from_utf8_lossy(&q.stdout).to_string();
     assert!(
         q.contains("4242"),
@@ -402,32 +393,18 @@ fn a_reply_the_previous_release_queued_is_delivered_after_the_upgrade() {
     assert_eq!(tg.sent().len(), 1, "{:?}", tg.sent());
     assert_eq!(llm.requests().len(), model_calls);
     // The pairing request the old release recorded is there and approvable.
-    let out = home
-        .cmd()
-        .args(["pairing", "list", "--url", &gw.url()])
-        .output()
-        .expect("list");
+    let out = home.run(&["pairing", "list", "--url", &gw.url()]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&code),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = home
-        .cmd()
-        .args(["pairing", "approve", "telegram", &code, "--url", &gw.url()])
-        .output()
-        .expect("approve");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.run_ok(&["pairing", "approve", "telegram", &code, "--url", &gw.url()]);
     tg.dm(7, "now?");
     let sent = tg.wait_sent(2, 20);
     assert_eq!(sent[1].0, "7");
     assert_eq!(sent[1].1, "Hello from fake: now?");
-    let status: Value =
-        serde_json::from_str(&http_get(&format!("{}/status", gw.url()), None).1).expect("status");
+    let status = status_json(&gw);
     assert_eq!(status["storage"]["schemaVersion"], 2);
     assert_eq!(gw.stop(), Some(0));
 }

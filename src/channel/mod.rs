@@ -13,6 +13,7 @@ pub mod adapter;
 pub mod commands;
 pub mod discord;
 pub mod envelope;
+pub mod escape;
 pub mod pairing;
 pub mod registry;
 pub mod slack;

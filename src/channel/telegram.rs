@@ -215,17 +215,7 @@ pub fn token_looks_valid(token: &str) -> bool {
 
 /// Escapes text for `parse_mode: "HTML"`.
 pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    super::escape::escape_entities(s, true)
 }
 
 /// What the caller should do with a Bot API response.

@@ -8,6 +8,9 @@
 //! without their text when that intent was not asked for).
 #![allow(dead_code)]
 
+#[path = "fake_server.rs"]
+mod fake_server;
+
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -94,28 +97,15 @@ impl FakeDiscord {
             rest.local_addr().expect("addr"),
             gateway.local_addr().expect("addr"),
         );
-        let state = Arc::new((
-            Mutex::new(State {
-                heartbeat_interval: 1000,
-                next_id: 1_200_000_000_000_000_000,
-                retry_after: 0.3,
-                ..State::default()
-            }),
-            Condvar::new(),
-        ));
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for stream in rest.incoming().flatten() {
-                let st = st.clone();
-                std::thread::spawn(move || serve_rest(stream, &st, gateway_addr));
-            }
+        let state = fake_server::shared(State {
+            heartbeat_interval: 1000,
+            next_id: 1_200_000_000_000_000_000,
+            retry_after: 0.3,
+            ..State::default()
         });
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for stream in gateway.incoming().flatten() {
-                let st = st.clone();
-                std::thread::spawn(move || serve_gateway(stream, &st, gateway_addr));
-            }
+        fake_server::serve_each(rest, &state, move |s, st| serve_rest(s, st, gateway_addr));
+        fake_server::serve_each(gateway, &state, move |s, st| {
+            serve_gateway(s, st, gateway_addr)
         });
         FakeDiscord {
             rest_addr,
@@ -134,28 +124,12 @@ impl FakeDiscord {
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let (m, cv) = &*self.state;
-        let r = f(&mut m.lock().expect("state"));
-        cv.notify_all();
-        r
+        fake_server::with(&self.state, f)
     }
 
     /// Waits until `cond` holds (true) or `secs` pass (false).
     pub fn wait(&self, secs: u64, mut cond: impl FnMut(&State) -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let (m, cv) = &*self.state;
-        let mut g = m.lock().expect("state");
-        while !cond(&g) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            g = cv
-                .wait_timeout(g, left.min(Duration::from_millis(100)))
-                .expect("wait")
-                .0;
-        }
-        true
+        fake_server::wait(&self.state, secs, |s| cond(s)).is_ok()
     }
 
     pub fn command(&self, c: Command) {

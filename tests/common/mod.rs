@@ -54,6 +54,26 @@ impl TempHome {
             .env_remove("no_proxy");
         c
     }
+
+    /// Runs `pinch args...` in this home to the end and returns its output.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run pinch {args:?}: {e}"))
+    }
+
+    /// Runs `pinch args...`, asserts it exits 0 (stderr in the message) and
+    /// returns its output.
+    pub fn run_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
 }
 
 impl Drop for TempHome {
@@ -698,6 +718,26 @@ pub fn http_post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
         resp.into_body().read_to_string().unwrap_or_default(),
     )
 }
+/// Polls `condition` every 50 ms until it holds or `secs` seconds pass;
+/// returns whether it held (callers assert on the result).
+pub fn wait_until(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The gateway's `GET /status` body as JSON (panics with the body if it is not JSON).
+pub fn status_json(gw: &Gateway) -> serde_json::Value {
+    let (_, body) = http_get(&format!("{}/status", gw.url()), None);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("status JSON: {e}: {body}"))
+}
+
+pub mod fake_server;
 pub mod slack_fake;
 pub mod telegram;
 pub mod tinyproxy;

@@ -9,6 +9,7 @@
 //! client, by `tests/slack_conformance.rs`.
 #![allow(dead_code)]
 
+use super::fake_server;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -81,21 +82,9 @@ impl FakeSlack {
             api.local_addr().expect("addr"),
             ws.local_addr().expect("addr"),
         );
-        let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for stream in api.incoming().flatten() {
-                let st = st.clone();
-                std::thread::spawn(move || serve_http(stream, &st, ws_addr));
-            }
-        });
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for stream in ws.incoming().flatten() {
-                let st = st.clone();
-                std::thread::spawn(move || serve_socket(stream, &st));
-            }
-        });
+        let state = fake_server::shared(State::default());
+        fake_server::serve_each(api, &state, move |s, st| serve_http(s, st, ws_addr));
+        fake_server::serve_each(ws, &state, serve_socket);
         FakeSlack {
             api_addr,
             ws_addr,
@@ -109,29 +98,16 @@ impl FakeSlack {
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let (m, cv) = &*self.state;
-        let r = f(&mut m.lock().expect("state"));
-        cv.notify_all();
-        r
+        fake_server::with(&self.state, f)
     }
 
     /// Waits until `cond` holds (or panics after `secs`, showing `what`).
     pub fn wait(&self, secs: u64, what: &str, mut cond: impl FnMut(&State) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let (m, cv) = &*self.state;
-        let mut g = m.lock().expect("state");
-        while !cond(&g) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                panic!(
-                    "timed out waiting for {what}: connections {}, open {}, acks {:?}, posted {:?}",
-                    g.connections, g.open_sockets, g.acks, g.posted
-                );
-            }
-            g = cv
-                .wait_timeout(g, left.min(Duration::from_millis(100)))
-                .expect("wait")
-                .0;
+        if let Err(g) = fake_server::wait(&self.state, secs, |s| cond(s)) {
+            panic!(
+                "timed out waiting for {what}: connections {}, open {}, acks {:?}, posted {:?}",
+                g.connections, g.open_sockets, g.acks, g.posted
+            );
         }
     }
 

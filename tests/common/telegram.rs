@@ -5,6 +5,7 @@
 //! `retry_after` and 5xx), `sendChatAction`, and a 409 mode.
 #![allow(dead_code)]
 
+use super::fake_server;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -51,21 +52,12 @@ impl FakeTelegram {
     pub fn start() -> FakeTelegram {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let state = Arc::new((
-            Mutex::new(State {
-                next_update_id: 1000,
-                next_message_id: 1,
-                ..State::default()
-            }),
-            Condvar::new(),
-        ));
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let st = st.clone();
-                std::thread::spawn(move || serve(stream, &st));
-            }
+        let state = fake_server::shared(State {
+            next_update_id: 1000,
+            next_message_id: 1,
+            ..State::default()
         });
+        fake_server::serve_each(listener, &state, serve);
         FakeTelegram { addr, state }
     }
 
@@ -74,10 +66,7 @@ impl FakeTelegram {
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let (m, cv) = &*self.state;
-        let r = f(&mut m.lock().expect("state"));
-        cv.notify_all();
-        r
+        fake_server::with(&self.state, f)
     }
 
     /// Queues a private message from `user` (id) as an update.

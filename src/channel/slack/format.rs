@@ -9,16 +9,7 @@
 
 /// Escapes the three characters Slack gives meaning to.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    crate::channel::escape::escape_entities(s, false)
 }
 
 /// Converts one message (or chunk) from Markdown to mrkdwn.
