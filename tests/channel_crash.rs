@@ -419,7 +419,7 @@ fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
         gw.log()
     );
     assert!(
-        dropped_by_kill.len() < messages.len() / 2,
-        "most messages were dispatched into a kill: the test no longer exercises recovery"
+        expected.len() * 4 >= messages.len(),
+        "fewer than a quarter of the messages were accepted: the test no longer exercises recovery"
     );
 }
