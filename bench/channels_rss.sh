@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Idle footprint of each channel adapter: builds the release binary once,
+# then starts it with no channel, Telegram only, Slack only, Discord only
+# and all three (each against its local fake on 127.0.0.1, measured once
+# /status says every adapter is up and after PINCH_IDLE_SECS of idle, 10 by
+# default) and prints VmRSS, the private part (smaps_rollup) and the thread
+# count per case, with each adapter's cost over the no-channel case.
+# Budget: all three connected <= 3.5 MB.
+#
+#   bench/channels_rss.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo="cargo"
+command -v cargo-locked >/dev/null && cargo="cargo-locked"
+$cargo build --release --locked
+PINCH_FOOTPRINT_BIN="$PWD/target/release/pinch" \
+    $cargo test --locked --test channels_footprint -- --ignored --nocapture --test-threads=1

@@ -1,0 +1,227 @@
+//! The idle footprint of each channel adapter (a benchmark, not run by
+//! default): the gateway binary started five times — no channel, Telegram
+//! only, Slack only, Discord only, all three — each connected to its local
+//! fake, waited until every adapter's health in `/status` is `up`, left idle,
+//! then measured from /proc: VmRSS (status), the private part (Anonymous of
+//! smaps_rollup: heap and stacks; Private_Clean would also count the
+//! binary's own code pages, private only because no other process maps
+//! them), the file-backed rest, and the thread count (task/). Each
+//! adapter's own cost is printed as the difference to the no-channel case.
+//! Run by `bench/channels_rss.sh`, which builds the release binary and
+//! names it in `PINCH_FOOTPRINT_BIN` (without it the test's own debug
+//! binary is measured, and the output says so). `PINCH_IDLE_SECS` (10)
+//! sets the idle time before measuring.
+
+mod common;
+#[path = "common/discord_fake.rs"]
+mod discord_fake;
+
+use common::slack_fake::{FakeSlack, APP_TOKEN, BOT_TOKEN};
+use common::telegram::{FakeTelegram, TOKEN as TELEGRAM_TOKEN};
+use common::*;
+use discord_fake::{FakeDiscord, TOKEN as DISCORD_TOKEN};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// The all-three budget, in kB (3.5 MB).
+const ALL_THREE_BUDGET_KB: u64 = 3_500;
+
+/// The binary to measure: `PINCH_FOOTPRINT_BIN`, else the test build's.
+fn measured_bin() -> String {
+    std::env::var("PINCH_FOOTPRINT_BIN").unwrap_or_else(|_| bin().to_string())
+}
+
+/// A gateway of the measured binary, killed on drop.
+struct Measured {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Measured {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `<binary> gateway run --port 0` in `home` (as `Gateway::start`
+/// does for the test build) and waits for its `listening on` line.
+fn start(home: &TempHome) -> Measured {
+    let mut child = std::process::Command::new(measured_bin())
+        .env("PINCH_HOME", &home.path)
+        .env_remove("PINCH_GATEWAY_TOKEN")
+        .env("RUST_LOG", "info")
+        .args(["gateway", "run", "--port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the gateway");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on ") {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(line[i + 13..].trim().to_string());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the gateway is listening");
+    Measured {
+        child,
+        addr: addr.parse().expect("address"),
+    }
+}
+
+struct Footprint {
+    rss_kb: u64,
+    private_kb: u64,
+    threads: usize,
+}
+
+fn status_kb(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn measure(pid: u32) -> Footprint {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).expect("smaps");
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task")
+        .count();
+    Footprint {
+        rss_kb: status_kb(&status, "VmRSS:").expect("VmRSS"),
+        private_kb: status_kb(&rollup, "Anonymous:").expect("Anonymous"),
+        threads,
+    }
+}
+
+fn health_up(gw: &Measured, channel: &str) -> bool {
+    let (_, body) = http_get(&format!("http://{}/status", gw.addr), None);
+    serde_json::from_str::<serde_json::Value>(&body)
+        .map(|v| v["channels"]["channels"][channel]["health"]["state"] == "up")
+        .unwrap_or(false)
+}
+
+#[test]
+#[ignore]
+fn channels_idle_footprint() {
+    let idle_secs: u64 = std::env::var("PINCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let llm = FakeLlm::openai();
+    let (tg, slack, dc) = (
+        FakeTelegram::start(),
+        FakeSlack::start(),
+        FakeDiscord::start(),
+    );
+    let telegram = format!(
+        r#""telegram": {{"botToken": "{TELEGRAM_TOKEN}", "apiRoot": "{}", "dmPolicy": "allowlist", "allowFrom": ["42"]}}"#,
+        tg.api_root()
+    );
+    let slack_block = format!(
+        r#""slack": {{"appToken": "{APP_TOKEN}", "botToken": "{BOT_TOKEN}", "apiRoot": "{}", "dmPolicy": "allowlist", "allowFrom": ["U0ANN"]}}"#,
+        slack.api_root()
+    );
+    let discord = format!(
+        r#""discord": {{"token": "{DISCORD_TOKEN}", "apiRoot": "{}", "dmPolicy": "allowlist", "allowFrom": ["2200000000000000002"]}}"#,
+        dc.api_root()
+    );
+    let cases: Vec<(&str, Vec<(&str, &String)>)> = vec![
+        ("no channel", vec![]),
+        ("telegram", vec![("telegram", &telegram)]),
+        ("slack", vec![("slack", &slack_block)]),
+        ("discord", vec![("discord", &discord)]),
+        (
+            "all three",
+            vec![
+                ("telegram", &telegram),
+                ("slack", &slack_block),
+                ("discord", &discord),
+            ],
+        ),
+    ];
+    let profile = if cfg!(debug_assertions) {
+        "debug: not representative"
+    } else {
+        "release"
+    };
+    let binary = measured_bin();
+    let kind = if std::env::var_os("PINCH_FOOTPRINT_BIN").is_some() {
+        "PINCH_FOOTPRINT_BIN".to_string()
+    } else {
+        format!("the test's own build, {profile}")
+    };
+    println!(
+        "binary measured: {binary} ({kind}, {} bytes); idle {idle_secs} s after every adapter is up",
+        std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0)
+    );
+    println!(
+        "{:<11} {:>9} {:>12} {:>8} {:>12} {:>14} {:>13}",
+        "case", "RSS kB", "anon kB", "threads", "+RSS kB", "+anon kB", "+threads"
+    );
+    let mut base: Option<Footprint> = None;
+    let mut all_three_rss = 0;
+    for (name, blocks) in &cases {
+        let home = TempHome::new("footprint");
+        let channels: Vec<String> = blocks.iter().map(|(_, b)| b.to_string()).collect();
+        home.write_config(&config_for(
+            &[("fake", &llm)],
+            "fake/m1",
+            &[],
+            &format!(r#", "channels": {{{}}}"#, channels.join(", ")),
+        ));
+        let gw = start(&home);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !blocks.iter().all(|(c, _)| health_up(&gw, c)) {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: adapters not up within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The idle window being measured, not a wait for an event.
+        std::thread::sleep(Duration::from_secs(idle_secs));
+        for (c, _) in blocks {
+            assert!(health_up(&gw, c), "{name}: {c} went down while idle");
+        }
+        let f = measure(gw.child.id());
+        let (d_rss, d_private, d_threads) = match &base {
+            Some(b) => (
+                f.rss_kb as i64 - b.rss_kb as i64,
+                f.private_kb as i64 - b.private_kb as i64,
+                f.threads as i64 - b.threads as i64,
+            ),
+            None => (0, 0, 0),
+        };
+        println!(
+            "{:<11} {:>9} {:>12} {:>8} {:>+12} {:>+14} {:>+13}",
+            name, f.rss_kb, f.private_kb, f.threads, d_rss, d_private, d_threads
+        );
+        if *name == "all three" {
+            all_three_rss = f.rss_kb;
+        }
+        if base.is_none() {
+            base = Some(f);
+        }
+        drop(gw);
+    }
+    println!(
+        "all three connected: {all_three_rss} kB RSS, budget {ALL_THREE_BUDGET_KB} kB (3.5 MB): {}",
+        if all_three_rss <= ALL_THREE_BUDGET_KB {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
+}
