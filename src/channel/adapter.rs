@@ -119,3 +119,18 @@ pub struct Start {
 
 /// How an adapter is started: spawns its threads and returns at once.
 pub type StartFn = fn(Start) -> Result<Handle, String>;
+
+/// Starts one of an adapter's threads (`name` is `<channel>-<role>`, as
+/// `ps -T` shows it) with a small stack; an error says which thread.
+pub fn spawn_thread(
+    name: String,
+    stack_kib: usize,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .stack_size(stack_kib.saturating_mul(1024))
+        .spawn(body)
+        .map(|_| ())
+        .map_err(|e| format!("cannot start thread {name}: {e}"))
+}

@@ -96,19 +96,19 @@ pub fn start(s: Start) -> Result<Handle, String> {
             stop.clone(),
             agent.clone(),
         );
-        std::thread::Builder::new()
-            .name(format!("{}-gateway", settings.channel))
-            .stack_size(256 * 1024)
-            .spawn(move || gateway_loop(&s2, &agent, &sink, &stop))
-            .map_err(|e| e.to_string())?;
+        crate::channel::adapter::spawn_thread(
+            format!("{}-gateway", settings.channel),
+            256,
+            move || gateway_loop(&s2, &agent, &sink, &stop),
+        )?;
     }
     {
         let (s2, sink, stop) = (settings.clone(), s.sink, stop.clone());
-        std::thread::Builder::new()
-            .name(format!("{}-send", settings.channel))
-            .stack_size(256 * 1024)
-            .spawn(move || send_loop(&s2, &agent, send_rx, &sink, &stop))
-            .map_err(|e| e.to_string())?;
+        crate::channel::adapter::spawn_thread(
+            format!("{}-send", settings.channel),
+            256,
+            move || send_loop(&s2, &agent, send_rx, &sink, &stop),
+        )?;
     }
     Ok(Handle {
         send: send_tx,

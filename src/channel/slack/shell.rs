@@ -84,19 +84,15 @@ pub fn start(start: Start) -> Result<Handle, String> {
             stop.clone(),
             start.route,
         );
-        std::thread::Builder::new()
-            .name(format!("{}-socket", s.channel))
-            .stack_size(512 * 1024)
-            .spawn(move || socket_loop(&s, &api, &route, &sink, &stop))
-            .map_err(|e| e.to_string())?;
+        crate::channel::adapter::spawn_thread(format!("{}-socket", s.channel), 512, move || {
+            socket_loop(&s, &api, &route, &sink, &stop)
+        })?;
     }
     {
         let (s, sink) = (s, start.sink);
-        std::thread::Builder::new()
-            .name(format!("{}-send", s.channel))
-            .stack_size(512 * 1024)
-            .spawn(move || send_loop(&s, &api, send_rx, &sink))
-            .map_err(|e| e.to_string())?;
+        crate::channel::adapter::spawn_thread(format!("{}-send", s.channel), 512, move || {
+            send_loop(&s, &api, send_rx, &sink)
+        })?;
     }
     Ok(Handle {
         send: send_tx,

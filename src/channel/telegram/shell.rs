@@ -78,19 +78,15 @@ fn spawn(s: Settings, route: &crate::net::Route, sink: Sink) -> Result<Handle, S
     let s = Arc::new(s);
     {
         let (s, tx, stop) = (s.clone(), sink.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name(format!("{}-poll", s.channel))
-            .stack_size(512 * 1024)
-            .spawn(move || poll_loop(&s, &poll_agent, &tx, &stop))
-            .map_err(|e| e.to_string())?;
+        crate::channel::adapter::spawn_thread(format!("{}-poll", s.channel), 512, move || {
+            poll_loop(&s, &poll_agent, &tx, &stop)
+        })?;
     }
     {
         let (s, tx) = (s.clone(), sink);
-        std::thread::Builder::new()
-            .name(format!("{}-send", s.channel))
-            .stack_size(512 * 1024)
-            .spawn(move || send_loop(&s, &send_agent, send_rx, &tx))
-            .map_err(|e| e.to_string())?;
+        crate::channel::adapter::spawn_thread(format!("{}-send", s.channel), 512, move || {
+            send_loop(&s, &send_agent, send_rx, &tx)
+        })?;
     }
     Ok(Handle {
         send: send_tx,
