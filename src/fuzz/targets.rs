@@ -264,7 +264,8 @@ pub fn tool_args_cleanup() {
 }
 
 /// Text from outside that tools and adapters reshape: exec command lines,
-/// fetched HTML, web search responses, Telegram HTML escaping.
+/// fetched HTML, web search responses, Telegram HTML escaping, in-chat
+/// commands (`/cmd@bot args`) and `/think` levels.
 pub fn tool_text(input: &[u8]) -> Verdict {
     let s = text(input);
     let _ = crate::agent::tools::split_words(&s);
@@ -277,6 +278,16 @@ pub fn tool_text(input: &[u8]) -> Verdict {
     }
     let _ = crate::channel::telegram::escape_html(&s);
     let _ = crate::channel::telegram::redact(&s);
+    for bot in [None, Some("PinchBot")] {
+        if let crate::channel::commands::Parsed::Command { args, .. } =
+            crate::channel::commands::parse(&s, bot)
+        {
+            if args.len() > s.len() {
+                return Err(format!("command arguments longer than the text: {args:?}"));
+            }
+        }
+    }
+    let _ = crate::channel::commands::think_budget(&s, 1024);
     Ok(())
 }
 

@@ -775,16 +775,7 @@ pub(crate) fn tls_handshake(
 }
 
 fn http_head(conn: &mut Box<dyn Conn>, target: &Target) -> Result<(u16, Option<String>), StepErr> {
-    let default_port = if target.is_tls() { 443 } else { 80 };
-    let host_header = if target.port == default_port {
-        if target.host.contains(':') {
-            format!("[{}]", target.host)
-        } else {
-            target.host.clone()
-        }
-    } else {
-        target.host_port()
-    };
+    let host_header = target.host_header();
     let req = format!(
         "HEAD {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: pinch-doctor\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         target.path

@@ -428,6 +428,19 @@ impl Target {
     pub fn host_port(&self) -> String {
         format_host_port(&self.host, self.port)
     }
+
+    /// The `Host` header value: the port only when it is not the scheme's
+    /// default, IPv6 in brackets.
+    pub fn host_header(&self) -> String {
+        let default_port = if self.is_tls() { 443 } else { 80 };
+        if self.port != default_port {
+            self.host_port()
+        } else if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
 }
 
 /// Parses an http/https/ws/wss URL into scheme, host, port and path.

@@ -355,16 +355,7 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
 
 /// The client's opening handshake (RFC 6455 §4.1) for `target`.
 fn handshake_request(target: &Target, key: &str) -> String {
-    let default_port = if target.is_tls() { 443 } else { 80 };
-    let host = if target.port == default_port {
-        if target.host.contains(':') {
-            format!("[{}]", target.host)
-        } else {
-            target.host.clone()
-        }
-    } else {
-        target.host_port()
-    };
+    let host = target.host_header();
     format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pinch\r\n\r\n",
         target.path
