@@ -288,5 +288,4 @@ fn skip_ws(text: &str, from: usize) -> usize {
 }
 
 #[cfg(test)]
-#[path = "split_tests.rs"]
 mod tests;

@@ -446,5 +446,4 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Outcome 
 }
 
 #[cfg(test)]
-#[path = "codec_tests.rs"]
 mod tests;

@@ -284,5 +284,4 @@ fn decide_group(cfg: &AccessConfig, env: &Envelope) -> Verdict {
 }
 
 #[cfg(test)]
-#[path = "access_tests.rs"]
 mod tests;
