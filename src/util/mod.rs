@@ -1,0 +1,21 @@
+//! Small helpers shared by every layer, one file per job: time and dates
+//! (`time.rs`), secrets (`secret.rs`), strings (`text.rs`), locking
+//! (`lock.rs`), the allocator (`malloc.rs`), the thread stack cache
+//! (`stack_cache.rs`) and code pages (`code_pages.rs`). Callers use the
+//! names re-exported here (`crate::util::now_ms`).
+
+mod code_pages;
+mod lock;
+mod malloc;
+mod secret;
+mod stack_cache;
+mod text;
+mod time;
+
+pub use code_pages::release_code_pages;
+pub use lock::lock;
+pub use malloc::{release_free_memory, rss_kib, tune_malloc};
+pub use secret::{ct_eq, random_u64, short_hash};
+pub use stack_cache::{disable_thread_stack_cache, NO_STACK_CACHE};
+pub use text::{edit_distance, nearest, truncate};
+pub use time::{now_ms, parse_http_date, rfc3339};
