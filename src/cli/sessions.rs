@@ -1,0 +1,141 @@
+//! `pinch sessions`: list, show and reset sessions through the running
+//! gateway, or straight from `$PINCH_HOME/state.redb` when none runs.
+
+use super::{common_args, encode, target, Global};
+use crate::home::Home;
+use serde_json::{json, Value};
+use std::net::TcpStream;
+use std::time::Duration;
+
+pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
+    const HELP: &str =
+        "Usage: pinch sessions <list | show KEY | reset KEY> [--url URL] [--token T] [--json]
+
+Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb directly.";
+    let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
+        return Ok(0);
+    };
+    let t = target(url, token, g, home)?;
+    let (method, path, key) = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["list"] => ("GET", "/api/sessions".to_string(), None),
+        ["show", k] => (
+            "GET",
+            format!("/api/sessions/{}", encode(k)),
+            Some(k.to_string()),
+        ),
+        ["reset", k] => (
+            "DELETE",
+            format!("/api/sessions/{}", encode(k)),
+            Some(k.to_string()),
+        ),
+        _ => {
+            println!("{HELP}");
+            return Ok(2);
+        }
+    };
+    let running = TcpStream::connect_timeout(
+        &format!("{}:{}", t.host, t.port)
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], t.port))),
+        Duration::from_millis(500),
+    )
+    .is_ok();
+    let v = if running {
+        t.request(method, &path)?
+    } else {
+        offline_sessions(home, args[0].as_str(), key.as_deref())?
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
+    match args[0].as_str() {
+        "list" => {
+            let list = v["sessions"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("no sessions yet");
+            }
+            for s in list {
+                println!(
+                    "{:<32} {:>5} turns  updated {}  tokens {}/{}",
+                    s["key"].as_str().unwrap_or(""),
+                    s["next_seq"],
+                    crate::util::rfc3339(s["updated_ms"].as_u64().unwrap_or(0)),
+                    s["tokens_in"],
+                    s["tokens_out"]
+                );
+            }
+        }
+        "show" => {
+            for turn in v["turns"].as_array().cloned().unwrap_or_default() {
+                let who = turn["role"].as_str().unwrap_or("?");
+                let model = turn["model"]
+                    .as_str()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                println!(
+                    "[{}] {who}{model}: {}",
+                    turn["seq"],
+                    turn["text"].as_str().unwrap_or("")
+                );
+            }
+        }
+        _ => println!(
+            "{}",
+            if v["reset"] == true {
+                "reset"
+            } else {
+                "no such session"
+            }
+        ),
+    }
+    Ok(0)
+}
+
+fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value, String> {
+    let store = crate::store::Store::open(&home.state())?;
+    match (what, key) {
+        ("list", _) => Ok(json!({"sessions": store.list_sessions(1000)?})),
+        ("show", Some(k)) => {
+            let turns = store.turns(k, 0, 500)?;
+            let items: Vec<Value> = turns
+                .iter()
+                .map(|(seq, t)| {
+                    let text: String = t
+                        .message
+                        .parts
+                        .iter()
+                        .filter_map(|p| {
+                            if let crate::llm::Part::Text(s) = p {
+                                Some(s.as_str())
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    let role = if t.kind == crate::store::TurnKind::Summary {
+                        "summary"
+                    } else if t.message.role == crate::llm::Role::User {
+                        "user"
+                    } else {
+                        "assistant"
+                    };
+                    let text = if role == "user" {
+                        crate::agent::prompt::strip_envelope(&text).to_string()
+                    } else {
+                        text
+                    };
+                    json!({"seq": seq, "role": role, "text": text, "model": t.model})
+                })
+                .collect();
+            Ok(json!({"session": k, "turns": items}))
+        }
+        ("reset", Some(k)) => Ok(json!({"reset": store.reset(k)?})),
+        _ => Err("unknown sessions command".into()),
+    }
+}
