@@ -8,7 +8,6 @@
 //! bounded `Outbox`.
 
 pub mod auth;
-pub mod channels;
 pub mod http;
 pub mod origin;
 pub mod outbox;

@@ -13,7 +13,7 @@
 //! send thread (one in flight per chat keeps order) and records the outcome:
 //! delivered, retry with backoff (honouring retry-after), or dead letter.
 
-use super::reactor::{Origin, Pending, Reactor};
+use super::{Origin, Pending, Reactor};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::channel::adapter::{self, AdapterEvent, SendJob, SendResult};
 use crate::channel::{
@@ -53,10 +53,10 @@ fn stored_cursor(store: &crate::store::Store, channel: &str) -> Result<Option<St
 }
 
 /// The adapter's sink: its events go to the reactor, tagged with the channel.
-fn sink(channel: &str, tx: tokio::sync::mpsc::Sender<super::ToReactor>) -> adapter::Sink {
+fn sink(channel: &str, tx: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>) -> adapter::Sink {
     let channel = channel.to_string();
     std::sync::Arc::new(move |event| {
-        tx.blocking_send(super::ToReactor::Adapter {
+        tx.blocking_send(crate::gateway::ToReactor::Adapter {
             channel: channel.clone(),
             event,
         })
@@ -75,7 +75,7 @@ impl Reactor {
     /// a channel this build has no adapter for is an error.
     pub fn start_channels(
         &mut self,
-        to_reactor: tokio::sync::mpsc::Sender<super::ToReactor>,
+        to_reactor: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>,
     ) -> Result<(), String> {
         let cfg = self.cfg.clone();
         for (name, ch) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
@@ -432,11 +432,7 @@ impl Reactor {
     }
 
     /// `pairing.*`, `queue.*` methods.
-    pub fn channel_call(
-        &mut self,
-        method: &str,
-        params: &Value,
-    ) -> Option<super::reactor::CallResult> {
+    pub fn channel_call(&mut self, method: &str, params: &Value) -> Option<super::CallResult> {
         let err = |c: ErrorCode, m: String| Err(ApiError::new(c, m));
         let now = crate::util::now_ms();
         let ch = params

@@ -21,15 +21,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-#[path = "commands.rs"]
+pub mod channels;
 mod commands;
-#[path = "consolidate.rs"]
 mod consolidate;
-#[path = "owner.rs"]
 mod owner;
-#[path = "proactive.rs"]
 mod proactive;
-#[path = "reset.rs"]
 mod reset;
 
 /// Messages waiting behind a running one, per session.
@@ -113,7 +109,7 @@ impl SessionCache {
 pub struct Reactor {
     pub(super) cfg: Arc<Config>,
     pub(super) store: Store,
-    pub(super) channels: super::channels::Runtime,
+    pub(super) channels: channels::Runtime,
     pool: Pool,
     clients: HashMap<u64, Outbox>,
     runs: HashMap<u64, Running>,
@@ -145,7 +141,7 @@ impl Reactor {
         Reactor {
             cfg,
             store,
-            channels: super::channels::Runtime::default(),
+            channels: channels::Runtime::default(),
             pool,
             clients: HashMap::new(),
             runs: HashMap::new(),
