@@ -107,10 +107,13 @@ impl Reactor {
         Ok(())
     }
 
+    /// Tells every adapter to stop and closes its send queue (its send
+    /// thread ends when the queue is gone).
     pub fn stop_channels(&mut self) {
         for h in self.channels.adapters.values() {
             h.stop();
         }
+        self.channels.adapters.clear();
     }
 
     pub fn on_adapter(&mut self, channel: &str, ev: AdapterEvent) {
