@@ -64,12 +64,6 @@ fn sink(channel: &str, tx: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>)
     })
 }
 
-fn access_for(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
-    let v = serde_json::to_value(ch).map_err(|e| e.to_string())?;
-    let map = v.as_object().cloned().unwrap_or_default();
-    AccessConfig::from_channel_block(&map)
-}
-
 impl Reactor {
     /// Starts the adapter of every enabled channel (through the registry);
     /// a channel this build has no adapter for is an error.
@@ -81,7 +75,8 @@ impl Reactor {
         for (name, ch) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
             let entry = registry::find(name)
                 .ok_or_else(|| format!("channels.{name}: {}", registry::unsupported(name)))?;
-            let access = access_for(ch).map_err(|e| format!("channels.{name}: {e}"))?;
+            let access =
+                AccessConfig::from_channel(ch).map_err(|e| format!("channels.{name}: {e}"))?;
             self.channels.access.insert(name.clone(), access);
             let pairing = queue::channel_state_get(&self.store, name, "pairing")?
                 .and_then(|b| serde_json::from_slice::<Pairing>(&b).ok())
