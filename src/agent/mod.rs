@@ -230,10 +230,34 @@ impl Pool {
     }
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
+impl Pool {
+    /// Takes no more runs: idle workers end now, busy ones after their run.
+    pub fn close(&self) {
         crate::util::lock(&self.work.state).closed = true;
         self.work.wake.notify_all();
+    }
+
+    /// Waits until every worker thread has ended or `deadline` passes;
+    /// returns how many are still running.
+    pub fn wait_stopped(&self, deadline: std::time::Instant) -> usize {
+        let mut st = crate::util::lock(&self.work.state);
+        while st.live > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = match self.work.wake.wait_timeout(st, left) {
+                Ok(r) => r.0,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        st.live
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -267,6 +291,10 @@ impl Work {
             }
         }
         st.live -= 1;
+        if st.closed {
+            // Wakes a shutdown waiting in `Pool::wait_stopped`.
+            self.wake.notify_all();
+        }
     }
 }
 

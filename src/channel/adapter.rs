@@ -121,16 +121,38 @@ pub struct Start {
 pub type StartFn = fn(Start) -> Result<Handle, String>;
 
 /// Starts one of an adapter's threads (`name` is `<channel>-<role>`, as
-/// `ps -T` shows it) with a small stack; an error says which thread.
+/// `ps -T` shows it) with a small stack; an error says which thread. The
+/// thread is recorded so the gateway can join it at shutdown
+/// ([`take_threads`]).
 pub fn spawn_thread(
     name: String,
     stack_kib: usize,
     body: impl FnOnce() + Send + 'static,
 ) -> Result<(), String> {
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name(name.clone())
         .stack_size(stack_kib.saturating_mul(1024))
         .spawn(body)
-        .map(|_| ())
-        .map_err(|e| format!("cannot start thread {name}: {e}"))
+        .map_err(|e| format!("cannot start thread {name}: {e}"))?;
+    let mut threads = crate::util::lock(&THREADS);
+    // Threads that already ended need no join: keeps the list bounded by
+    // the adapters' live threads.
+    threads.retain(|t| !t.handle.is_finished());
+    threads.push(NamedThread { name, handle });
+    Ok(())
+}
+
+/// A started thread with its name, to be joined at shutdown.
+pub struct NamedThread {
+    pub name: String,
+    pub handle: std::thread::JoinHandle<()>,
+}
+
+/// Adapter threads started and not yet taken by [`take_threads`].
+static THREADS: std::sync::Mutex<Vec<NamedThread>> = std::sync::Mutex::new(Vec::new());
+
+/// Hands over every adapter thread started so far (the gateway joins them
+/// after telling the adapters to stop).
+pub fn take_threads() -> Vec<NamedThread> {
+    std::mem::take(&mut *crate::util::lock(&THREADS))
 }

@@ -2,7 +2,7 @@
 //! `/status` `/model` `/think` `/compact` `/stop` `/help` `/whoami`), the
 //! menu a channel shows (Telegram's `setMyCommands`), and `/think` levels.
 //! The same for every channel, the web chat and `pinch chat`; the gateway
-//! acts on them (`gateway/commands.rs`). Any other `/word` is text for the
+//! acts on them (`gateway/reactor/commands.rs`). Any other `/word` is text for the
 //! model; `/cmd@otherbot` is someone else's command.
 
 /// The commands, with the one-line help shown by `/help` and in

@@ -8,7 +8,6 @@
 //! bounded `Outbox`.
 
 pub mod auth;
-pub mod channels;
 pub mod http;
 pub mod origin;
 pub mod outbox;
@@ -16,6 +15,7 @@ pub mod proactive_http;
 pub mod protocol;
 pub mod reactor;
 pub mod router;
+pub mod shutdown;
 pub mod storage;
 pub mod ws;
 
@@ -175,21 +175,28 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the reactor: {e}"))?;
-    let result = rt.block_on(async {
+    let mut accept = None;
+    let served = rt.block_on(async {
         // Register signal handlers before announcing readiness, so a
         // supervisor's early SIGTERM is never lost.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), None))?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), None))?;
         let sh = shared.clone();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("accept".into())
             .stack_size(128 * 1024)
             .spawn(move || router::accept_loop(listener, sh))
-            .map_err(|e| format!("cannot start the accept thread: {e}"))?;
+            .map_err(|e| (format!("cannot start the accept thread: {e}"), None))?;
+        accept = Some(shutdown::NamedThread {
+            name: "accept".into(),
+            handle,
+        });
         let mut reactor = reactor::Reactor::new(cfg.clone(), store, pool);
-        reactor.start_channels(tx.clone())?;
+        if let Err(e) = reactor.start_channels(tx.clone()) {
+            return Err((e, Some(reactor)));
+        }
         shared.ready.store(true, Ordering::SeqCst);
         log::info!("listening on {addr}");
         // Start-up garbage (config text, parse trees) is freed by now; give
@@ -205,13 +212,61 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         };
         let why = reactor.run(rx, stop).await;
         log::info!("shutting down ({why})");
-        Ok::<(), String>(())
+        Ok(reactor)
     });
+    drop(rt);
+    drop(tx);
+    let (result, reactor) = match served {
+        Ok(reactor) => (Ok(()), Some(reactor)),
+        Err((e, reactor)) => (Err(e), reactor),
+    };
+    stop_and_join(&shared, addr, accept, reactor);
+    result
+}
+
+/// The shutdown order (see `shutdown.rs`): STOPPING to systemd, no new
+/// connections, runs cancelled and adapters told to stop, then every
+/// thread joined within `shutdown::GRACE`, then the store closed.
+fn stop_and_join(
+    shared: &Shared,
+    addr: SocketAddr,
+    accept: Option<shutdown::NamedThread>,
+    reactor: Option<reactor::Reactor>,
+) {
+    crate::service::notify_stopping();
+    let deadline = std::time::Instant::now() + shutdown::GRACE;
     shared.shutting_down.store(true, Ordering::SeqCst);
     shared.ready.store(false, Ordering::SeqCst);
     // Wake the accept thread so it sees the flag and exits.
     let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100));
-    result
+    let mut reactor = reactor;
+    if let Some(reactor) = &mut reactor {
+        reactor.begin_shutdown();
+    }
+    let mut threads: Vec<shutdown::NamedThread> = accept.into_iter().collect();
+    threads.extend(crate::channel::adapter::take_threads());
+    let names: Vec<String> = threads.iter().map(|t| t.name.clone()).collect();
+    let mut stuck = shutdown::join_until(threads, deadline);
+    for name in names.iter().filter(|n| !stuck.contains(n)) {
+        log::info!("stopped thread {name}");
+    }
+    if let Some(reactor) = reactor {
+        let workers = reactor.wait_workers(deadline);
+        if workers > 0 {
+            stuck.push(format!("{workers} agent worker(s)"));
+        } else {
+            log::info!("stopped agent workers");
+        }
+        // Closes the store: every commit is already durable.
+        drop(reactor);
+    }
+    let connections = shutdown::wait_zero(deadline, || shared.active.load(Ordering::SeqCst));
+    if connections > 0 {
+        stuck.push(format!("{connections} connection thread(s)"));
+    } else {
+        log::info!("stopped connection threads");
+    }
+    shutdown::report(&stuck);
 }
 
 /// The agent's sink: its run updates and `cron` tool calls, into the reactor.

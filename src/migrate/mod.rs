@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The key under which the gateway keeps its job table in the store's kv
-/// table (`gateway/proactive.rs`).
+/// table (`gateway/reactor/proactive.rs`).
 const KV_JOBS: &str = "sched/jobs";
 /// Largest single file carried (workspace file, skill file, config).
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;

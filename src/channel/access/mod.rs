@@ -97,6 +97,44 @@ impl AccessConfig {
         Ok(access)
     }
 
+    /// The access rules of a typed channel block (`channels.<name>`).
+    pub fn from_channel(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
+        let dm_policy = match ch.dm_policy.as_str() {
+            "pairing" => DmPolicy::Pairing,
+            "allowlist" => DmPolicy::Allowlist,
+            "open" => DmPolicy::Open,
+            "disabled" => DmPolicy::Disabled,
+            other => return Err(format!("unknown dmPolicy {other:?}")),
+        };
+        let group_policy = match ch.group_policy.as_str() {
+            "open" => GroupPolicy::Open,
+            "allowlist" => GroupPolicy::Allowlist,
+            "disabled" => GroupPolicy::Disabled,
+            other => return Err(format!("unknown groupPolicy {other:?}")),
+        };
+        let mut groups: BTreeMap<String, GroupRule> = ch
+            .groups
+            .iter()
+            .map(|(id, rule)| {
+                let rule = GroupRule {
+                    require_mention: rule.require_mention,
+                    allow_from: rule.allow_from.clone(),
+                    enabled: rule.enabled,
+                };
+                (id.clone(), rule)
+            })
+            .collect();
+        // Discord's servers and their channels, as group rules.
+        groups.extend(super::discord::guild_rules(&ch.guilds));
+        Ok(AccessConfig {
+            dm_policy,
+            allow_from: ch.allow_from.clone(),
+            group_policy,
+            groups,
+            require_mention: ch.require_mention,
+        })
+    }
+
     /// Checks combinations serde cannot. `channel` is the path under `channels`
     /// (e.g. `telegram`); every problem is reported with its field path and the fix.
     pub fn validate(&self, channel: &str) -> Result<(), String> {

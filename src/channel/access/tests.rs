@@ -374,3 +374,31 @@ fn mention_or_reply_needed_in_groups_by_default() {
     });
     assert_eq!(decide(&c, &e, &never), Accept);
 }
+
+#[test]
+fn the_typed_channel_block_gives_the_same_rules_as_its_json() {
+    let block = serde_json::json!({
+        "botToken": "x",
+        "dmPolicy": "allowlist",
+        "allowFrom": ["42", "@ann"],
+        "groupPolicy": "open",
+        "groups": {"-100": {"requireMention": false}, "*": {"allowFrom": ["7"]}},
+        "requireMention": false,
+        "guilds": {
+            "33": {"requireMention": true, "users": ["discord:22"]},
+            "44": {"channels": {"55": {"requireMention": false}, "*": {"allow": true}}}
+        }
+    });
+    let typed: crate::config::Channel = serde_json::from_value(block.clone()).expect("typed");
+    let from_json =
+        AccessConfig::from_channel_block(block.as_object().expect("object")).expect("from json");
+    let from_typed = AccessConfig::from_channel(&typed).expect("from typed");
+    assert_eq!(from_typed, from_json);
+    assert_eq!(from_typed.dm_policy, DmPolicy::Allowlist);
+    assert_eq!(from_typed.groups.len(), 5, "{:?}", from_typed.groups);
+    let bad = crate::config::Channel {
+        dm_policy: "everyone".into(),
+        ..Default::default()
+    };
+    assert!(AccessConfig::from_channel(&bad).is_err());
+}

@@ -165,53 +165,45 @@ pub fn parse_message(
 /// answers only there (its own rule is then disabled, unless the map has
 /// `"*"`), each channel inheriting what it does not set from its guild.
 pub fn guild_groups(guilds: &Value) -> Result<BTreeMap<String, GroupRule>, String> {
+    let typed: BTreeMap<String, crate::config::DiscordGuild> =
+        serde_json::from_value(guilds.clone())
+            .map_err(|e| format!("guilds must be an object of server ids: {e}"))?;
+    Ok(guild_rules(&typed))
+}
+
+/// [`guild_groups`] over the typed config (`channels.discord.guilds`).
+pub fn guild_rules(
+    guilds: &BTreeMap<String, crate::config::DiscordGuild>,
+) -> BTreeMap<String, GroupRule> {
     let mut out = BTreeMap::new();
-    let Some(map) = guilds.as_object() else {
-        return Err("guilds must be an object of server ids".into());
-    };
-    let opt_bool = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool);
-    let users = |v: &Value| -> Option<Vec<String>> {
-        v.get("users").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-    };
-    for (gid, g) in map {
+    for (gid, g) in guilds {
         let guild_rule = GroupRule {
-            require_mention: opt_bool(g, "requireMention"),
-            allow_from: users(g),
-            enabled: opt_bool(g, "enabled"),
+            require_mention: g.require_mention,
+            allow_from: g.users.clone(),
+            enabled: g.enabled,
         };
-        let channels = g.get("channels").and_then(Value::as_object);
-        let channel_rule = |c: &Value| GroupRule {
-            require_mention: opt_bool(c, "requireMention").or(guild_rule.require_mention),
-            allow_from: users(c).or_else(|| guild_rule.allow_from.clone()),
-            enabled: opt_bool(c, "enabled")
-                .or_else(|| opt_bool(c, "allow"))
-                .or(guild_rule.enabled),
+        let channel_rule = |c: &crate::config::DiscordGuildChannel| GroupRule {
+            require_mention: c.require_mention.or(guild_rule.require_mention),
+            allow_from: c.users.clone().or_else(|| guild_rule.allow_from.clone()),
+            enabled: c.enabled.or(c.allow).or(guild_rule.enabled),
         };
-        match channels.filter(|c| !c.is_empty()) {
-            None => {
-                out.insert(gid.clone(), guild_rule.clone());
-            }
-            Some(chans) => {
-                for (cid, c) in chans {
-                    if cid != "*" {
-                        out.insert(cid.clone(), channel_rule(c));
-                    }
-                }
-                let rest = match chans.get("*") {
-                    Some(star) => channel_rule(star),
-                    None => GroupRule {
-                        enabled: Some(false),
-                        ..guild_rule.clone()
-                    },
-                };
-                out.insert(gid.clone(), rest);
+        if g.channels.is_empty() {
+            out.insert(gid.clone(), guild_rule.clone());
+            continue;
+        }
+        for (cid, c) in &g.channels {
+            if cid != "*" {
+                out.insert(cid.clone(), channel_rule(c));
             }
         }
+        let rest = match g.channels.get("*") {
+            Some(star) => channel_rule(star),
+            None => GroupRule {
+                enabled: Some(false),
+                ..guild_rule.clone()
+            },
+        };
+        out.insert(gid.clone(), rest);
     }
-    Ok(out)
+    out
 }

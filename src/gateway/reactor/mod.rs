@@ -21,15 +21,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-#[path = "commands.rs"]
+pub mod channels;
 mod commands;
-#[path = "consolidate.rs"]
 mod consolidate;
-#[path = "owner.rs"]
 mod owner;
-#[path = "proactive.rs"]
 mod proactive;
-#[path = "reset.rs"]
 mod reset;
 
 /// Messages waiting behind a running one, per session.
@@ -113,7 +109,7 @@ impl SessionCache {
 pub struct Reactor {
     pub(super) cfg: Arc<Config>,
     pub(super) store: Store,
-    pub(super) channels: super::channels::Runtime,
+    pub(super) channels: channels::Runtime,
     pool: Pool,
     clients: HashMap<u64, Outbox>,
     runs: HashMap<u64, Running>,
@@ -145,7 +141,7 @@ impl Reactor {
         Reactor {
             cfg,
             store,
-            channels: super::channels::Runtime::default(),
+            channels: channels::Runtime::default(),
             pool,
             clients: HashMap::new(),
             runs: HashMap::new(),
@@ -181,10 +177,7 @@ impl Reactor {
         loop {
             let wake = self.proactive_deadline();
             tokio::select! {
-                why = &mut stop => {
-                    self.shutdown();
-                    return why;
-                }
+                why = &mut stop => return why,
                 msg = rx.recv() => match msg {
                     Some(m) => self.handle(m),
                     None => return "all senders closed",
@@ -195,13 +188,25 @@ impl Reactor {
         }
     }
 
-    fn shutdown(&mut self) {
+    /// The reactor's part of shutdown: runs in flight are cancelled (a
+    /// channel message's stays in the inbox and runs again at the next
+    /// start), the pool takes no more runs, adapters are told to stop and
+    /// their send queues closed, the job table is saved, and every client's
+    /// outbox is dropped (which wakes and closes its connection thread).
+    pub fn begin_shutdown(&mut self) {
         for r in self.runs.values() {
             r.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
         }
+        log::info!("cancelled {} run(s) in flight", self.runs.len());
+        self.pool.close();
         self.stop_channels();
-        // Dropping the outboxes wakes every connection thread, which closes.
+        self.flush_proactive();
         self.clients.clear();
+    }
+
+    /// Waits for the agent workers until `deadline`; returns how many still run.
+    pub fn wait_workers(&self, deadline: Instant) -> usize {
+        self.pool.wait_stopped(deadline)
     }
 
     fn maintain(&mut self) {

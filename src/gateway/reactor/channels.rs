@@ -13,7 +13,7 @@
 //! send thread (one in flight per chat keeps order) and records the outcome:
 //! delivered, retry with backoff (honouring retry-after), or dead letter.
 
-use super::reactor::{Origin, Pending, Reactor};
+use super::{Origin, Pending, Reactor};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::channel::adapter::{self, AdapterEvent, SendJob, SendResult};
 use crate::channel::{
@@ -53,10 +53,10 @@ fn stored_cursor(store: &crate::store::Store, channel: &str) -> Result<Option<St
 }
 
 /// The adapter's sink: its events go to the reactor, tagged with the channel.
-fn sink(channel: &str, tx: tokio::sync::mpsc::Sender<super::ToReactor>) -> adapter::Sink {
+fn sink(channel: &str, tx: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>) -> adapter::Sink {
     let channel = channel.to_string();
     std::sync::Arc::new(move |event| {
-        tx.blocking_send(super::ToReactor::Adapter {
+        tx.blocking_send(crate::gateway::ToReactor::Adapter {
             channel: channel.clone(),
             event,
         })
@@ -64,24 +64,19 @@ fn sink(channel: &str, tx: tokio::sync::mpsc::Sender<super::ToReactor>) -> adapt
     })
 }
 
-fn access_for(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
-    let v = serde_json::to_value(ch).map_err(|e| e.to_string())?;
-    let map = v.as_object().cloned().unwrap_or_default();
-    AccessConfig::from_channel_block(&map)
-}
-
 impl Reactor {
     /// Starts the adapter of every enabled channel (through the registry);
     /// a channel this build has no adapter for is an error.
     pub fn start_channels(
         &mut self,
-        to_reactor: tokio::sync::mpsc::Sender<super::ToReactor>,
+        to_reactor: tokio::sync::mpsc::Sender<crate::gateway::ToReactor>,
     ) -> Result<(), String> {
         let cfg = self.cfg.clone();
         for (name, ch) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
             let entry = registry::find(name)
                 .ok_or_else(|| format!("channels.{name}: {}", registry::unsupported(name)))?;
-            let access = access_for(ch).map_err(|e| format!("channels.{name}: {e}"))?;
+            let access =
+                AccessConfig::from_channel(ch).map_err(|e| format!("channels.{name}: {e}"))?;
             self.channels.access.insert(name.clone(), access);
             let pairing = queue::channel_state_get(&self.store, name, "pairing")?
                 .and_then(|b| serde_json::from_slice::<Pairing>(&b).ok())
@@ -107,10 +102,13 @@ impl Reactor {
         Ok(())
     }
 
+    /// Tells every adapter to stop and closes its send queue (its send
+    /// thread ends when the queue is gone).
     pub fn stop_channels(&mut self) {
         for h in self.channels.adapters.values() {
             h.stop();
         }
+        self.channels.adapters.clear();
     }
 
     pub fn on_adapter(&mut self, channel: &str, ev: AdapterEvent) {
@@ -432,11 +430,7 @@ impl Reactor {
     }
 
     /// `pairing.*`, `queue.*` methods.
-    pub fn channel_call(
-        &mut self,
-        method: &str,
-        params: &Value,
-    ) -> Option<super::reactor::CallResult> {
+    pub fn channel_call(&mut self, method: &str, params: &Value) -> Option<super::CallResult> {
         let err = |c: ErrorCode, m: String| Err(ApiError::new(c, m));
         let now = crate::util::now_ms();
         let ch = params

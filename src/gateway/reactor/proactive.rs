@@ -187,6 +187,11 @@ impl Reactor {
     }
 
     /// Starts what is due: jobs, then the heartbeat.
+    /// Saves the job table (at shutdown).
+    pub(super) fn flush_proactive(&self) {
+        save_jobs(&self.store, &self.pro.sched);
+    }
+
     pub(super) fn proactive_tick(&mut self) {
         let now = now_ms();
         self.sweep_lost(now);
