@@ -838,10 +838,10 @@ Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb direc
                 println!(
                     "{:<32} {:>5} turns  updated {}  tokens {}/{}",
                     s["key"].as_str().unwrap_or(""),
-                    s["next_seq"],
-                    crate::util::rfc3339(s["updated_ms"].as_u64().unwrap_or(0)),
-                    s["tokens_in"],
-                    s["tokens_out"]
+                    s["nextSeq"],
+                    crate::util::rfc3339(s["updatedMs"].as_u64().unwrap_or(0)),
+                    s["tokensIn"],
+                    s["tokensOut"]
                 );
             }
         }
@@ -874,7 +874,9 @@ Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb direc
 fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value, String> {
     let store = crate::store::Store::open(&home.state())?;
     match (what, key) {
-        ("list", _) => Ok(json!({"sessions": store.list_sessions(1000)?})),
+        ("list", _) => {
+            Ok(json!({"sessions": crate::api_wire::sessions(&store.list_sessions(1000)?)}))
+        }
         ("show", Some(k)) => {
             let turns = store.turns(k, 0, 500)?;
             let items: Vec<Value> = turns
@@ -983,14 +985,8 @@ messages from then on; it never grants access to groups.";
             println!(
                 "  {}  from {} ({})",
                 r["code"].as_str().unwrap_or("?"),
-                r["sender_id"]
-                    .as_str()
-                    .or(r["senderId"].as_str())
-                    .unwrap_or("?"),
-                r["sender_name"]
-                    .as_str()
-                    .or(r["senderName"].as_str())
-                    .unwrap_or("")
+                r["senderId"].as_str().unwrap_or("?"),
+                r["senderName"].as_str().unwrap_or("")
             );
         }
     }
@@ -1036,7 +1032,7 @@ drop SEQ   delete a queued message or a dead letter";
             "  #{} {}:{} attempts {} {}",
             m["seq"],
             m["outbound"]["channel"].as_str().unwrap_or(""),
-            m["outbound"]["chat_id"].as_str().unwrap_or(""),
+            m["outbound"]["chatId"].as_str().unwrap_or(""),
             m["attempts"],
             crate::util::truncate(m["outbound"]["text"].as_str().unwrap_or(""), 60)
         );
@@ -1046,7 +1042,7 @@ drop SEQ   delete a queued message or a dead letter";
             "  dead #{} {}:{} — {}",
             m["seq"],
             m["outbound"]["channel"].as_str().unwrap_or(""),
-            m["outbound"]["chat_id"].as_str().unwrap_or(""),
+            m["outbound"]["chatId"].as_str().unwrap_or(""),
             m["reason"].as_str().unwrap_or("")
         );
     }
