@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod api_error;
+pub mod api_wire;
 mod arm_tls;
 pub mod atomic64;
 pub mod backup;

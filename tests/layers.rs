@@ -42,6 +42,8 @@ const LAYERS: &[(&str, u32)] = &[
     // 8: model codecs, channel codecs and the adapter interface.
     ("llm", 8),
     ("channel", 8),
+    // the API's shapes of stored records (sessions, pairing, queue).
+    ("api_wire", 8),
     // 9: I/O shells: channel adapters (and the registry that starts them),
     // the provider.
     ("channel::registry", 9),

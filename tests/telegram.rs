@@ -95,7 +95,12 @@ fn pairing_flow_approves_a_stranger_for_direct_messages() {
         "the code is not re-sent on every message"
     );
     let out = home.run(&["pairing", "list", "--url", &gw.url()]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&code));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&code));
+    assert!(
+        listed.contains(&format!("{code}  from 7 ")),
+        "the sender id is read from the camelCase wire shape: {listed}"
+    );
     home.run_ok(&["pairing", "approve", "telegram", &code, "--url", &gw.url()]);
     tg.dm(7, "now?");
     let sent = tg.wait_sent(2, 15);

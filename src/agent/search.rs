@@ -82,7 +82,10 @@ pub fn build_request(w: &WebSearchTool, query: &str, max: usize) -> Result<Reque
         }
         "searxng" => Ok(Request {
             method: "GET",
-            url: format!("{base}/search?q={}&format=json", percent_encode(query)),
+            url: format!(
+                "{base}/search?q={}&format=json",
+                crate::net::percent::encode(query)
+            ),
             headers,
             body: None,
         }),
@@ -90,11 +93,6 @@ pub fn build_request(w: &WebSearchTool, query: &str, max: usize) -> Result<Reque
             "unknown tools.webSearch.backend {other:?}; use tavily or searxng"
         )),
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn percent_encode(s: &str) -> String {
-    crate::net::percent::encode(s)
 }
 
 /// Reads `{"results": [{"title", "url", "content"}]}`; results without a

@@ -42,7 +42,7 @@ under session.dmScope \"main\". In-chat commands work here too: /new, /status,
         return ws.chat(session, &words.join(" "));
     }
     let stdin = std::io::stdin();
-    let tty = unsafe { libc::isatty(0) } == 1;
+    let tty = std::io::IsTerminal::is_terminal(&stdin);
     let mut code = 0;
     loop {
         if tty {

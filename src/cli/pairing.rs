@@ -44,14 +44,8 @@ messages from then on; it never grants access to groups.";
             println!(
                 "  {}  from {} ({})",
                 r["code"].as_str().unwrap_or("?"),
-                r["sender_id"]
-                    .as_str()
-                    .or(r["senderId"].as_str())
-                    .unwrap_or("?"),
-                r["sender_name"]
-                    .as_str()
-                    .or(r["senderName"].as_str())
-                    .unwrap_or("")
+                r["senderId"].as_str().unwrap_or("?"),
+                r["senderName"].as_str().unwrap_or("")
             );
         }
     }

@@ -44,7 +44,7 @@ drop SEQ   delete a queued message or a dead letter";
             "  #{} {}:{} attempts {} {}",
             m["seq"],
             m["outbound"]["channel"].as_str().unwrap_or(""),
-            m["outbound"]["chat_id"].as_str().unwrap_or(""),
+            m["outbound"]["chatId"].as_str().unwrap_or(""),
             m["attempts"],
             crate::util::truncate(m["outbound"]["text"].as_str().unwrap_or(""), 60)
         );
@@ -54,7 +54,7 @@ drop SEQ   delete a queued message or a dead letter";
             "  dead #{} {}:{} — {}",
             m["seq"],
             m["outbound"]["channel"].as_str().unwrap_or(""),
-            m["outbound"]["chat_id"].as_str().unwrap_or(""),
+            m["outbound"]["chatId"].as_str().unwrap_or(""),
             m["reason"].as_str().unwrap_or("")
         );
     }

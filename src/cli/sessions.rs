@@ -64,10 +64,10 @@ Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb direc
                 println!(
                     "{:<32} {:>5} turns  updated {}  tokens {}/{}",
                     s["key"].as_str().unwrap_or(""),
-                    s["next_seq"],
-                    crate::util::rfc3339(s["updated_ms"].as_u64().unwrap_or(0)),
-                    s["tokens_in"],
-                    s["tokens_out"]
+                    s["nextSeq"],
+                    crate::util::rfc3339(s["updatedMs"].as_u64().unwrap_or(0)),
+                    s["tokensIn"],
+                    s["tokensOut"]
                 );
             }
         }
@@ -100,7 +100,9 @@ Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb direc
 fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value, String> {
     let store = crate::store::Store::open(&home.state())?;
     match (what, key) {
-        ("list", _) => Ok(json!({"sessions": store.list_sessions(1000)?})),
+        ("list", _) => {
+            Ok(json!({"sessions": crate::api_wire::sessions(&store.list_sessions(1000)?)}))
+        }
         ("show", Some(k)) => {
             let turns = store.turns(k, 0, 500)?;
             let items: Vec<Value> = turns

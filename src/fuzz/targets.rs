@@ -47,7 +47,7 @@ fn pieces<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
 /// `GET /api/sessions/<key>`, `/hooks/<name>`: the path decoder.
 pub fn percent_decode(input: &[u8]) -> Verdict {
     let s = text(input);
-    let out = crate::gateway::fuzz_percent_decode(&s);
+    let out = crate::net::percent::decode_lossy(&s);
     if !s.contains('%') && out != s {
         return Err(format!(
             "changed a string without escapes: {s:?} -> {out:?}"
@@ -272,7 +272,7 @@ pub fn tool_text(input: &[u8]) -> Verdict {
     let _ = crate::agent::tools::html_to_text(&s);
     let _ = crate::agent::search::parse_response(&s);
     let _ = crate::agent::search::error_message(502, &s);
-    let enc = crate::agent::search::percent_encode(&s);
+    let enc = crate::net::percent::encode(&s);
     if !enc.is_ascii() {
         return Err(format!("percent_encode left non-ASCII: {enc:?}"));
     }

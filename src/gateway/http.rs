@@ -278,11 +278,6 @@ pub(super) fn authorized(stream: &mut TcpStream, req: &Request, shared: &Shared)
     }
 }
 
-/// Decodes one path segment taken from a request (never panics).
-pub(super) fn percent_decode(s: &str) -> String {
-    crate::net::percent::decode_lossy(s)
-}
-
 pub(super) type Answer = Result<Value, crate::api_error::ApiError>;
 
 /// One reactor call; `Err` carries the HTTP status when it got no answer.

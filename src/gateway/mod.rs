@@ -19,12 +19,6 @@ pub mod shutdown;
 pub mod storage;
 pub mod ws;
 
-/// The path decoder, for the fuzz harness (`src/fuzz/`).
-#[cfg(test)]
-pub(crate) fn fuzz_percent_decode(s: &str) -> String {
-    http::percent_decode(s)
-}
-
 use crate::atomic64::AtomicU64;
 use crate::config::{self, Loaded};
 use crate::home::Home;

@@ -5,8 +5,9 @@
 //! only writer.
 
 use super::auth::{self, Check};
-use super::http::{ask, error_body, percent_decode, query, respond, Request};
+use super::http::{ask, error_body, query, respond, Request};
 use super::Shared;
+use crate::net::percent::decode_lossy;
 use serde_json::{json, Value};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -31,7 +32,7 @@ pub fn api(stream: &mut TcpStream, req: &Request, shared: &Shared) {
     let parts: Vec<String> = rest
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
+        .map(decode_lossy)
         .collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match (m, parts.as_slice()) {
@@ -63,7 +64,7 @@ pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
     if req.method != "POST" {
         return not_allowed(stream, "use POST");
     }
-    let name = percent_decode(req.path.strip_prefix("/hooks/").unwrap_or(""));
+    let name = decode_lossy(req.path.strip_prefix("/hooks/").unwrap_or(""));
     let now = crate::util::now_ms();
     let token = auth::bearer(req.header("authorization"))
         .or_else(|| req.header("x-pinch-token").map(str::trim));

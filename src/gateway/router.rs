@@ -231,7 +231,9 @@ fn route(mut stream: TcpStream, req: Request, shared: &Shared, mut unproven: Unp
             if !authorized(&mut stream, &req, shared) {
                 return;
             }
-            let key = percent_decode(path.strip_prefix("/api/sessions/").unwrap_or(""));
+            let key = crate::net::percent::decode_lossy(
+                path.strip_prefix("/api/sessions/").unwrap_or(""),
+            );
             match m {
                 "GET" => query(
                     &mut stream,

@@ -15,6 +15,7 @@
 
 use super::{Origin, Pending, Reactor};
 use crate::api_error::{ApiError, ErrorCode};
+use crate::api_wire::{PairingApproval, PairingRequest, QueueEntry};
 use crate::channel::adapter::{self, AdapterEvent, SendJob, SendResult};
 use crate::channel::{
     self, registry, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, ReplyTarget, Verdict,
@@ -450,7 +451,10 @@ impl Reactor {
                 for (name, p) in &self.channels.pairing {
                     out.insert(
                         name.clone(),
-                        json!({"pending": p.list(now), "approved": p.approved()}),
+                        json!({
+                            "pending": p.list(now).iter().map(PairingRequest::from).collect::<Vec<_>>(),
+                            "approved": p.approved().iter().map(|(id, a)| (id, PairingApproval::from(a))).collect::<std::collections::BTreeMap<_, _>>(),
+                        }),
                     );
                 }
                 Ok(Value::Object(out))
@@ -496,9 +500,11 @@ impl Reactor {
                 let d = queue::dead_letters(&self.store, 200)
                     .map_err(|e| ApiError::new(ErrorCode::Store, e.to_string()));
                 match (q, d) {
-                    (Ok(q), Ok(d)) => Ok(
-                        json!({"queued": q, "dead": d, "stats": queue::stats(&self.store, now).ok()}),
-                    ),
+                    (Ok(q), Ok(d)) => Ok(json!({
+                        "queued": q.iter().map(QueueEntry::from).collect::<Vec<_>>(),
+                        "dead": d.iter().map(QueueEntry::from).collect::<Vec<_>>(),
+                        "stats": queue::stats(&self.store, now).ok(),
+                    })),
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 }
             }

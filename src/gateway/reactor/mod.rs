@@ -406,7 +406,7 @@ impl Reactor {
                         items.first().and_then(|i| i["seq"].as_u64())
                     };
                     return Ok(
-                        json!({"session": session, "meta": meta, "turns": items, "complete": complete, "before": cursor}),
+                        json!({"session": session, "meta": meta.as_ref().map(crate::api_wire::SessionInfo::from), "turns": items, "complete": complete, "before": cursor}),
                     );
                 }
                 let turns = self
@@ -417,7 +417,9 @@ impl Reactor {
                     return Err(err(ErrorCode::NotFound, format!("no session {session:?}")));
                 }
                 let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
-                Ok(json!({"session": session, "meta": meta, "turns": items, "complete": complete}))
+                Ok(
+                    json!({"session": session, "meta": meta.as_ref().map(crate::api_wire::SessionInfo::from), "turns": items, "complete": complete}),
+                )
             }
             "sessions.list" => {
                 let limit = params
@@ -429,7 +431,7 @@ impl Reactor {
                     .store
                     .list_sessions(limit)
                     .map_err(|e| err(ErrorCode::Store, e))?;
-                Ok(json!({"sessions": list}))
+                Ok(json!({"sessions": crate::api_wire::sessions(&list)}))
             }
             "sessions.reset" => {
                 let session = session_param(&params, conn)?;
