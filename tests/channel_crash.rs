@@ -6,7 +6,9 @@
 //! - every accepted message is answered at least once (nothing accepted is
 //!   lost), and each kill after its answer went out can add at most one
 //!   repeated send (the window between the platform taking a send and our
-//!   commit of it, where the send is redone after the restart);
+//!   commit of it, where the send is redone after the restart) on Slack,
+//!   and none on Discord, whose `enforce_nonce` answers a redone send with
+//!   the message already created;
 //! - per chat, the first answers come in the order the messages arrived.
 //!
 //! "Accepted" follows each protocol. Slack: an envelope the gateway acked
@@ -404,8 +406,9 @@ fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
         .iter()
         .filter(|t| sent.iter().any(|(_, s)| s.ends_with(t.as_str())))
         .count();
+    let nonce_repeats = dc.with(|s| s.nonce_repeats);
     println!(
-        "discord crash trials: {}, kill points: {kill_points:?}, messages: {}, accepted: {}, dispatched to a killed session before any commit: {} (answered anyway: {dropped_then_answered}), lost: {lost}, repeated sends: {repeated}, model calls: {}, total {:.1} s",
+        "discord crash trials: {}, kill points: {kill_points:?}, messages: {}, accepted: {}, dispatched to a killed session before any commit: {} (answered anyway: {dropped_then_answered}), lost: {lost}, repeated sends: {repeated}, redone sends answered by nonce: {nonce_repeats}, model calls: {}, total {:.1} s",
         trials(),
         messages.len(),
         expected.len(),
@@ -417,6 +420,10 @@ fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
         all_answered && lost == 0,
         "lost {lost}: {sent:?}\n{}",
         gw.log()
+    );
+    assert_eq!(
+        repeated, 0,
+        "a send redone after a kill posted again despite its nonce: {sent:?}"
     );
     assert!(
         expected.len() * 4 >= messages.len(),

@@ -537,7 +537,9 @@ fn send_message(
         } else {
             None
         };
-        let (url, route, body) = rest::create_message(&s.api_root, &out.chat_id, part, reply_to);
+        let nonce = rest::nonce(seq, index);
+        let (url, route, body) =
+            rest::create_message(&s.api_root, &out.chat_id, part, reply_to, &nonce);
         let mut attempts = 0;
         loop {
             if stop.load(Ordering::Relaxed) {

@@ -384,6 +384,7 @@ fn requests_are_built_as_discord_documents_them() {
         "1300",
         "hi @everyone",
         Some("1200"),
+        &rest::nonce(u64::MAX, 99_999),
     );
     assert_eq!(url, "http://127.0.0.1:9/api/v10/channels/1300/messages");
     assert_eq!(route, "POST /channels/{id}/messages 1300");
@@ -391,7 +392,12 @@ fn requests_are_built_as_discord_documents_them() {
     assert_eq!(v["allowed_mentions"], json!({"parse": []}));
     assert_eq!(v["message_reference"]["message_id"], "1200");
     assert_eq!(v["content"], "hi @everyone");
-    let (_, _, body) = rest::create_message("https://discord.com/api", "1", "x", None);
+    assert_eq!(v["nonce"], "qffffffffffffffff.99999");
+    assert!(v["nonce"].as_str().expect("nonce").chars().count() <= 25);
+    assert_eq!(v["enforce_nonce"], true);
+    assert_eq!(rest::nonce(26, 0), rest::nonce(26, 0));
+    assert_ne!(rest::nonce(26, 0), rest::nonce(26, 1));
+    let (_, _, body) = rest::create_message("https://discord.com/api", "1", "x", None, "q1.0");
     assert!(serde_json::from_slice::<Value>(&body)
         .expect("json")
         .get("message_reference")
