@@ -85,6 +85,11 @@ pub struct State {
     /// Messages created with a nonce: (nonce, when, the message), for
     /// `enforce_nonce` (the bot is the only author posting here).
     pub nonces: Vec<(String, Instant, Value)>,
+    /// While set, dispatches get their sequence and go into the session's
+    /// history but are not sent (lost with a connection that is dying).
+    pub lose_dispatches: bool,
+    /// READY or RESUMED answers sent: sessions that became ready.
+    pub ready_sessions: usize,
     /// Posts answered with an existing message because of `enforce_nonce`.
     pub nonce_repeats: usize,
 }
@@ -447,7 +452,9 @@ fn serve_gateway(stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Socke
                     let ev = json!({"op": 0, "s": g.seq, "t": "MESSAGE_CREATE", "d": d});
                     let seq = g.seq;
                     g.history.push((seq, ev.clone()));
-                    out.push(ev);
+                    if !g.lose_dispatches {
+                        out.push(ev);
+                    }
                 }
             }
         }
@@ -537,6 +544,7 @@ fn serve_gateway(stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Socke
                 g.session_id = Some(format!("fake-session-{n}"));
                 g.history.clear();
                 g.seq += 1;
+                g.ready_sessions += 1;
                 ready = true;
                 vec![json!({"op": 0, "s": g.seq, "t": "READY", "d": {
                     "v": 10, "user": {"id": BOT_ID, "username": "pinch", "bot": true, "discriminator": "0"},
@@ -559,6 +567,7 @@ fn serve_gateway(stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Socke
                         .collect();
                     g.seq += 1;
                     replay.push(json!({"op": 0, "s": g.seq, "t": "RESUMED", "d": null}));
+                    g.ready_sessions += 1;
                     ready = true;
                     replay
                 } else {
