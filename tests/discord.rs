@@ -1,6 +1,7 @@
 //! The Discord channel end to end: the real binary against the fake Discord
 //! (REST v10 + Gateway v10 on loopback) and the fake model. DMs and guild
-//! messages with and without a mention, Resume after a dropped socket,
+//! messages with and without a mention, Resume after a dropped socket and
+//! after a restart (the missed message replayed and answered once),
 //! op 7 and op 9, a zombie connection, close 4014 reported without a
 //! reconnect loop, and a 429 retried after its `retry_after`.
 
@@ -167,6 +168,63 @@ fn a_dropped_socket_is_resumed_with_the_last_sequence_not_identified_again() {
     assert_eq!(dc.with(|s| s.identifies.len()), 1);
     let h = discord_health(&gw);
     assert!(h["reconnectsToday"].as_u64().unwrap_or(0) >= 3, "{h}");
+}
+
+#[test]
+fn a_restart_resumes_the_stored_session_and_answers_the_missed_message_once() {
+    let home = TempHome::new("dc-restart");
+    let (llm, dc) = (FakeLlm::openai(), FakeDiscord::start());
+    home.write_config(&discord_config(&llm, &dc, ""));
+    let gw = start_ready(&home, &dc);
+    dc.dm(DM_CHANNEL, ANN, "before the crash");
+    dc.wait_posted(1, 20);
+    let (committed_seq, session) = dc.with(|s| (s.seq, s.session_id.clone()));
+    // The next dispatch is lost with the dying connection, then kill -9.
+    dc.with(|s| s.lose_dispatches = true);
+    dc.dm(DM_CHANNEL, ANN, "missed");
+    assert!(dc.wait(10, |s| s.seq > committed_seq), "dispatched");
+    unsafe_kill(gw.child.id(), 9);
+    drop(gw);
+    dc.with(|s| s.lose_dispatches = false);
+
+    let gw = Gateway::start(&home, &[]);
+    assert!(
+        dc.wait(15, |s| s.resumes.len() == 1),
+        "op 6 Resume at start; log:\n{}",
+        gw.log()
+    );
+    let resume = dc.with(|s| s.resumes[0].clone());
+    assert_eq!(resume["seq"].as_u64(), Some(committed_seq), "{resume}");
+    assert_eq!(resume["session_id"].as_str(), session.as_deref());
+    let posted = dc.wait_posted(2, 20);
+    assert_eq!(posted[1].1["content"], "Hello from fake: missed");
+    assert_eq!(dc.with(|s| s.identifies.len()), 1, "no new Identify");
+    // The replayed message is committed with its sequence: answered once,
+    // and the next restart resumes after it.
+    gw.stop();
+    let gw = Gateway::start(&home, &[]);
+    assert!(dc.wait(15, |s| s.resumes.len() == 2), "{}", gw.log());
+    let seq_after_replay = dc.with(|s| s.resumes[1]["seq"].as_u64());
+    assert!(
+        seq_after_replay > Some(committed_seq),
+        "{seq_after_replay:?}"
+    );
+
+    // A stored session Discord no longer knows: op 9, then Identify.
+    drop(gw);
+    dc.with(|s| s.session_id = Some("expired".into()));
+    let gw = Gateway::start(&home, &[]);
+    assert!(
+        dc.wait(20, |s| s.resumes.len() == 3 && s.identifies.len() == 2),
+        "op 9 → Identify; log:\n{}",
+        gw.log()
+    );
+    dc.dm(DM_CHANNEL, ANN, "after op 9");
+    let posted = dc.wait_posted(3, 20);
+    assert_eq!(
+        posted[2].1["content"], "Hello from fake: after op 9",
+        "the missed message was answered once: {posted:?}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A fake Discord on 127.0.0.1, written from Discord's documentation: REST
 //! v10 (`GET /gateway/bot` naming its own Gateway, `POST
-//! /channels/{id}/messages` with rate-limit headers and scripted 429s,
+//! /channels/{id}/messages` with rate-limit headers, scripted 429s and
+//! `nonce` + `enforce_nonce` (a repeat within minutes returns the first message),
 //! `POST /channels/{id}/typing`) and the Gateway v10 WebSocket (Hello,
 //! Identify or Resume, heartbeats acked and recorded with their sequence,
 //! READY, MESSAGE_CREATE dispatches replayed on Resume, op 7, op 9, close
@@ -81,7 +82,21 @@ pub struct State {
     /// REST requests with a wrong Authorization header.
     pub unauthorized: usize,
     pub gateway_bot_calls: usize,
+    /// Messages created with a nonce: (nonce, when, the message), for
+    /// `enforce_nonce` (the bot is the only author posting here).
+    pub nonces: Vec<(String, Instant, Value)>,
+    /// While set, dispatches get their sequence and go into the session's
+    /// history but are not sent (lost with a connection that is dying).
+    pub lose_dispatches: bool,
+    /// READY or RESUMED answers sent: sessions that became ready.
+    pub ready_sessions: usize,
+    /// Posts answered with an existing message because of `enforce_nonce`.
+    pub nonce_repeats: usize,
 }
+
+/// How long Discord checks an enforced nonce for uniqueness ("the past few
+/// minutes").
+pub const NONCE_WINDOW: Duration = Duration::from_secs(300);
 
 pub struct FakeDiscord {
     pub rest_addr: SocketAddr,
@@ -203,6 +218,7 @@ fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, String)], body
     let reason = match status {
         200 => "OK",
         204 => "No Content",
+        400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         429 => "Too Many Requests",
@@ -312,12 +328,43 @@ fn serve_rest(mut stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Sock
                     let b = json!({"message": "You are being rate limited.", "retry_after": ra, "global": false, "code": 0});
                     respond(&mut stream, 429, &h, &b.to_string())
                 } else {
-                    let id = FakeDiscord::new_id(&mut g);
-                    g.posted.push((channel.to_string(), body.clone()));
-                    let msg = json!({"id": id, "channel_id": channel, "type": if body.get("message_reference").is_some() {19} else {0},
-                        "content": body["content"], "author": {"id": BOT_ID, "username": "pinch", "bot": true, "discriminator": "0"},
-                        "timestamp": "2026-12-01T10:00:01.000000+00:00", "mentions": [], "attachments": [], "embeds": []});
-                    respond(&mut stream, 200, &limit_headers(4, 0.05), &msg.to_string())
+                    // nonce: an integer or a string of up to 25 characters.
+                    let nonce = match &body["nonce"] {
+                        Value::String(n) => Some(n.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    };
+                    let enforce = body["enforce_nonce"] == json!(true);
+                    let now = Instant::now();
+                    g.nonces
+                        .retain(|(_, at, _)| now.duration_since(*at) < NONCE_WINDOW);
+                    let earlier = match (&nonce, enforce) {
+                        (Some(n), true) => g
+                            .nonces
+                            .iter()
+                            .find(|(k, _, _)| k == n)
+                            .map(|(_, _, m)| m.clone()),
+                        _ => None,
+                    };
+                    if nonce.as_ref().is_some_and(|n| n.chars().count() > 25) {
+                        let b = json!({"message": "Invalid Form Body", "code": 50035,
+                            "errors": {"nonce": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 25 or fewer in length."}]}}});
+                        respond(&mut stream, 400, &[], &b.to_string())
+                    } else if let Some(msg) = earlier {
+                        g.nonce_repeats += 1;
+                        respond(&mut stream, 200, &limit_headers(4, 0.05), &msg.to_string())
+                    } else {
+                        let id = FakeDiscord::new_id(&mut g);
+                        g.posted.push((channel.to_string(), body.clone()));
+                        let mut msg = json!({"id": id, "channel_id": channel, "type": if body.get("message_reference").is_some() {19} else {0},
+                            "content": body["content"], "author": {"id": BOT_ID, "username": "pinch", "bot": true, "discriminator": "0"},
+                            "timestamp": "2026-12-01T10:00:01.000000+00:00", "mentions": [], "attachments": [], "embeds": []});
+                        if let Some(n) = nonce {
+                            msg["nonce"] = body["nonce"].clone();
+                            g.nonces.push((n, now, msg.clone()));
+                        }
+                        respond(&mut stream, 200, &limit_headers(4, 0.05), &msg.to_string())
+                    }
                 }
             }
             ("POST", ["channels", channel, "typing"]) if path.starts_with("/api/v10/") => {
@@ -405,7 +452,9 @@ fn serve_gateway(stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Socke
                     let ev = json!({"op": 0, "s": g.seq, "t": "MESSAGE_CREATE", "d": d});
                     let seq = g.seq;
                     g.history.push((seq, ev.clone()));
-                    out.push(ev);
+                    if !g.lose_dispatches {
+                        out.push(ev);
+                    }
                 }
             }
         }
@@ -495,6 +544,7 @@ fn serve_gateway(stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Socke
                 g.session_id = Some(format!("fake-session-{n}"));
                 g.history.clear();
                 g.seq += 1;
+                g.ready_sessions += 1;
                 ready = true;
                 vec![json!({"op": 0, "s": g.seq, "t": "READY", "d": {
                     "v": 10, "user": {"id": BOT_ID, "username": "pinch", "bot": true, "discriminator": "0"},
@@ -517,6 +567,7 @@ fn serve_gateway(stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Socke
                         .collect();
                     g.seq += 1;
                     replay.push(json!({"op": 0, "s": g.seq, "t": "RESUMED", "d": null}));
+                    g.ready_sessions += 1;
                     ready = true;
                     replay
                 } else {

@@ -21,6 +21,10 @@ const MAX_FIELD_BYTES: usize = 512;
 const HELLO_TIMEOUT_MS: u64 = 30_000;
 /// Reconnect delay cap.
 const MAX_BACKOFF_MS: u64 = 60_000;
+/// A session stored this long ago or less is resumed at start; an older one
+/// is not tried (Discord keeps a dropped session for minutes, not hours, and
+/// answers a Resume of an expired one with op 9, then pinch identifies).
+pub const RESUME_WITHIN_MS: u64 = 3_600_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -158,6 +162,59 @@ impl Session {
     }
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
+    }
+
+    /// The session as the adapter's cursor (committed with each inbound
+    /// message, so its sequence is that of the last committed dispatch):
+    /// `{"sessionId", "resumeUrl", "seq", "botId", "savedMs"}`. None until
+    /// READY.
+    pub fn cursor(&self, now: u64) -> Option<String> {
+        Some(
+            json!({
+                "sessionId": self.session_id.as_deref()?,
+                "resumeUrl": self.resume_url.as_deref()?,
+                "seq": self.seq?,
+                "botId": self.bot_id.as_deref()?,
+                "savedMs": now,
+            })
+            .to_string(),
+        )
+    }
+
+    /// Takes up a session stored by [`Session::cursor`] when it is at most
+    /// [`RESUME_WITHIN_MS`] old, so the first connection resumes it. False
+    /// (and nothing changed) for anything else.
+    pub fn restore(&mut self, cursor: &str, now: u64) -> bool {
+        let Ok(v) = serde_json::from_str::<Value>(cursor) else {
+            return false;
+        };
+        let text = |key: &str| {
+            v.get(key)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(cap)
+        };
+        let fresh = v
+            .get("savedMs")
+            .and_then(Value::as_u64)
+            .is_some_and(|saved| saved <= now && now - saved <= RESUME_WITHIN_MS);
+        let url = text("resumeUrl").filter(|u| u.starts_with("wss://") || u.starts_with("ws://"));
+        match (
+            fresh,
+            text("sessionId"),
+            url,
+            v.get("seq").and_then(Value::as_u64),
+            text("botId"),
+        ) {
+            (true, Some(id), Some(url), Some(seq), Some(bot)) => {
+                self.session_id = Some(id);
+                self.resume_url = Some(url);
+                self.seq = Some(seq);
+                self.bot_id = Some(bot);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Where the next connection goes: the session's `resume_gateway_url`

@@ -57,16 +57,28 @@ pub fn route_key(method: &str, route: &str, major: &str) -> String {
     format!("{method} {route} {major}")
 }
 
+/// The `nonce` of part `index` of queue entry `seq`: the same on every
+/// attempt and across restarts, at most 25 characters (Discord's limit):
+/// "q" + up to 16 hex digits + "." + the part number.
+pub fn nonce(seq: u64, index: usize) -> String {
+    format!("q{seq:x}.{}", index.min(99_999))
+}
+
 /// `POST /channels/{id}/messages`: the URL, the route key and the body.
 /// Mentions in the text never ping anyone (`allowed_mentions.parse: []`);
 /// `reply_to` makes it a reply that still goes out if that message is gone.
+/// With `enforce_nonce`, Discord answers a repeat of `nonce` by the same
+/// bot within a few minutes with the message it already created, so a send
+/// redone after a crash does not post twice.
 pub fn create_message(
     api_root: &str,
     channel_id: &str,
     content: &str,
     reply_to: Option<&str>,
+    nonce: &str,
 ) -> (String, String, Vec<u8>) {
-    let mut body = json!({"content": content, "allowed_mentions": {"parse": []}});
+    let mut body = json!({"content": content, "allowed_mentions": {"parse": []},
+        "nonce": nonce, "enforce_nonce": true});
     if let Some(id) = reply_to {
         body["message_reference"] = json!({"message_id": id, "fail_if_not_exists": false});
     }

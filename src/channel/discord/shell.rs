@@ -90,16 +90,17 @@ pub fn start(s: Start) -> Result<Handle, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (send_tx, send_rx) = sync_channel::<SendJob>(32);
     {
-        let (s2, sink, stop, agent) = (
+        let (s2, sink, stop, agent, cursor) = (
             settings.clone(),
             s.sink.clone(),
             stop.clone(),
             agent.clone(),
+            s.cursor.clone(),
         );
         crate::channel::adapter::spawn_thread(
             format!("{}-gateway", settings.channel),
             256,
-            move || gateway_loop(&s2, &agent, &sink, &stop),
+            move || gateway_loop(&s2, &agent, &sink, &stop, cursor.as_deref()),
         )?;
     }
     {
@@ -212,14 +213,25 @@ impl Health {
     }
 }
 
-fn gateway_loop(s: &Settings, agent: &ureq::Agent, sink: &Sink, stop: &AtomicBool) {
+/// `cursor`: the session stored with the last committed message (or at the
+/// last READY), resumed on the first connection when fresh enough.
+fn gateway_loop(
+    s: &Settings,
+    agent: &ureq::Agent,
+    sink: &Sink,
+    stop: &AtomicBool,
+    cursor: Option<&str>,
+) {
     let mut session = Session::new(&s.token, s.intents);
     let mut health = Health {
         last: Value::Null,
         sent_ms: 0,
     };
     let mut base_url = s.gateway_url.clone();
-    let mut resume = false;
+    let mut resume = cursor.is_some_and(|c| session.restore(c, now()));
+    if resume {
+        log::info!("{}: resuming the stored Gateway session", s.channel);
+    }
     while !stop.load(Ordering::Relaxed) {
         if base_url.is_none() {
             match call(s, agent, "GET", &rest::gateway_bot_url(&s.api_root), None) {
@@ -324,7 +336,9 @@ fn run_connection(
 ) -> Ended {
     loop {
         if stop.load(Ordering::Relaxed) {
-            ws.close_with(None);
+            // 4000, not 1000/1001: the session stays resumable for the
+            // restart that usually follows a stop.
+            ws.close_with(Some(4000));
             return Ended::Stop;
         }
         // Wake for the next heartbeat (and to notice a stop).
@@ -362,7 +376,9 @@ fn run_connection(
                         if resumed { "resumed" } else { "ready" },
                         session.bot_id().unwrap_or("?")
                     );
-                    if !health.report(sink, session, "up", "connected") {
+                    if !health.report(sink, session, "up", "connected")
+                        || !store_session(session, sink)
+                    {
                         return Ended::Stop;
                     }
                 }
@@ -407,8 +423,21 @@ fn closed(session: &mut Session, code: Option<u16>) -> Ended {
     }
 }
 
-/// Hands one message to the reactor and waits for its commit. False when
-/// the reactor is gone.
+/// Has the session committed as the adapter's cursor (at READY / RESUMED),
+/// so a restart resumes it even before a message arrives. False when the
+/// reactor is gone.
+fn store_session(session: &Session, sink: &Sink) -> bool {
+    let (ack, _) = sync_channel(1);
+    sink(AdapterEvent::Inbound {
+        envelopes: Vec::new(),
+        cursor: session.cursor(now()),
+        ack,
+    })
+}
+
+/// Hands one message to the reactor, with the session as the cursor (its
+/// sequence is this message's), and waits for its commit. False when the
+/// reactor is gone.
 fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
     let Some(bot) = session.bot_id() else {
         return true;
@@ -423,7 +452,7 @@ fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
     let (ack_tx, ack_rx) = sync_channel(1);
     let ev = AdapterEvent::Inbound {
         envelopes: vec![env],
-        cursor: None,
+        cursor: session.cursor(now()),
         ack: ack_tx,
     };
     if !sink(ev) {
@@ -537,7 +566,9 @@ fn send_message(
         } else {
             None
         };
-        let (url, route, body) = rest::create_message(&s.api_root, &out.chat_id, part, reply_to);
+        let nonce = rest::nonce(seq, index);
+        let (url, route, body) =
+            rest::create_message(&s.api_root, &out.chat_id, part, reply_to, &nonce);
         let mut attempts = 0;
         loop {
             if stop.load(Ordering::Relaxed) {

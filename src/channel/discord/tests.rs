@@ -384,6 +384,7 @@ fn requests_are_built_as_discord_documents_them() {
         "1300",
         "hi @everyone",
         Some("1200"),
+        &rest::nonce(u64::MAX, 99_999),
     );
     assert_eq!(url, "http://127.0.0.1:9/api/v10/channels/1300/messages");
     assert_eq!(route, "POST /channels/{id}/messages 1300");
@@ -391,7 +392,12 @@ fn requests_are_built_as_discord_documents_them() {
     assert_eq!(v["allowed_mentions"], json!({"parse": []}));
     assert_eq!(v["message_reference"]["message_id"], "1200");
     assert_eq!(v["content"], "hi @everyone");
-    let (_, _, body) = rest::create_message("https://discord.com/api", "1", "x", None);
+    assert_eq!(v["nonce"], "qffffffffffffffff.99999");
+    assert!(v["nonce"].as_str().expect("nonce").chars().count() <= 25);
+    assert_eq!(v["enforce_nonce"], true);
+    assert_eq!(rest::nonce(26, 0), rest::nonce(26, 0));
+    assert_ne!(rest::nonce(26, 0), rest::nonce(26, 1));
+    let (_, _, body) = rest::create_message("https://discord.com/api", "1", "x", None, "q1.0");
     assert!(serde_json::from_slice::<Value>(&body)
         .expect("json")
         .get("message_reference")
@@ -560,4 +566,52 @@ fn tables_become_code_blocks_and_replies_split_at_2000_chars_and_17_lines() {
         .all(|p| p.chars().count() <= 2000));
     assert_eq!(format::render("  \n ", 2000, 17), Vec::<String>::new());
     assert_eq!(format::render("hi", 2000, 0), vec!["hi".to_string()]);
+}
+
+#[test]
+fn a_stored_session_resumes_at_start_when_fresh_and_only_then() {
+    let mut live = ready_session();
+    live.on_frame(&message(7, dm_payload()), 2000, 0);
+    let cursor = live.cursor(2000).expect("cursor after READY");
+    assert!(
+        Session::new(TOKEN, 1).cursor(0).is_none(),
+        "none before READY"
+    );
+
+    let mut restarted = Session::new(TOKEN, 1);
+    assert!(restarted.restore(&cursor, 2000 + codec::RESUME_WITHIN_MS));
+    assert_eq!(restarted.bot_id(), Some(BOT), "own messages still known");
+    assert_eq!(
+        restarted.connect_url("wss://gateway.discord.gg", true),
+        "wss://resume.discord.gg/?v=10&encoding=json"
+    );
+    restarted.on_connected(true, 5000);
+    let out = sends(&restarted.on_frame(&hello(41_250), 5000, 0));
+    assert_eq!(out[0]["op"], 6, "Resume instead of Identify: {out:?}");
+    assert_eq!(out[0]["d"]["seq"], 7);
+    assert_eq!(out[0]["d"]["session_id"], live.session_id().expect("id"));
+
+    // not resumable after all: op 9 false → a new session by Identify
+    let actions = restarted.on_frame(r#"{"op":9,"d":false}"#, 5100, 0);
+    assert!(matches!(
+        actions[0],
+        Action::Reconnect { resume: false, .. }
+    ));
+    restarted.on_connected(false, 8000);
+    let out = sends(&restarted.on_frame(&hello(41_250), 8000, 0));
+    assert_eq!(out[0]["op"], 2);
+
+    // too old, from the future, or damaged: Identify
+    for (text, now) in [
+        (cursor.as_str(), 2001 + codec::RESUME_WITHIN_MS),
+        (cursor.as_str(), 1999),
+        ("{\"sessionId\":\"x\"}", 2000),
+        ("not json", 2000),
+        (&cursor.replace("wss://", "http://"), 2000),
+    ] {
+        let mut s = Session::new(TOKEN, 1);
+        assert!(!s.restore(text, now), "{text} at {now}");
+        s.on_connected(true, now);
+        assert_eq!(sends(&s.on_frame(&hello(41_250), now, 0))[0]["op"], 2);
+    }
 }
