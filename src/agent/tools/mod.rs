@@ -18,6 +18,8 @@
 //! the model can do.
 //! A tool's failure is returned to the model as a result; it never ends the run.
 
+mod message;
+
 use super::skills::{self, Skill};
 use crate::config::{Config, ExecTool};
 use crate::llm::ToolSpec;
@@ -285,6 +287,7 @@ impl Registry {
                 None => self.load_skill(s("name")),
             },
             "cron" if self.reactor.is_some() => self.cron(args),
+            "message" => self.message(&args),
             other => match self.skill_tool(other) {
                 Some((skill, script)) => {
                     self.run_program(&script, argv, &skill.dir, &skills::env_for(skill), deadline)
