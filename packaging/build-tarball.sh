@@ -3,7 +3,8 @@
 # Alpine, old distributions): target/tarball/pinch-<version>-<triple>.tar.gz
 # from the release binaries that cross/build.sh leaves in
 # target/<triple>/release/pinch. Each holds the stripped binary, the bundled
-# skills, an annotated pinch.json, README-NAS.md and the service files of
+# skills, an annotated pinch.json, README-NAS.md, upgrade.sh (install or
+# upgrade with rollback) and the service files of
 # packaging/tarball/init (systemd, OpenRC, SysV, Synology, QNAP) under one
 # top directory pinch-<version>-<triple>/. Timestamps come from the last
 # commit (SOURCE_DATE_EPOCH), so the same inputs give the same archive.
@@ -58,6 +59,7 @@ build_one() {
     fi
     install -m 0644 packaging/tarball/pinch.json "$stage/pinch.json"
     install -m 0644 packaging/tarball/README-NAS.md "$stage/README-NAS.md"
+    install -m 0755 packaging/tarball/upgrade.sh "$stage/upgrade.sh"
     install -m 0644 README.md "$stage/README.md"
     (cd packaging/tarball && find init -type d -print0) | while IFS= read -r -d '' d; do
         install -d -m 0755 "$stage/$d"

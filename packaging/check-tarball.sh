@@ -35,7 +35,7 @@ tar -xzf "$TARBALL" -C "$ROOT/opt"
 top=$(tar -tzf "$TARBALL" | sed -n '1s|/.*||p')
 ln -s "$top" "$ROOT/opt/pinch"
 APP="$ROOT/opt/pinch"
-for f in bin/pinch pinch.json README-NAS.md README.md init/systemd/pinch.service init/systemd/pinch-user.service \
+for f in bin/pinch pinch.json README-NAS.md README.md upgrade.sh init/systemd/pinch.service init/systemd/pinch-user.service \
          init/openrc/pinch init/openrc/pinch.confd init/sysv/pinch init/synology/pinch-bootup.sh init/qnap/autorun.sh; do
     [ -e "$APP/$f" ] || fail "the tarball has no $f"
 done

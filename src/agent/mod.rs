@@ -170,6 +170,7 @@ impl Pool {
         }
         let mut tools = tools::Registry::new(&cfg, &workspace)?;
         tools.enable_cron(sink.clone());
+        tools.enable_message(&cfg.tools.message.allow_targets);
         let ctx = Arc::new(Ctx {
             cfg: cfg.clone(),
             agents,

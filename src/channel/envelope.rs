@@ -173,6 +173,7 @@ impl ReplyTarget {
             text,
             reply_to: self.reply_to.clone(),
             thread_id: self.thread_id.clone(),
+            max_attempts: None,
         }
     }
 }
@@ -190,6 +191,11 @@ pub struct Outbound {
     pub reply_to: Option<String>,
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// Delivery attempts before this message is dead-lettered, when lower
+    /// than `queue.maxAttempts` (heartbeat alerts: they must not hold
+    /// their chat's later messages for long).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
 }
 
 impl Outbound {

@@ -104,6 +104,12 @@ pub fn check_config(cfg: &crate::config::Config) -> Result<(), String> {
             check_target(to).map_err(|e| format!("hooks.{name}.to: {e}"))?;
         }
     }
+    // "owner" is the chat the owner used last.
+    for to in &cfg.tools.message.allow_targets {
+        if to != "owner" {
+            check_target(to).map_err(|e| format!("tools.message.allowTargets: {e}"))?;
+        }
+    }
     Ok(())
 }
 

@@ -466,6 +466,7 @@ pub struct Tools {
     pub exec: ExecTool,
     pub web_fetch: WebFetchTool,
     pub web_search: WebSearchTool,
+    pub message: MessageTool,
 }
 
 impl Default for Tools {
@@ -474,8 +475,18 @@ impl Default for Tools {
             exec: ExecTool::default(),
             web_fetch: WebFetchTool::default(),
             web_search: WebSearchTool::default(),
+            message: MessageTool::default(),
         }
     }
+}
+
+/// `tools.message`: the `message` tool, which sends a text to one of these
+/// targets (`"telegram:123"`, `"slack:C1"`, `"owner"` for the chat the
+/// owner used last). Empty (the default): the tool is not offered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct MessageTool {
+    pub allow_targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -248,12 +248,21 @@ pub fn failed(
                     MAX_ERROR_BYTES,
                 ));
                 let too_old = now_ms.saturating_sub(row.first_ms) >= cfg.max_age_ms;
-                if row.attempts >= cfg.max_attempts || too_old {
+                // A message may carry a lower limit of its own (heartbeat alerts).
+                let own_limit = row
+                    .outbound
+                    .max_attempts
+                    .filter(|m| *m < cfg.max_attempts)
+                    .map(|m| m.max(1));
+                let limit = own_limit.unwrap_or(cfg.max_attempts);
+                if row.attempts >= limit || too_old {
                     let reason = if too_old {
                         format!(
                             "undelivered after {} s (queue.maxAgeMs)",
                             cfg.max_age_ms / 1000
                         )
+                    } else if own_limit.is_some() {
+                        format!("{} attempts failed (the message's own limit)", row.attempts)
                     } else {
                         format!("{} attempts failed (queue.maxAttempts)", row.attempts)
                     };
@@ -550,6 +559,7 @@ impl Q<'_> {
                     text: String::new(),
                     reply_to: None,
                     thread_id: None,
+                    max_attempts: None,
                 };
                 let raw = String::from_utf8_lossy(&raw);
                 let row = QueuedRow {

@@ -47,6 +47,7 @@ pub(super) fn out(chat: &str, text: &str) -> Outbound {
         text: text.into(),
         reply_to: None,
         thread_id: None,
+        max_attempts: None,
     }
 }
 
@@ -745,5 +746,51 @@ fn queue_throughput_report() {
     );
     assert_eq!(sent, n);
     assert_eq!(sent_b, n);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_message_with_its_own_lower_limit_is_dead_lettered_sooner_and_frees_its_chat() {
+    let path = tmp("ownlimit");
+    let cfg = QueueConfig::default();
+    let s = Store::open(&path).expect("open");
+    let mut alert = out("A", "alert");
+    alert.max_attempts = Some(2);
+    let c = s
+        .commit_reply(&cfg, "", &[], (0, 0), None, &[alert, out("A", "later")], 0)
+        .expect("commit");
+    let j = &mut |_| 0;
+    assert!(matches!(
+        failed(&s, &cfg, c.seqs[0], 0, "500", None, j),
+        Ok(Disposition::Retry { .. })
+    ));
+    assert_eq!(
+        failed(&s, &cfg, c.seqs[0], 5_000, "500", None, j).expect("f"),
+        Disposition::Dead
+    );
+    let dead = dead_letters(&s, 10).expect("dead");
+    assert_eq!(dead[0].dead.row.attempts, 2);
+    assert!(
+        dead[0].dead.reason.contains("own limit"),
+        "{}",
+        dead[0].dead.reason
+    );
+    assert_eq!(
+        texts(&next_due(&s, 5_000, 10, &none()).expect("due")),
+        ["later"],
+        "the chat's next message is not held"
+    );
+    // A limit above queue.maxAttempts does not raise it.
+    let mut patient = out("B", "b");
+    patient.max_attempts = Some(cfg.max_attempts + 10);
+    let b = s
+        .commit_reply(&cfg, "", &[], (0, 0), None, &[patient], 0)
+        .expect("commit")
+        .seqs[0];
+    for n in 1..=cfg.max_attempts {
+        let d = failed(&s, &cfg, b, u64::from(n), "500", None, j).expect("f");
+        assert_eq!(d == Disposition::Dead, n == cfg.max_attempts, "attempt {n}");
+    }
+    check_consistency(&s);
     let _ = std::fs::remove_file(&path);
 }

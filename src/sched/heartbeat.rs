@@ -35,7 +35,15 @@ pub struct HeartbeatConfig {
     /// quiet for longer than this many days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_idle_days: Option<u32>,
+    /// Delivery attempts for an alert before it goes to the dead letters
+    /// (at most `queue.maxAttempts`), so an unreachable chat never holds
+    /// later beats' alerts behind it for long. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
 }
+
+/// Delivery attempts of a heartbeat alert without `maxAttempts`.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 fn default_every() -> String {
     "30m".to_string()
@@ -49,6 +57,7 @@ impl Default for HeartbeatConfig {
             to: None,
             model: None,
             skip_idle_days: None,
+            max_attempts: None,
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct State {
     pub conflict: bool,
     /// While true, sendMessage answers 502.
     pub down: bool,
+    /// Chats whose sendMessage answers 502 (the others are served).
+    pub failing_chats: Vec<String>,
+    /// sendMessage attempts per chat id, failed ones included.
+    pub attempts_by_chat: std::collections::BTreeMap<String, usize>,
     /// Reject HTML markup (as if entities could not be parsed).
     pub reject_html: bool,
     /// The last setMyCommands list.
@@ -107,6 +111,19 @@ impl FakeTelegram {
                 u["message"]["message_thread_id"] = json!(thread);
                 u["message"]["is_topic_message"] = json!(true);
                 u["message"]["chat"]["is_forum"] = json!(true);
+            }
+        });
+        uid
+    }
+
+    /// Queues a private message from `user` in topic `thread` of the
+    /// private chat (Bot API private-chat topics).
+    pub fn dm_topic(&self, user: i64, thread: i64, text: &str) -> i64 {
+        let uid = self.dm(user, text);
+        self.with(|s| {
+            if let Some(u) = s.updates.iter_mut().find(|u| u["update_id"] == uid) {
+                u["message"]["message_thread_id"] = json!(thread);
+                u["message"]["is_topic_message"] = json!(true);
             }
         });
         uid
@@ -264,7 +281,12 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
             g.send_attempts += 1;
             let text = params["text"].as_str().unwrap_or("").to_string();
             let mode = params["parse_mode"].as_str().map(str::to_string);
-            if g.down {
+            let chat = match &params["chat_id"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            *g.attempts_by_chat.entry(chat.clone()).or_default() += 1;
+            if g.down || g.failing_chats.contains(&chat) {
                 drop(g);
                 respond(
                     &mut stream,
@@ -298,10 +320,6 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
                 );
                 return;
             }
-            let chat = match &params["chat_id"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
             g.sent.push((chat, text, mode));
             g.sent_threads.push(params["message_thread_id"].as_i64());
             let mid = g.next_message_id;

@@ -34,6 +34,8 @@ pub use exec::resolve_program;
 pub use html_text::html_to_text;
 pub use shell_words::split_words;
 
+mod message;
+
 use super::skills::{self, Skill};
 use crate::config::{Config, ExecTool};
 use crate::llm::ToolSpec;
@@ -296,6 +298,7 @@ impl Registry {
                 None => self.load_skill(s("name")),
             },
             "cron" if self.reactor.is_some() => self.cron(args),
+            "message" => self.message(&args),
             other => match self.skill_tool(other) {
                 Some((skill, script)) => {
                     self.run_program(&script, argv, &skill.dir, &skills::env_for(skill), deadline)

@@ -229,7 +229,7 @@ impl Reactor {
             // Answers of jobs without a target go to the owner's last chat,
             // never to someone else who wrote last.
             if env.chat_kind == ChatKind::Direct && self.is_owner(&env) {
-                self.note_chat(&format!("{channel}:{}", env.chat_id));
+                self.note_chat(&ReplyTarget::from_envelope(&env, false));
             }
             if self.channel_command(&mut env, &session) {
                 continue;

@@ -24,6 +24,7 @@ use std::time::Instant;
 pub mod channels;
 mod commands;
 mod consolidate;
+mod message;
 mod owner;
 mod proactive;
 mod reset;
@@ -448,6 +449,7 @@ impl Reactor {
             }
             "status" => Ok(self.status()),
             "health" => Ok(json!({"ok": true})),
+            "message.send" => self.message_send(&params),
             m if proactive::handles(m) => self.proactive_call(m, params),
             other => Err(err(
                 ErrorCode::MethodNotFound,
@@ -683,6 +685,22 @@ impl Reactor {
         inbound: Option<(&str, &str)>,
         text: &str,
     ) -> Result<(), String> {
+        self.deliver_limited(session, to, turns, usage, inbound, text, None)
+    }
+
+    /// [`Self::deliver`], each message dead-lettered after `max_attempts`
+    /// failed attempts when that is below `queue.maxAttempts`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deliver_limited(
+        &mut self,
+        session: &str,
+        to: &crate::channel::ReplyTarget,
+        turns: &[Turn],
+        usage: (u64, u64),
+        inbound: Option<(&str, &str)>,
+        text: &str,
+        max_attempts: Option<u32>,
+    ) -> Result<(), String> {
         let configured = self
             .cfg
             .channels
@@ -706,6 +724,7 @@ impl Reactor {
             .enumerate()
             .map(|(index, chunk)| {
                 let mut out = to.outbound(chunk);
+                out.max_attempts = max_attempts;
                 if index > 0 && !quote_all {
                     out.reply_to = None;
                 }

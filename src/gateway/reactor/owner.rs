@@ -49,12 +49,14 @@ impl Reactor {
     /// Records a job's or heartbeat's answer in `main` and queues it for
     /// `to` (the owner's last chat) in one transaction; without `to` it is
     /// recorded only. The run's own turns stay in its own session.
+    /// `max_attempts`: see [`Reactor::deliver_limited`].
     pub(super) fn report_to_main(
         &mut self,
         label: &str,
-        to: Option<&str>,
+        to: Option<&crate::channel::ReplyTarget>,
         text: &str,
         now: u64,
+        max_attempts: Option<u32>,
     ) -> Result<(), String> {
         let note = crate::agent::prompt::envelope(
             now,
@@ -82,8 +84,7 @@ impl Reactor {
         ];
         match to {
             Some(to) => {
-                let to = crate::channel::ReplyTarget::parse(to)?;
-                self.deliver(MAIN_SESSION, &to, &turns, (0, 0), None, text)
+                self.deliver_limited(MAIN_SESSION, to, &turns, (0, 0), None, text, max_attempts)
             }
             None => {
                 let meta = self.store.append(MAIN_SESSION, &turns, (0, 0), now)?;

@@ -9,6 +9,7 @@
 use super::{err, CallResult, Origin, Pending, Reactor, MAX_TEXT, SESSION_QUEUE};
 use crate::agent::{RunEvent, RunUpdate};
 use crate::api_error::{ApiError, ErrorCode};
+use crate::channel::ReplyTarget;
 use crate::config::Config;
 use crate::llm::{Message, Part, Role};
 use crate::sched::heartbeat::{checklist_is_empty, is_nothing_to_report, next_beat};
@@ -26,7 +27,11 @@ use std::path::Path;
 const KV_JOBS: &str = "sched/jobs";
 const KV_JOBS_UNREADABLE: &str = "sched/jobs.unreadable";
 const KV_HEARTBEAT: &str = "sched/heartbeat";
+/// The owner's last chat as `channel:chat` (the first format; still written
+/// for a binary rolled back to a release that reads only this).
 const KV_LAST_CHAT: &str = "sched/lastChat";
+/// The owner's last chat as a typed reply target (with its thread).
+const KV_LAST_REPLY_TARGET: &str = "sched/lastReplyTarget";
 /// Scheduled jobs at most.
 const MAX_JOBS: usize = 100;
 /// The reactor looks at the clock at least this often, so a wall-clock
@@ -60,6 +65,22 @@ struct Active {
     started_ms: u64,
 }
 
+impl Active {
+    /// Delivery attempts of the answer: heartbeat alerts have their own
+    /// bound (`heartbeat.maxAttempts`), so one unreachable chat never
+    /// holds later beats' alerts; everything else follows `queue.maxAttempts`.
+    fn max_attempts(&self, heartbeat: Option<&HeartbeatConfig>) -> Option<u32> {
+        match self.kind {
+            Kind::Heartbeat => Some(
+                heartbeat
+                    .and_then(|h| h.max_attempts)
+                    .unwrap_or(crate::sched::heartbeat::DEFAULT_MAX_ATTEMPTS),
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// What became of a run's answer.
 enum Settled {
     Delivered(String),
@@ -87,9 +108,9 @@ struct Beat {
 pub(super) struct Proactive {
     sched: Scheduler,
     active: HashMap<u64, Active>,
-    /// Where answers go when a job names no target: the chat the owner
-    /// used last (`channel:chat`).
-    last_chat: Option<String>,
+    /// Where answers go when a job names no target: the chat (and thread
+    /// or forum topic) the owner used last.
+    last_chat: Option<ReplyTarget>,
     heartbeat: Option<HeartbeatConfig>,
     beat: Beat,
     /// Per configured hook: the last run's result.
@@ -129,11 +150,7 @@ impl Proactive {
         beat.next_ms = heartbeat
             .as_ref()
             .and_then(|h| next_beat(h, beat.last_ms, now));
-        let last_chat = store
-            .kv_get(KV_LAST_CHAT)
-            .ok()
-            .flatten()
-            .and_then(|b| String::from_utf8(b).ok());
+        let last_chat = load_last_chat(store);
         let p = Proactive {
             sched,
             active: HashMap::new(),
@@ -148,6 +165,37 @@ impl Proactive {
             save_jobs(store, &p.sched);
         }
         p
+    }
+}
+
+/// The owner's last chat: the typed record, else the `channel:chat` string
+/// an earlier release stored (no thread).
+fn load_last_chat(store: &Store) -> Option<ReplyTarget> {
+    let typed = store
+        .kv_get(KV_LAST_REPLY_TARGET)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<ReplyTarget>(&b).ok());
+    if typed.is_some() {
+        return typed;
+    }
+    let old = store.kv_get(KV_LAST_CHAT).ok().flatten()?;
+    let text = String::from_utf8(old).ok()?;
+    match ReplyTarget::parse(text.trim()) {
+        Ok(target) => Some(target),
+        Err(e) => {
+            log::warn!("the stored last chat is unreadable ({e}); jobs without a target wait for the owner's next message");
+            None
+        }
+    }
+}
+
+/// `channel:chat`, with the thread when there is one (`#thread`), for
+/// status lines and results.
+fn describe(target: &ReplyTarget) -> String {
+    match &target.thread_id {
+        Some(thread) => format!("{}#{thread}", target.chat()),
+        None => target.chat(),
     }
 }
 
@@ -243,16 +291,30 @@ impl Reactor {
         self.pro.active.get(&run_id).and_then(|a| a.model.clone())
     }
 
-    /// Notes the chat the owner used last: where answers of jobs without a
-    /// target go. Channel adapters call this for each message from the owner.
-    pub(crate) fn note_chat(&mut self, to: &str) {
-        if self.pro.last_chat.as_deref() == Some(to) {
+    /// Notes the chat (and thread) the owner used last: where answers of
+    /// jobs without a target go. Channel adapters call this for each
+    /// message from the owner.
+    pub(crate) fn note_chat(&mut self, to: &ReplyTarget) {
+        let to = ReplyTarget {
+            reply_to: None,
+            ..to.clone()
+        };
+        if self.pro.last_chat.as_ref() == Some(&to) {
             return;
         }
-        self.pro.last_chat = Some(to.to_string());
-        if let Err(e) = self.store.kv_put(KV_LAST_CHAT, to.as_bytes()) {
+        let typed = serde_json::to_vec(&to).map_err(|e| e.to_string());
+        let r = typed
+            .and_then(|bytes| self.store.kv_put(KV_LAST_REPLY_TARGET, &bytes))
+            .and_then(|()| self.store.kv_put(KV_LAST_CHAT, to.chat().as_bytes()));
+        if let Err(e) = r {
             log::error!("cannot persist the last chat: {e}");
         }
+        self.pro.last_chat = Some(to);
+    }
+
+    /// The owner's last chat, for the `message` tool's `"owner"` target.
+    pub(super) fn owner_chat(&self) -> Option<&ReplyTarget> {
+        self.pro.last_chat.as_ref()
     }
 
     fn start_job(&mut self, name: &str, now: u64) {
@@ -388,6 +450,7 @@ impl Reactor {
 
     /// Keeps the run in its own session and reports the answer into
     /// `main`, delivered to the owner's last chat.
+    #[allow(clippy::too_many_arguments)]
     fn settle_in_main(
         &mut self,
         session: &str,
@@ -396,14 +459,18 @@ impl Reactor {
         usage: (u64, u64),
         text: &str,
         now: u64,
+        max_attempts: Option<u32>,
     ) -> Settled {
         match self.store.append(session, turns, usage, now) {
             Ok(meta) => self.sessions.put(meta),
             Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
         }
         let to = self.pro.last_chat.clone();
-        match (self.report_to_main(label, to.as_deref(), text, now), to) {
-            (Ok(()), Some(to)) => Settled::Delivered(to),
+        match (
+            self.report_to_main(label, to.as_ref(), text, now, max_attempts),
+            to,
+        ) {
+            (Ok(()), Some(to)) => Settled::Delivered(describe(&to)),
             (Ok(()), None) => Settled::Undelivered(format!("no chat to deliver to: give a target (--to telegram:<chat>) or write to the assistant from a channel first; the answer is in session {session}, reported into main")),
             (Err(e), _) => Settled::Undelivered(format!("could not report into main: {e}; the answer is in session {session}")),
         }
@@ -470,19 +537,24 @@ impl Reactor {
             (Kind::Heartbeat, None) => Some("heartbeat".to_string()),
             _ => None,
         });
+        let max_attempts = active.and_then(|a| a.max_attempts(self.pro.heartbeat.as_ref()));
         if let Some(label) = report.filter(|_| self.cfg.session.main_scope() && session != "main") {
-            return self.settle_in_main(session, &label, turns, usage, text, now);
+            return self.settle_in_main(session, &label, turns, usage, text, now, max_attempts);
         }
-        let target = active
-            .and_then(|a| a.deliver_to.clone())
-            .or_else(|| self.pro.last_chat.clone());
+        let target = match active.and_then(|a| a.deliver_to.as_deref()) {
+            Some(to) => {
+                Some(crate::channel::registry::check_target(to).map_err(|e| (to.to_string(), e)))
+            }
+            None => self.pro.last_chat.clone().map(Ok),
+        };
         let why = match target {
-            Some(to) => match crate::channel::registry::check_target(&to)
-                .and_then(|target| self.deliver(session, &target, turns, usage, None, text))
-            {
-                Ok(()) => return Settled::Delivered(to),
-                Err(e) => format!("could not queue the answer for {to}: {e}"),
-            },
+            Some(Ok(target)) => {
+                match self.deliver_limited(session, &target, turns, usage, None, text, max_attempts) {
+                    Ok(()) => return Settled::Delivered(describe(&target)),
+                    Err(e) => format!("could not queue the answer for {}: {e}", describe(&target)),
+                }
+            }
+            Some(Err((to, e))) => format!("could not queue the answer for {to}: {e}"),
             None => "no chat to deliver to: give a target (--to telegram:<chat>) or write to the assistant from a channel first".to_string(),
         };
         match self.store.append(session, turns, usage, now) {
@@ -538,7 +610,7 @@ impl Reactor {
         let now = now_ms();
         let invalid = |e: String| err(ErrorCode::InvalidRequest, e);
         match method {
-            "cron.list" => Ok(json!({"jobs": self.jobs_json(), "lastChat": self.pro.last_chat})),
+            "cron.list" => Ok(json!({"jobs": self.jobs_json(), "lastChat": self.last_chat_json()})),
             "cron.get" => {
                 let name = name_param(&params)?;
                 let (s, st) = self
@@ -614,10 +686,17 @@ impl Reactor {
             }
             "cron.lastChat" => {
                 if let Some(to) = params.get("to").and_then(Value::as_str) {
-                    crate::channel::registry::check_target(to).map_err(invalid)?;
-                    self.note_chat(to);
+                    let mut target = crate::channel::registry::check_target(to).map_err(invalid)?;
+                    target.thread_id = params
+                        .get("thread")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string);
+                    self.note_chat(&target);
                 }
-                Ok(json!({"lastChat": self.pro.last_chat}))
+                Ok(
+                    json!({"lastChat": self.last_chat_json(), "lastChatThread": self.pro.last_chat.as_ref().and_then(|t| t.thread_id.clone())}),
+                )
             }
             "heartbeat.run" => self.start_beat(now),
             "hook.run" => self.run_hook(&params, now),
@@ -709,7 +788,13 @@ impl Reactor {
             .keys()
             .map(|k| (k, self.pro.hooks_last.get(k)))
             .collect();
-        json!({"jobs": jobs, "heartbeat": heartbeat, "hooks": hooks, "lastChat": self.pro.last_chat})
+        json!({"jobs": jobs, "heartbeat": heartbeat, "hooks": hooks, "lastChat": self.last_chat_json(), "lastChatThread": self.pro.last_chat.as_ref().and_then(|t| t.thread_id.clone())})
+    }
+
+    /// `lastChat` on the wire: `channel:chat` as before (the thread is
+    /// `lastChatThread`).
+    fn last_chat_json(&self) -> Option<String> {
+        self.pro.last_chat.as_ref().map(ReplyTarget::chat)
     }
 }
 
