@@ -173,6 +173,7 @@ impl ReplyTarget {
             text,
             reply_to: self.reply_to.clone(),
             thread_id: self.thread_id.clone(),
+            edit: None,
         }
     }
 }
@@ -190,6 +191,10 @@ pub struct Outbound {
     pub reply_to: Option<String>,
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// The draft this message replaces (an edit of it), by the name the
+    /// adapter knows it under; a draft it does not know means a new message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<String>,
 }
 
 impl Outbound {

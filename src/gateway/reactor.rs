@@ -208,6 +208,7 @@ impl Reactor {
         self.ticks += 1;
         // Queued replies whose retry time has come.
         self.pump_delivery();
+        self.progress_tick();
         // Once traffic pauses, hand freed heap and the code pages the burst
         // touched back to the kernel, so RSS returns to its baseline instead
         // of staying at the high-water mark. Not during traffic: trimming
@@ -676,6 +677,22 @@ impl Reactor {
         inbound: Option<(&str, &str)>,
         text: &str,
     ) -> Result<(), String> {
+        self.deliver_replacing(session, to, turns, usage, inbound, text, None)
+    }
+
+    /// `deliver`, the first message replacing the draft named `draft`
+    /// (`channel::progress`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deliver_replacing(
+        &mut self,
+        session: &str,
+        to: &crate::channel::ReplyTarget,
+        turns: &[Turn],
+        usage: (u64, u64),
+        inbound: Option<(&str, &str)>,
+        text: &str,
+        draft: Option<String>,
+    ) -> Result<(), String> {
         let configured = self
             .cfg
             .channels
@@ -701,6 +718,9 @@ impl Reactor {
                 let mut out = to.outbound(chunk);
                 if index > 0 && !quote_all {
                     out.reply_to = None;
+                }
+                if index == 0 {
+                    out.edit = draft.clone();
                 }
                 out
             })
@@ -755,6 +775,12 @@ impl Reactor {
         };
         let session = run.session.clone();
         let rid = u.run_id.to_string();
+        if let Origin::Channel {
+            channel, inbound, ..
+        } = &origin
+        {
+            self.channel_progress(channel, inbound, &u.event);
+        }
         match u.event {
             RunEvent::Delta(text) => self.send_delta(conn, &rid, &session, &text),
             RunEvent::Thinking(text) => self.send_progress(conn, || event_frame("chat.thinking", json!({"runId": rid, "session": session, "text": text}))),
@@ -828,7 +854,7 @@ impl Reactor {
                     Origin::Client(conn) => self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code.as_str()}))),
                     Origin::Channel { channel, inbound, .. } => {
                         log::warn!("{channel}: queued run not started ({}: {msg}); the message stays in the inbox", code.as_str());
-                        self.channels.running.remove(&(channel, inbound));
+                        self.channel_run_dropped(channel, inbound);
                     }
                     Origin::Job => self.job_start_failed(rid, msg),
                 },

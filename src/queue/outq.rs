@@ -550,6 +550,7 @@ impl Q<'_> {
                     text: String::new(),
                     reply_to: None,
                     thread_id: None,
+                    edit: None,
                 };
                 let raw = String::from_utf8_lossy(&raw);
                 let row = QueuedRow {

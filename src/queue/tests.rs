@@ -47,6 +47,7 @@ pub(super) fn out(chat: &str, text: &str) -> Outbound {
         text: text.into(),
         reply_to: None,
         thread_id: None,
+        edit: None,
     }
 }
 

@@ -266,6 +266,7 @@ fn send_message_bodies() {
         text: "a & b".into(),
         reply_to: None,
         thread_id: Some("7".into()),
+        edit: None,
     };
     let (u, body) = send_message_request("https://api.telegram.org", TOKEN, &out, None);
     assert!(u.ends_with("/sendMessage"));
