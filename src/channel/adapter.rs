@@ -5,7 +5,7 @@
 //! (`channel::registry`) with a [`Start`], hands it [`SendJob`]s through its
 //! [`Handle`], and hears from it only through the [`Sink`] it was given: a
 //! shell never imports the gateway. What a platform can do (message length,
-//! formatting, threads, edits) is declared in its [`Capabilities`], never
+//! formatting, threads, edits, typing) is declared in its [`Capabilities`], never
 //! special-cased in the reactor.
 
 use super::envelope::{Envelope, Outbound, ReplyTarget};
@@ -39,8 +39,14 @@ pub enum AdapterEvent {
 pub enum SendJob {
     /// One queued message (already split to the channel's limit).
     Message { seq: u64, out: Outbound },
-    /// A typing indicator in the chat (and thread) of `target`.
+    /// A typing indicator in the chat (and thread) of `target`: one beat;
+    /// the runtime repeats it at `Capabilities::typing_every_ms`.
     Typing { target: ReplyTarget },
+    /// A best-effort draft of an answer in progress (platforms with
+    /// `edits`): sent as a new message the first time, edited afterwards;
+    /// `out.edit` names it. Not acknowledged; a queued message with the same
+    /// `edit` name later replaces it.
+    Draft { out: Outbound },
 }
 
 /// How one queued message fared.
@@ -98,8 +104,12 @@ pub struct Capabilities {
     pub formatting: Formatting,
     /// Replies can go to a thread / forum topic.
     pub threads: bool,
-    /// Sent messages can be edited.
+    /// Sent messages can be edited: answers stream into an edited draft
+    /// (`SendJob::Draft`, `Outbound::edit`).
     pub edits: bool,
+    /// How often the typing indicator is repeated while a run is in
+    /// flight, ms; 0: the platform has none for bots.
+    pub typing_every_ms: u32,
 }
 
 /// Everything an adapter gets at start.

@@ -174,6 +174,7 @@ impl ReplyTarget {
             reply_to: self.reply_to.clone(),
             thread_id: self.thread_id.clone(),
             max_attempts: None,
+            edit: None,
         }
     }
 }
@@ -196,6 +197,10 @@ pub struct Outbound {
     /// their chat's later messages for long).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// The draft this message replaces (an edit of it), by the name the
+    /// adapter knows it under; a draft it does not know means a new message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<String>,
 }
 
 impl Outbound {

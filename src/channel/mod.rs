@@ -15,6 +15,7 @@ pub mod discord;
 pub mod envelope;
 pub mod escape;
 pub mod pairing;
+pub mod progress;
 pub mod registry;
 pub mod slack;
 pub mod split;

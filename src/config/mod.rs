@@ -764,6 +764,19 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
             ));
         }
     }
+    if let Some(streaming) = &ch.streaming {
+        match crate::channel::progress::Streaming::parse(streaming) {
+            Ok((_, Some(note))) => log::warn!("{base}.streaming: {note}"),
+            Ok((_, None)) => {}
+            Err(e) => {
+                return Err((
+                    format!("{base}.streaming"),
+                    e,
+                    "e.g. \"streaming\": \"partial\"".into(),
+                ))
+            }
+        }
+    }
     let star = ch.allow_from.iter().any(|a| a == "*");
     if ch.dm_policy == "open" && !star {
         return Err((format!("{base}.dmPolicy"), "dmPolicy \"open\" lets anyone talk to the assistant and must be stated with \"*\" in allowFrom".into(), format!("add \"*\" to {base}.allowFrom, or use \"pairing\"")));

@@ -169,7 +169,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "channels.*.mentionPatterns",
     "channels.*.historyLimit",
     "channels.*.dmHistoryLimit",
-    "channels.*.streaming",
     "channels.*.replyToMode",
     "channels.*.mediaMaxMb",
     "channels.*.tokenFile",
@@ -382,6 +381,6 @@ mod tests {
         let c = known_children("agents.defaults");
         assert!(c.contains(&"imageModel") && c.contains(&"musicGenerationModel"));
         assert!(known_children("").contains(&"tts"));
-        assert!(known_children("channels.telegram").contains(&"streaming"));
+        assert!(known_children("channels.telegram").contains(&"mediaMaxMb"));
     }
 }

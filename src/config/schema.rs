@@ -359,6 +359,11 @@ pub struct Channel {
     /// "first" (the first message of the answer) or "all".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to_mode: Option<String>,
+    /// Whether answers appear as a draft edited while the model writes:
+    /// "off" or "partial", or OpenClaw's `{ "mode": … }`; default partial in
+    /// direct chats, off in groups (`channel::progress::Streaming`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<serde_json::Value>,
     /// Discord: the bot token (Developer Portal → Bot → Token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -438,6 +443,7 @@ impl Default for Channel {
             text_chunk_limit: None,
             poll_timeout_seconds: 30,
             reply_to_mode: None,
+            streaming: None,
             token: None,
             gateway_url: None,
             intents: None,

@@ -560,6 +560,7 @@ impl Q<'_> {
                     reply_to: None,
                     thread_id: None,
                     max_attempts: None,
+                    edit: None,
                 };
                 let raw = String::from_utf8_lossy(&raw);
                 let row = QueuedRow {

@@ -48,6 +48,7 @@ pub(super) fn out(chat: &str, text: &str) -> Outbound {
         reply_to: None,
         thread_id: None,
         max_attempts: None,
+        edit: None,
     }
 }
 

@@ -28,7 +28,7 @@ pub const CHANNEL: &str = "discord";
 
 /// What Discord can do: 2,000 characters of Markdown per message. Threads
 /// are channels of their own (a reply goes to the message's channel), and
-/// edits are not used.
+/// edits are not used. The typing indicator lasts ~10 s: repeated every 8 s.
 pub const CAPABILITIES: crate::channel::adapter::Capabilities =
     crate::channel::adapter::Capabilities {
         max_text: TEXT_LIMIT,
@@ -36,6 +36,7 @@ pub const CAPABILITIES: crate::channel::adapter::Capabilities =
         formatting: crate::channel::adapter::Formatting::Markdown,
         threads: false,
         edits: false,
+        typing_every_ms: 8_000,
     };
 pub const DEFAULT_API_ROOT: &str = "https://discord.com/api";
 /// Discord's limit on message `content`, in characters.

@@ -29,10 +29,6 @@ const MAX_FRAME: usize = 4 << 20;
 /// Longest wait for a rate-limit bucket inside one send; longer waits go
 /// back to the queue as a retry-after.
 const MAX_INLINE_WAIT_MS: u64 = 60_000;
-/// Typing is repeated while a run is in flight, at most this long.
-const TYPING_FOR_MS: u64 = 120_000;
-const TYPING_EVERY_MS: u64 = 8_000;
-const MAX_TYPING_CHATS: usize = 16;
 
 struct Settings {
     channel: String,
@@ -467,9 +463,6 @@ fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
     true
 }
 
-/// Chats with a typing indicator kept up: channel id → (since, next beat).
-type Typing = HashMap<String, (u64, u64)>;
-
 fn send_loop(
     s: &Settings,
     agent: &ureq::Agent,
@@ -480,7 +473,6 @@ fn send_loop(
     let mut limiter = rest::Limiter::default();
     // Parts of a queued message already delivered (a retry goes on from there).
     let mut progress: HashMap<u64, usize> = HashMap::new();
-    let mut typing: Typing = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         let job = match rx.recv_timeout(Duration::from_millis(1000)) {
             Ok(job) => Some(job),
@@ -488,14 +480,8 @@ fn send_loop(
             Err(RecvTimeoutError::Disconnected) => return,
         };
         match job {
-            Some(SendJob::Typing { target }) => {
-                if typing.len() >= MAX_TYPING_CHATS {
-                    typing.clear();
-                }
-                typing.insert(target.chat_id.clone(), (now(), 0));
-            }
+            Some(SendJob::Typing { target }) => typing(s, agent, &mut limiter, &target.chat_id),
             Some(SendJob::Message { seq, out }) => {
-                typing.remove(&out.chat_id);
                 let result = send_message(s, agent, &mut limiter, &mut progress, seq, &out, stop);
                 if !matches!(result, SendResult::Retry { .. }) {
                     progress.remove(&seq);
@@ -507,43 +493,32 @@ fn send_loop(
                     return;
                 }
             }
-            None => {}
+            // Edits are not used (see CAPABILITIES): no drafts come.
+            Some(SendJob::Draft { .. }) | None => {}
         }
-        keep_typing(s, agent, &mut limiter, &mut typing);
     }
 }
 
-/// Re-sends due typing indicators; drops those kept up long enough.
-fn keep_typing(
-    s: &Settings,
-    agent: &ureq::Agent,
-    limiter: &mut rest::Limiter,
-    typing: &mut Typing,
-) {
+/// One typing beat (the runtime repeats it while a run is in flight),
+/// skipped while the route is rate limited.
+fn typing(s: &Settings, agent: &ureq::Agent, limiter: &mut rest::Limiter, chat: &str) {
     let t = now();
-    typing.retain(|_, (since, _)| t.saturating_sub(*since) < TYPING_FOR_MS);
-    for (chat, (_, next)) in typing.iter_mut() {
-        if *next > t {
-            continue;
-        }
-        *next = t.saturating_add(TYPING_EVERY_MS);
-        let (url, route) = rest::typing(&s.api_root, chat);
-        if limiter.wait_ms(&route, t) > 0 {
-            continue;
-        }
-        match call(s, agent, "POST", &url, None) {
-            Ok(a) => {
-                limiter.on_response(&route, &a.rate, now());
-                if let rest::Outcome::RateLimited {
-                    retry_after_ms,
-                    global,
-                } = rest::classify(a.status, &a.body, a.retry_after.as_deref())
-                {
-                    limiter.on_429(&route, retry_after_ms, global, now());
-                }
+    let (url, route) = rest::typing(&s.api_root, chat);
+    if limiter.wait_ms(&route, t) > 0 {
+        return;
+    }
+    match call(s, agent, "POST", &url, None) {
+        Ok(a) => {
+            limiter.on_response(&route, &a.rate, now());
+            if let rest::Outcome::RateLimited {
+                retry_after_ms,
+                global,
+            } = rest::classify(a.status, &a.body, a.retry_after.as_deref())
+            {
+                limiter.on_429(&route, retry_after_ms, global, now());
             }
-            Err(e) => log::debug!("{}: typing: {e}", s.channel),
         }
+        Err(e) => log::debug!("{}: typing: {e}", s.channel),
     }
 }
 

@@ -21,4 +21,5 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     formatting: Formatting::SlackMrkdwn,
     threads: true,
     edits: false,
+    typing_every_ms: 0,
 };

@@ -33,6 +33,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     formatting: Formatting::TelegramHtml,
     threads: true,
     edits: true,
+    typing_every_ms: 4_000,
 };
 pub const DEFAULT_API_ROOT: &str = "https://api.telegram.org";
 /// Telegram's hard limit on message text, UTF-16 code units.
@@ -160,6 +161,23 @@ pub fn send_message_request(
     )
 }
 
+/// `editMessageText` (POST JSON): `out`'s text replaces that of message
+/// `message_id` (a draft); Telegram keeps its thread and quote.
+pub fn edit_message_text_request(
+    api_root: &str,
+    token: &str,
+    out: &Outbound,
+    message_id: i64,
+    parse_mode: Option<&str>,
+) -> (String, Vec<u8>) {
+    let mut o = message_object(&out.chat_id, &out.text, parse_mode, None);
+    o.insert("message_id".into(), Value::from(message_id));
+    (
+        method_url(api_root, token, "editMessageText"),
+        Value::Object(o).to_string().into_bytes(),
+    )
+}
+
 /// `sendChatAction` typing indicator (POST JSON); it lasts ~5 s, resend every ~4 s.
 pub fn send_chat_action_request(
     api_root: &str,
@@ -275,6 +293,9 @@ pub fn classify_response(status: u16, body: &[u8]) -> ApiOutcome {
                 || lower.contains("unsupported start tag")
             {
                 ApiOutcome::MarkupRejected
+            } else if lower.contains("message is not modified") {
+                // An edit to the text the message already shows.
+                ApiOutcome::Ok(Value::Null)
             } else if lower.contains("too long") {
                 ApiOutcome::TooLong
             } else {

@@ -233,7 +233,13 @@ fn health_name(state: &PollState) -> &'static str {
     }
 }
 
+/// Drafts sent and not yet replaced: name (`Outbound::edit`) → message id.
+type Drafts = std::collections::HashMap<String, i64>;
+/// Drafts remembered at once (one per run in flight is enough).
+const MAX_DRAFTS: usize = 64;
+
 fn send_loop(s: &Settings, agent: &ureq::Agent, rx: Receiver<SendJob>, tx: &Sink) {
+    let mut drafts = Drafts::new();
     for job in rx {
         match job {
             SendJob::Typing { target } => {
@@ -245,8 +251,16 @@ fn send_loop(s: &Settings, agent: &ureq::Agent, rx: Receiver<SendJob>, tx: &Sink
                 );
                 let _ = call(agent, &url, Some(&body));
             }
+            SendJob::Draft { out } => {
+                if !matches!(send_one(s, agent, &out, &mut drafts), ApiOutcome::Ok(_)) {
+                    log::debug!("{}: a draft was not shown", s.channel);
+                }
+            }
             SendJob::Message { seq, out } => {
-                let result = send_one(s, agent, &out);
+                let result = send_result(send_one(s, agent, &out, &mut drafts));
+                if let (SendResult::Delivered, Some(name)) = (&result, &out.edit) {
+                    drafts.remove(name);
+                }
                 if !tx(AdapterEvent::Sent { seq, result }) {
                     return;
                 }
@@ -255,24 +269,56 @@ fn send_loop(s: &Settings, agent: &ureq::Agent, rx: Receiver<SendJob>, tx: &Sink
     }
 }
 
-/// Sends one chunk: formatted first, plain text if Telegram rejects the markup.
-fn send_one(s: &Settings, agent: &ureq::Agent, out: &Outbound) -> SendResult {
+/// Sends one chunk: formatted first, plain text if Telegram rejects the
+/// markup. A chunk naming a known draft (`edit`) is edited into it, and a
+/// new message if that edit fails for good (the draft is gone); a new
+/// message with a draft name is remembered as that draft.
+fn send_one(s: &Settings, agent: &ureq::Agent, out: &Outbound, drafts: &mut Drafts) -> ApiOutcome {
     let html = Outbound {
         text: tg::markdown_to_html(&out.text),
         ..out.clone()
     };
-    let attempt = |o: &Outbound, mode: Option<&str>| {
-        let (url, body) = tg::send_message_request(&s.api_root, &s.token, o, mode);
+    let attempt = |o: &Outbound, mode: Option<&str>, draft: Option<i64>| {
+        let (url, body) = match draft {
+            Some(id) => tg::edit_message_text_request(&s.api_root, &s.token, o, id, mode),
+            None => tg::send_message_request(&s.api_root, &s.token, o, mode),
+        };
         match call(agent, &url, Some(&body)) {
             Ok((status, b)) => tg::classify_response(status, &b),
             Err(e) => ApiOutcome::Transient(e),
         }
     };
-    let mut outcome = attempt(&html, Some("HTML"));
-    if let ApiOutcome::MarkupRejected = outcome {
-        log::info!("{}: markup rejected; resending as plain text", s.channel);
-        outcome = attempt(out, None);
+    let formatted = |draft: Option<i64>| {
+        let outcome = attempt(&html, Some("HTML"), draft);
+        if let ApiOutcome::MarkupRejected = outcome {
+            log::info!("{}: markup rejected; resending as plain text", s.channel);
+            return attempt(out, None, draft);
+        }
+        outcome
+    };
+    let name = out.edit.as_ref();
+    let draft = name.and_then(|n| drafts.get(n).copied());
+    let mut outcome = formatted(draft);
+    if let (Some(_), ApiOutcome::Fatal(e)) = (draft, &outcome) {
+        log::info!(
+            "{}: the draft could not be edited ({e}); sending anew",
+            s.channel
+        );
+        outcome = formatted(None);
     }
+    if let (None, Some(n), ApiOutcome::Ok(v)) = (draft, name, &outcome) {
+        if let Some(id) = v.get("message_id").and_then(Value::as_i64) {
+            if drafts.len() >= MAX_DRAFTS {
+                drafts.clear();
+            }
+            drafts.insert(n.clone(), id);
+        }
+    }
+    outcome
+}
+
+/// What a send's outcome means for the queued message.
+fn send_result(outcome: ApiOutcome) -> SendResult {
     match outcome {
         ApiOutcome::Ok(_) => SendResult::Delivered,
         ApiOutcome::RetryAfter(secs) => SendResult::Retry {

@@ -267,6 +267,7 @@ fn send_message_bodies() {
         reply_to: None,
         thread_id: Some("7".into()),
         max_attempts: None,
+        edit: None,
     };
     let (u, body) = send_message_request("https://api.telegram.org", TOKEN, &out, None);
     assert!(u.ends_with("/sendMessage"));

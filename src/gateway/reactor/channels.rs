@@ -14,9 +14,11 @@
 //! delivered, retry with backoff (honouring retry-after), or dead letter.
 
 use super::{Origin, Pending, Reactor};
+use crate::agent::RunEvent;
 use crate::api_error::{ApiError, ErrorCode};
 use crate::api_wire::{PairingApproval, PairingRequest, QueueEntry};
 use crate::channel::adapter::{self, AdapterEvent, SendJob, SendResult};
+use crate::channel::progress::{Action, ChatSettings, Progress, RunKey};
 use crate::channel::{
     self, registry, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, ReplyTarget, Verdict,
 };
@@ -37,6 +39,8 @@ pub struct Runtime {
     pub(super) running: HashSet<(String, String)>,
     /// Channels refusing new runs because their queue is full.
     backpressure: HashMap<String, String>,
+    /// Typing and drafts of the runs in flight.
+    progress: Progress,
 }
 
 /// The channel state key of the adapter's cursor.
@@ -252,11 +256,6 @@ impl Reactor {
             return;
         }
         self.channels.backpressure.remove(&env.channel);
-        if let Some(h) = self.channels.adapters.get(&env.channel) {
-            let _ = h.send.try_send(SendJob::Typing {
-                target: ReplyTarget::from_envelope(&env, false),
-            });
-        }
         let text = if env.attachments.is_empty() {
             env.text.clone()
         } else {
@@ -278,7 +277,7 @@ impl Reactor {
         let origin = Origin::Channel {
             channel: env.channel.clone(),
             inbound: key.1.clone(),
-            target,
+            target: target.clone(),
         };
         let pending = Pending {
             origin,
@@ -288,6 +287,7 @@ impl Reactor {
         };
         match self.enqueue_run(&session, pending) {
             Ok(()) => {
+                self.progress_start(&env, &key.1, target);
                 self.channels.running.insert(key);
             }
             Err(e) => log::warn!(
@@ -311,15 +311,93 @@ impl Reactor {
         self.channels
             .running
             .remove(&(channel.to_string(), inbound.to_string()));
-        if let Err(e) = self.deliver(
+        let draft = self.channels.progress.finish(&RunKey {
+            channel: channel.to_string(),
+            inbound: inbound.to_string(),
+        });
+        if let Err(e) = self.deliver_with(
             session,
             target,
             turns,
             usage,
             Some((channel, inbound)),
             text,
+            super::DeliveryOptions {
+                draft,
+                ..Default::default()
+            },
         ) {
             log::error!("{channel}: could not commit the reply: {e}");
+        }
+    }
+
+    /// A queued channel run that could not start: it runs again from the
+    /// inbox later; its progress stops until then.
+    pub(super) fn channel_run_dropped(&mut self, channel: String, inbound: String) {
+        let key = RunKey { channel, inbound };
+        self.channels.progress.finish(&key);
+        self.channels.running.remove(&(key.channel, key.inbound));
+    }
+
+    /// Keeps the typing indicator up from the message until the answer,
+    /// and drafts the answer where the channel streams (`channel::progress`).
+    fn progress_start(&mut self, env: &Envelope, inbound: &str, target: ReplyTarget) {
+        let Some(adapter) = registry::find(&env.channel) else {
+            return;
+        };
+        let config = self.cfg.channels.get(&env.channel);
+        let (limit, _) =
+            registry::text_limit(&env.channel, config.and_then(|c| c.text_chunk_limit));
+        let settings = ChatSettings::new(
+            &adapter.capabilities,
+            config.and_then(|c| c.streaming.as_ref()),
+            env.chat_kind == ChatKind::Group,
+            limit,
+        );
+        let key = RunKey {
+            channel: env.channel.clone(),
+            inbound: inbound.to_string(),
+        };
+        let actions = self
+            .channels
+            .progress
+            .start(key, target, settings, crate::util::now_ms());
+        self.progress_send(actions);
+    }
+
+    /// A channel run's streamed text and failover restarts.
+    pub(super) fn channel_progress(&mut self, channel: &str, inbound: &str, event: &RunEvent) {
+        let key = RunKey {
+            channel: channel.to_string(),
+            inbound: inbound.to_string(),
+        };
+        let now = crate::util::now_ms();
+        match event {
+            RunEvent::Delta(text) => {
+                let actions = self.channels.progress.delta(&key, text, now);
+                self.progress_send(actions);
+            }
+            RunEvent::Restart { .. } => self.channels.progress.restart(&key),
+            _ => {}
+        }
+    }
+
+    /// Due typing beats and draft edits (once a second).
+    pub(super) fn progress_tick(&mut self) {
+        let actions = self.channels.progress.tick(crate::util::now_ms());
+        self.progress_send(actions);
+    }
+
+    /// Best-effort: a full send queue drops a beat or a draft.
+    fn progress_send(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            let (channel, job) = match action {
+                Action::Typing(target) => (target.channel.clone(), SendJob::Typing { target }),
+                Action::Draft(out) => (out.channel.clone(), SendJob::Draft { out }),
+            };
+            if let Some(h) = self.channels.adapters.get(&channel) {
+                let _ = h.send.try_send(job);
+            }
         }
     }
 

@@ -29,6 +29,16 @@ mod owner;
 mod proactive;
 mod reset;
 
+/// How [`Reactor::deliver_with`] queues a reply beyond the defaults.
+#[derive(Default)]
+pub(crate) struct DeliveryOptions {
+    /// Attempts before a dead letter, when lower than `queue.maxAttempts`
+    /// (heartbeat alerts must not hold their chat's later messages long).
+    pub max_attempts: Option<u32>,
+    /// The draft the first message replaces, by the adapter's name for it.
+    pub draft: Option<String>,
+}
+
 /// Messages waiting behind a running one, per session.
 const SESSION_QUEUE: usize = 4;
 /// Largest chat message accepted, in bytes.
@@ -214,6 +224,7 @@ impl Reactor {
         self.ticks += 1;
         // Queued replies whose retry time has come.
         self.pump_delivery();
+        self.progress_tick();
         // Once traffic pauses, hand freed heap and the code pages the burst
         // touched back to the kernel, so RSS returns to its baseline instead
         // of staying at the high-water mark. Not during traffic: trimming
@@ -685,13 +696,14 @@ impl Reactor {
         inbound: Option<(&str, &str)>,
         text: &str,
     ) -> Result<(), String> {
-        self.deliver_limited(session, to, turns, usage, inbound, text, None)
+        self.deliver_with(session, to, turns, usage, inbound, text, DeliveryOptions::default())
     }
 
-    /// [`Self::deliver`], each message dead-lettered after `max_attempts`
-    /// failed attempts when that is below `queue.maxAttempts`.
+    /// [`Self::deliver`] with [`DeliveryOptions`]: a lower attempt limit
+    /// (heartbeat alerts) or the draft the first message replaces
+    /// (`channel::progress`).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn deliver_limited(
+    pub(crate) fn deliver_with(
         &mut self,
         session: &str,
         to: &crate::channel::ReplyTarget,
@@ -699,7 +711,7 @@ impl Reactor {
         usage: (u64, u64),
         inbound: Option<(&str, &str)>,
         text: &str,
-        max_attempts: Option<u32>,
+        options: DeliveryOptions,
     ) -> Result<(), String> {
         let configured = self
             .cfg
@@ -724,9 +736,12 @@ impl Reactor {
             .enumerate()
             .map(|(index, chunk)| {
                 let mut out = to.outbound(chunk);
-                out.max_attempts = max_attempts;
+                out.max_attempts = options.max_attempts;
                 if index > 0 && !quote_all {
                     out.reply_to = None;
+                }
+                if index == 0 {
+                    out.edit = options.draft.clone();
                 }
                 out
             })
@@ -781,6 +796,12 @@ impl Reactor {
         };
         let session = run.session.clone();
         let rid = u.run_id.to_string();
+        if let Origin::Channel {
+            channel, inbound, ..
+        } = &origin
+        {
+            self.channel_progress(channel, inbound, &u.event);
+        }
         match u.event {
             RunEvent::Delta(text) => self.send_delta(conn, &rid, &session, &text),
             RunEvent::Thinking(text) => self.send_progress(conn, || event_frame("chat.thinking", json!({"runId": rid, "session": session, "text": text}))),
@@ -854,7 +875,7 @@ impl Reactor {
                     Origin::Client(conn) => self.send(conn, event_frame("chat.error", json!({"runId": rid.to_string(), "session": session, "message": msg, "kind": code.as_str()}))),
                     Origin::Channel { channel, inbound, .. } => {
                         log::warn!("{channel}: queued run not started ({}: {msg}); the message stays in the inbox", code.as_str());
-                        self.channels.running.remove(&(channel, inbound));
+                        self.channel_run_dropped(channel, inbound);
                     }
                     Origin::Job => self.job_start_failed(rid, msg),
                 },

@@ -49,7 +49,7 @@ impl Reactor {
     /// Records a job's or heartbeat's answer in `main` and queues it for
     /// `to` (the owner's last chat) in one transaction; without `to` it is
     /// recorded only. The run's own turns stay in its own session.
-    /// `max_attempts`: see [`Reactor::deliver_limited`].
+    /// `max_attempts`: see [`super::DeliveryOptions`].
     pub(super) fn report_to_main(
         &mut self,
         label: &str,
@@ -84,7 +84,18 @@ impl Reactor {
         ];
         match to {
             Some(to) => {
-                self.deliver_limited(MAIN_SESSION, to, &turns, (0, 0), None, text, max_attempts)
+                self.deliver_with(
+                MAIN_SESSION,
+                to,
+                &turns,
+                (0, 0),
+                None,
+                text,
+                super::DeliveryOptions {
+                    max_attempts,
+                    ..Default::default()
+                },
+            )
             }
             None => {
                 let meta = self.store.append(MAIN_SESSION, &turns, (0, 0), now)?;

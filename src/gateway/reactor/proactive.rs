@@ -549,7 +549,18 @@ impl Reactor {
         };
         let why = match target {
             Some(Ok(target)) => {
-                match self.deliver_limited(session, &target, turns, usage, None, text, max_attempts) {
+                match self.deliver_with(
+                    session,
+                    &target,
+                    turns,
+                    usage,
+                    None,
+                    text,
+                    super::DeliveryOptions {
+                        max_attempts,
+                        ..Default::default()
+                    },
+                ) {
                     Ok(()) => return Settled::Delivered(describe(&target)),
                     Err(e) => format!("could not queue the answer for {}: {e}", describe(&target)),
                 }
