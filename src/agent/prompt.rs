@@ -24,9 +24,6 @@
 
 use super::Ctx;
 
-/// Tokens set aside for the system prompt and tool schemas when budgeting
-/// the transcript.
-pub const RESERVE_TOKENS: u32 = 2000;
 /// A conservative characters-per-token ratio for budgeting.
 pub const CHARS_PER_TOKEN: usize = 3;
 /// Context windows up to this many tokens get the compact prompt.

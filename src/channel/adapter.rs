@@ -12,7 +12,7 @@ use super::envelope::{Envelope, Outbound, ReplyTarget};
 use super::split::Measure;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 /// News from an adapter's threads to the reactor.
@@ -69,7 +69,23 @@ pub struct Handle {
     pub stop: Arc<AtomicBool>,
 }
 
+/// Send jobs a shell's sender may hold before the reactor's `try_send` has
+/// to wait for its next pump.
+pub const SEND_QUEUE_JOBS: usize = 32;
+
 impl Handle {
+    /// What every shell opens with: a bounded send queue and a stop flag
+    /// (`handle.stop`, to clone into its threads). The shell's sender thread
+    /// takes the receiver; the reactor keeps the handle.
+    pub fn new() -> (Handle, Receiver<SendJob>) {
+        let (send, jobs) = sync_channel::<SendJob>(SEND_QUEUE_JOBS);
+        let handle = Handle {
+            send,
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        (handle, jobs)
+    }
+
     /// Asks the adapter's threads to end at their next check.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -165,4 +181,24 @@ static THREADS: std::sync::Mutex<Vec<NamedThread>> = std::sync::Mutex::new(Vec::
 /// after telling the adapters to stop).
 pub fn take_threads() -> Vec<NamedThread> {
     std::mem::take(&mut *crate::util::lock(&THREADS))
+}
+
+/// The timeouts of a shell's Web API agent: 10 s to connect, 30 s for the
+/// answer and between reads.
+pub fn api_timeouts() -> crate::net::Timeouts {
+    crate::net::Timeouts {
+        connect: std::time::Duration::from_secs(10),
+        recv_response: std::time::Duration::from_secs(30),
+        per_read: Some(std::time::Duration::from_secs(30)),
+    }
+}
+
+/// Sleeps until unix millisecond `ms`, in steps of at most 200 ms so a
+/// raised `stop` ends the wait early.
+pub fn sleep_until(ms: u64, stop: &AtomicBool) {
+    while crate::util::now_ms() < ms && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(
+            ms.saturating_sub(crate::util::now_ms()).min(200),
+        ));
+    }
 }

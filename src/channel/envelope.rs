@@ -77,14 +77,6 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Key for a [`DedupWindow`]: channel, account, chat and message id.
-    pub fn dedup_key(&self) -> String {
-        format!(
-            "{}:{}:{}:{}",
-            self.channel, self.account, self.chat_id, self.platform_id
-        )
-    }
-
     /// True when there is nothing to act on: blank text and no attachment.
     pub fn is_empty(&self) -> bool {
         self.text.trim().is_empty() && self.attachments.is_empty()
@@ -385,7 +377,6 @@ mod tests {
     #[test]
     fn envelope_helpers() {
         let mut e = env();
-        assert_eq!(e.dedup_key(), "telegram:default:42:7");
         for i in 0..10 {
             let added = e.push_attachment(Attachment {
                 reference: format!("f{i}"),

@@ -134,40 +134,6 @@ impl AccessConfig {
             require_mention: ch.require_mention,
         })
     }
-
-    /// Checks combinations serde cannot. `channel` is the path under `channels`
-    /// (e.g. `telegram`); every problem is reported with its field path and the fix.
-    pub fn validate(&self, channel: &str) -> Result<(), String> {
-        let p = format!("channels.{channel}");
-        let mut errs = Vec::new();
-        let star = self.allow_from.iter().any(|e| e.trim() == "*");
-        if self.dm_policy == DmPolicy::Open && !star {
-            errs.push(format!(
-                "{p}.dmPolicy is \"open\" but {p}.allowFrom does not contain \"*\": \
-                 add \"*\" to {p}.allowFrom to really accept anyone, or use dmPolicy \"pairing\""
-            ));
-        }
-        if self.dm_policy == DmPolicy::Allowlist && self.allow_from.is_empty() {
-            errs.push(format!(
-                "{p}.dmPolicy is \"allowlist\" but {p}.allowFrom is empty: \
-                 add at least one sender id to {p}.allowFrom, or use dmPolicy \"pairing\""
-            ));
-        }
-        if self.group_policy == GroupPolicy::Allowlist && self.groups.is_empty() {
-            errs.push(format!(
-                "{p}.groupPolicy is \"allowlist\" but {p}.groups is empty: \
-                 add a group id (or \"*\") under {p}.groups, or set groupPolicy \"disabled\""
-            ));
-        }
-        if self.allow_from.iter().any(|e| e.trim().is_empty()) {
-            errs.push(format!("{p}.allowFrom has an empty entry: remove it"));
-        }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

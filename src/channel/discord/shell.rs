@@ -11,7 +11,7 @@
 
 use super::codec::{Action, CloseVerdict, Phase, Session};
 use super::{format, rest};
-use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
+use crate::channel::adapter::{self, AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
 use crate::channel::envelope::Outbound;
 use crate::net::websocket::{Incoming, ReadError, Socket};
 use serde_json::{json, Value};
@@ -77,19 +77,14 @@ pub fn start(s: Start) -> Result<Handle, String> {
     let agent = crate::net::agent_for(
         &settings.route,
         &settings.api_root,
-        &crate::net::Timeouts {
-            connect: Duration::from_secs(10),
-            recv_response: Duration::from_secs(30),
-            per_read: Some(Duration::from_secs(30)),
-        },
+        &adapter::api_timeouts(),
     )?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (send_tx, send_rx) = sync_channel::<SendJob>(32);
+    let (handle, send_rx) = Handle::new();
     {
         let (s2, sink, stop, agent, cursor) = (
             settings.clone(),
             s.sink.clone(),
-            stop.clone(),
+            handle.stop.clone(),
             agent.clone(),
             s.cursor.clone(),
         );
@@ -100,17 +95,14 @@ pub fn start(s: Start) -> Result<Handle, String> {
         )?;
     }
     {
-        let (s2, sink, stop) = (settings.clone(), s.sink, stop.clone());
+        let (s2, sink, stop) = (settings.clone(), s.sink, handle.stop.clone());
         crate::channel::adapter::spawn_thread(
             format!("{}-send", settings.channel),
             256,
             move || send_loop(&s2, &agent, send_rx, &sink, &stop),
         )?;
     }
-    Ok(Handle {
-        send: send_tx,
-        stop,
-    })
+    Ok(handle)
 }
 
 fn random() -> u64 {
@@ -123,10 +115,7 @@ fn now() -> u64 {
 
 /// Sleeps until `ms` from now, waking early when asked to stop.
 fn pause(ms: u64, stop: &AtomicBool) {
-    let until = now().saturating_add(ms);
-    while now() < until && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(until.saturating_sub(now()).min(200)));
-    }
+    adapter::sleep_until(now().saturating_add(ms), stop);
 }
 
 /// One REST call: status, the headers the limiter reads, the body (capped).

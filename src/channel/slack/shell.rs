@@ -15,7 +15,9 @@
 
 use super::codec::{self, Classifier, Frame, Outcome};
 use super::link::{Link, Tick};
-use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
+use crate::channel::adapter::{
+    self, sleep_until, AdapterEvent, Handle, SendJob, SendResult, Sink, Start,
+};
 use crate::net::websocket::{Incoming, ReadError, Socket};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,20 +70,14 @@ pub fn start(start: Start) -> Result<Handle, String> {
         app_token: token(&start.config.app_token, "appToken", "xapp-")?,
         bot_token: token(&start.config.bot_token, "botToken", "xoxb-")?,
     });
-    let timeouts = crate::net::Timeouts {
-        connect: Duration::from_secs(10),
-        recv_response: Duration::from_secs(30),
-        per_read: Some(Duration::from_secs(30)),
-    };
-    let api = crate::net::agent_for(&start.route, &s.api_root, &timeouts)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (send_tx, send_rx) = sync_channel::<SendJob>(32);
+    let api = crate::net::agent_for(&start.route, &s.api_root, &adapter::api_timeouts())?;
+    let (handle, send_rx) = Handle::new();
     {
         let (s, api, sink, stop, route) = (
             s.clone(),
             api.clone(),
             start.sink.clone(),
-            stop.clone(),
+            handle.stop.clone(),
             start.route,
         );
         crate::channel::adapter::spawn_thread(format!("{}-socket", s.channel), 512, move || {
@@ -94,10 +90,7 @@ pub fn start(start: Start) -> Result<Handle, String> {
             send_loop(&s, &api, send_rx, &sink)
         })?;
     }
-    Ok(Handle {
-        send: send_tx,
-        stop,
-    })
+    Ok(handle)
 }
 
 /// One Web API call, classified.
@@ -127,14 +120,6 @@ fn call(agent: &ureq::Agent, req: &codec::Request) -> Outcome {
         return Outcome::Transient(e.to_string());
     }
     codec::classify(status, retry_after.as_deref(), &body)
-}
-
-fn sleep_until(ms: u64, stop: &AtomicBool) {
-    while crate::util::now_ms() < ms && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(
-            ms.saturating_sub(crate::util::now_ms()).min(200),
-        ));
-    }
 }
 
 fn socket_loop(

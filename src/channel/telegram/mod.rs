@@ -84,16 +84,6 @@ pub fn set_my_commands_request(
     )
 }
 
-/// `deleteWebhook` (POST JSON), to call once at start: an active webhook makes every
-/// `getUpdates` fail with 409. Pending updates are kept.
-pub fn delete_webhook_request(api_root: &str, token: &str) -> (String, Vec<u8>) {
-    let body = json!({ "drop_pending_updates": false });
-    (
-        method_url(api_root, token, "deleteWebhook"),
-        body.to_string().into_bytes(),
-    )
-}
-
 /// Numeric chat ids go out as JSON numbers, `@channel` names as strings.
 fn chat_id_value(chat_id: &str) -> Value {
     match chat_id.parse::<i64>() {
@@ -123,19 +113,6 @@ fn message_object(
     o
 }
 
-/// `sendMessage` JSON body. `parse_mode` is `Some("HTML")` on the first try and `None`
-/// on the plain resend after `MarkupRejected`. A reply target that is gone is ignored.
-pub fn send_message_body(
-    chat_id: &str,
-    text: &str,
-    parse_mode: Option<&str>,
-    reply_to: Option<&str>,
-) -> Vec<u8> {
-    Value::Object(message_object(chat_id, text, parse_mode, reply_to))
-        .to_string()
-        .into_bytes()
-}
-
 /// Adds `message_thread_id` unless it is absent, not numeric, or the General topic (1),
 /// which Telegram rejects.
 fn insert_thread(o: &mut Map<String, Value>, thread_id: Option<&str>) {
@@ -147,6 +124,8 @@ fn insert_thread(o: &mut Map<String, Value>, thread_id: Option<&str>) {
 }
 
 /// `sendMessage` (POST JSON) for one already-split chunk, with its thread.
+/// `parse_mode` is `Some("HTML")` on the first try and `None` on the plain
+/// resend after `MarkupRejected`. A reply target that is gone is ignored.
 pub fn send_message_request(
     api_root: &str,
     token: &str,
@@ -214,21 +193,6 @@ pub fn redact(s: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Shape check for config validation: `<digits>:<[A-Za-z0-9_-]+>`.
-pub fn token_looks_valid(token: &str) -> bool {
-    match token.split_once(':') {
-        Some((id, secret)) => {
-            !id.is_empty()
-                && id.bytes().all(|b| b.is_ascii_digit())
-                && secret.len() >= 20
-                && secret
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        }
-        None => false,
-    }
 }
 
 /// Escapes text for `parse_mode: "HTML"`.

@@ -89,13 +89,6 @@ impl PollState {
         self.poll_started_ms = Some(now_ms);
     }
 
-    /// A poll in flight for longer than `threshold_ms` (e.g. 120 s) should be abandoned
-    /// and restarted by the caller.
-    pub fn is_stalled(&self, now_ms: u64, threshold_ms: u64) -> bool {
-        self.poll_started_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) > threshold_ms)
-    }
-
     pub fn on_success(&mut self, now_ms: u64) {
         self.failures = 0;
         self.retry_at_ms = now_ms;

@@ -10,7 +10,9 @@
 //!
 //! The cursor is the next `getUpdates` offset as decimal text.
 
-use crate::channel::adapter::{AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
+use crate::channel::adapter::{
+    self, sleep_until, AdapterEvent, Handle, SendJob, SendResult, Sink, Start,
+};
 use crate::channel::telegram::{self as tg, ApiOutcome, BotIdentity, PollState};
 use crate::channel::Outbound;
 use serde_json::{json, Value};
@@ -64,20 +66,11 @@ fn spawn(s: Settings, route: &crate::net::Route, sink: Sink) -> Result<Handle, S
             per_read: Some(long),
         },
     )?;
-    let send_agent = crate::net::agent_for(
-        route,
-        &s.api_root,
-        &crate::net::Timeouts {
-            connect: Duration::from_secs(10),
-            recv_response: Duration::from_secs(30),
-            per_read: Some(Duration::from_secs(30)),
-        },
-    )?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (send_tx, send_rx) = sync_channel::<SendJob>(32);
+    let send_agent = crate::net::agent_for(route, &s.api_root, &adapter::api_timeouts())?;
+    let (handle, send_rx) = Handle::new();
     let s = Arc::new(s);
     {
-        let (s, tx, stop) = (s.clone(), sink.clone(), stop.clone());
+        let (s, tx, stop) = (s.clone(), sink.clone(), handle.stop.clone());
         crate::channel::adapter::spawn_thread(format!("{}-poll", s.channel), 512, move || {
             poll_loop(&s, &poll_agent, &tx, &stop)
         })?;
@@ -88,10 +81,7 @@ fn spawn(s: Settings, route: &crate::net::Route, sink: Sink) -> Result<Handle, S
             send_loop(&s, &send_agent, send_rx, &tx)
         })?;
     }
-    Ok(Handle {
-        send: send_tx,
-        stop,
-    })
+    Ok(handle)
 }
 
 fn jitter() -> u64 {
@@ -116,14 +106,6 @@ fn call(agent: &ureq::Agent, url: &str, body: Option<&[u8]>) -> Result<(u16, Vec
         .read_to_end(&mut buf)
         .map_err(|e| tg::redact(&e.to_string()))?;
     Ok((status, buf))
-}
-
-fn sleep_until(ms: u64, stop: &AtomicBool) {
-    while crate::util::now_ms() < ms && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(
-            ms.saturating_sub(crate::util::now_ms()).min(200),
-        ));
-    }
 }
 
 fn poll_loop(s: &Settings, agent: &ureq::Agent, tx: &Sink, stop: &AtomicBool) {

@@ -236,28 +236,34 @@ fn request_builders_and_redaction() {
     assert!(u.ends_with("/sendChatAction"));
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(v, serde_json::json!({"chat_id": -100, "action": "typing"}));
-    assert!(token_looks_valid(TOKEN));
-    assert!(!token_looks_valid("123/abc") && !token_looks_valid("abc:defghijklmnopqrstuvwxyz"));
-    let (u, _) = delete_webhook_request(DEFAULT_API_ROOT, TOKEN);
-    assert!(u.ends_with("/deleteWebhook"));
 }
 
 #[test]
 fn send_message_bodies() {
-    let v: serde_json::Value = serde_json::from_slice(&send_message_body(
-        "111",
-        "<b>hi</b>",
+    let message =
+        |chat_id: &str, text: &str, reply_to: Option<&str>| crate::channel::envelope::Outbound {
+            channel: "telegram".into(),
+            account: "main".into(),
+            chat_id: chat_id.into(),
+            text: text.into(),
+            reply_to: reply_to.map(str::to_string),
+            thread_id: None,
+        };
+    let (_, body) = send_message_request(
+        DEFAULT_API_ROOT,
+        TOKEN,
+        &message("111", "<b>hi</b>", Some("11")),
         Some("HTML"),
-        Some("11"),
-    ))
-    .expect("json");
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(
         v,
         serde_json::json!({"chat_id": 111, "text": "<b>hi</b>", "parse_mode": "HTML",
             "reply_parameters": {"message_id": 11, "allow_sending_without_reply": true}})
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(&send_message_body("@news", "hi", None, None)).expect("json");
+    let (_, body) =
+        send_message_request(DEFAULT_API_ROOT, TOKEN, &message("@news", "hi", None), None);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(v, serde_json::json!({"chat_id": "@news", "text": "hi"}));
     let out = crate::channel::envelope::Outbound {
         channel: "telegram".into(),
@@ -344,10 +350,7 @@ fn poll_conflict_retry_after_and_stall() {
     );
     assert!(!p.ready(25_999) && p.ready(26_000));
     p.on_poll_start(30_000);
-    assert!(!p.is_stalled(150_000, 120_000));
-    assert!(p.is_stalled(150_001, 120_000));
     p.on_outcome(&ApiOutcome::Ok(serde_json::Value::Null), 31_000, &mut j);
-    assert!(!p.is_stalled(500_000, 120_000));
     assert_eq!(p.last_success_ms(), Some(31_000));
 }
 
