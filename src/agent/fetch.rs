@@ -197,12 +197,12 @@ impl FetchAgent {
                     .map(|p| p.scheme != crate::net::ProxyScheme::Socks5)
                     .unwrap_or(false);
                 let agent = if self.allow_private {
-                    config.new_agent()
+                    crate::net::new_agent(config)
                 } else {
                     let exempt = proxy.map(|p| p.host_port());
                     ureq::Agent::with_parts(
                         config,
-                        ureq::unversioned::transport::DefaultConnector::default(),
+                        crate::net::ureq_connector::connector(),
                         GuardResolver { exempt },
                     )
                 };

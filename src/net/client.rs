@@ -36,7 +36,7 @@ impl Default for Timeouts {
 /// 4xx/5xx responses are returned as responses, not errors.
 pub fn agent_for(route: &Route, url: &str, timeouts: &Timeouts) -> Result<ureq::Agent, String> {
     let (config, _) = agent_config(route, url, timeouts, 10)?;
-    Ok(config.new_agent())
+    Ok(super::new_agent(config))
 }
 
 /// The ureq configuration [`agent_for`] uses, and the route's decision, for

@@ -10,7 +10,7 @@
 //! x86_64 binary) only to mask outgoing frames; masks here come from the
 //! system random source the binary already uses.
 
-use super::probe::{base64, connect_any, proxy_handshake, resolve, tls_handshake, Conn};
+use super::probe::{base64, proxy_handshake, resolve, tls_handshake, Conn};
 use super::route::{parse_target, redact_url, ProxyScheme, Route, Target};
 use super::tls::client_config;
 use std::io::{self, Read, Write};
@@ -287,7 +287,7 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
         None => resolve(&target.host, target.port, timeout),
     }
     .map_err(fail)?;
-    let tcp = connect_any(&addrs, timeout).map_err(fail)?;
+    let tcp = super::eyeballs::connect(&addrs, timeout).map_err(|e| format!("{shown}: {e}"))?;
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
     let _ = tcp.set_nodelay(true);
