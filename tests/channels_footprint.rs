@@ -52,17 +52,28 @@ fn start(home: &TempHome) -> Measured {
     let mut child = std::process::Command::new(measured_bin())
         .env("PINCH_HOME", &home.path)
         .env_remove("PINCH_GATEWAY_TOKEN")
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            if std::env::var_os("PINCH_FOOTPRINT_SMAPS").is_some() {
+                "info,pinch::gateway=debug"
+            } else {
+                "info"
+            },
+        )
         .args(["gateway", "run", "--port", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the gateway");
     let stderr = child.stderr.take().expect("stderr");
+    let verbose = std::env::var_os("PINCH_FOOTPRINT_SMAPS").is_some();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if verbose && line.contains("quiet:") {
+                eprintln!("    {line}");
+            }
             if let Some(i) = line.find("listening on ") {
                 if let Some(t) = tx.take() {
                     let _ = t.send(line[i + 13..].trim().to_string());
@@ -82,6 +93,8 @@ fn start(home: &TempHome) -> Measured {
 struct Footprint {
     rss_kb: u64,
     private_kb: u64,
+    /// Resident pages backed by a file (the binary, libc): VmRSS's RssFile.
+    file_kb: u64,
     threads: usize,
 }
 
@@ -101,8 +114,59 @@ fn measure(pid: u32) -> Footprint {
     Footprint {
         rss_kb: status_kb(&status, "VmRSS:").expect("VmRSS"),
         private_kb: status_kb(&rollup, "Anonymous:").expect("Anonymous"),
+        file_kb: status_kb(&status, "RssFile:").unwrap_or(0),
         threads,
     }
+}
+
+/// With `PINCH_FOOTPRINT_SMAPS=1`, the resident mappings of `pid`, largest
+/// first (Rss and Anonymous kB, permissions, what backs them), and each
+/// thread's name; empty otherwise.
+fn mappings(pid: u32) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if std::env::var_os("PINCH_FOOTPRINT_SMAPS").is_none() {
+        return out;
+    }
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut rows: Vec<(u64, u64, String)> = Vec::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some(key) = first.strip_suffix(':') {
+            let kb: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            if let Some(row) = rows.last_mut() {
+                match key {
+                    "Rss" => row.0 = kb,
+                    "Anonymous" => row.1 = kb,
+                    _ => {}
+                }
+            }
+        } else if first.contains('-') {
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("[anon]");
+            rows.push((0, 0, format!("{first} {perms} {path}")));
+        }
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    for (rss, anon, what) in rows.iter().filter(|r| r.0 > 0).take(16) {
+        let _ = writeln!(out, "    {rss:>6} kB rss {anon:>6} kB anon  {what}");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let _ = writeln!(out, "    threads: {}", names.join(", "));
+    out
 }
 
 fn health_up(gw: &Measured, channel: &str) -> bool {
@@ -167,8 +231,16 @@ fn channels_idle_footprint() {
         std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0)
     );
     println!(
-        "{:<11} {:>9} {:>12} {:>8} {:>12} {:>14} {:>13}",
-        "case", "RSS kB", "anon kB", "threads", "+RSS kB", "+anon kB", "+threads"
+        "{:<11} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "case",
+        "RSS kB",
+        "anon kB",
+        "file kB",
+        "threads",
+        "+RSS kB",
+        "+anon kB",
+        "+file kB",
+        "+threads"
     );
     let mut base: Option<Footprint> = None;
     let mut all_three_rss = 0;
@@ -192,22 +264,28 @@ fn channels_idle_footprint() {
         }
         // The idle window being measured, not a wait for an event.
         std::thread::sleep(Duration::from_secs(idle_secs));
+        // Measured before the health check: answering `/status` runs a
+        // connection thread and the status code, which the idle gateway
+        // does not.
+        let f = measure(gw.child.id());
+        let mappings = mappings(gw.child.id());
         for (c, _) in blocks {
             assert!(health_up(&gw, c), "{name}: {c} went down while idle");
         }
-        let f = measure(gw.child.id());
-        let (d_rss, d_private, d_threads) = match &base {
+        let (d_rss, d_private, d_file, d_threads) = match &base {
             Some(b) => (
                 f.rss_kb as i64 - b.rss_kb as i64,
                 f.private_kb as i64 - b.private_kb as i64,
+                f.file_kb as i64 - b.file_kb as i64,
                 f.threads as i64 - b.threads as i64,
             ),
-            None => (0, 0, 0),
+            None => (0, 0, 0, 0),
         };
         println!(
-            "{:<11} {:>9} {:>12} {:>8} {:>+12} {:>+14} {:>+13}",
-            name, f.rss_kb, f.private_kb, f.threads, d_rss, d_private, d_threads
+            "{:<11} {:>7} {:>8} {:>8} {:>8} {:>+8} {:>+8} {:>+8} {:>+9}",
+            name, f.rss_kb, f.private_kb, f.file_kb, f.threads, d_rss, d_private, d_file, d_threads
         );
+        print!("{mappings}");
         if *name == "all three" {
             all_three_rss = f.rss_kb;
         }

@@ -31,6 +31,13 @@ impl Default for Timeouts {
     }
 }
 
+/// Each connection's read buffer (a response head must fit in it) and write
+/// buffer. ureq's default, 128 KiB each, stays resident for every open or
+/// pooled connection (a long poll, an idle keep-alive one); response heads
+/// are a few KB, and bodies stream through the buffers in pieces.
+const READ_BUFFER: usize = 32 * 1024;
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// An agent for requests to `url` (and URLs that route the same way).
 ///
 /// 4xx/5xx responses are returned as responses, not errors.
@@ -66,6 +73,8 @@ pub fn agent_config(
         .timeout_recv_response(Some(timeouts.recv_response))
         .timeout_per_read(timeouts.per_read)
         .max_redirects(max_redirects)
+        .input_buffer_size(READ_BUFFER)
+        .output_buffer_size(WRITE_BUFFER)
         .build();
     log::debug!("agent for {}: {}", redact_url(url), decision.why());
     Ok((config, decision))

@@ -53,8 +53,22 @@ pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// A rustls client config (ring provider) trusting [`root_store`].
+/// A rustls client config (ring provider) trusting [`root_store`]. Without
+/// a `caFile` every caller shares one config (and its root store), built on
+/// first use.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    static MOZILLA_ONLY: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
+    if ca_file.is_none() {
+        if let Some(shared) = MOZILLA_ONLY.get() {
+            return Ok(shared.clone());
+        }
+        let built = build_client_config(None)?;
+        return Ok(MOZILLA_ONLY.get_or_init(|| built).clone());
+    }
+    build_client_config(ca_file)
+}
+
+fn build_client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
     let roots = root_store(ca_file)?;
     let config =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -65,8 +79,14 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
     Ok(Arc::new(config))
 }
 
-/// Mozilla roots plus `ca_file`, as ureq root certificates.
+/// Mozilla roots plus `ca_file`, as ureq root certificates. Without a
+/// `caFile`, ureq's own reference to the webpki-roots anchors: nothing is
+/// copied per agent (a copy of every root as a certificate is about 100 KB
+/// of heap for each agent that holds it).
 pub fn ureq_root_certs(ca_file: Option<&Path>) -> Result<ureq::tls::RootCerts, String> {
+    if ca_file.is_none() {
+        return Ok(ureq::tls::RootCerts::WebPki);
+    }
     let mut ders: Vec<Vec<u8>> = webpki_roots::TLS_SERVER_ROOTS
         .iter()
         .map(anchor_as_cert_der)

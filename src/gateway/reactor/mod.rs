@@ -132,10 +132,8 @@ pub struct Reactor {
     runs_total: u64,
     runs_failed: u64,
     pub(super) cache_stats: CacheStats,
-    /// Whether memory was released since the last message from an edge.
-    trimmed: bool,
-    /// When the last message from an edge arrived.
-    last_activity: Instant,
+    /// When free heap and code pages go back to the kernel (at rest).
+    trim: crate::util::QuietTrim,
     ticks: u64,
     /// Per "provider/model": consecutive failures and cooldown end (ms).
     model_health: HashMap<String, (u32, u64, String)>,
@@ -167,8 +165,7 @@ impl Reactor {
             runs_total: 0,
             runs_failed: 0,
             cache_stats: CacheStats::default(),
-            trimmed: false,
-            last_activity: Instant::now(),
+            trim: crate::util::QuietTrim::new(Instant::now()),
             ticks: 0,
             model_health: HashMap::new(),
             pro,
@@ -225,21 +222,17 @@ impl Reactor {
         // Queued replies whose retry time has come.
         self.pump_delivery();
         self.progress_tick();
-        // Once traffic pauses, hand freed heap and the code pages the burst
-        // touched back to the kernel, so RSS returns to its baseline instead
-        // of staying at the high-water mark. Not during traffic: trimming
-        // takes the allocator lock and would add latency to requests.
-        if self.runs.is_empty()
-            && !self.trimmed
-            && self.last_activity.elapsed() >= std::time::Duration::from_secs(5)
-        {
-            self.trimmed = true;
+        // Once traffic pauses (and every 30 s while it stays paused), hand
+        // freed heap and the code pages touched since back to the kernel,
+        // so RSS returns to its baseline instead of staying at the
+        // high-water mark (`util::QuietTrim`).
+        let now = Instant::now();
+        if self.trim.due(now, !self.runs.is_empty()) {
             crate::util::release_free_memory();
             let kib = crate::util::release_code_pages();
             log::debug!("quiet: released free heap and {kib} KiB of code pages");
         }
-        let quiet = self.runs.is_empty()
-            && self.last_activity.elapsed() >= std::time::Duration::from_secs(5);
+        let quiet = self.runs.is_empty() && self.trim.quiet(now);
         self.storage_tick(quiet);
         if self.ticks % 5 != 0 {
             return;
@@ -251,8 +244,19 @@ impl Reactor {
     }
 
     fn handle(&mut self, msg: ToReactor) {
-        self.last_activity = Instant::now();
-        self.trimmed = false;
+        // An adapter's health report is no traffic: adapters send one per
+        // long poll, which would otherwise keep the gateway from ever
+        // counting as quiet.
+        let health = matches!(
+            &msg,
+            ToReactor::Adapter {
+                event: crate::channel::adapter::AdapterEvent::Health(_),
+                ..
+            }
+        );
+        if !health {
+            self.trim.on_activity(Instant::now());
+        }
         match msg {
             ToReactor::Open { conn, outbox } => {
                 self.clients.insert(conn, outbox);
