@@ -3,7 +3,8 @@
 //! message queued before a kill -9 delivered after the restart), heartbeat
 //! alerts to an unreachable chat dead-lettered after their own bounded
 //! attempts while later beats go on, and the owner's last chat remembered
-//! with its thread (and read from the format an earlier release stored).
+//! with its thread, where the `"owner"` target and job reports go (and
+//! read from the format an earlier release stored).
 
 mod common;
 
@@ -113,6 +114,11 @@ fn a_job_posts_to_two_allowed_chats_and_a_target_outside_the_list_is_refused() {
     let mut ws = Ws::connect(gw.addr);
     let r = ws.call("message.send", json!({"to": "telegram:7", "text": "hi"}));
     assert_eq!(r["error"]["code"], "UNAUTHORIZED", "{r}");
+    // One message is bounded.
+    let big = "x".repeat(16 * 1024 + 1);
+    let r = ws.call("message.send", json!({"to": "telegram:501", "text": big}));
+    assert_eq!(r["error"]["code"], "TOO_LARGE", "{r}");
+    assert_eq!(sent_to(&tg, "501").len(), 1);
 }
 
 #[test]
@@ -262,10 +268,15 @@ fn undeliverable_heartbeat_alerts_are_dead_lettered_and_later_beats_still_run() 
 fn a_jobs_report_lands_in_the_thread_the_owner_last_used() {
     let home = TempHome::new("reach-thread");
     let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
-    home.write_config(&config(&llm, &tg, ""));
+    home.write_config(&config(
+        &llm,
+        &tg,
+        r#", "tools": {"message": {"allowTargets": ["owner"]}}"#,
+    ));
     let gw = Gateway::start(&home, &[]);
     tg.dm_topic(42, 7, "hi from topic 7");
     tg.wait_sent(1, 15);
+    llm.push(message_call("o1", "owner", "a note on the way"));
     llm.push(Reply::Text(vec!["the report".into()]));
     home.run_ok(&[
         "cron",
@@ -280,10 +291,21 @@ fn a_jobs_report_lands_in_the_thread_the_owner_last_used() {
         &gw.url(),
     ]);
     home.run_ok(&["cron", "run-now", "report", "--url", &gw.url()]);
-    let sent = tg.wait_sent(2, 20);
-    assert_eq!(sent[1].0, "42");
-    assert_eq!(sent[1].1, "the report");
-    assert_eq!(tg.with(|s| s.sent_threads.clone()), [Some(7), Some(7)]);
+    let sent = tg.wait_sent(3, 20);
+    assert!(tool_result(&llm, "o1").starts_with("queued for telegram:42"));
+    assert_eq!(
+        sent[1],
+        ("42".into(), "a note on the way".into(), sent[1].2.clone())
+    );
+    assert_eq!(
+        sent[2],
+        ("42".into(), "the report".into(), sent[2].2.clone())
+    );
+    assert_eq!(
+        tg.with(|s| s.sent_threads.clone()),
+        [Some(7), Some(7), Some(7)],
+        "the reply, the message to \"owner\" and the job's report all go to topic 7"
+    );
     let s = status_json(&gw);
     assert_eq!(s["cron"]["lastChat"], "telegram:42", "{s}");
     assert_eq!(s["cron"]["lastChatThread"], "7", "{s}");

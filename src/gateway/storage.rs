@@ -26,6 +26,9 @@ const PRUNE_PER_PASS: u64 = 20_000;
 const MAX_ENTRIES: usize = 100_000;
 /// The config audit log is rotated (one old file kept) past this size.
 const AUDIT_LOG_CAP: u64 = 1 << 20;
+/// The gateway's own log, which the tarball's init scripts append its
+/// output to (`logs/gateway.log`), is cut back past this size.
+const GATEWAY_LOG_CAP: u64 = 4 << 20;
 
 /// What the last pass saw and did.
 #[derive(Debug, Default, Clone)]
@@ -168,6 +171,38 @@ pub fn rotate_if_large(path: &Path, cap: u64) -> bool {
     }
 }
 
+/// Cuts a log that another process appends to (`>>`: every write goes to
+/// the end of the file) once it passes `cap`: its last `cap` bytes go to
+/// `path.1` (replacing an older one), then the file is truncated in place,
+/// so the writer's descriptor stays valid. Lines written between the copy
+/// and the truncation are lost.
+pub fn cut_appended_log(path: &Path, cap: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    else {
+        return false;
+    };
+    let len = match file.metadata() {
+        Ok(m) if m.is_file() && m.len() > cap => m.len(),
+        _ => return false,
+    };
+    let mut old = path.as_os_str().to_os_string();
+    old.push(".1");
+    let copied = file
+        .seek(SeekFrom::Start(len.saturating_sub(cap)))
+        .and_then(|_| {
+            let mut out = std::fs::File::create(&old)?;
+            std::io::copy(&mut (&mut file).take(cap), &mut out)
+        });
+    if let Err(e) = copied {
+        log::warn!("cannot keep the tail of {}: {e}", path.display());
+    }
+    file.set_len(0).is_ok()
+}
+
 /// What one pass found and did.
 #[derive(Debug, Default, Clone)]
 pub struct PassOutcome {
@@ -190,6 +225,7 @@ pub fn run_pass(
     now_ms: u64,
 ) -> Result<PassOutcome, String> {
     rotate_if_large(&home.join("logs").join("config-audit.jsonl"), AUDIT_LOG_CAP);
+    cut_appended_log(&home.join("logs").join("gateway.log"), GATEWAY_LOG_CAP);
     let policy = retention::Policy {
         max_bytes: s.max_bytes,
         transcript_days: s.transcript_days,
@@ -380,5 +416,89 @@ impl Reactor {
             "storage.status" => Some(Ok(self.storage_status())),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn an_appended_log_past_its_cap_keeps_its_tail_and_its_writer_goes_on() {
+        let dir = std::env::temp_dir().join(format!("pinch-logcut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("gateway.log");
+        let mut writer = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open");
+        writer.write_all(b"0123456789").expect("write");
+        assert!(!cut_appended_log(&path, 10), "at the cap: kept");
+        writer.write_all(b"abcdef").expect("write");
+        assert!(cut_appended_log(&path, 10));
+        assert_eq!(
+            std::fs::read(dir.join("gateway.log.1")).expect("old"),
+            b"6789abcdef"
+        );
+        writer.write_all(b"next line").expect("write");
+        assert_eq!(
+            std::fs::read(&path).expect("log"),
+            b"next line",
+            "the writer appends from the start"
+        );
+        assert!(!cut_appended_log(&dir.join("missing.log"), 10));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_pass_over_budget_removes_dead_letters_but_never_what_is_still_to_deliver() {
+        let home = std::env::temp_dir().join(format!("pinch-keepq-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join("logs")).expect("home");
+        let mut store = crate::store::Store::open(&home.join("state.redb")).expect("store");
+        let queue = crate::queue::QueueConfig::default();
+        let to = crate::channel::ReplyTarget::parse("telegram:1").expect("target");
+        let day = 86_400_000u64;
+        let waiting = store
+            .commit_reply(
+                &queue,
+                "",
+                &[],
+                (0, 0),
+                None,
+                &[to.outbound("still to deliver".into())],
+                day,
+            )
+            .expect("queued");
+        let dead = store
+            .commit_reply(
+                &queue,
+                "",
+                &[],
+                (0, 0),
+                None,
+                &[to.outbound("undeliverable".into())],
+                day,
+            )
+            .expect("queued");
+        crate::queue::fail_permanent(&store, &queue, dead.seqs[0], day, "403").expect("dead");
+        let storage = crate::config::storage::Storage {
+            max_bytes: 1,
+            transcript_days: 1,
+            dead_letter_days: 1,
+        };
+        let outcome =
+            run_pass(&mut store, &storage, queue.max_dead, &home, 40 * day).expect("pass");
+        assert!(outcome.over_budget);
+        assert_eq!(outcome.removed_dead, 1);
+        let left = crate::queue::list(&store, 10).expect("list");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].seq, waiting.seqs[0]);
+        assert_eq!(left[0].row.outbound.text, "still to deliver");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&home);
     }
 }
