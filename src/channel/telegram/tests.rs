@@ -248,6 +248,8 @@ fn send_message_bodies() {
             text: text.into(),
             reply_to: reply_to.map(str::to_string),
             thread_id: None,
+            max_attempts: None,
+            edit: None,
         };
     let (_, body) = send_message_request(
         DEFAULT_API_ROOT,
