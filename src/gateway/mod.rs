@@ -191,6 +191,9 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         let mut reactor = reactor::Reactor::new(cfg.clone(), store, pool);
         reactor.start_channels(tx.clone())?;
         shared.ready.store(true, Ordering::SeqCst);
+        // The CLI finds this home's gateway here; removed on a clean exit.
+        let _runtime_file = crate::runtime_file::publish(home, addr)
+            .map_err(|e| log::warn!("{e}; the CLI will not find this gateway without --url"));
         log::info!("listening on {addr}");
         // Start-up garbage (config text, parse trees) is freed by now; give
         // its pages back. (Start-up code pages go a few seconds later, when
