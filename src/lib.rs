@@ -23,6 +23,7 @@ pub mod net;
 pub mod provider;
 pub mod queue;
 pub mod routes;
+pub mod runtime_file;
 pub mod sandbox;
 pub mod sched;
 pub mod service;

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("sandbox", 0),
     ("api_error", 0),
     ("sort", 0),
+    ("runtime_file", 0),
     // 1: message types the database stores (transcript turns, envelopes,
     // reply targets, queued replies).
     ("llm::types", 1),

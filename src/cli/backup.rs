@@ -143,14 +143,9 @@ fn gateway_snapshot(t: &super::Target) -> Result<PathBuf, String> {
     Ok(PathBuf::from(v["path"].as_str().unwrap_or("")))
 }
 
+/// Whether the gateway of this home runs (its runtime file, alive).
 fn gateway_listening(g: &Global, home: &Home) -> bool {
-    let Ok(t) = target(None, None, g, home) else {
-        return false;
-    };
-    let addr = format!("{}:{}", t.host, t.port)
-        .parse()
-        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], t.port)));
-    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).is_ok()
+    target(None, None, g, home).is_ok_and(|t| t.serves_this_home())
 }
 
 /// Whether a process holds the store at `path` (redb's file lock).

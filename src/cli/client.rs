@@ -1,5 +1,6 @@
 //! The HTTP client of a running gateway: where it is (`--url`, else the
-//! config) and one JSON request at a time (`/api/call`, GET, DELETE).
+//! runtime file of this `$PINCH_HOME`'s gateway, else the config) and one
+//! JSON request at a time (`/api/call`, GET, DELETE).
 
 use super::{load, Global};
 use crate::config;
@@ -7,12 +8,28 @@ use crate::home::Home;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Where the CLI finds the gateway: --url, else from the config.
+/// Where the CLI finds the gateway: --url, else the runtime file of this
+/// home's gateway (`crate::runtime_file`), else the config.
 pub(super) struct Target {
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) token: Option<String>,
+    pub(super) source: Source,
 }
+
+/// Where a `Target` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// `--url`: the user's choice, whatever home it serves.
+    Url,
+    /// The runtime file of this home's gateway: alive and answering.
+    RuntimeFile,
+    /// The config's address: no gateway of this home announced itself.
+    Config,
+}
+
+/// How long the CLI waits for a gateway's port to answer.
+const ANSWER_WAIT: Duration = Duration::from_millis(500);
 
 pub(super) fn target(
     url: Option<String>,
@@ -45,7 +62,20 @@ pub(super) fn target(
             host: host.trim_matches(['[', ']']).to_string(),
             port: port.parse().map_err(|_| "bad port in --url")?,
             token,
+            source: Source::Url,
         });
+    }
+    match crate::runtime_file::lookup(home, ANSWER_WAIT) {
+        crate::runtime_file::Lookup::Running(record) => {
+            return Ok(Target {
+                host: record.address.ip().to_string(),
+                port: record.address.port(),
+                token,
+                source: Source::RuntimeFile,
+            })
+        }
+        crate::runtime_file::Lookup::Stale { why } => eprintln!("pinch: {why}"),
+        crate::runtime_file::Lookup::Absent => {}
     }
     let cfg = loaded.map(|l| l.cfg).unwrap_or_default();
     let host = match config::parse_bind(&cfg.gateway.bind) {
@@ -56,10 +86,27 @@ pub(super) fn target(
         host,
         port: cfg.gateway.port,
         token,
+        source: Source::Config,
     })
 }
 
 impl Target {
+    /// Whether the gateway this target names serves this home and runs:
+    /// found through the runtime file, or named by `--url` and answering.
+    /// A gateway that merely answers on the config's port may be another
+    /// home's, so commands that can work offline do so instead.
+    pub(super) fn serves_this_home(&self) -> bool {
+        match self.source {
+            Source::RuntimeFile => true,
+            Source::Config => false,
+            Source::Url => {
+                let addr = format!("{}:{}", self.host, self.port)
+                    .parse()
+                    .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], self.port)));
+                std::net::TcpStream::connect_timeout(&addr, ANSWER_WAIT).is_ok()
+            }
+        }
+    }
     pub(super) fn http(&self) -> String {
         if self.host.contains(':') {
             format!("http://[{}]:{}", self.host, self.port)

@@ -4,14 +4,13 @@
 use super::{common_args, encode, target, Global};
 use crate::home::Home;
 use serde_json::{json, Value};
-use std::net::TcpStream;
-use std::time::Duration;
 
 pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
     const HELP: &str =
         "Usage: pinch sessions <list | show KEY | reset KEY> [--url URL] [--token T] [--json]
 
-Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb directly.";
+Talks to the running gateway of $PINCH_HOME (or --url); when none runs,
+reads $PINCH_HOME/state.redb directly.";
     let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
         return Ok(0);
     };
@@ -38,14 +37,7 @@ Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb direc
             return Ok(2);
         }
     };
-    let running = TcpStream::connect_timeout(
-        &format!("{}:{}", t.host, t.port)
-            .parse()
-            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], t.port))),
-        Duration::from_millis(500),
-    )
-    .is_ok();
-    let v = if running {
+    let v = if t.serves_this_home() {
         t.request(method, &path)?
     } else {
         offline_sessions(home, args[0].as_str(), key.as_deref())?

@@ -192,6 +192,9 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
             return Err((e, Some(reactor)));
         }
         shared.ready.store(true, Ordering::SeqCst);
+        // The CLI finds this home's gateway here; removed on a clean exit.
+        let _runtime_file = crate::runtime_file::publish(home, addr)
+            .map_err(|e| log::warn!("{e}; the CLI will not find this gateway without --url"));
         log::info!("listening on {addr}");
         // Start-up garbage (config text, parse trees) is freed by now; give
         // its pages back. (Start-up code pages go a few seconds later, when
