@@ -386,35 +386,36 @@ impl Reactor {
     }
 
     /// `storage.*` and `store.*` methods.
-    pub(super) fn storage_call(&mut self, method: &str) -> Option<super::reactor::CallResult> {
+    pub(super) fn storage_call(&mut self, method: &str) -> super::reactor::CallResult {
         match method {
             "store.snapshot" => {
                 let store = &self.store;
-                Some(
-                    self.upkeep
-                        .snapshot
-                        .start(|| store.snapshot_begin())
-                        .map_err(|e| ApiError::new(ErrorCode::Store, e)),
-                )
+                self.upkeep
+                    .snapshot
+                    .start(|| store.snapshot_begin())
+                    .map_err(|e| ApiError::new(ErrorCode::Store, e))
             }
-            "store.snapshot.status" => Some(Ok(self.upkeep.snapshot.json())),
+            "store.snapshot.status" => Ok(self.upkeep.snapshot.json()),
             "storage.run" => {
                 if self.upkeep.snapshot.running() {
-                    return Some(Err(ApiError::new(
+                    return Err(ApiError::new(
                         ErrorCode::Busy,
                         "a backup snapshot is being written; storage upkeep waits for it",
-                    )));
+                    ));
                 }
                 if !self.runs_idle() {
-                    return Some(Err(ApiError::new(
+                    return Err(ApiError::new(
                         ErrorCode::Busy,
                         "runs are in flight; storage upkeep waits for a quiet moment",
-                    )));
+                    ));
                 }
-                Some(Ok(self.storage_pass(crate::util::now_ms())))
+                Ok(self.storage_pass(crate::util::now_ms()))
             }
-            "storage.status" => Some(Ok(self.storage_status())),
-            _ => None,
+            "storage.status" => Ok(self.storage_status()),
+            other => Err(ApiError::new(
+                ErrorCode::MethodNotFound,
+                format!("unknown method {other:?}; see docs/protocol.md"),
+            )),
         }
     }
 }

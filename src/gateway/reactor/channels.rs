@@ -286,7 +286,7 @@ impl Reactor {
             run: run_context(&env),
         };
         match self.enqueue_run(&session, pending) {
-            Ok(()) => {
+            Ok(_) => {
                 self.progress_start(&env, &key.1, target);
                 self.channels.running.insert(key);
             }
@@ -509,7 +509,8 @@ impl Reactor {
     }
 
     /// `pairing.*`, `queue.*` methods.
-    pub fn channel_call(&mut self, method: &str, params: &Value) -> Option<super::CallResult> {
+    pub(super) fn channel_call(&mut self, request: super::methods::Request) -> super::CallResult {
+        let (method, params) = (request.method, &request.params);
         let err = |c: ErrorCode, m: String| Err(ApiError::new(c, m));
         let now = crate::util::now_ms();
         let ch = params
@@ -523,7 +524,7 @@ impl Reactor {
             .unwrap_or("")
             .to_uppercase();
         let seq = params.get("seq").and_then(Value::as_u64);
-        Some(match method {
+        match method {
             "pairing.list" => {
                 let mut out = serde_json::Map::new();
                 for (name, p) in &self.channels.pairing {
@@ -539,7 +540,7 @@ impl Reactor {
             }
             "pairing.approve" | "pairing.reject" => {
                 let Some(p) = self.channels.pairing.get_mut(&ch) else {
-                    return Some(err(
+                    return err(
                         ErrorCode::NotFound,
                         format!(
                             "no channel {ch:?} is running; known: {}",
@@ -550,7 +551,7 @@ impl Reactor {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                    ));
+                    );
                 };
                 let r = if method == "pairing.approve" {
                     p.approve(&code, now)
@@ -563,7 +564,7 @@ impl Reactor {
                         if let Err(e) =
                             queue::channel_state_put(&self.store, &ch, "pairing", &bytes)
                         {
-                            return Some(err(ErrorCode::Store, e));
+                            return err(ErrorCode::Store, e);
                         }
                         Ok(
                             json!({"channel": ch, "sender": sender, "approved": method == "pairing.approve"}),
@@ -598,8 +599,11 @@ impl Reactor {
                     .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string())),
                 None => err(ErrorCode::InvalidRequest, "params.seq is required".into()),
             },
-            _ => return None,
-        })
+            other => err(
+                ErrorCode::MethodNotFound,
+                format!("unknown method {other:?}; see docs/protocol.md"),
+            ),
+        }
     }
 }
 

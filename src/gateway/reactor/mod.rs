@@ -25,6 +25,7 @@ pub mod channels;
 mod commands;
 mod consolidate;
 mod message;
+mod methods;
 mod owner;
 mod proactive;
 mod reset;
@@ -63,6 +64,13 @@ pub(super) enum Origin {
     },
     /// A scheduled job, heartbeat or webhook (see proactive.rs).
     Job,
+}
+
+/// Whether an enqueued run started at once or waits behind another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Enqueued {
+    Started,
+    Queued,
 }
 
 pub(super) struct Pending {
@@ -318,157 +326,20 @@ impl Reactor {
         }
     }
 
+    /// Serves one API request through the method table (`methods.rs`).
     fn call(&mut self, conn: Option<u64>, method: &str, params: Value) -> CallResult {
-        if method.starts_with("pairing.") || method.starts_with("queue.") {
-            if let Some(r) = self.channel_call(method, &params) {
-                return r;
-            }
-        }
-        if method.starts_with("storage.") || method.starts_with("store.") {
-            if let Some(r) = self.storage_call(method) {
-                return r;
-            }
-        }
-        match method {
-            "chat.send" => {
-                let conn = conn.ok_or_else(|| {
-                    err(ErrorCode::InvalidRequest, "chat.send needs a connection")
-                })?;
-                let session = match params.get("session") {
-                    None => self.client_default_session(conn),
-                    Some(_) => session_param(&params, Some(conn))?,
-                };
-                let mut text = params
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let mut note = None;
-                if let Some(answer) = self.client_command(conn, &session, &mut text, &mut note) {
-                    return answer;
-                }
-                if text.is_empty() {
-                    return Err(err(
-                        ErrorCode::InvalidRequest,
-                        "params.text must be a non-empty string",
-                    ));
-                }
-                if text.len() > MAX_TEXT {
-                    return Err(err(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "message of {} bytes is over the {MAX_TEXT}-byte limit",
-                            text.len()
-                        ),
-                    ));
-                }
-                let run_id = self.new_run_id();
-                let pending = Pending {
-                    origin: Origin::Client(conn),
-                    text,
-                    run_id,
-                    run: Default::default(),
-                };
-                let queued = self.busy.contains_key(&session);
-                self.enqueue_run(&session, pending)?;
-                let mut answer =
-                    json!({"runId": run_id.to_string(), "session": session, "queued": queued});
-                if let Some((command, reply)) = note {
-                    answer["command"] = json!(command);
-                    answer["text"] = json!(reply);
-                }
-                Ok(answer)
-            }
-            "chat.abort" => {
-                let run = params
-                    .get("runId")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<u64>().ok());
-                match run.and_then(|r| self.runs.get(&r)) {
-                    Some(r) => {
-                        r.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                        Ok(json!({"aborted": true}))
-                    }
-                    None => Err(err(ErrorCode::NotFound, "no such run in flight")),
-                }
-            }
-            "chat.history" | "sessions.show" => {
-                let session = match (params.get("session"), conn) {
-                    (None, Some(c)) => self.client_default_session(c),
-                    _ => session_param(&params, conn)?,
-                };
-                let limit = params
-                    .get("limit")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(50)
-                    .min(500) as usize;
-                let meta = self
-                    .store
-                    .session(&session)
-                    .map_err(|e| err(ErrorCode::Store, e))?;
-                // With `before` (a cursor, or null for the newest page) the
-                // answer is one page of every stored turn plus the next cursor.
-                if let Some(before) = params.get("before") {
-                    let (turns, cursor) = self
-                        .store
-                        .page(&session, before.as_u64(), limit)
-                        .map_err(|e| err(ErrorCode::Store, e))?;
-                    let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
-                    // Turns left out for size are on the next page.
-                    let cursor = if complete {
-                        cursor
-                    } else {
-                        items.first().and_then(|i| i["seq"].as_u64())
-                    };
-                    return Ok(
-                        json!({"session": session, "meta": meta.as_ref().map(crate::api_wire::SessionInfo::from), "turns": items, "complete": complete, "before": cursor}),
-                    );
-                }
-                let turns = self
-                    .store
-                    .recent(&session, limit, usize::MAX)
-                    .map_err(|e| err(ErrorCode::Store, e))?;
-                if meta.is_none() && method == "sessions.show" {
-                    return Err(err(ErrorCode::NotFound, format!("no session {session:?}")));
-                }
-                let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
-                Ok(
-                    json!({"session": session, "meta": meta.as_ref().map(crate::api_wire::SessionInfo::from), "turns": items, "complete": complete}),
-                )
-            }
-            "sessions.list" => {
-                let limit = params
-                    .get("limit")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(100)
-                    .min(1000) as usize;
-                let list = self
-                    .store
-                    .list_sessions(limit)
-                    .map_err(|e| err(ErrorCode::Store, e))?;
-                Ok(json!({"sessions": crate::api_wire::sessions(&list)}))
-            }
-            "sessions.reset" => {
-                let session = session_param(&params, conn)?;
-                if self.busy.contains_key(&session) {
-                    return Err(err(
-                        ErrorCode::Busy,
-                        "a reply is being generated for this session; try again when it ends",
-                    ));
-                }
-                let archived = self
-                    .archive_session(&session)
-                    .map_err(|e| err(ErrorCode::Store, e))?;
-                Ok(json!({"session": session, "reset": archived.is_some(), "archivedAs": archived}))
-            }
-            "status" => Ok(self.status()),
-            "health" => Ok(json!({"ok": true})),
-            "message.send" => self.message_send(&params),
-            m if proactive::handles(m) => self.proactive_call(m, params),
-            other => Err(err(
+        match methods::find(method) {
+            Some(handler) => handler(
+                self,
+                methods::Request {
+                    conn,
+                    method,
+                    params,
+                },
+            ),
+            None => Err(err(
                 ErrorCode::MethodNotFound,
-                format!("unknown method {other:?}; see docs/protocol.md"),
+                format!("unknown method {method:?}; see docs/protocol.md"),
             )),
         }
     }
@@ -542,20 +413,31 @@ impl Reactor {
         id
     }
 
-    /// Starts a run, or queues it behind the session's running one.
-    pub(super) fn enqueue_run(&mut self, session: &str, pending: Pending) -> Result<(), ApiError> {
+    /// The one way into a session's runs (client messages, channel
+    /// messages, commands, jobs, heartbeats, webhooks): starts the run, or
+    /// queues it behind the session's running one (at most `SESSION_QUEUE`).
+    pub(super) fn enqueue_run(
+        &mut self,
+        session: &str,
+        pending: Pending,
+    ) -> Result<Enqueued, ApiError> {
         if let Some(q) = self.busy.get_mut(session) {
             if q.len() >= SESSION_QUEUE {
                 return Err(err(
                     ErrorCode::Busy,
-                    "this session already has messages waiting; wait for the reply",
+                    format!("session {session} already has messages waiting; wait for the reply"),
                 ));
             }
             q.push_back(pending);
-            return Ok(());
+            return Ok(Enqueued::Queued);
         }
-        self.apply_reset_policy(session);
-        self.start_run(session, pending)
+        // Scheduled runs leave the session as it is; a person's message
+        // first applies `session.reset`.
+        if pending.origin != Origin::Job {
+            self.apply_reset_policy(session);
+        }
+        self.start_run(session, pending)?;
+        Ok(Enqueued::Started)
     }
 
     fn start_run(&mut self, session: &str, p: Pending) -> Result<(), ApiError> {

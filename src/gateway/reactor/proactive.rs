@@ -6,7 +6,7 @@
 //! gives it the clock, persists its snapshot in the store's kv table after
 //! every change and every run, and turns due jobs into runs.
 
-use super::{err, CallResult, Origin, Pending, Reactor, MAX_TEXT, SESSION_QUEUE};
+use super::{err, CallResult, Enqueued, Origin, Pending, Reactor, MAX_TEXT};
 use crate::agent::{RunEvent, RunUpdate};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::channel::ReplyTarget;
@@ -44,11 +44,6 @@ const JOB_FIELDS: [&str; 13] = [
     "name", "message", "cron", "tz", "every", "at", "skill", "model", "session", "to", "catchUp",
     "jitter", "enabled",
 ];
-
-/// Whether `method` is served here.
-pub(super) fn handles(method: &str) -> bool {
-    method.starts_with("cron.") || method == "heartbeat.run" || method == "hook.run"
-}
 
 /// What started a proactive run.
 enum Kind {
@@ -360,31 +355,21 @@ impl Reactor {
         text: String,
         active: Active,
     ) -> Result<(u64, bool), ApiError> {
-        let run_id = self.next_run;
-        self.next_run += 1;
+        let run_id = self.new_run_id();
         let pending = Pending {
             origin: Origin::Job,
             text,
             run_id,
             run: Default::default(),
         };
-        if let Some(q) = self.busy.get_mut(session) {
-            if q.len() >= SESSION_QUEUE {
-                return Err(err(
-                    ErrorCode::Busy,
-                    format!("session {session} already has messages waiting; try again later"),
-                ));
-            }
-            q.push_back(pending);
-            self.pro.active.insert(run_id, active);
-            return Ok((run_id, true));
-        }
         self.pro.active.insert(run_id, active);
-        if let Err(e) = self.start_run(session, pending) {
-            self.pro.active.remove(&run_id);
-            return Err(e);
+        match self.enqueue_run(session, pending) {
+            Ok(enqueued) => Ok((run_id, enqueued == Enqueued::Queued)),
+            Err(e) => {
+                self.pro.active.remove(&run_id);
+                Err(e)
+            }
         }
-        Ok((run_id, false))
     }
 
     /// Runs the heartbeat now: an empty checklist costs no model call.
@@ -1226,6 +1211,10 @@ mod tests {
         assert!(heartbeat_prompt("- a\n").ends_with(
             "exactly HEARTBEAT_OK. Otherwise reply with only the message for the user.\n\n- a"
         ));
-        assert!(handles("cron.add") && handles("hook.run") && !handles("chat.send"));
+        // The method table routes the proactive methods here.
+        let find = super::super::methods::find;
+        assert!(
+            find("cron.add").is_some() && find("hook.run").is_some() && find("cron.x").is_none()
+        );
     }
 }
