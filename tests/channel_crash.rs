@@ -148,11 +148,178 @@ fn model_saw(llm: &FakeLlm, text: &str) -> bool {
         .any(|r| String::from_utf8_lossy(&r.raw).contains(text))
 }
 
+/// What the trial loop needs from a platform's fake.
+trait Platform {
+    /// Waits for the gateway's next connection (the `connection`th) and
+    /// replays what the platform would replay on it.
+    fn connected(&mut self, gw: &Gateway, connection: usize);
+    /// Sends this trial's messages, one per chat; returns (chat, text) each.
+    fn send_messages(&mut self, trial: usize) -> Vec<(String, String)>;
+    /// The platform's count of commits it can see (Slack: acks), or `None`
+    /// when only the model call shows a commit (Discord).
+    fn commits(&self) -> Option<usize>;
+    /// (chat, text) of every message sent to the platform so far.
+    fn sent(&self) -> Vec<(String, String)>;
+    /// After a kill -9: settles the platform's side before the next start.
+    fn after_kill(&mut self, llm: &FakeLlm);
+}
+
+/// The kill points of the trials and, per answer text, the kills it went
+/// through after it was first sent.
+struct Trials {
+    kill_points: Vec<KillPoint>,
+    kills_after_answer: Vec<(String, usize)>,
+    /// (chat, message text) of every message, in order.
+    messages: Vec<(String, String)>,
+}
+
+/// Runs `trials()` trials: start the gateway, send a message per chat,
+/// kill -9 at a point chosen from `seed`; then starts it once more and
+/// returns it with what happened.
+fn run_trials(
+    home: &TempHome,
+    llm: &FakeLlm,
+    platform: &mut dyn Platform,
+    mut seed: u64,
+) -> (Gateway, Trials) {
+    let mut record = Trials {
+        kill_points: Vec::new(),
+        kills_after_answer: Vec::new(),
+        messages: Vec::new(),
+    };
+    let mut connections = 0;
+    for trial in 0..trials() {
+        let point = POINTS[(next(&mut seed) % 4) as usize];
+        let gw = Gateway::start(home, &[]);
+        connections += 1;
+        platform.connected(&gw, connections);
+        let sent_before = platform.sent().len();
+        let commits_before = platform.commits();
+        let requests_before = llm.requests().len();
+        if matches!(point, KillPoint::ModelCall) {
+            llm.push(Reply::Hang);
+        }
+        record.messages.extend(platform.send_messages(trial));
+        let model_called = || llm.requests().len() > requests_before;
+        let reached = match point {
+            KillPoint::Received => true,
+            KillPoint::Committed => match commits_before {
+                Some(before) => wait_until(10, || platform.commits() > Some(before)),
+                None => wait_until(10, model_called),
+            },
+            KillPoint::ModelCall => wait_until(10, model_called),
+            KillPoint::Sent => wait_until(10, || platform.sent().len() > sent_before),
+        };
+        assert!(
+            reached,
+            "trial {trial}: {point:?} not reached:\n{}",
+            gw.log()
+        );
+        unsafe_kill(gw.child.id(), 9);
+        drop(gw);
+        record.kill_points.push(point);
+        record_kill(&platform.sent(), &mut record.kills_after_answer);
+        // A Hang not taken by the killed process must not stall the next.
+        llm.script.lock().expect("script").clear();
+        platform.after_kill(llm);
+    }
+    let gw = Gateway::start(home, &[]);
+    platform.connected(&gw, connections + 1);
+    (gw, record)
+}
+
+/// Waits until every expected answer was sent; checks them (see [`check`]).
+fn answered(
+    platform: &dyn Platform,
+    expected: &[(String, String)],
+    kills_after_answer: &[(String, usize)],
+) -> (bool, Vec<(String, String)>, usize, usize) {
+    let all_answered = wait_until(20, || {
+        let sent = platform.sent();
+        expected.iter().all(|e| sent.contains(e))
+    });
+    let sent = platform.sent();
+    let (lost, repeated) = check(expected, &sent, kills_after_answer);
+    (all_answered, sent, lost, repeated)
+}
+
 /// One Slack message as sent: the event (kept for a resend) and its ids.
 struct SlackMessage {
     envelope_id: String,
     event_id: String,
     event: serde_json::Value,
+}
+
+struct Slack<'a> {
+    slack: &'a FakeSlack,
+    chats: [(&'static str, &'static str); 2],
+    messages: Vec<SlackMessage>,
+    ts_counter: u64,
+    /// Envelopes resent because they were never acked.
+    resent: usize,
+}
+
+impl Platform for Slack<'_> {
+    fn connected(&mut self, _gw: &Gateway, connection: usize) {
+        self.slack.wait_connected(connection, 15);
+        // Slack resends what was never acked, with the same event_id.
+        let unacked: Vec<(String, serde_json::Value)> = self.slack.with(|s| {
+            self.messages
+                .iter()
+                .filter(|m| !s.acks.contains(&m.envelope_id))
+                .map(|m| (m.event_id.clone(), m.event.clone()))
+                .collect()
+        });
+        self.resent += unacked.len();
+        for (event_id, event) in unacked {
+            let (env, _, v) = self
+                .slack
+                .envelope(event.clone(), Some(&(String::new(), event_id)));
+            self.slack.push(v);
+            if let Some(m) = self.messages.iter_mut().find(|m| m.event == event) {
+                m.envelope_id = env;
+            }
+        }
+    }
+
+    fn send_messages(&mut self, trial: usize) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (channel, user) in self.chats {
+            self.ts_counter += 1;
+            let ts = format!("1791000000.{:06}", self.ts_counter);
+            let text = format!("t{trial} {channel}");
+            let event = json!({"client_msg_id": format!("m-{ts}"), "type": "message", "text": text, "user": user, "ts": ts, "team": "T0TEAM", "channel": channel, "event_ts": ts, "channel_type": "im"});
+            let (envelope_id, event_id, v) = self.slack.envelope(event.clone(), None);
+            self.slack.push(v);
+            self.messages.push(SlackMessage {
+                envelope_id,
+                event_id,
+                event,
+            });
+            out.push((channel.to_string(), text));
+        }
+        out
+    }
+
+    fn commits(&self) -> Option<usize> {
+        Some(self.slack.with(|s| s.acks.len()))
+    }
+
+    fn sent(&self) -> Vec<(String, String)> {
+        self.slack
+            .posted()
+            .into_iter()
+            .map(|p| (p.channel, p.text))
+            .collect()
+    }
+
+    fn after_kill(&mut self, _llm: &FakeLlm) {
+        self.slack
+            .wait(10, "the killed socket to close", |s| s.open_sockets == 0);
+        // Frames queued for the dead socket are not delivered by Slack as
+        // such; what was not acked is resent at the next connection.
+        self.slack.with(|s| s.commands.clear());
+    }
 }
 
 #[test]
@@ -168,115 +335,28 @@ fn slack_kill_9_at_any_point_loses_nothing_and_keeps_order() {
             slack.api_root()
         ),
     ));
-    let chats = [("D0ANN", "U0ANN"), ("D0BOB", "U0BOB")];
     let t0 = Instant::now();
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut messages: Vec<SlackMessage> = Vec::new();
-    let mut expected: Vec<(String, String)> = Vec::new();
-    let mut ts_counter = 0u64;
-    let mut connections = 0;
-    let mut kill_points: Vec<KillPoint> = Vec::new();
-    let mut kills_after_answer: Vec<(String, usize)> = Vec::new();
-    let mut resent_during = 0;
-    for trial in 0..trials() {
-        let point = POINTS[(next(&mut seed) % 4) as usize];
-        let gw = Gateway::start(&home, &[]);
-        connections += 1;
-        slack.wait_connected(connections, 15);
-        // Slack resends what was never acked, with the same event_id.
-        let unacked: Vec<(String, serde_json::Value)> = slack.with(|s| {
-            messages
-                .iter()
-                .filter(|m| !s.acks.contains(&m.envelope_id))
-                .map(|m| (m.event_id.clone(), m.event.clone()))
-                .collect()
-        });
-        resent_during += unacked.len();
-        for (event_id, event) in unacked {
-            let (env, _, v) = slack.envelope(event.clone(), Some(&(String::new(), event_id)));
-            slack.push(v);
-            if let Some(m) = messages.iter_mut().find(|m| m.event == event) {
-                m.envelope_id = env;
-            }
-        }
-        let posted_before = slack.posted().len();
-        let acks_before = slack.with(|s| s.acks.len());
-        let requests_before = llm.requests().len();
-        if matches!(point, KillPoint::ModelCall) {
-            llm.push(Reply::Hang);
-        }
-        for (channel, user) in chats {
-            ts_counter += 1;
-            let ts = format!("1791000000.{ts_counter:06}");
-            let text = format!("t{trial} {channel}");
-            let event = json!({"client_msg_id": format!("m-{ts}"), "type": "message", "text": text, "user": user, "ts": ts, "team": "T0TEAM", "channel": channel, "event_ts": ts, "channel_type": "im"});
-            let (envelope_id, event_id, v) = slack.envelope(event.clone(), None);
-            slack.push(v);
-            messages.push(SlackMessage {
-                envelope_id,
-                event_id,
-                event,
-            });
-            expected.push((channel.to_string(), format!("Hello from fake: {text}")));
-        }
-        let reached = match point {
-            KillPoint::Received => true,
-            KillPoint::Committed => wait_until(10, || slack.with(|s| s.acks.len()) > acks_before),
-            KillPoint::ModelCall => wait_until(10, || llm.requests().len() > requests_before),
-            KillPoint::Sent => wait_until(10, || slack.posted().len() > posted_before),
-        };
-        assert!(
-            reached,
-            "trial {trial}: {point:?} not reached:\n{}",
-            gw.log()
-        );
-        unsafe_kill(gw.child.id(), 9);
-        drop(gw);
-        kill_points.push(point);
-        let sent: Vec<(String, String)> = slack
-            .posted()
-            .into_iter()
-            .map(|p| (p.channel, p.text))
-            .collect();
-        record_kill(&sent, &mut kills_after_answer);
-        slack.wait(10, "the killed socket to close", |s| s.open_sockets == 0);
-        // Frames queued for the dead socket are not delivered by Slack as
-        // such; what was not acked is resent at the next connection.
-        slack.with(|s| s.commands.clear());
-        // A Hang not taken by the killed process must not stall the next.
-        llm.script.lock().expect("script").clear();
-    }
-    let gw = Gateway::start(&home, &[]);
-    connections += 1;
-    slack.wait_connected(connections, 15);
-    let unacked: Vec<(String, serde_json::Value)> = slack.with(|s| {
-        messages
-            .iter()
-            .filter(|m| !s.acks.contains(&m.envelope_id))
-            .map(|m| (m.event_id.clone(), m.event.clone()))
-            .collect()
-    });
-    let resent = unacked.len();
-    for (event_id, event) in unacked {
-        let (_, _, v) = slack.envelope(event, Some(&(String::new(), event_id)));
-        slack.push(v);
-    }
-    let all_answered = wait_until(20, || {
-        let posted = slack.posted();
-        expected
-            .iter()
-            .all(|(c, t)| posted.iter().any(|p| &p.channel == c && &p.text == t))
-    });
-    let sent: Vec<(String, String)> = slack
-        .posted()
-        .into_iter()
-        .map(|p| (p.channel, p.text))
+    let mut platform = Slack {
+        slack: &slack,
+        chats: [("D0ANN", "U0ANN"), ("D0BOB", "U0BOB")],
+        messages: Vec::new(),
+        ts_counter: 0,
+        resent: 0,
+    };
+    let (gw, record) = run_trials(&home, &llm, &mut platform, 0x9e37_79b9_7f4a_7c15);
+    let expected: Vec<(String, String)> = record
+        .messages
+        .iter()
+        .map(|(c, text)| (c.clone(), format!("Hello from fake: {text}")))
         .collect();
-    let (lost, repeated) = check(&expected, &sent, &kills_after_answer);
+    let (all_answered, sent, lost, repeated) =
+        answered(&platform, &expected, &record.kills_after_answer);
     println!(
-        "slack crash trials: {}, kill points: {kill_points:?}, messages: {}, unacked and resent: {resent_during} between trials + {resent} at the end, lost: {lost}, repeated sends: {repeated}, model calls: {}, total {:.1} s",
+        "slack crash trials: {}, kill points: {:?}, messages: {}, unacked and resent: {}, lost: {lost}, repeated sends: {repeated}, model calls: {}, total {:.1} s",
         trials(),
+        record.kill_points,
         expected.len(),
+        platform.resent,
         llm.requests().len(),
         t0.elapsed().as_secs_f64()
     );
@@ -287,6 +367,65 @@ fn slack_kill_9_at_any_point_loses_nothing_and_keeps_order() {
     );
 }
 
+struct Discord<'a> {
+    discord: &'a discord_fake::FakeDiscord,
+    chats: [(&'static str, &'static str); 2],
+    /// Texts dispatched to a session that was killed before they reached
+    /// the model: the resumed session must replay them.
+    dispatched_to_killed: Vec<String>,
+}
+
+impl Platform for Discord<'_> {
+    fn connected(&mut self, gw: &Gateway, connection: usize) {
+        assert!(
+            self.discord.wait(15, |s| s.ready_sessions == connection),
+            "session #{connection} ready:\n{}",
+            gw.log()
+        );
+    }
+
+    fn send_messages(&mut self, trial: usize) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (channel, user) in self.chats {
+            let text = format!("t{trial} {channel}");
+            self.discord.dm(channel, user, &text);
+            out.push((channel.to_string(), text));
+        }
+        out
+    }
+
+    // No ack in the Discord protocol: the model call is the first outside
+    // sign of a commit.
+    fn commits(&self) -> Option<usize> {
+        None
+    }
+
+    fn sent(&self) -> Vec<(String, String)> {
+        self.discord.with(|s| {
+            s.posted
+                .iter()
+                .map(|(c, b)| (c.clone(), b["content"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+    }
+
+    fn after_kill(&mut self, llm: &FakeLlm) {
+        // What the killed session was sent and had not committed comes back
+        // when the next session resumes; record it now.
+        let dispatched: Vec<String> = self.discord.with(|s| {
+            s.history
+                .iter()
+                .filter_map(|(_, ev)| ev["d"]["content"].as_str().map(str::to_string))
+                .collect()
+        });
+        for text in dispatched {
+            if !model_saw(llm, &text) && !self.dispatched_to_killed.contains(&text) {
+                self.dispatched_to_killed.push(text);
+            }
+        }
+    }
+}
+
 #[test]
 fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
     use discord_fake::{FakeDiscord, TOKEN};
@@ -294,7 +433,6 @@ fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
     let (llm, dc) = (FakeLlm::openai(), FakeDiscord::start());
     const ANN: &str = "2200000000000000002";
     const BOB: &str = "2200000000000000003";
-    let chats = [("1300000000000000200", ANN), ("1300000000000000201", BOB)];
     home.write_config(&config_for(
         &[("fake", &llm)],
         "fake/m1",
@@ -305,102 +443,30 @@ fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
         ),
     ));
     let t0 = Instant::now();
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    // (chat, message text, expected answer)
-    let mut messages: Vec<(String, String, String)> = Vec::new();
-    // Texts dispatched to a session that was killed before they reached the
-    // model: the resumed session must replay them.
-    let mut dispatched_to_killed: Vec<String> = Vec::new();
-    let mut sessions = 0;
-    let mut kill_points: Vec<KillPoint> = Vec::new();
-    let mut kills_after_answer: Vec<(String, usize)> = Vec::new();
-    let posted_text = |dc: &FakeDiscord| -> Vec<(String, String)> {
-        dc.with(|s| {
-            s.posted
-                .iter()
-                .map(|(c, b)| (c.clone(), b["content"].as_str().unwrap_or("").to_string()))
-                .collect()
-        })
+    let mut platform = Discord {
+        discord: &dc,
+        chats: [("1300000000000000200", ANN), ("1300000000000000201", BOB)],
+        dispatched_to_killed: Vec::new(),
     };
-    for trial in 0..trials() {
-        let point = POINTS[(next(&mut seed) % 4) as usize];
-        let gw = Gateway::start(&home, &[]);
-        sessions += 1;
-        assert!(
-            dc.wait(15, |s| s.ready_sessions == sessions),
-            "session #{sessions} ready:\n{}",
-            gw.log()
-        );
-        let posted_before = dc.with(|s| s.posted.len());
-        let requests_before = llm.requests().len();
-        if matches!(point, KillPoint::ModelCall) {
-            llm.push(Reply::Hang);
-        }
-        for (channel, user) in chats {
-            let text = format!("t{trial} {channel}");
-            dc.dm(channel, user, &text);
-            messages.push((
-                channel.to_string(),
-                text.clone(),
-                format!("Hello from fake: {text}"),
-            ));
-        }
-        let reached = match point {
-            KillPoint::Received => true,
-            // No ack in the Discord protocol: the model call is the first
-            // outside sign of a commit.
-            KillPoint::Committed | KillPoint::ModelCall => {
-                wait_until(10, || llm.requests().len() > requests_before)
-            }
-            KillPoint::Sent => wait_until(10, || dc.with(|s| s.posted.len()) > posted_before),
-        };
-        assert!(
-            reached,
-            "trial {trial}: {point:?} not reached:\n{}",
-            gw.log()
-        );
-        unsafe_kill(gw.child.id(), 9);
-        drop(gw);
-        kill_points.push(point);
-        record_kill(&posted_text(&dc), &mut kills_after_answer);
-        llm.script.lock().expect("script").clear();
-        let dispatched: Vec<String> = dc.with(|s| {
-            s.history
-                .iter()
-                .filter_map(|(_, ev)| ev["d"]["content"].as_str().map(str::to_string))
-                .collect()
-        });
-        for text in dispatched {
-            if !model_saw(&llm, &text) && !dispatched_to_killed.contains(&text) {
-                dispatched_to_killed.push(text);
-            }
-        }
-    }
-    let gw = Gateway::start(&home, &[]);
-    sessions += 1;
-    assert!(
-        dc.wait(15, |s| s.ready_sessions == sessions),
-        "last session ready"
-    );
-    let expected: Vec<(String, String)> = messages
+    let (gw, record) = run_trials(&home, &llm, &mut platform, 0x2545_f491_4f6c_dd1d);
+    let sessions = record.kill_points.len() + 1;
+    // Every message is answered: a resumed session replays what a killed
+    // one was sent before it committed.
+    let expected: Vec<(String, String)> = record
+        .messages
         .iter()
-        .map(|(c, _, answer)| (c.clone(), answer.clone()))
+        .map(|(c, text)| (c.clone(), format!("Hello from fake: {text}")))
         .collect();
-    let all_answered = wait_until(20, || {
-        let posted = posted_text(&dc);
-        expected
-            .iter()
-            .all(|(c, t)| posted.iter().any(|(pc, pt)| pc == c && pt == t))
-    });
-    let sent = posted_text(&dc);
-    let (lost, repeated) = check(&expected, &sent, &kills_after_answer);
+    let (all_answered, sent, lost, repeated) =
+        answered(&platform, &expected, &record.kills_after_answer);
     let (identifies, resumes) = dc.with(|s| (s.identifies.len(), s.resumes.len()));
     let nonce_repeats = dc.with(|s| s.nonce_repeats);
     println!(
-        "discord crash trials: {}, kill points: {kill_points:?}, messages: {}, sessions: {identifies} identified + {resumes} resumed, dispatched to a killed session before any commit and replayed: {}, lost: {lost}, repeated sends: {repeated}, redone sends answered by nonce: {nonce_repeats}, model calls: {}, total {:.1} s",
+        "discord crash trials: {}, kill points: {:?}, messages: {}, sessions: {identifies} identified + {resumes} resumed, dispatched to a killed session before any commit and replayed: {}, lost: {lost}, repeated sends: {repeated}, redone sends answered by nonce: {nonce_repeats}, model calls: {}, total {:.1} s",
         trials(),
-        messages.len(),
-        dispatched_to_killed.len(),
+        record.kill_points,
+        record.messages.len(),
+        platform.dispatched_to_killed.len(),
         llm.requests().len(),
         t0.elapsed().as_secs_f64()
     );
@@ -414,7 +480,7 @@ fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
         "a send redone after a kill posted again despite its nonce: {sent:?}"
     );
     assert!(
-        resumes + 1 >= sessions && !dispatched_to_killed.is_empty(),
+        resumes + 1 >= sessions && !platform.dispatched_to_killed.is_empty(),
         "the restarts did not resume, or no kill fell before a commit: the test no longer exercises the replay"
     );
 }

@@ -13,7 +13,7 @@
 mod fake_server;
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -240,48 +240,21 @@ fn serve_rest(mut stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Sock
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        // read a head
-        let (method, path, auth, head_len, body_len) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let get = |name: &str| {
-                        req.headers
-                            .iter()
-                            .find(|h| h.name.eq_ignore_ascii_case(name))
-                            .map(|h| String::from_utf8_lossy(h.value).to_string())
-                    };
-                    let len = get("content-length")
-                        .and_then(|l| l.parse().ok())
-                        .unwrap_or(0usize);
-                    break (
-                        req.method.unwrap_or("").to_string(),
-                        req.path.unwrap_or("").to_string(),
-                        get("authorization").unwrap_or_default(),
-                        n,
-                        len,
-                    );
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(_) => return,
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some(fake_server::HttpRequest {
+            method,
+            path,
+            headers,
+            body,
+        }) = fake_server::read_request(&mut stream, &mut buf)
+        else {
+            return;
         };
-        while buf.len() < head_len + body_len {
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body: Value =
-            serde_json::from_slice(&buf[head_len..head_len + body_len]).unwrap_or(Value::Null);
-        buf.drain(..head_len + body_len);
+        let auth = headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (m, cv) = st;
         let mut g = m.lock().expect("state");
         if auth != format!("Bot {TOKEN}") {

@@ -4,7 +4,7 @@
 //! Messages streaming protocols (as their API references describe them).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -275,32 +275,6 @@ impl FakeLlm {
     }
 }
 
-fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut headers = Vec::new();
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, headers, body))
-}
-
 /// The newest user text without the gateway's `[Tue 2026-11-24 00:44 UTC]`
 /// envelope, so the fake's echo reads the same whatever the time.
 fn last_user_text(body: &serde_json::Value) -> String {
@@ -336,7 +310,13 @@ fn serve(
     script: &Mutex<Vec<Reply>>,
     anthropic: bool,
 ) {
-    let Some((path, headers, body)) = read_request(&mut stream) else {
+    let Some(fake_server::HttpRequest {
+        path,
+        headers,
+        body,
+        ..
+    }) = fake_server::read_request(&mut stream, &mut Vec::new())
+    else {
         return;
     };
     // The gateway's health probe of a loopback model server: not a chat.

@@ -12,7 +12,7 @@
 use super::fake_server;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -235,58 +235,15 @@ fn respond(stream: &mut TcpStream, status: u16, extra: &str, body: &Value) {
     let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len());
 }
 
-/// Method, path, lower-cased headers and body of one request.
-type HttpRequest = (String, String, Vec<(String, String)>, Vec<u8>);
-
-/// Reads one HTTP request.
-fn read_request(stream: &mut TcpStream) -> Option<HttpRequest> {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut req = httparse::Request::new(&mut headers);
-        if let Ok(httparse::Status::Complete(head)) = req.parse(&buf) {
-            let method = req.method.unwrap_or("").to_string();
-            let path = req.path.unwrap_or("").to_string();
-            let hs: Vec<(String, String)> = req
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_ascii_lowercase(),
-                        String::from_utf8_lossy(h.value).to_string(),
-                    )
-                })
-                .collect();
-            let len: usize = hs
-                .iter()
-                .find(|(k, _)| k == "content-length")
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            let mut body = buf[head..].to_vec();
-            while body.len() < len {
-                let n = stream.read(&mut chunk).ok()?;
-                if n == 0 {
-                    return None;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-            return Some((method, path, hs, body));
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-    }
-}
-
 fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: SocketAddr) {
-    let Some((method, path, headers, body)) = read_request(&mut stream) else {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Some(fake_server::HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }) = fake_server::read_request(&mut stream, &mut Vec::new())
+    else {
         return;
     };
     let auth = headers
@@ -434,25 +391,9 @@ fn form(body: &[u8]) -> Value {
 }
 
 fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 2;
-            }
-            (c, _) => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[allow(clippy::result_large_err)]

@@ -7,7 +7,7 @@
 
 use super::fake_server;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -184,35 +184,12 @@ fn respond(stream: &mut TcpStream, status: u16, body: &Value) {
 }
 
 fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
-    let Ok(clone) = stream.try_clone() else {
+    let Some(fake_server::HttpRequest {
+        path: target, body, ..
+    }) = fake_server::read_request(&mut stream, &mut Vec::new())
+    else {
         return;
     };
-    let mut reader = BufReader::new(clone);
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).is_err() {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0u8; len];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let Some(rest) = path.strip_prefix(&format!("/bot{TOKEN}/")) else {
         respond(
