@@ -111,7 +111,7 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven
     if authed {
         unproven.prove();
     }
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = crate::net::websocket::accept_key(key.as_bytes());
     let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
     if stream.write_all(head.as_bytes()).is_err() {
         return;

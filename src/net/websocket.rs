@@ -381,15 +381,35 @@ fn check_response(head: &[u8], key: &str) -> Result<(), String> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
         .map(|h| h.value);
-    if accept != Some(tungstenite::handshake::derive_accept_key(key.as_bytes()).as_bytes()) {
+    if accept != Some(accept_key(key.as_bytes()).as_bytes()) {
         return Err("the server's Sec-WebSocket-Accept does not match our key".into());
     }
     Ok(())
 }
 
+/// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key` (RFC 6455
+/// §4.2.2): base64 of the SHA-1 of the key and the protocol's GUID. Shared
+/// with the gateway's server side.
+pub fn accept_key(key: &[u8]) -> String {
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(key);
+    ctx.update(GUID);
+    base64(ctx.finish().as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_key_matches_the_rfc_example() {
+        // RFC 6455 §1.3.
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
 
     #[test]
     fn handshake_request_and_answer_check() {

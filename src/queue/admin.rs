@@ -44,7 +44,7 @@ pub fn dead_letters(store: &Store, limit: usize) -> Result<Vec<DeadMsg>, QueueEr
             break;
         }
         let (k, v) = row.map_err(st("read dead"))?;
-        match serde_json::from_slice::<DeadRow>(v.value()) {
+        match DeadRow::decode(v.value()) {
             Ok(dead) => out.push(DeadMsg {
                 seq: k.value(),
                 dead,
@@ -73,7 +73,7 @@ pub fn retry_dead(
             .map_err(st("read dead"))?
             .map(|v| v.value().to_vec())
             .ok_or(QueueError::NotFound(seq))?;
-        let dead: DeadRow = serde_json::from_slice(&raw).map_err(|err| {
+        let dead = DeadRow::decode(&raw).map_err(|err| {
             QueueError::Invalid(format!(
                 "dead letter #{seq} is unreadable ({err}); drop it instead"
             ))
@@ -116,7 +116,7 @@ pub fn drop_msg(store: &Store, seq: u64) -> Result<Dropped, QueueError> {
                     .map(|v| v.value().to_vec())
                     .ok_or(QueueError::NotFound(seq))?;
                 q.meta_sub(K_DEAD, 1)?;
-                let ch = serde_json::from_slice::<DeadRow>(&raw)
+                let ch = DeadRow::decode(&raw)
                     .map(|d| d.row.outbound.channel)
                     .unwrap_or_default();
                 (Dropped::Dead, ch)
@@ -212,7 +212,7 @@ pub fn expire_dead(store: &Store, seqs: &[u64]) -> Result<u64, QueueError> {
                 .map(|v| v.value().to_vec());
             let Some(raw) = raw else { continue };
             q.meta_sub(K_DEAD, 1)?;
-            let ch = serde_json::from_slice::<DeadRow>(&raw)
+            let ch = DeadRow::decode(&raw)
                 .map(|d| d.row.outbound.channel)
                 .unwrap_or_default();
             q.meta_add(&k_drop(&ch, "expired"), 1)?;

@@ -225,14 +225,18 @@ pub struct QueuedRow {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueuedMsg {
     pub seq: u64,
     #[serde(flatten)]
     pub row: QueuedRow,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A dead letter as stored in `dead`: the queued row's fields plus
+/// `reason` and `dead_ms` in one flat object. Read with [`DeadRow::decode`]
+/// (no derived `Deserialize`: a flattened field buffers the whole object
+/// through serde's `Content`, many KB of code for one type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadRow {
     #[serde(flatten)]
     pub row: QueuedRow,
@@ -240,7 +244,26 @@ pub struct DeadRow {
     pub dead_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl DeadRow {
+    /// Parses a stored dead letter: the same bytes read once as the queued
+    /// row (which ignores the two extra fields) and once for those fields.
+    pub fn decode(raw: &[u8]) -> Result<DeadRow, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Death {
+            reason: String,
+            dead_ms: u64,
+        }
+        let row: QueuedRow = serde_json::from_slice(raw)?;
+        let death: Death = serde_json::from_slice(raw)?;
+        Ok(DeadRow {
+            row,
+            reason: death.reason,
+            dead_ms: death.dead_ms,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadMsg {
     pub seq: u64,
     #[serde(flatten)]

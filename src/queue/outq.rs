@@ -528,7 +528,7 @@ impl Q<'_> {
             else {
                 break;
             };
-            let ch = serde_json::from_slice::<DeadRow>(&old)
+            let ch = DeadRow::decode(&old)
                 .map(|d| d.row.outbound.channel)
                 .unwrap_or_default();
             self.meta_add(&k_drop(&ch, "dead_overflow"), 1)?;

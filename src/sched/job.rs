@@ -126,12 +126,33 @@ impl JobSpec {
 
 /// How a run ended. Serialized as `{"status":"ok"}`,
 /// `{"status":"error","reason":"..."}`, `{"status":"skipped","reason":"..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read by hand from a `Value` (an adjacently tagged derive buffers the
+/// object through serde's `Content`: several KB of code for one enum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", content = "reason", rename_all = "lowercase")]
 pub enum Outcome {
     Ok,
     Error(String),
     Skipped(String),
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
+        use serde::de::Error;
+        let v = serde_json::Value::deserialize(d)?;
+        let reason = || match v.get("reason").and_then(serde_json::Value::as_str) {
+            Some(r) => Ok(r.to_string()),
+            None => Err(D::Error::custom("an outcome without its reason")),
+        };
+        match v.get("status").and_then(serde_json::Value::as_str) {
+            Some("ok") => Ok(Outcome::Ok),
+            Some("error") => reason().map(Outcome::Error),
+            Some("skipped") => reason().map(Outcome::Skipped),
+            _ => Err(D::Error::custom(
+                "an outcome's status must be \"ok\", \"error\" or \"skipped\"",
+            )),
+        }
+    }
 }
 
 /// A job's run history and schedule. Serialized in camelCase.
@@ -534,6 +555,25 @@ fn restore_entry(spec: JobSpec, state: JobState, now_ms: u64) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_round_trip_and_bad_ones_are_errors() {
+        for o in [
+            Outcome::Ok,
+            Outcome::Error("model timeout".into()),
+            Outcome::Skipped("missed while down".into()),
+        ] {
+            let text = serde_json::to_string(&o).unwrap();
+            assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), o, "{text}");
+        }
+        assert_eq!(
+            serde_json::to_string(&Outcome::Error("x".into())).unwrap(),
+            r#"{"status":"error","reason":"x"}"#
+        );
+        for bad in [r#"{"status":"error"}"#, r#"{"status":"maybe"}"#, "[]", "7"] {
+            assert!(serde_json::from_str::<Outcome>(bad).is_err(), "{bad}");
+        }
+    }
     use crate::sched::trigger::parse_at;
 
     const MIN: u64 = 60_000;
