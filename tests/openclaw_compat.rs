@@ -13,7 +13,7 @@ use common::tinyproxy::Tinyproxy;
 use common::*;
 use serde_json::json;
 
-const EXPECTED_IGNORED: [&str; 10] = [
+const EXPECTED_IGNORED: [&str; 9] = [
     "gateway.mode",
     "models.mode",
     "models.providers.minimax.models[0].cost",
@@ -23,7 +23,6 @@ const EXPECTED_IGNORED: [&str; 10] = [
     "agents.defaults.musicGenerationModel",
     "messages",
     "tts",
-    "channels.telegram.streaming",
 ];
 
 fn article_config(minimax: u16, gemini: u16, nvidia: u16, telegram: &str) -> String {

@@ -349,11 +349,12 @@ mod tests {
             drafts(&p.delta(&key(), "Other answer.", 3_000)),
             vec!["Other answer."]
         );
-        // Past one message the draft shows the first part only.
-        let long = drafts(&p.delta(&key(), &" word".repeat(20), 4_100));
-        assert_eq!(long.len(), 1, "{long:?}");
-        assert!(long[0].starts_with("Other answer.") && long[0].chars().count() <= 40);
         assert_eq!(p.finish(&key()).as_deref(), Some("default:42:7"));
+        // Past one message the draft shows the first part only.
+        p.start(key(), target(), settings, 10_000);
+        let long = drafts(&p.delta(&key(), &"word ".repeat(30), 10_100));
+        assert_eq!(long.len(), 1, "{long:?}");
+        assert!(long[0].starts_with("word word") && long[0].chars().count() <= 40);
     }
 
     #[test]

@@ -213,6 +213,52 @@ pub enum Reply {
     Broken(Vec<String>),
     /// Answer 200 with a stream that is not valid.
     Garbage,
+    /// Stream each piece once its gate opens (OpenAI shape); then finish
+    /// normally, or drop the connection when `finish` is false.
+    Gated { steps: Vec<Step>, finish: bool },
+}
+
+/// One piece of a gated stream.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub text: String,
+    pub gate: Gate,
+}
+
+/// When a gated piece may be sent, given the time since the request came.
+#[derive(Clone)]
+pub struct Gate(pub Arc<dyn Fn(Duration) -> bool + Send + Sync>);
+
+impl Gate {
+    /// At once.
+    pub fn open() -> Gate {
+        Gate(Arc::new(|_| true))
+    }
+
+    /// Once `delay` has passed since the request.
+    pub fn after(delay: Duration) -> Gate {
+        Gate(Arc::new(move |since| since >= delay))
+    }
+
+    /// Once `condition` holds (checked every 10 ms, for up to 60 s).
+    pub fn when(condition: impl Fn() -> bool + Send + Sync + 'static) -> Gate {
+        Gate(Arc::new(move |_| condition()))
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
+}
+
+impl Step {
+    pub fn new(text: &str, gate: Gate) -> Step {
+        Step {
+            text: text.to_string(),
+            gate,
+        }
+    }
 }
 
 /// A recorded request to a fake server.
@@ -399,6 +445,24 @@ fn serve(
             std::thread::sleep(Duration::from_millis(50));
             reset(&stream);
         }
+        Reply::Gated { steps, finish } => {
+            let started = std::time::Instant::now();
+            let _ = stream.write_all(sse_head.as_bytes());
+            openai_text(&mut stream, &model, &[], false);
+            for step in steps {
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                while !(step.gate.0)(started.elapsed()) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                openai_text_piece(&mut stream, &model, &step.text);
+            }
+            if finish {
+                openai_finish(&mut stream, &model);
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+                reset(&stream);
+            }
+        }
         Reply::ToolCall { id, name, args } => {
             let _ = stream.write_all(sse_head.as_bytes());
             if anthropic {
@@ -445,14 +509,22 @@ fn openai_text(stream: &mut TcpStream, model: &str, pieces: &[String], finish: b
         .as_bytes(),
     );
     for p in pieces {
-        let _ = stream.write_all(chunk(model, serde_json::json!({"content": p}), None).as_bytes());
-        let _ = stream.flush();
+        openai_text_piece(stream, model, p);
     }
     if finish {
-        let _ = stream.write_all(chunk(model, serde_json::json!({}), Some("stop")).as_bytes());
-        let usage = serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}});
-        let _ = write!(stream, "data: {usage}\n\ndata: [DONE]\n\n");
+        openai_finish(stream, model);
     }
+}
+
+fn openai_text_piece(stream: &mut TcpStream, model: &str, piece: &str) {
+    let _ = stream.write_all(chunk(model, serde_json::json!({"content": piece}), None).as_bytes());
+    let _ = stream.flush();
+}
+
+fn openai_finish(stream: &mut TcpStream, model: &str) {
+    let _ = stream.write_all(chunk(model, serde_json::json!({}), Some("stop")).as_bytes());
+    let usage = serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}});
+    let _ = write!(stream, "data: {usage}\n\ndata: [DONE]\n\n");
 }
 
 fn openai_tool(stream: &mut TcpStream, model: &str, id: &str, name: &str, args: &str) {

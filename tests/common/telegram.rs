@@ -2,7 +2,9 @@
 //! documentation: `getMe`, `getUpdates` (offset confirms everything before
 //! it; long poll waits up to `timeout` seconds for an update), `sendMessage`
 //! (4096-character limit, HTML entity parsing errors, scripted 429 with
-//! `retry_after` and 5xx), `sendChatAction`, and a 409 mode.
+//! `retry_after` and 5xx), `editMessageText` (unknown message, unchanged
+//! text), `sendChatAction`, and a 409 mode. Every call is logged with its
+//! time, so tests can check cadences and count calls per answer.
 #![allow(dead_code)]
 
 use super::fake_server;
@@ -45,6 +47,16 @@ pub struct State {
     pub reject_html: bool,
     /// The last setMyCommands list.
     pub commands: Value,
+    /// Every API call but getUpdates: method and when it arrived.
+    pub calls: Vec<(String, Instant)>,
+    /// When each sendChatAction arrived.
+    pub typing_at: Vec<Instant>,
+    /// The message id of each accepted sendMessage, in order.
+    pub sent_ids: Vec<i64>,
+    /// Every accepted editMessageText: (message_id, text).
+    pub edits: Vec<(i64, String)>,
+    /// What each message the bot sent shows now (after edits), by id.
+    pub texts: std::collections::BTreeMap<i64, String>,
 }
 
 pub struct FakeTelegram {
@@ -176,6 +188,20 @@ impl FakeTelegram {
     pub fn sent(&self) -> Vec<(String, String, Option<String>)> {
         self.with(|s| s.sent.clone())
     }
+
+    /// Waits until `condition` holds on the state (or panics after `secs`).
+    pub fn wait_for(&self, secs: u64, what: &str, mut condition: impl FnMut(&State) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().expect("state");
+        while !condition(&g) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!("timed out waiting for {what}; calls: {:?}", g.calls);
+            }
+            g = cv.wait_timeout(g, left).expect("wait").0;
+        }
+    }
 }
 
 fn respond(stream: &mut TcpStream, status: u16, body: &Value) {
@@ -201,6 +227,12 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
     };
     let params: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
     let (m, cv) = st;
+    if rest != "getUpdates" {
+        m.lock()
+            .expect("state")
+            .calls
+            .push((rest.to_string(), Instant::now()));
+    }
     match rest {
         "getMe" => respond(
             &mut stream,
@@ -250,7 +282,9 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
             let mut g = m.lock().expect("state");
             g.typing += 1;
             g.typing_threads.push(params["message_thread_id"].as_i64());
+            g.typing_at.push(Instant::now());
             drop(g);
+            cv.notify_all();
             respond(&mut stream, 200, &json!({"ok": true, "result": true}));
         }
         "sendMessage" => {
@@ -297,16 +331,48 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
                 );
                 return;
             }
-            g.sent.push((chat, text, mode));
-            g.sent_threads.push(params["message_thread_id"].as_i64());
             let mid = g.next_message_id;
             g.next_message_id += 1;
+            g.texts.insert(mid, text.clone());
+            g.sent_ids.push(mid);
+            g.sent.push((chat, text, mode));
+            g.sent_threads.push(params["message_thread_id"].as_i64());
             drop(g);
             cv.notify_all();
             respond(
                 &mut stream,
                 200,
                 &json!({"ok": true, "result": {"message_id": mid, "date": 1, "chat": {"id": 1, "type": "private"}}}),
+            );
+        }
+        "editMessageText" => {
+            let mut g = m.lock().expect("state");
+            let id = params["message_id"].as_i64().unwrap_or(0);
+            let text = params["text"].as_str().unwrap_or("").to_string();
+            let refusal = match g.texts.get(&id) {
+                None => Some("Bad Request: message to edit not found"),
+                Some(old) if *old == text => Some("Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"),
+                Some(_) if text.encode_utf16().count() > 4096 => Some("Bad Request: MESSAGE_TOO_LONG"),
+                Some(_) if params["parse_mode"].is_string() && g.reject_html => Some("Bad Request: can't parse entities: Unsupported start tag \"foo\" at byte offset 0"),
+                Some(_) => None,
+            };
+            if let Some(description) = refusal {
+                drop(g);
+                respond(
+                    &mut stream,
+                    400,
+                    &json!({"ok": false, "error_code": 400, "description": description}),
+                );
+                return;
+            }
+            g.texts.insert(id, text.clone());
+            g.edits.push((id, text.clone()));
+            drop(g);
+            cv.notify_all();
+            respond(
+                &mut stream,
+                200,
+                &json!({"ok": true, "result": {"message_id": id, "date": 1, "chat": {"id": 1, "type": "private"}, "text": text}}),
             );
         }
         _ => respond(

@@ -215,8 +215,13 @@ fn health_name(state: &PollState) -> &'static str {
     }
 }
 
-/// Drafts sent and not yet replaced: name (`Outbound::edit`) → message id.
-type Drafts = std::collections::HashMap<String, i64>;
+/// A draft on screen: its message and the text it shows.
+struct Draft {
+    message_id: i64,
+    text: String,
+}
+/// Drafts sent and not yet replaced, by name (`Outbound::edit`).
+type Drafts = std::collections::HashMap<String, Draft>;
 /// Drafts remembered at once (one per run in flight is enough).
 const MAX_DRAFTS: usize = 64;
 
@@ -278,22 +283,37 @@ fn send_one(s: &Settings, agent: &ureq::Agent, out: &Outbound, drafts: &mut Draf
         }
         outcome
     };
-    let name = out.edit.as_ref();
-    let draft = name.and_then(|n| drafts.get(n).copied());
-    let mut outcome = formatted(draft);
-    if let (Some(_), ApiOutcome::Fatal(e)) = (draft, &outcome) {
+    let Some(name) = out.edit.as_ref() else {
+        return formatted(None);
+    };
+    let known = drafts.get(name);
+    if known.is_some_and(|d| d.text == out.text) {
+        // The draft already shows this text.
+        return ApiOutcome::Ok(Value::Null);
+    }
+    let mut message_id = known.map(|d| d.message_id);
+    let mut outcome = formatted(message_id);
+    if let (Some(_), ApiOutcome::Fatal(e)) = (message_id, &outcome) {
         log::info!(
             "{}: the draft could not be edited ({e}); sending anew",
             s.channel
         );
+        message_id = None;
         outcome = formatted(None);
     }
-    if let (None, Some(n), ApiOutcome::Ok(v)) = (draft, name, &outcome) {
-        if let Some(id) = v.get("message_id").and_then(Value::as_i64) {
-            if drafts.len() >= MAX_DRAFTS {
+    if let ApiOutcome::Ok(v) = &outcome {
+        if let Some(id) = message_id.or_else(|| v.get("message_id").and_then(Value::as_i64)) {
+            if drafts.len() >= MAX_DRAFTS && !drafts.contains_key(name) {
                 drafts.clear();
             }
-            drafts.insert(n.clone(), id);
+            let text = out.text.clone();
+            drafts.insert(
+                name.clone(),
+                Draft {
+                    message_id: id,
+                    text,
+                },
+            );
         }
     }
     outcome
