@@ -141,7 +141,8 @@ def ttft_pinch(addr, session):
     t0 = time.perf_counter()
     s = socket.create_connection((host, int(port)))
     body = json.dumps({"session": session, "text": "ping"}).encode()
-    s.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    # The gateway answers only its own Host (DNS-rebinding rule).
+    s.sendall(b"POST /api/chat HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (addr.encode(), len(body), body))
     buf = b""
     first = None
     while True:
