@@ -23,6 +23,11 @@ fn chat(gw: &Gateway, session: &str, text: &str) {
     );
 }
 
+fn runtime_record(file: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(file).expect("runtime file");
+    serde_json::from_str(&text).expect("runtime file is JSON")
+}
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -55,9 +60,7 @@ fn the_cli_reads_its_own_home_and_never_a_decoy_on_the_config_port() {
 
     // Its own gateway (on another port than the config's) announces itself.
     let gw = Gateway::start(&home, &[]);
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).expect("runtime file"))
-            .expect("runtime file is JSON");
+    let record = runtime_record(&file);
     assert_eq!(record["address"], gw.addr.to_string(), "{record}");
     assert_eq!(record["pid"], gw.child.id(), "{record}");
     assert!(record["startedMs"].as_u64().unwrap_or(0) > 0, "{record}");
@@ -94,9 +97,7 @@ fn the_cli_reads_its_own_home_and_never_a_decoy_on_the_config_port() {
 
     // The next start replaces the stale file; an explicit --url still wins.
     let gw = Gateway::start(&home, &[]);
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).expect("runtime file"))
-            .expect("runtime file is JSON");
+    let record = runtime_record(&file);
     assert_eq!(record["pid"], gw.child.id(), "{record}");
     let out = home.run_ok(&["sessions", "list", "--json", "--url", &decoy.url()]);
     assert!(stdout(&out).contains("decoy:one"), "{}", stdout(&out));
