@@ -55,6 +55,22 @@ fi
 mkdir -p "$work/upper" "$work/ovl" "$work/root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$work/upper,workdir=$work/ovl" "$work/root"
 R="$work/root"
+# The checkout and the packages may live anywhere on the host (under /tmp,
+# say, which the booted container hides under its own tmpfs): copy them to
+# a fixed path inside the container's root (the overlay, discarded after).
+IN=/opt/pinch-check
+rm -rf "$R$IN"
+mkdir -p "$R$IN/repo"
+chmod 755 "$R$IN"
+tar -C "$REPO" --exclude=./target --exclude=./.git -cf - . | tar -C "$R$IN/repo" -xf -
+cp "$DEB" "$R$IN/"
+DEB_IN="$IN/$(basename "$DEB")"
+PREV_IN=""
+if [ -n "$PREV" ]; then
+    mkdir -p "$R$IN/previous"
+    cp "$PREV" "$R$IN/previous/"
+    PREV_IN="$IN/previous/$(basename "$PREV")"
+fi
 cat >"$R/etc/systemd/system/pinch-check.service" <<EOF
 [Unit]
 Description=packaging/check-deb.sh in a booted container
@@ -63,7 +79,7 @@ After=basic.target
 Type=oneshot
 StandardOutput=file:/root/pinch-check.log
 StandardError=inherit
-ExecStart=/bin/bash -c 'cd $REPO && packaging/check-deb.sh $DEB; echo "check-deb-rc=\$?"; if [ -n "$PREV" ]; then packaging/check-deb-upgrade.sh $PREV $DEB; echo "check-deb-upgrade-rc=\$?"; fi'
+ExecStart=/bin/bash -c 'cd $IN/repo && packaging/check-deb.sh $DEB_IN; echo "check-deb-rc=\$?"; if [ -n "$PREV_IN" ]; then packaging/check-deb-upgrade.sh $PREV_IN $DEB_IN; echo "check-deb-upgrade-rc=\$?"; fi'
 ExecStartPost=/bin/systemctl poweroff --no-block
 [Install]
 WantedBy=multi-user.target

@@ -15,6 +15,11 @@ impl Home {
     pub fn from_env() -> Home {
         let root = match std::env::var_os("PINCH_HOME") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
+            // Unit tests never read the user's own ~/.pinch (managed
+            // skills, .env): without PINCH_HOME they get a home of their own.
+            _ if cfg!(test) => {
+                std::env::temp_dir().join(format!("pinch-unit-home-{}", std::process::id()))
+            }
             _ => {
                 let home = std::env::var_os("HOME")
                     .map(PathBuf::from)
