@@ -177,7 +177,7 @@ pub fn rotate_if_large(path: &Path, cap: u64) -> bool {
 /// so the writer's descriptor stays valid. Lines written between the copy
 /// and the truncation are lost.
 pub fn cut_appended_log(path: &Path, cap: u64) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::{Read, Seek, SeekFrom, Write};
     let Ok(mut file) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -195,7 +195,14 @@ pub fn cut_appended_log(path: &Path, cap: u64) -> bool {
         .seek(SeekFrom::Start(len.saturating_sub(cap)))
         .and_then(|_| {
             let mut out = std::fs::File::create(&old)?;
-            std::io::copy(&mut (&mut file).take(cap), &mut out)
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                out.write_all(buf.get(..n).unwrap_or_default())?;
+            }
         });
     if let Err(e) = copied {
         log::warn!("cannot keep the tail of {}: {e}", path.display());

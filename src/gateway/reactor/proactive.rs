@@ -170,7 +170,9 @@ fn load_last_chat(store: &Store) -> Option<ReplyTarget> {
         .kv_get(KV_LAST_REPLY_TARGET)
         .ok()
         .flatten()
-        .and_then(|b| serde_json::from_slice::<ReplyTarget>(&b).ok());
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|v| target_from_json(&v));
     if typed.is_some() {
         return typed;
     }
@@ -183,6 +185,22 @@ fn load_last_chat(store: &Store) -> Option<ReplyTarget> {
             None
         }
     }
+}
+
+/// `{"channel","account","chat","thread"}`: the stored last chat.
+fn target_json(to: &ReplyTarget) -> Value {
+    json!({"channel": to.channel, "account": to.account, "chat": to.chat_id, "thread": to.thread_id})
+}
+
+fn target_from_json(v: &Value) -> Option<ReplyTarget> {
+    let field = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    Some(ReplyTarget {
+        channel: field("channel")?.to_string(),
+        account: field("account").unwrap_or("default").to_string(),
+        chat_id: field("chat")?.to_string(),
+        thread_id: field("thread").map(str::to_string),
+        reply_to: None,
+    })
 }
 
 /// `channel:chat`, with the thread when there is one (`#thread`), for
@@ -297,9 +315,10 @@ impl Reactor {
         if self.pro.last_chat.as_ref() == Some(&to) {
             return;
         }
-        let typed = serde_json::to_vec(&to).map_err(|e| e.to_string());
-        let r = typed
-            .and_then(|bytes| self.store.kv_put(KV_LAST_REPLY_TARGET, &bytes))
+        let typed = target_json(&to).to_string();
+        let r = self
+            .store
+            .kv_put(KV_LAST_REPLY_TARGET, typed.as_bytes())
             .and_then(|()| self.store.kv_put(KV_LAST_CHAT, to.chat().as_bytes()));
         if let Err(e) = r {
             log::error!("cannot persist the last chat: {e}");
