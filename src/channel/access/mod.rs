@@ -94,6 +94,40 @@ impl AccessConfig {
         if let Some(guilds) = block.get("guilds") {
             access.groups.extend(super::discord::guild_groups(guilds)?);
         }
+        // Slack's channels, as group rules.
+        if let Some(channels) = block.get("channels").and_then(|c| c.as_object()) {
+            for (id, c) in channels {
+                let flag = |k: &str| c.get(k).and_then(serde_json::Value::as_bool);
+                let list = |k: &str| {
+                    c.get(k).and_then(|v| v.as_array()).map(|a| {
+                        a.iter()
+                            .filter_map(|e| e.as_str().map(str::to_string))
+                            .collect::<Vec<_>>()
+                    })
+                };
+                let rule = GroupRule {
+                    require_mention: flag("requireMention"),
+                    allow_from: list("users").or_else(|| list("allowFrom")),
+                    enabled: flag("enabled").or_else(|| flag("allow")),
+                };
+                access.groups.insert(id.clone(), rule);
+            }
+        }
+        // OpenClaw's `dm` block: off, or the older spellings of the policy.
+        if let Some(dm) = block.get("dm") {
+            let default_policy = block.get("dmPolicy").and_then(|p| p.as_str()) == Some("pairing");
+            if let Some(policy) = dm.get("policy").filter(|_| default_policy) {
+                access.dm_policy = serde_json::from_value(policy.clone())
+                    .map_err(|e| format!("dm.policy: {e}"))?;
+            }
+            if let Some(list) = dm.get("allowFrom").filter(|_| access.allow_from.is_empty()) {
+                access.allow_from = serde_json::from_value(list.clone())
+                    .map_err(|e| format!("dm.allowFrom: {e}"))?;
+            }
+            if dm.get("enabled").and_then(serde_json::Value::as_bool) == Some(false) {
+                access.dm_policy = DmPolicy::Disabled;
+            }
+        }
         Ok(access)
     }
 
