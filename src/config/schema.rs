@@ -378,33 +378,15 @@ pub struct Channel {
     /// Discord: lines per message before a reply is split (default 17).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_lines_per_message: Option<usize>,
-    /// Slack: channels by id (or `"*"`), each a group rule; OpenClaw's
-    /// `channels.slack.channels.<id>`.
+    /// Slack: channels by id, each a group rule with the fields of a
+    /// Discord server channel; OpenClaw's `channels.slack.channels.<id>`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub channels: BTreeMap<String, SlackChannel>,
+    pub channels: BTreeMap<String, DiscordGuildChannel>,
     /// OpenClaw's `dm` block: `enabled: false` turns DMs off; `policy` and
     /// `allowFrom` are older spellings of `dmPolicy` and `allowFrom`, used
     /// when those are not set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dm: Option<DirectMessages>,
-}
-
-/// `channels.slack.channels.<id>`: one Slack channel's rule.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct SlackChannel {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// OpenClaw's older spelling of `enabled`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub require_mention: Option<bool>,
-    /// Senders allowed in this channel (OpenClaw's `users`; `allowFrom` too).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub users: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_from: Option<Vec<String>>,
 }
 
 /// `channels.<name>.dm`.

@@ -97,20 +97,9 @@ impl AccessConfig {
         // Slack's channels, as group rules.
         if let Some(channels) = block.get("channels").and_then(|c| c.as_object()) {
             for (id, c) in channels {
-                let flag = |k: &str| c.get(k).and_then(serde_json::Value::as_bool);
-                let list = |k: &str| {
-                    c.get(k).and_then(|v| v.as_array()).map(|a| {
-                        a.iter()
-                            .filter_map(|e| e.as_str().map(str::to_string))
-                            .collect::<Vec<_>>()
-                    })
-                };
-                let rule = GroupRule {
-                    require_mention: flag("requireMention"),
-                    allow_from: list("users").or_else(|| list("allowFrom")),
-                    enabled: flag("enabled").or_else(|| flag("allow")),
-                };
-                access.groups.insert(id.clone(), rule);
+                access
+                    .groups
+                    .insert(id.clone(), rule_of(c, &GroupRule::default()));
             }
         }
         // OpenClaw's `dm` block: off, or the older spellings of the policy.
@@ -163,6 +152,25 @@ impl AccessConfig {
         } else {
             Err(errs.join("; "))
         }
+    }
+}
+
+/// A group rule from a config object (`requireMention`, `users`,
+/// `enabled` or its older spelling `allow`), each field not set taken from
+/// `inherit`.
+pub fn rule_of(v: &serde_json::Value, inherit: &GroupRule) -> GroupRule {
+    let flag = |k: &str| v.get(k).and_then(serde_json::Value::as_bool);
+    let users = v.get("users").and_then(|u| u.as_array()).map(|a| {
+        a.iter()
+            .filter_map(|e| e.as_str().map(str::to_string))
+            .collect()
+    });
+    GroupRule {
+        require_mention: flag("requireMention").or(inherit.require_mention),
+        allow_from: users.or_else(|| inherit.allow_from.clone()),
+        enabled: flag("enabled")
+            .or_else(|| flag("allow"))
+            .or(inherit.enabled),
     }
 }
 

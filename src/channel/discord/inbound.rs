@@ -169,29 +169,10 @@ pub fn guild_groups(guilds: &Value) -> Result<BTreeMap<String, GroupRule>, Strin
     let Some(map) = guilds.as_object() else {
         return Err("guilds must be an object of server ids".into());
     };
-    let opt_bool = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool);
-    let users = |v: &Value| -> Option<Vec<String>> {
-        v.get("users").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-    };
     for (gid, g) in map {
-        let guild_rule = GroupRule {
-            require_mention: opt_bool(g, "requireMention"),
-            allow_from: users(g),
-            enabled: opt_bool(g, "enabled"),
-        };
+        let guild_rule = crate::channel::access::rule_of(g, &GroupRule::default());
         let channels = g.get("channels").and_then(Value::as_object);
-        let channel_rule = |c: &Value| GroupRule {
-            require_mention: opt_bool(c, "requireMention").or(guild_rule.require_mention),
-            allow_from: users(c).or_else(|| guild_rule.allow_from.clone()),
-            enabled: opt_bool(c, "enabled")
-                .or_else(|| opt_bool(c, "allow"))
-                .or(guild_rule.enabled),
-        };
+        let channel_rule = |c: &Value| crate::channel::access::rule_of(c, &guild_rule);
         match channels.filter(|c| !c.is_empty()) {
             None => {
                 out.insert(gid.clone(), guild_rule.clone());
