@@ -6,8 +6,10 @@
 //! (DNS 6, refused 7, timeout 28, reset after connect 56, TLS 35/60, proxy
 //! auth 407, proxy refused, HTTP status) with a one-line hint. Then the
 //! gateway's exposure, file permissions, free disk for the state store, the
-//! filesystem under it (fsync and permissions must hold), and
-//! clock skew against a server's Date header. `--json` for machines; the
+//! filesystem under it (fsync and permissions must hold), clock skew
+//! against a server's Date header, and each enabled channel adapter as the
+//! running gateway's `/status` reports it (state, last event, reconnects
+//! today, last error and its fix). `--json` for machines; the
 //! exit status is 1 when anything failed.
 
 use crate::config::{self, Config};
@@ -62,11 +64,14 @@ pub fn channel_default_url(name: &str) -> String {
 }
 
 pub fn cmd(p: &mut lexopt::Parser, config_path: Option<&Path>, home: &Home) -> Result<i32, String> {
-    const HELP: &str = "Usage: pinch doctor [--json] [--timeout SECONDS]
+    const HELP: &str = "Usage: pinch doctor [--json] [--timeout SECONDS] [--url URL]
 
 Checks each provider and channel endpoint along its own route (DNS, connect,
-proxy, TLS, HTTP), gateway exposure, file permissions, free disk and clock.";
+proxy, TLS, HTTP), gateway exposure, file permissions, free disk and clock,
+and each enabled channel adapter as the running gateway reports it (--url:
+that gateway, default the config's gateway.bind and gateway.port).";
     let (mut as_json, mut timeout) = (false, 5u64);
+    let mut gateway_url: Option<String> = None;
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
         match a {
             Short('h') | Long("help") => {
@@ -74,6 +79,17 @@ proxy, TLS, HTTP), gateway exposure, file permissions, free disk and clock.";
                 return Ok(0);
             }
             Long("json") => as_json = true,
+            Long("url") => {
+                let url = p
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .string()
+                    .map_err(|_| "--url is not valid UTF-8".to_string())?;
+                if !url.starts_with("http://") {
+                    return Err("--url must start with http://".into());
+                }
+                gateway_url = Some(url);
+            }
             Long("timeout") => {
                 timeout = p
                     .value()
@@ -117,6 +133,13 @@ proxy, TLS, HTTP), gateway exposure, file permissions, free disk and clock.";
         }
     }
     checks.push(clock_check(date.as_deref(), crate::util::now_ms()));
+    if let Some(cfg) = &cfg {
+        checks.extend(adapter_checks(
+            cfg,
+            gateway_url.as_deref(),
+            crate::util::now_ms(),
+        ));
+    }
     let failed = checks.iter().any(|c| c.level == Level::Fail);
     if as_json {
         let items: Vec<Value> = checks
@@ -532,5 +555,174 @@ fn clock_check(date: Option<&str>, now_ms: u64) -> Check {
             format!("unreadable Date header {d:?}"),
             "",
         ),
+    }
+}
+
+/// One line per enabled channel adapter, from the running gateway's
+/// `/status`; one warning when no gateway answers.
+fn adapter_checks(cfg: &Config, gateway_url: Option<&str>, now_ms: u64) -> Vec<Check> {
+    let enabled: Vec<&String> = cfg
+        .channels
+        .iter()
+        .filter(|(_, c)| c.enabled)
+        .map(|(name, _)| name)
+        .collect();
+    if enabled.is_empty() {
+        return Vec::new();
+    }
+    let status = match gateway_status(cfg, gateway_url) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![check(
+                "channel adapters",
+                Level::Warn,
+                format!("state unknown: {e}"),
+                "start the gateway (`pinch gateway run` or `systemctl start pinch`) to see each adapter's state",
+            )]
+        }
+    };
+    enabled
+        .into_iter()
+        .map(|name| {
+            let health = &status["channels"]["channels"][name.as_str()]["health"];
+            adapter_check(name, health, now_ms)
+        })
+        .collect()
+}
+
+/// `GET /status` of the gateway at `gateway_url`, else of the one this
+/// config describes (on loopback when it listens on every interface).
+fn gateway_status(cfg: &Config, gateway_url: Option<&str>) -> Result<Value, String> {
+    let url = match gateway_url {
+        Some(u) => format!("{}/status", u.trim_end_matches('/')),
+        None => {
+            let ip = match config::parse_bind(&cfg.gateway.bind) {
+                Some(ip) if !ip.is_unspecified() => ip,
+                _ => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            };
+            let address = std::net::SocketAddr::new(ip, cfg.gateway.port);
+            format!("http://{address}/status")
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(3)))
+        .build()
+        .into();
+    let mut request = agent.get(&url);
+    let token = std::env::var("PINCH_GATEWAY_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| cfg.gateway.auth.token.clone());
+    if let Some(t) = token {
+        request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut response = request
+        .call()
+        .map_err(|e| format!("no gateway answers at {url} ({e})"))?;
+    if response.status() != 200 {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_vec()
+        .map_err(|e| format!("{url}: {e}"))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{url}: {e}")))
+}
+
+/// "12 s", "5 min", "3 h", "2 d".
+fn age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
+/// An adapter's `/status` health as a check: up is ok, an error the
+/// adapter will not retry (or a conflict) fails, anything else warns. The
+/// adapters' own error texts say what to change, so they are the hint.
+fn adapter_check(name: &str, health: &Value, now_ms: u64) -> Check {
+    let field = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| health.get(*k).filter(|v| !v.is_null()))
+    };
+    let Some(state) = health.get("state").and_then(Value::as_str) else {
+        return check(
+            format!("adapter {name}"),
+            Level::Fail,
+            "not running in the gateway",
+            "restart the gateway after enabling the channel; its log says why the adapter did not start",
+        );
+    };
+    let mut detail = state.to_string();
+    if let Some(last) = field(&["lastEventMs", "lastEvent", "lastOk"]).and_then(Value::as_u64) {
+        detail.push_str(&format!(
+            ", last event {} ago",
+            age(now_ms.saturating_sub(last))
+        ));
+    }
+    if let Some(n) = field(&["reconnectsToday"]).and_then(Value::as_u64) {
+        detail.push_str(&format!(", {n} reconnects today"));
+    }
+    let error = field(&["error", "lastError"])
+        .and_then(Value::as_str)
+        .or_else(|| {
+            (state != "up")
+                .then(|| field(&["detail"])?.as_str())
+                .flatten()
+        })
+        .unwrap_or("");
+    let level = match state {
+        "up" => Level::Ok,
+        "error" | "conflict" => Level::Fail,
+        _ => Level::Warn,
+    };
+    if !error.is_empty() {
+        detail.push_str(&format!("; last error: {error}"));
+    }
+    let hint = match (level, error.is_empty()) {
+        (Level::Ok, _) => String::new(),
+        (_, false) => error.to_string(),
+        (_, true) => format!("the adapter retries on its own; `pinch status` and the gateway log show channels.{name}'s progress"),
+    };
+    check(format!("adapter {name}"), level, detail, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_lines_read_each_adapters_health() {
+        let now = 10_000_000;
+        let discord = json!({"state": "up", "detail": "connected", "lastEventMs": now - 12_000, "reconnectsToday": 2, "error": null});
+        let c = adapter_check("discord", &discord, now);
+        assert!(c.level == Level::Ok);
+        assert_eq!(c.detail, "up, last event 12 s ago, 2 reconnects today");
+        let fatal =
+            "Discord refused a privileged intent (close 4014): enable the Message Content intent";
+        let c = adapter_check(
+            "discord",
+            &json!({"state": "error", "detail": "x", "error": fatal}),
+            now,
+        );
+        assert!(c.level == Level::Fail);
+        assert_eq!(c.hint, fatal);
+        let slack = json!({"state": "down", "failures": 3, "lastEvent": now - 600_000, "reconnectsToday": 4, "lastError": "apps.connections.open: invalid_auth"});
+        let c = adapter_check("slack", &slack, now);
+        assert!(c.level == Level::Warn);
+        assert_eq!(c.detail, "down, last event 10 min ago, 4 reconnects today; last error: apps.connections.open: invalid_auth");
+        let telegram = json!({"state": "conflict", "failures": 1, "lastOk": null, "detail": "Conflict { since: 1 }"});
+        let c = adapter_check("telegram", &telegram, now);
+        assert!(c.level == Level::Fail && c.hint.contains("Conflict"));
+        let c = adapter_check("slack", &Value::Null, now);
+        assert!(c.level == Level::Fail && c.detail == "not running in the gateway");
+        assert_eq!(age(3 * 3_600_000), "3 h");
     }
 }

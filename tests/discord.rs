@@ -119,11 +119,18 @@ fn with_the_content_intent_guild_rules_without_mention_are_answered() {
     let mut cfg = discord_config(&llm, &dc, r#", "intents": {"messageContent": true}"#);
     cfg = cfg.replace(r#""requireMention": true"#, r#""requireMention": false"#);
     home.write_config(&cfg);
-    let _gw = start_ready(&home, &dc);
+    let gw = start_ready(&home, &dc);
     assert_eq!(dc.with(|s| s.identifies[0]["intents"].clone()), 37377);
     dc.guild(GUILD, GUILD_CHANNEL, ANN, "no mention here", false);
     let posted = dc.wait_posted(1, 20);
     assert_eq!(posted[0].1["content"], "Hello from fake: no mention here");
+    let line = doctor_adapter_line(&home, &gw);
+    assert_eq!(line["status"], "ok", "{line}");
+    let detail = line["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.starts_with("up, last event ") && detail.ends_with(" 0 reconnects today"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -280,6 +287,33 @@ fn close_4014_stops_the_adapter_and_status_says_what_to_do() {
         dc.with(|s| s.connections)
     );
     assert!(gw.log().contains("4014"), "logged");
+    // `pinch doctor` gives the adapter its own failing line with the fix.
+    let line = doctor_adapter_line(&home, &gw);
+    assert_eq!(line["status"], "fail", "{line}");
+    assert!(
+        line["detail"].as_str().unwrap_or("").starts_with("error"),
+        "{line}"
+    );
+    assert!(
+        line["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("intents.messageContent"),
+        "{line}"
+    );
+}
+
+/// The `adapter discord` check of `pinch doctor --json`.
+fn doctor_adapter_line(home: &TempHome, gw: &Gateway) -> Value {
+    let out = home.run(&["doctor", "--json", "--timeout", "2", "--url", &gw.url()]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("doctor json");
+    v["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["check"] == "adapter discord")
+        .cloned()
+        .unwrap_or_else(|| panic!("no adapter line: {v}"))
 }
 
 #[test]

@@ -254,3 +254,51 @@ fn a_missing_app_token_stops_the_start_and_says_which_key() {
     assert!(err.contains("channels.slack.appToken is required"), "{err}");
     assert_eq!(slack.with(|s| s.tickets_issued), 0);
 }
+
+#[test]
+fn openclaw_channel_rules_dm_block_and_reply_to_mode_are_honoured() {
+    let home = TempHome::new("slack-openclaw");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    // OpenClaw's spellings: channels.<id> rules (requireMention, users,
+    // enabled), the older dm.policy / dm.allowFrom, an unsupported dm key,
+    // and replyToMode "all" (answers start a thread under the message).
+    let access = r#", "groupPolicy": "allowlist", "replyToMode": "all",
+        "dm": {"policy": "allowlist", "allowFrom": ["U0ANN"], "groupEnabled": false},
+        "channels": {"C0OPEN": {"requireMention": false, "users": ["U0CAROL"]},
+                     "C0OFF": {"enabled": false, "requireMention": false}}"#;
+    home.write_config(&slack_config(&llm, &slack, access));
+    let out = home.run(&["config", "check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: channels.slack.dm.groupEnabled: ignored: not supported by pinch"),
+        "{stdout}"
+    );
+    let _gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    let (off, _) = slack.channel_post("C0OFF", "U0CAROL", "switched off", false, None);
+    let (stranger, _) = slack.channel_post("C0OPEN", "U0DAVE", "not on the list", false, None);
+    let (dm_bob, _, _) = slack.dm("D0BOB", "U0BOB", "dm from someone else");
+    for id in off.iter().chain(&stranger).chain([&dm_bob]) {
+        slack.wait_ack(id, 10);
+    }
+    let (open, ts) = slack.channel_post("C0OPEN", "U0CAROL", "no mention needed", false, None);
+    slack.wait_ack(&open[0], 10);
+    let posted = slack.wait_posted(1, 15);
+    assert_eq!(posted[0].channel, "C0OPEN");
+    assert!(posted[0].text.contains("no mention needed"), "{posted:?}");
+    assert_eq!(
+        posted[0].thread_ts.as_deref(),
+        Some(ts.as_str()),
+        "threaded"
+    );
+    let (dm, _, _) = slack.dm("D0ANN", "U0ANN", "dm allowed by dm.allowFrom");
+    slack.wait_ack(&dm, 10);
+    let posted = slack.wait_posted(2, 15);
+    assert!(posted[1].text.contains("dm allowed"), "{posted:?}");
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "the other three were dropped: {posted:?}"
+    );
+}

@@ -383,6 +383,27 @@ pub struct Channel {
     /// Discord: lines per message before a reply is split (default 17).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_lines_per_message: Option<usize>,
+    /// Slack: channels by id, each a group rule with the fields of a
+    /// Discord server channel; OpenClaw's `channels.slack.channels.<id>`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, DiscordGuildChannel>,
+    /// OpenClaw's `dm` block: `enabled: false` turns DMs off; `policy` and
+    /// `allowFrom` are older spellings of `dmPolicy` and `allowFrom`, used
+    /// when those are not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dm: Option<DirectMessages>,
+}
+
+/// `channels.<name>.dm`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DirectMessages {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_from: Option<Vec<String>>,
 }
 
 /// `channels.discord.intents`.
@@ -451,6 +472,8 @@ impl Default for Channel {
             guilds: BTreeMap::new(),
             max_lines_per_message: None,
             owner: None,
+            channels: BTreeMap::new(),
+            dm: None,
         }
     }
 }

@@ -94,18 +94,55 @@ impl AccessConfig {
         if let Some(guilds) = block.get("guilds") {
             access.groups.extend(super::discord::guild_groups(guilds)?);
         }
+        // Slack's channels, as group rules.
+        if let Some(channels) = block.get("channels").and_then(|c| c.as_object()) {
+            for (id, c) in channels {
+                access
+                    .groups
+                    .insert(id.clone(), rule_of(c, &GroupRule::default()));
+            }
+        }
+        // OpenClaw's `dm` block: off, or the older spellings of the policy.
+        if let Some(dm) = block.get("dm") {
+            let default_policy = block.get("dmPolicy").and_then(|p| p.as_str()) == Some("pairing");
+            if let Some(policy) = dm.get("policy").filter(|_| default_policy) {
+                access.dm_policy = serde_json::from_value(policy.clone())
+                    .map_err(|e| format!("dm.policy: {e}"))?;
+            }
+            if let Some(list) = dm.get("allowFrom").filter(|_| access.allow_from.is_empty()) {
+                access.allow_from = serde_json::from_value(list.clone())
+                    .map_err(|e| format!("dm.allowFrom: {e}"))?;
+            }
+            if dm.get("enabled").and_then(serde_json::Value::as_bool) == Some(false) {
+                access.dm_policy = DmPolicy::Disabled;
+            }
+        }
         Ok(access)
     }
 
     /// The access rules of a typed channel block (`channels.<name>`).
     pub fn from_channel(ch: &crate::config::Channel) -> Result<AccessConfig, String> {
-        let dm_policy = match ch.dm_policy.as_str() {
-            "pairing" => DmPolicy::Pairing,
-            "allowlist" => DmPolicy::Allowlist,
-            "open" => DmPolicy::Open,
-            "disabled" => DmPolicy::Disabled,
-            other => return Err(format!("unknown dmPolicy {other:?}")),
+        let parse_dm_policy = |policy: &str| match policy {
+            "pairing" => Ok(DmPolicy::Pairing),
+            "allowlist" => Ok(DmPolicy::Allowlist),
+            "open" => Ok(DmPolicy::Open),
+            "disabled" => Ok(DmPolicy::Disabled),
+            other => Err(format!("unknown dmPolicy {other:?}")),
         };
+        let mut dm_policy = parse_dm_policy(&ch.dm_policy)?;
+        let mut allow_from = ch.allow_from.clone();
+        // OpenClaw's `dm` block: off, or the older spellings of the policy.
+        if let Some(dm) = &ch.dm {
+            if let Some(policy) = dm.policy.as_deref().filter(|_| ch.dm_policy == "pairing") {
+                dm_policy = parse_dm_policy(policy).map_err(|e| format!("dm.policy: {e}"))?;
+            }
+            if let Some(list) = dm.allow_from.as_ref().filter(|_| allow_from.is_empty()) {
+                allow_from = list.clone();
+            }
+            if dm.enabled == Some(false) {
+                dm_policy = DmPolicy::Disabled;
+            }
+        }
         let group_policy = match ch.group_policy.as_str() {
             "open" => GroupPolicy::Open,
             "allowlist" => GroupPolicy::Allowlist,
@@ -126,13 +163,41 @@ impl AccessConfig {
             .collect();
         // Discord's servers and their channels, as group rules.
         groups.extend(super::discord::guild_rules(&ch.guilds));
+        // Slack's channels, as group rules.
+        for (id, c) in &ch.channels {
+            let rule = GroupRule {
+                require_mention: c.require_mention,
+                allow_from: c.users.clone(),
+                enabled: c.enabled.or(c.allow),
+            };
+            groups.insert(id.clone(), rule);
+        }
         Ok(AccessConfig {
             dm_policy,
-            allow_from: ch.allow_from.clone(),
+            allow_from,
             group_policy,
             groups,
             require_mention: ch.require_mention,
         })
+    }
+}
+
+/// A group rule from a config object (`requireMention`, `users`,
+/// `enabled` or its older spelling `allow`), each field not set taken from
+/// `inherit`.
+pub fn rule_of(v: &serde_json::Value, inherit: &GroupRule) -> GroupRule {
+    let flag = |k: &str| v.get(k).and_then(serde_json::Value::as_bool);
+    let users = v.get("users").and_then(|u| u.as_array()).map(|a| {
+        a.iter()
+            .filter_map(|e| e.as_str().map(str::to_string))
+            .collect()
+    });
+    GroupRule {
+        require_mention: flag("requireMention").or(inherit.require_mention),
+        allow_from: users.or_else(|| inherit.allow_from.clone()),
+        enabled: flag("enabled")
+            .or_else(|| flag("allow"))
+            .or(inherit.enabled),
     }
 }
 

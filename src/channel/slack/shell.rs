@@ -316,7 +316,9 @@ fn send_loop(s: &Settings, api: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink
             &s.bot_token,
             &out.chat_id,
             &super::format::to_mrkdwn(&out.text),
-            out.thread_id.as_deref(),
+            // replyToMode "first"/"all": the answer starts a thread under
+            // the message (its `ts`) unless it already is in one.
+            out.thread_id.as_deref().or(out.reply_to.as_deref()),
         );
         let result = match call(api, &req) {
             Outcome::Ok(_) => SendResult::Delivered,
