@@ -14,6 +14,7 @@
 use super::adapter::Capabilities;
 use super::envelope::{Outbound, ReplyTarget};
 use super::split::Measure;
+use crate::config::Streaming;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -28,47 +29,6 @@ const DRAFT_MIN_CHARS: usize = 60;
 const EARLY_MS: u64 = 500;
 /// Runs tracked at once; more get no progress (their answer is unaffected).
 const MAX_RUNS: usize = 256;
-
-/// `channels.<name>.streaming`: whether answers appear as an edited draft.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Streaming {
-    Off,
-    Partial,
-}
-
-impl Streaming {
-    /// Reads `"off"`, `"partial"` or OpenClaw's `{ "mode": … }`. OpenClaw's
-    /// other modes map to the nearest one with a note for the log: `block`
-    /// (text as it is produced) to partial, `progress` (a status only) to
-    /// off, where the typing indicator shows the progress.
-    pub fn parse(value: &Value) -> Result<(Streaming, Option<String>), String> {
-        let mode = match value {
-            Value::String(s) => s.as_str(),
-            Value::Object(o) => o.get("mode").and_then(Value::as_str).unwrap_or("partial"),
-            _ => "",
-        };
-        match mode {
-            "off" => Ok((Streaming::Off, None)),
-            "partial" => Ok((Streaming::Partial, None)),
-            "block" | "progress" => {
-                let (to, name) = if mode == "block" {
-                    (Streaming::Partial, "partial")
-                } else {
-                    (Streaming::Off, "off")
-                };
-                Ok((
-                    to,
-                    Some(format!(
-                        "streaming mode {mode:?} is not supported by pinch; using {name:?}"
-                    )),
-                ))
-            }
-            _ => Err(format!(
-                "unknown streaming mode {mode:?}; use \"off\" or \"partial\""
-            )),
-        }
-    }
-}
 
 /// How progress shows in one chat, from the adapter and the channel config.
 #[derive(Debug, Clone, Copy)]
