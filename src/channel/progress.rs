@@ -14,10 +14,12 @@
 use super::adapter::Capabilities;
 use super::envelope::{Outbound, ReplyTarget};
 use super::split::Measure;
+use crate::config::Streaming;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Draft edits at most this often.
+/// Draft edits at most this often; no draft before the run is this old,
+/// so a fast answer goes out as one message.
 pub const EDIT_EVERY_MS: u64 = 1_000;
 /// The first draft waits for a sentence end after this many characters…
 const SENTENCE_MIN_CHARS: usize = 12;
@@ -28,47 +30,6 @@ const DRAFT_MIN_CHARS: usize = 60;
 const EARLY_MS: u64 = 500;
 /// Runs tracked at once; more get no progress (their answer is unaffected).
 const MAX_RUNS: usize = 256;
-
-/// `channels.<name>.streaming`: whether answers appear as an edited draft.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Streaming {
-    Off,
-    Partial,
-}
-
-impl Streaming {
-    /// Reads `"off"`, `"partial"` or OpenClaw's `{ "mode": … }`. OpenClaw's
-    /// other modes map to the nearest one with a note for the log: `block`
-    /// (text as it is produced) to partial, `progress` (a status only) to
-    /// off, where the typing indicator shows the progress.
-    pub fn parse(value: &Value) -> Result<(Streaming, Option<String>), String> {
-        let mode = match value {
-            Value::String(s) => s.as_str(),
-            Value::Object(o) => o.get("mode").and_then(Value::as_str).unwrap_or("partial"),
-            _ => "",
-        };
-        match mode {
-            "off" => Ok((Streaming::Off, None)),
-            "partial" => Ok((Streaming::Partial, None)),
-            "block" | "progress" => {
-                let (to, name) = if mode == "block" {
-                    (Streaming::Partial, "partial")
-                } else {
-                    (Streaming::Off, "off")
-                };
-                Ok((
-                    to,
-                    Some(format!(
-                        "streaming mode {mode:?} is not supported by pinch; using {name:?}"
-                    )),
-                ))
-            }
-            _ => Err(format!(
-                "unknown streaming mode {mode:?}; use \"off\" or \"partial\""
-            )),
-        }
-    }
-}
 
 /// How progress shows in one chat, from the adapter and the channel config.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +85,7 @@ struct RunProgress {
     target: ReplyTarget,
     settings: ChatSettings,
     next_typing_ms: u64,
+    started_ms: u64,
     /// Streamed text of the current model attempt.
     text: String,
     /// What the draft shows; empty before the first draft.
@@ -157,6 +119,7 @@ impl Progress {
             key,
             RunProgress {
                 next_typing_ms: now_ms.saturating_add(settings.typing_every_ms),
+                started_ms: now_ms,
                 target,
                 settings,
                 text: String::new(),
@@ -199,7 +162,7 @@ impl Progress {
                 run.next_typing_ms = now_ms.saturating_add(every);
                 actions.push(Action::Typing(run.target.clone()));
             }
-            if run.settings.drafts && !run.shown.is_empty() {
+            if run.settings.drafts {
                 actions.extend(run.draft(&key.inbound, now_ms));
             }
         }
@@ -218,7 +181,8 @@ impl RunProgress {
     /// The draft to send now, if it is time and its text changed.
     fn draft(&mut self, name: &str, now_ms: u64) -> Option<Action> {
         if self.shown.is_empty() {
-            if !worth_a_draft(&self.text) {
+            if !worth_a_draft(&self.text) || now_ms < self.started_ms.saturating_add(EDIT_EVERY_MS)
+            {
                 return None;
             }
         } else if now_ms < self.last_edit_ms.saturating_add(EDIT_EVERY_MS) {
@@ -335,24 +299,28 @@ mod tests {
         let settings = ChatSettings::new(&caps(0, true), None, false, 40);
         p.start(key(), target(), settings, 0);
         assert!(p.delta(&key(), "Hel", 100).is_empty(), "no sentence yet");
-        let first = p.delta(&key(), "lo there. Next", 200);
+        assert!(
+            p.delta(&key(), "lo there. ", 200).is_empty(),
+            "a fast answer needs none"
+        );
+        let first = p.delta(&key(), "Next", 1_200);
         assert_eq!(drafts(&first), vec!["Hello there. Next"]);
         if let Action::Draft(o) = &first[0] {
             assert_eq!(o.edit.as_deref(), Some("default:42:7"));
         }
-        assert!(p.delta(&key(), " part", 700).is_empty(), "too soon");
-        assert_eq!(drafts(&p.tick(1_300)), vec!["Hello there. Next part"]);
-        assert!(p.tick(2_500).is_empty(), "unchanged text is not edited");
+        assert!(p.delta(&key(), " part", 1_700).is_empty(), "too soon");
+        assert_eq!(drafts(&p.tick(2_300)), vec!["Hello there. Next part"]);
+        assert!(p.tick(3_500).is_empty(), "unchanged text is not edited");
         // A failover: the next model's text replaces the draft.
         p.restart(&key());
         assert_eq!(
-            drafts(&p.delta(&key(), "Other answer.", 3_000)),
+            drafts(&p.delta(&key(), "Other answer.", 4_000)),
             vec!["Other answer."]
         );
         assert_eq!(p.finish(&key()).as_deref(), Some("default:42:7"));
         // Past one message the draft shows the first part only.
         p.start(key(), target(), settings, 10_000);
-        let long = drafts(&p.delta(&key(), &"word ".repeat(30), 10_100));
+        let long = drafts(&p.delta(&key(), &"word ".repeat(30), 11_100));
         assert_eq!(long.len(), 1, "{long:?}");
         assert!(long[0].starts_with("word word") && long[0].chars().count() <= 40);
     }

@@ -765,7 +765,7 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
         }
     }
     if let Some(streaming) = &ch.streaming {
-        match crate::channel::progress::Streaming::parse(streaming) {
+        match Streaming::parse(streaming) {
             Ok((_, Some(note))) => log::warn!("{base}.streaming: {note}"),
             Ok((_, None)) => {}
             Err(e) => {

@@ -361,7 +361,7 @@ pub struct Channel {
     pub reply_to_mode: Option<String>,
     /// Whether answers appear as a draft edited while the model writes:
     /// "off" or "partial", or OpenClaw's `{ "mode": … }`; default partial in
-    /// direct chats, off in groups (`channel::progress::Streaming`).
+    /// direct chats, off in groups ([`Streaming`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub streaming: Option<serde_json::Value>,
     /// Discord: the bot token (Developer Portal → Bot → Token).
@@ -404,6 +404,50 @@ pub struct DirectMessages {
     pub policy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_from: Option<Vec<String>>,
+}
+
+/// `channels.<name>.streaming`: whether answers appear as an edited draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streaming {
+    Off,
+    Partial,
+}
+
+impl Streaming {
+    /// Reads `"off"`, `"partial"` or OpenClaw's `{ "mode": … }`. OpenClaw's
+    /// other modes map to the nearest one with a note for the log: `block`
+    /// (text as it is produced) to partial, `progress` (a status only) to
+    /// off, where the typing indicator shows the progress.
+    pub fn parse(value: &serde_json::Value) -> Result<(Streaming, Option<String>), String> {
+        let mode = match value {
+            serde_json::Value::String(s) => s.as_str(),
+            serde_json::Value::Object(o) => o
+                .get("mode")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("partial"),
+            _ => "",
+        };
+        match mode {
+            "off" => Ok((Streaming::Off, None)),
+            "partial" => Ok((Streaming::Partial, None)),
+            "block" | "progress" => {
+                let (to, name) = if mode == "block" {
+                    (Streaming::Partial, "partial")
+                } else {
+                    (Streaming::Off, "off")
+                };
+                Ok((
+                    to,
+                    Some(format!(
+                        "streaming mode {mode:?} is not supported by pinch; using {name:?}"
+                    )),
+                ))
+            }
+            _ => Err(format!(
+                "unknown streaming mode {mode:?}; use \"off\" or \"partial\""
+            )),
+        }
+    }
 }
 
 /// `channels.discord.intents`.

@@ -795,3 +795,36 @@ fn a_message_with_its_own_lower_limit_is_dead_lettered_sooner_and_frees_its_chat
     check_consistency(&s);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A reply that replaces a draft keeps the draft's name across a restart,
+/// so the answer is still delivered as that edit (or anew) after a crash;
+/// rows written before `edit` existed read it as absent.
+#[test]
+fn a_reply_replacing_a_draft_keeps_its_name_across_reopen() {
+    let path = tmp("draft");
+    let cfg = QueueConfig::default();
+    {
+        let s = Store::open(&path).expect("open");
+        let mut first = out("42", "the whole answer");
+        first.edit = Some("default:42:7".into());
+        s.commit_reply(
+            &cfg,
+            "",
+            &[],
+            (0, 0),
+            None,
+            &[first, out("42", "the rest")],
+            1,
+        )
+        .expect("commit");
+    }
+    let s = Store::open(&path).expect("reopen");
+    let due = next_due(&s, 10, 10, &none()).expect("due");
+    assert_eq!(due.len(), 1, "one per chat in flight");
+    assert_eq!(due[0].row.outbound.edit.as_deref(), Some("default:42:7"));
+    let old: Outbound = serde_json::from_str(
+        r#"{"channel":"telegram","account":"default","chat_id":"42","text":"hi"}"#,
+    )
+    .expect("an old row");
+    assert_eq!(old.edit, None);
+}

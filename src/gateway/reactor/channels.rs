@@ -334,9 +334,15 @@ impl Reactor {
     /// A queued channel run that could not start: it runs again from the
     /// inbox later; its progress stops until then.
     pub(super) fn channel_run_dropped(&mut self, channel: String, inbound: String) {
+        let key = self.channel_progress_stop(channel, inbound);
+        self.channels.running.remove(&(key.channel, key.inbound));
+    }
+
+    /// Stops a run's typing and drafts (`/stop`: the draft keeps what it shows).
+    pub(super) fn channel_progress_stop(&mut self, channel: String, inbound: String) -> RunKey {
         let key = RunKey { channel, inbound };
         self.channels.progress.finish(&key);
-        self.channels.running.remove(&(key.channel, key.inbound));
+        key
     }
 
     /// Keeps the typing indicator up from the message until the answer,

@@ -150,9 +150,17 @@ impl Reactor {
             },
             Command::Stop => {
                 let mut stopped = 0;
+                let mut typing = Vec::new();
                 for r in self.runs.values().filter(|r| r.session == s) {
                     r.cancel.store(true, Ordering::SeqCst);
                     stopped += 1;
+                    if let super::Origin::Channel { channel, inbound, .. } = &r.origin {
+                        typing.push((channel.clone(), inbound.clone()));
+                    }
+                }
+                // The typing indicator stops now, not when the run notices.
+                for (channel, inbound) in typing {
+                    self.channel_progress_stop(channel, inbound);
                 }
                 Answer::say(if stopped > 0 {
                     "Stopped."
