@@ -78,7 +78,9 @@ pub const ACCESS_KEYS: &[&str] = &[
 
 impl AccessConfig {
     /// Reads the access keys out of a whole channel block (which also holds tokens etc.),
-    /// so the config layer need not use `#[serde(flatten)]`.
+    /// so the config layer need not use `#[serde(flatten)]`. The gateway reads the
+    /// typed block ([`AccessConfig::from_channel`]); tests write blocks as JSON.
+    #[cfg(test)]
     pub fn from_channel_block(
         block: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<AccessConfig, String> {

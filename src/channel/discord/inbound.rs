@@ -164,6 +164,7 @@ pub fn parse_message(
 /// (through the envelope's `parent_group`); a guild with a `channels` map
 /// answers only there (its own rule is then disabled, unless the map has
 /// `"*"`), each channel inheriting what it does not set from its guild.
+#[cfg(test)]
 pub fn guild_groups(guilds: &Value) -> Result<BTreeMap<String, GroupRule>, String> {
     let typed: BTreeMap<String, crate::config::DiscordGuild> =
         serde_json::from_value(guilds.clone())

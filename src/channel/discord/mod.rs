@@ -21,7 +21,9 @@ pub mod shell;
 mod tests;
 
 pub use codec::{Action, CloseVerdict, Session};
-pub use inbound::{guild_groups, guild_rules, parse_message, Skip};
+#[cfg(test)]
+pub use inbound::guild_groups;
+pub use inbound::{guild_rules, parse_message, Skip};
 pub use rest::{parse_rate_headers, Limiter, Outcome, RateInfo};
 
 pub const CHANNEL: &str = "discord";

@@ -12,36 +12,20 @@
 //! Outbound: the pump hands each chat's oldest due message to the adapter's
 //! send thread (one in flight per chat keeps order) and records the outcome:
 //! delivered, retry with backoff (honouring retry-after), or dead letter.
+//!
+//! The decisions are `ChannelRuntime`'s (`channel_runtime.rs`, no I/O);
+//! this file is the shell that carries out its actions.
 
-use super::{Origin, Pending, Reactor};
+use super::channel_runtime::{ChannelAction, ChannelRun, SendRecord};
+use super::{Pending, Reactor};
 use crate::agent::RunEvent;
 use crate::api_error::{ApiError, ErrorCode};
 use crate::api_wire::{PairingApproval, PairingRequest, QueueEntry};
 use crate::channel::adapter::{self, AdapterEvent, SendJob, SendResult};
-use crate::channel::progress::{Action, ChatSettings, Progress, RunKey};
-use crate::channel::{
-    self, registry, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, ReplyTarget, Verdict,
-};
+use crate::channel::progress::{Action, ChatSettings, RunKey};
+use crate::channel::{registry, AccessConfig, ChatKind, Envelope, Pairing, ReplyTarget};
 use crate::queue;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-
-/// Channel state the reactor owns.
-#[derive(Default)]
-pub struct Runtime {
-    adapters: HashMap<String, adapter::Handle>,
-    access: HashMap<String, AccessConfig>,
-    pairing: HashMap<String, Pairing>,
-    health: HashMap<String, Value>,
-    /// Queue sequence numbers handed to a send thread and not yet answered.
-    inflight: HashSet<u64>,
-    /// Inbound ids (channel, id) with a run in flight.
-    pub(super) running: HashSet<(String, String)>,
-    /// Channels refusing new runs because their queue is full.
-    backpressure: HashMap<String, String>,
-    /// Typing and drafts of the runs in flight.
-    progress: Progress,
-}
 
 /// The channel state key of the adapter's cursor.
 const CURSOR: &str = "cursor";
@@ -82,11 +66,10 @@ impl Reactor {
                 .ok_or_else(|| format!("channels.{name}: {}", registry::unsupported(name)))?;
             let access =
                 AccessConfig::from_channel(ch).map_err(|e| format!("channels.{name}: {e}"))?;
-            self.channels.access.insert(name.clone(), access);
             let pairing = queue::channel_state_get(&self.store, name, "pairing")?
                 .and_then(|b| serde_json::from_slice::<Pairing>(&b).ok())
                 .unwrap_or_default();
-            self.channels.pairing.insert(name.clone(), pairing);
+            self.channels.add_channel(name, access, pairing);
             let start = adapter::Start {
                 channel: name.clone(),
                 account: "default".into(),
@@ -96,10 +79,7 @@ impl Reactor {
                 sink: sink(name, to_reactor.clone()),
             };
             let handle = (entry.start)(start)?;
-            self.channels.adapters.insert(name.clone(), handle);
-            self.channels
-                .health
-                .insert(name.clone(), json!({"state": "starting"}));
+            self.adapters.insert(name.clone(), handle);
         }
         // Messages accepted before a crash or restart, not yet answered.
         self.resume_inbound();
@@ -110,17 +90,15 @@ impl Reactor {
     /// Tells every adapter to stop and closes its send queue (its send
     /// thread ends when the queue is gone).
     pub fn stop_channels(&mut self) {
-        for h in self.channels.adapters.values() {
+        for h in self.adapters.values() {
             h.stop();
         }
-        self.channels.adapters.clear();
+        self.adapters.clear();
     }
 
     pub fn on_adapter(&mut self, channel: &str, ev: AdapterEvent) {
         match ev {
-            AdapterEvent::Health(h) => {
-                self.channels.health.insert(channel.to_string(), h);
-            }
+            AdapterEvent::Health(h) => self.channels.on_health(channel, h),
             AdapterEvent::Sent { seq, result } => self.on_sent(seq, result),
             AdapterEvent::Inbound {
                 envelopes,
@@ -142,44 +120,10 @@ impl Reactor {
         cursor: Option<String>,
     ) -> bool {
         let now = crate::util::now_ms();
-        let mut accepted: Vec<(Envelope, String)> = Vec::new();
-        let mut pairing_replies: Vec<(Envelope, String)> = Vec::new();
-        let mut drops: Vec<String> = Vec::new();
-        let Some(access) = self.channels.access.get(channel).cloned() else {
+        let mut rng = crate::util::random_u64;
+        let Some(screened) = self.channels.screen(channel, envelopes, now, &mut rng) else {
             return false;
         };
-        for env in envelopes {
-            let verdict = {
-                let pairing = self.channels.pairing.get(channel);
-                let approved = |s: &str| pairing.map(|p| p.is_approved(s)).unwrap_or(false);
-                channel::decide(&access, &env, &approved)
-            };
-            match verdict {
-                Verdict::Accept => {
-                    let session = self.channel_session(&env);
-                    accepted.push((env, session));
-                }
-                Verdict::Pair => {
-                    let mut rng = crate::util::random_u64;
-                    let outcome = self
-                        .channels
-                        .pairing
-                        .entry(channel.to_string())
-                        .or_default()
-                        .request(&env.sender_id, &env.sender_name, now, &mut rng);
-                    match outcome {
-                        PairOutcome::Issue { code } => pairing_replies.push((env, code)),
-                        PairOutcome::AlreadyApproved => {
-                            let session = self.channel_session(&env);
-                            accepted.push((env, session));
-                        }
-                        PairOutcome::AlreadyPending => drops.push("pairing-pending".into()),
-                        PairOutcome::TooManyPending => drops.push("pairing-limit".into()),
-                    }
-                }
-                Verdict::Drop(reason) => drops.push(format!("{reason:?}")),
-            }
-        }
         let tx = match self.store.db.begin_write() {
             Ok(t) => t,
             Err(e) => {
@@ -188,7 +132,8 @@ impl Reactor {
             }
         };
         let mut new_ones = Vec::new();
-        for (env, session) in accepted {
+        for env in screened.accepted {
+            let session = self.channel_session(&env);
             match queue::accept_inbound_in(&tx, &self.cfg.queue, &env, &session, now) {
                 Ok(queue::Accept::New) => new_ones.push((env, session)),
                 Ok(queue::Accept::Duplicate) => {
@@ -200,7 +145,7 @@ impl Reactor {
                 }
             }
         }
-        for reason in &drops {
+        for reason in &screened.drops {
             if let Err(e) = queue::count_drop_in(&tx, channel, reason, 1) {
                 log::warn!("{channel}: cannot count drop: {e}");
             }
@@ -211,20 +156,19 @@ impl Reactor {
                 return false;
             }
         }
-        if let Some(p) = self.channels.pairing.get(channel) {
-            if let Ok(bytes) = serde_json::to_vec(p) {
-                let _ = queue::channel_state_put_in(&tx, channel, "pairing", &bytes);
-            }
+        if let Some(bytes) = self.channels.pairing_bytes(channel) {
+            let _ = queue::channel_state_put_in(&tx, channel, "pairing", &bytes);
         }
         if let Err(e) = tx.commit() {
             log::error!("{channel}: cannot commit inbound batch: {e}");
             return false;
         }
-        for (env, code) in pairing_replies {
+        for pairing in screened.pairing_codes {
+            let code = pairing.code;
             let text = format!(
                 "Hi! This assistant only talks to people its owner approved. Your pairing code is {code} (valid for 1 hour). Ask the owner to run: pinch pairing approve {channel} {code}"
             );
-            let to = ReplyTarget::from_envelope(&env, false);
+            let to = ReplyTarget::from_envelope(&pairing.envelope, false);
             if let Err(e) = self.deliver(&to.chat(), &to, &[], (0, 0), None, &text) {
                 log::warn!("{channel}: cannot queue pairing code: {e}");
             }
@@ -244,28 +188,9 @@ impl Reactor {
     }
 
     fn start_channel_run(&mut self, env: Envelope, session: String) {
-        let key = (env.channel.clone(), queue::inbound_id(&env));
-        if self.channels.running.contains(&key) {
-            return;
-        }
-        if let Err(e) = queue::can_accept(&self.store, &self.cfg.queue, &env.channel) {
-            // The message stays in the inbox and runs when the queue drains.
-            self.channels
-                .backpressure
-                .insert(env.channel.clone(), e.to_string());
-            return;
-        }
-        self.channels.backpressure.remove(&env.channel);
-        let text = if env.attachments.is_empty() {
-            env.text.clone()
-        } else {
-            format!(
-                "{}\n[{} attachment(s) not shown]",
-                env.text,
-                env.attachments.len()
-            )
-        };
-        let run_id = self.new_run_id();
+        let queue_full = queue::can_accept(&self.store, &self.cfg.queue, &env.channel)
+            .err()
+            .map(|e| e.to_string());
         // replyToMode "first" / "all": the answer quotes the message.
         let quote = self
             .cfg
@@ -273,27 +198,67 @@ impl Reactor {
             .get(&env.channel)
             .and_then(|c| c.reply_to_mode.as_deref())
             .is_some_and(|m| m != "off");
-        let target = ReplyTarget::from_envelope(&env, quote);
-        let origin = Origin::Channel {
-            channel: env.channel.clone(),
-            inbound: key.1.clone(),
-            target: target.clone(),
+        let actions = self.channels.plan_run(&env, session, queue_full, quote);
+        self.apply_channel_actions(actions);
+    }
+
+    /// Carries out the channel runtime's actions.
+    fn apply_channel_actions(&mut self, actions: Vec<ChannelAction>) {
+        for action in actions {
+            match action {
+                ChannelAction::Send { channel, job } => {
+                    let Some(h) = self.adapters.get(&channel) else {
+                        continue;
+                    };
+                    let seq = match &job {
+                        SendJob::Message { seq, .. } => Some(*seq),
+                        SendJob::Typing { .. } | SendJob::Draft { .. } => None,
+                    };
+                    // A full send queue: typing is skipped, a message is
+                    // handed over at a later pump.
+                    if h.send.try_send(job).is_ok() {
+                        if let Some(seq) = seq {
+                            self.channels.handed_over(seq);
+                        }
+                    }
+                }
+                ChannelAction::Run(run) => self.enqueue_channel_run(run),
+            }
+        }
+    }
+
+    fn enqueue_channel_run(&mut self, run: ChannelRun) {
+        let ChannelRun {
+            session,
+            text,
+            origin,
+            context,
+        } = run;
+        let super::Origin::Channel {
+            channel, inbound, ..
+        } = &origin
+        else {
+            return;
         };
+        let (channel, inbound) = (channel.clone(), inbound.clone());
+        let super::Origin::Channel { target, .. } = &origin else {
+            return;
+        };
+        let (target, group) = (target.clone(), context.group);
         let pending = Pending {
             origin,
             text,
-            run_id,
-            run: run_context(&env),
+            run_id: self.new_run_id(),
+            run: context,
         };
         match self.enqueue_run(&session, pending) {
             Ok(_) => {
-                self.progress_start(&env, &key.1, target);
-                self.channels.running.insert(key);
+                self.channels.run_started(&channel, &inbound);
+                self.progress_start(&channel, &inbound, target, group);
             }
-            Err(e) => log::warn!(
-                "{}: run not started ({e}); the message stays in the inbox",
-                env.channel
-            ),
+            Err(e) => {
+                log::warn!("{channel}: run not started ({e}); the message stays in the inbox")
+            }
         }
     }
 
@@ -308,9 +273,7 @@ impl Reactor {
         usage: (u64, u64),
         text: &str,
     ) {
-        self.channels
-            .running
-            .remove(&(channel.to_string(), inbound.to_string()));
+        self.channels.run_ended(channel, inbound);
         let draft = self.channels.progress.finish(&RunKey {
             channel: channel.to_string(),
             inbound: inbound.to_string(),
@@ -335,7 +298,7 @@ impl Reactor {
     /// inbox later; its progress stops until then.
     pub(super) fn channel_run_dropped(&mut self, channel: String, inbound: String) {
         let key = self.channel_progress_stop(channel, inbound);
-        self.channels.running.remove(&(key.channel, key.inbound));
+        self.channels.run_ended(&key.channel, &key.inbound);
     }
 
     /// Stops a run's typing and drafts (`/stop`: the draft keeps what it shows).
@@ -347,21 +310,20 @@ impl Reactor {
 
     /// Keeps the typing indicator up from the message until the answer,
     /// and drafts the answer where the channel streams (`channel::progress`).
-    fn progress_start(&mut self, env: &Envelope, inbound: &str, target: ReplyTarget) {
-        let Some(adapter) = registry::find(&env.channel) else {
+    fn progress_start(&mut self, channel: &str, inbound: &str, target: ReplyTarget, group: bool) {
+        let Some(adapter) = registry::find(channel) else {
             return;
         };
-        let config = self.cfg.channels.get(&env.channel);
-        let (limit, _) =
-            registry::text_limit(&env.channel, config.and_then(|c| c.text_chunk_limit));
+        let config = self.cfg.channels.get(channel);
+        let (limit, _) = registry::text_limit(channel, config.and_then(|c| c.text_chunk_limit));
         let settings = ChatSettings::new(
             &adapter.capabilities,
             config.and_then(|c| c.streaming.as_ref()),
-            env.chat_kind == ChatKind::Group,
+            group,
             limit,
         );
         let key = RunKey {
-            channel: env.channel.clone(),
+            channel: channel.to_string(),
             inbound: inbound.to_string(),
         };
         let actions = self
@@ -401,7 +363,7 @@ impl Reactor {
                 Action::Typing(target) => (target.channel.clone(), SendJob::Typing { target }),
                 Action::Draft(out) => (out.channel.clone(), SendJob::Draft { out }),
             };
-            if let Some(h) = self.channels.adapters.get(&channel) {
+            if let Some(h) = self.adapters.get(&channel) {
                 let _ = h.send.try_send(job);
             }
         }
@@ -418,7 +380,7 @@ impl Reactor {
             }
         };
         for (env, session) in pending {
-            if self.channels.adapters.contains_key(&env.channel) {
+            if self.adapters.contains_key(&env.channel) {
                 self.start_channel_run(env, session);
             }
         }
@@ -426,44 +388,38 @@ impl Reactor {
 
     /// True when no channel is held back by a full queue.
     pub fn channels_idle(&self) -> bool {
-        self.channels.backpressure.is_empty()
+        self.channels.idle()
     }
 
     /// Hands due messages to the send threads.
     pub fn pump_delivery(&mut self) {
-        if self.channels.adapters.is_empty() {
+        if self.adapters.is_empty() {
             return;
         }
         let now = crate::util::now_ms();
-        let due = match queue::next_due(&self.store, now, 32, &self.channels.inflight) {
+        let due = match queue::next_due(&self.store, now, 32, self.channels.inflight()) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("delivery: cannot read the queue: {e}");
                 return;
             }
         };
-        for m in due {
-            let Some(h) = self.channels.adapters.get(&m.row.outbound.channel) else {
-                continue;
-            };
-            if h.send
-                .try_send(SendJob::Message {
-                    seq: m.seq,
-                    out: m.row.outbound.clone(),
-                })
-                .is_ok()
-            {
-                self.channels.inflight.insert(m.seq);
-            }
-        }
+        let adapters = &self.adapters;
+        let actions = self
+            .channels
+            .plan_sends(due, |channel| adapters.contains_key(channel));
+        self.apply_channel_actions(actions);
     }
 
     fn on_sent(&mut self, seq: u64, result: SendResult) {
-        self.channels.inflight.remove(&seq);
         let now = crate::util::now_ms();
-        let r = match result {
-            SendResult::Delivered => queue::delivered(&self.store, seq).map(|_| ()),
-            SendResult::Retry { after_s, error } => {
+        let r = match self.channels.on_sent(seq, result) {
+            SendRecord::Delivered { seq } => queue::delivered(&self.store, seq).map(|_| ()),
+            SendRecord::Retry {
+                seq,
+                after_s,
+                error,
+            } => {
                 log::info!("delivery of #{seq} failed ({error}); will retry");
                 let mut j = |bound: u64| {
                     if bound == 0 {
@@ -483,7 +439,7 @@ impl Reactor {
                 )
                 .map(|_| ())
             }
-            SendResult::Permanent(error) => {
+            SendRecord::DeadLetter { seq, error } => {
                 log::warn!("delivery of #{seq} failed for good: {error}; moved to dead letters");
                 queue::fail_permanent(&self.store, &self.cfg.queue, seq, now, &error).map(|_| ())
             }
@@ -501,17 +457,7 @@ impl Reactor {
             .ok()
             .and_then(|s| serde_json::to_value(s).ok())
             .unwrap_or(Value::Null);
-        let mut chans = serde_json::Map::new();
-        for (name, h) in &self.channels.health {
-            let pending = self
-                .channels
-                .pairing
-                .get(name)
-                .map(|p| p.list(now).len())
-                .unwrap_or(0);
-            chans.insert(name.clone(), json!({"health": h, "pairingPending": pending, "backpressure": self.channels.backpressure.get(name)}));
-        }
-        json!({"channels": chans, "queue": queue})
+        self.channels.status(now, queue)
     }
 
     /// `pairing.*`, `queue.*` methods.
@@ -533,7 +479,7 @@ impl Reactor {
         match method {
             "pairing.list" => {
                 let mut out = serde_json::Map::new();
-                for (name, p) in &self.channels.pairing {
+                for (name, p) in self.channels.pairing() {
                     out.insert(
                         name.clone(),
                         json!({
@@ -545,18 +491,17 @@ impl Reactor {
                 Ok(Value::Object(out))
             }
             "pairing.approve" | "pairing.reject" => {
-                let Some(p) = self.channels.pairing.get_mut(&ch) else {
+                let known = self
+                    .channels
+                    .pairing()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let Some(p) = self.channels.pairing_mut(&ch) else {
                     return err(
                         ErrorCode::NotFound,
-                        format!(
-                            "no channel {ch:?} is running; known: {}",
-                            self.channels
-                                .pairing
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+                        format!("no channel {ch:?} is running; known: {known}"),
                     );
                 };
                 let r = if method == "pairing.approve" {
@@ -610,39 +555,5 @@ impl Reactor {
                 format!("unknown method {other:?}; see docs/protocol.md"),
             ),
         }
-    }
-}
-
-/// The prompt's view of a channel message: a group chat or not, and
-/// `telegram group · from Ann (@ann)` for the user-turn envelope.
-fn run_context(env: &Envelope) -> crate::agent::prompt::RunContext {
-    let group = env.chat_kind == ChatKind::Group;
-    let mut origin = format!("{} {}", env.channel, if group { "group" } else { "direct" });
-    // Platform names are outside input: no brackets or line breaks that
-    // could pass for the end of the envelope.
-    let clean = |s: &str| -> String {
-        crate::channel::envelope::truncate_chars(s.trim(), 64)
-            .chars()
-            .map(|c| {
-                if c == ']' || c == '[' || c.is_control() {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect()
-    };
-    let name = clean(&env.sender_name);
-    let user = env.sender_username.as_deref().map(clean);
-    match (name.is_empty(), user) {
-        (false, Some(u)) => origin.push_str(&format!(" · from {name} (@{u})")),
-        (false, None) => origin.push_str(&format!(" · from {name}")),
-        (true, Some(u)) => origin.push_str(&format!(" · from @{u}")),
-        (true, None) => {}
-    }
-    crate::agent::prompt::RunContext {
-        group,
-        origin,
-        compact_only: false,
     }
 }

@@ -428,7 +428,7 @@ impl Reactor {
             };
             match self.start_compaction(session, origin) {
                 Ok(_) => {
-                    self.channels.running.insert((channel, inbound));
+                    self.channels.run_started(&channel, &inbound);
                 }
                 Err(e) => {
                     let text = format!("Could not compact: {}", e.message);

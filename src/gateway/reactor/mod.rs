@@ -21,6 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod channel_runtime;
 pub mod channels;
 mod commands;
 mod consolidate;
@@ -52,8 +53,8 @@ pub(super) fn err(code: ErrorCode, msg: impl Into<String>) -> ApiError {
 }
 
 /// Who started a run and wants its result.
-#[derive(Clone, PartialEq)]
-pub(super) enum Origin {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
     /// A WebSocket or HTTP client: gets the streamed events.
     Client(u64),
     /// A channel message: the answer is delivered through the queue.
@@ -128,7 +129,9 @@ impl SessionCache {
 pub struct Reactor {
     pub(super) cfg: Arc<Config>,
     pub(super) store: Store,
-    pub(super) channels: channels::Runtime,
+    pub(super) channels: channel_runtime::ChannelRuntime,
+    /// The running adapters' handles, by channel name.
+    adapters: HashMap<String, crate::channel::adapter::Handle>,
     pool: Pool,
     clients: HashMap<u64, Outbox>,
     runs: HashMap<u64, Running>,
@@ -158,7 +161,8 @@ impl Reactor {
         Reactor {
             cfg,
             store,
-            channels: channels::Runtime::default(),
+            channels: channel_runtime::ChannelRuntime::default(),
+            adapters: HashMap::new(),
             pool,
             clients: HashMap::new(),
             runs: HashMap::new(),

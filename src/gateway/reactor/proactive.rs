@@ -212,6 +212,54 @@ fn describe(target: &ReplyTarget) -> String {
     }
 }
 
+/// What the schedule asks the reactor to do at a given time.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ProactiveAction {
+    /// Start the job of this name (its run, or the skip it records).
+    StartJob(String),
+    /// Persist the job table: due jobs moved their next run on.
+    SaveJobs,
+    /// Run the heartbeat.
+    StartBeat,
+}
+
+impl Proactive {
+    /// Milliseconds until the schedule next needs a look (a job or a beat
+    /// due), at most `MAX_SLEEP_MS`.
+    pub(super) fn wait_ms(&self, now: u64) -> u64 {
+        let beat = if self.beat.running {
+            None
+        } else {
+            self.beat.next_ms
+        };
+        [self.sched.next_wake(), beat]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_sub(now))
+            .unwrap_or(MAX_SLEEP_MS)
+            .min(MAX_SLEEP_MS)
+    }
+
+    /// What is due at `now`: jobs first (then their table is saved), then
+    /// the heartbeat unless one is running.
+    pub(super) fn due(&mut self, now: u64) -> Vec<ProactiveAction> {
+        let rng = &mut self.rng;
+        let jobs = self
+            .sched
+            .due(now, &mut |max| xorshift(rng) % max.saturating_add(1));
+        let mut actions: Vec<ProactiveAction> =
+            jobs.into_iter().map(ProactiveAction::StartJob).collect();
+        if !actions.is_empty() {
+            actions.push(ProactiveAction::SaveJobs);
+        }
+        if !self.beat.running && self.beat.next_ms.is_some_and(|t| t <= now) {
+            actions.push(ProactiveAction::StartBeat);
+        }
+        actions
+    }
+}
+
 fn save_jobs(store: &Store, sched: &Scheduler) {
     let r = serde_json::to_vec(&sched.snapshot())
         .map_err(|e| e.to_string())
@@ -231,45 +279,27 @@ fn xorshift(s: &mut u64) -> u64 {
 impl Reactor {
     /// When the loop should next look at the schedule.
     pub(super) fn proactive_deadline(&self) -> tokio::time::Instant {
-        let now = now_ms();
-        let beat = if self.pro.beat.running {
-            None
-        } else {
-            self.pro.beat.next_ms
-        };
-        let wait = [self.pro.sched.next_wake(), beat]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|t| t.saturating_sub(now))
-            .unwrap_or(MAX_SLEEP_MS)
-            .min(MAX_SLEEP_MS);
+        let wait = self.pro.wait_ms(now_ms());
         tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
     }
 
-    /// Starts what is due: jobs, then the heartbeat.
     /// Saves the job table (at shutdown).
     pub(super) fn flush_proactive(&self) {
         save_jobs(&self.store, &self.pro.sched);
     }
 
+    /// Starts what is due: jobs, then the heartbeat.
     pub(super) fn proactive_tick(&mut self) {
         let now = now_ms();
         self.sweep_lost(now);
-        let p = &mut self.pro;
-        let rng = &mut p.rng;
-        let due = p
-            .sched
-            .due(now, &mut |max| xorshift(rng) % max.saturating_add(1));
-        for name in &due {
-            self.start_job(name, now);
-        }
-        if !due.is_empty() {
-            save_jobs(&self.store, &self.pro.sched);
-        }
-        let beat_due = !self.pro.beat.running && self.pro.beat.next_ms.is_some_and(|t| t <= now);
-        if beat_due {
-            let _ = self.start_beat(now);
+        for action in self.pro.due(now) {
+            match action {
+                ProactiveAction::StartJob(name) => self.start_job(&name, now),
+                ProactiveAction::SaveJobs => save_jobs(&self.store, &self.pro.sched),
+                ProactiveAction::StartBeat => {
+                    let _ = self.start_beat(now);
+                }
+            }
         }
     }
 
@@ -1235,5 +1265,69 @@ mod tests {
         assert!(
             find("cron.add").is_some() && find("hook.run").is_some() && find("cron.x").is_none()
         );
+    }
+
+    fn scheduler(heartbeat: Option<HeartbeatConfig>, now: u64) -> Proactive {
+        let mut beat = Beat::default();
+        beat.next_ms = heartbeat.as_ref().and_then(|h| next_beat(h, None, now));
+        Proactive {
+            sched: Scheduler::new(),
+            active: HashMap::new(),
+            last_chat: None,
+            heartbeat,
+            beat,
+            hooks_last: BTreeMap::new(),
+            rng: 7,
+        }
+    }
+
+    #[test]
+    fn the_schedule_says_what_is_due_at_the_injected_time() {
+        let start = 1_000_000;
+        let mut p = scheduler(None, start);
+        assert_eq!(p.wait_ms(start), MAX_SLEEP_MS, "nothing scheduled");
+        assert!(p.due(start).is_empty());
+        let every = Trigger::Every {
+            millis: 10_000,
+            anchor_ms: start,
+        };
+        p.sched
+            .add(JobSpec::new("tea", every, "Time for tea"), start)
+            .expect("add");
+        assert_eq!(p.wait_ms(start), 10_000);
+        assert!(p.due(start + 9_999).is_empty(), "not yet");
+        assert_eq!(
+            p.due(start + 10_000),
+            vec![
+                ProactiveAction::StartJob("tea".into()),
+                ProactiveAction::SaveJobs
+            ]
+        );
+        assert!(p.due(start + 10_001).is_empty(), "once per slot");
+        assert_eq!(
+            p.wait_ms(start + 10_001),
+            MAX_SLEEP_MS,
+            "a running job is not due again"
+        );
+        p.sched
+            .finished("tea", start + 10_001, Outcome::Skipped("test".into()));
+        assert_eq!(p.wait_ms(start + 10_001), 9_999, "the next slot");
+    }
+
+    #[test]
+    fn a_heartbeat_is_due_on_time_and_never_twice_at_once() {
+        let start = 1_000_000;
+        let heartbeat = HeartbeatConfig {
+            every: "1m".into(),
+            ..HeartbeatConfig::default()
+        };
+        let mut p = scheduler(Some(heartbeat), start);
+        let next = p.beat.next_ms.expect("a beat is scheduled");
+        assert_eq!(p.wait_ms(start), next - start);
+        assert!(p.due(next - 1).is_empty());
+        assert_eq!(p.due(next), vec![ProactiveAction::StartBeat]);
+        p.beat.running = true;
+        assert!(p.due(next + 1).is_empty(), "no beat while one runs");
+        assert_eq!(p.wait_ms(next + 1), MAX_SLEEP_MS);
     }
 }
