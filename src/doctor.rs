@@ -604,12 +604,13 @@ fn gateway_status(cfg: &Config, gateway_url: Option<&str>) -> Result<Value, Stri
             format!("http://{address}/status")
         }
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .proxy(None)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(3)))
-        .build()
-        .into();
+    let agent = crate::net::new_agent(
+        ureq::Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(3)))
+            .build(),
+    );
     let mut request = agent.get(&url);
     let token = std::env::var("PINCH_GATEWAY_TOKEN")
         .ok()

@@ -86,12 +86,13 @@ pub fn error_message(body: &str) -> Option<String> {
 /// Asks the server at `base_url`; Err says why it could not be reached.
 pub fn probe(base_url: &str, timeout: Duration) -> Result<LocalInfo, String> {
     let root = root_of(base_url);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .proxy(None)
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::net::new_agent(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .proxy(None)
+            .http_status_as_error(false)
+            .build(),
+    );
     let get = |path: &str| -> Result<(u16, String), String> {
         let mut resp = agent
             .get(&format!("{root}{path}"))

@@ -125,12 +125,13 @@ impl Target {
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .proxy(None)
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(15)))
-            .build()
-            .into();
+        let agent = crate::net::new_agent(
+            ureq::Agent::config_builder()
+                .proxy(None)
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(15)))
+                .build(),
+        );
         let url = format!("{}{path}", self.http());
         let mut rq = match method {
             "POST" => agent.post(&url).header("Content-Type", "application/json"),

@@ -85,11 +85,12 @@ pub(super) fn version(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result
         );
         return Ok(0);
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(15)))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::net::new_agent(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(15)))
+            .http_status_as_error(false)
+            .build(),
+    );
     let resp = agent
         .get(&url)
         .call()

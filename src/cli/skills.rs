@@ -464,7 +464,9 @@ fn download(url: &str, to: &Path) -> Result<(), String> {
             return Err("only https URLs are accepted (plain http only from this machine)".into());
         }
     }
-    let mut resp = ureq::get(url)
+    let agent = crate::net::new_agent(ureq::Agent::config_builder().build());
+    let mut resp = agent
+        .get(url)
         .call()
         .map_err(|e| format!("cannot download {url}: {e}"))?;
     let bytes = resp

@@ -7,8 +7,8 @@
 
 use super::Origin;
 use crate::agent::prompt::RunContext;
-use crate::channel::progress::Progress;
 use crate::channel::adapter::{SendJob, SendResult};
+use crate::channel::progress::Progress;
 use crate::channel::{
     self, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, ReplyTarget, Verdict,
 };
@@ -200,9 +200,9 @@ impl ChannelRuntime {
         };
         // Typing comes from `progress` once the run has started.
         vec![ChannelAction::Run(ChannelRun {
-                session,
-                text,
-                origin,
+            session,
+            text,
+            origin,
             context: run_context(env),
         })]
     }
@@ -411,7 +411,11 @@ mod tests {
         );
         let actions = rt.plan_run(&message, "s".into(), None, true);
         assert!(rt.idle(), "backpressure ends with the next run");
-        assert_eq!(actions.len(), 1, "typing comes from progress, after the start");
+        assert_eq!(
+            actions.len(),
+            1,
+            "typing comes from progress, after the start"
+        );
         let ChannelAction::Run(run) = &actions[0] else {
             panic!("a run");
         };

@@ -259,7 +259,9 @@ impl Reactor {
             return Err(err(ErrorCode::NotFound, format!("no session {session:?}")));
         }
         let (items, complete) = bounded_history(&turns, HISTORY_TEXT_BYTES);
-        Ok(json!({"session": session, "meta": meta.as_ref().map(crate::api_wire::SessionInfo::from), "turns": items, "complete": complete}))
+        Ok(
+            json!({"session": session, "meta": meta.as_ref().map(crate::api_wire::SessionInfo::from), "turns": items, "complete": complete}),
+        )
     }
 
     /// `sessions.list`: stored sessions, newest first.

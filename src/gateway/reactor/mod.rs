@@ -586,7 +586,15 @@ impl Reactor {
         inbound: Option<(&str, &str)>,
         text: &str,
     ) -> Result<(), String> {
-        self.deliver_with(session, to, turns, usage, inbound, text, DeliveryOptions::default())
+        self.deliver_with(
+            session,
+            to,
+            turns,
+            usage,
+            inbound,
+            text,
+            DeliveryOptions::default(),
+        )
     }
 
     /// [`Self::deliver`] with [`DeliveryOptions`]: a lower attempt limit

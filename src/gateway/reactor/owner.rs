@@ -83,8 +83,7 @@ impl Reactor {
             ),
         ];
         match to {
-            Some(to) => {
-                self.deliver_with(
+            Some(to) => self.deliver_with(
                 MAIN_SESSION,
                 to,
                 &turns,
@@ -95,8 +94,7 @@ impl Reactor {
                     max_attempts,
                     ..Default::default()
                 },
-            )
-            }
+            ),
             None => {
                 let meta = self.store.append(MAIN_SESSION, &turns, (0, 0), now)?;
                 self.sessions.put(meta);
