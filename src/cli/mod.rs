@@ -196,18 +196,18 @@ A bind other than loopback requires gateway.auth.token.";
 }
 
 /// Where the CLI finds the gateway: --url, else from the config.
-struct Target {
+struct GatewayEndpoint {
     host: String,
     port: u16,
     token: Option<String>,
 }
 
-fn target(
+fn gateway_endpoint(
     url: Option<String>,
     token: Option<String>,
     g: &Global,
     home: &Home,
-) -> Result<Target, String> {
+) -> Result<GatewayEndpoint, String> {
     let loaded = load(g, home).ok();
     let token = token
         .or_else(|| {
@@ -229,7 +229,7 @@ fn target(
         let (host, port) = hostport
             .rsplit_once(':')
             .ok_or("--url needs a port, like http://127.0.0.1:18789")?;
-        return Ok(Target {
+        return Ok(GatewayEndpoint {
             host: host.trim_matches(['[', ']']).to_string(),
             port: port.parse().map_err(|_| "bad port in --url")?,
             token,
@@ -240,14 +240,14 @@ fn target(
         Some(ip) if !ip.is_unspecified() => ip.to_string(),
         _ => "127.0.0.1".to_string(),
     };
-    Ok(Target {
+    Ok(GatewayEndpoint {
         host,
         port: cfg.gateway.port,
         token,
     })
 }
 
-impl Target {
+impl GatewayEndpoint {
     pub(super) fn http(&self) -> String {
         if self.host.contains(':') {
             format!("http://[{}]:{}", self.host, self.port)
@@ -336,7 +336,7 @@ fn cmd_status(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, St
     if let Some(extra) = args.first() {
         return Err(format!("unexpected argument {extra:?}\n\n{HELP}"));
     }
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let s = t.get("/status")?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
@@ -462,7 +462,7 @@ under session.dmScope \"main\". In-chat commands work here too: /new, /status,
             other => return Err(format!("{}\n\n{HELP}", other.unexpected())),
         }
     }
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let session = session.as_deref();
     let mut ws = WsClient::connect(&t)?;
     if !words.is_empty() {
@@ -504,7 +504,7 @@ struct WsClient {
 }
 
 impl WsClient {
-    fn connect(t: &Target) -> Result<WsClient, String> {
+    fn connect(t: &GatewayEndpoint) -> Result<WsClient, String> {
         let host = if t.host.contains(':') {
             format!("[{}]", t.host)
         } else {
@@ -789,7 +789,7 @@ Talks to the running gateway; when none runs, reads $PINCH_HOME/state.redb direc
     let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
         return Ok(0);
     };
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let (method, path, key) = match args
         .iter()
         .map(String::as_str)
@@ -955,7 +955,7 @@ messages from then on; it never grants access to groups.";
     let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
         return Ok(0);
     };
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let v = match args
         .iter()
         .map(String::as_str)
@@ -1003,7 +1003,7 @@ drop SEQ   delete a queued message or a dead letter";
     let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
         return Ok(0);
     };
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let seq = |s: &str| {
         s.parse::<u64>()
             .map_err(|_| format!("{s:?} is not a message number (see `pinch queue list`)"))
