@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct Job {
+/// One chat run for the worker pool: the session, its context, the new
+/// user turn and how to run it (a cron job is `sched::job`).
+pub struct RunRequest {
     pub run_id: u64,
     pub session: String,
     /// The session's context: its summary (if any), then recent turns.
@@ -149,7 +151,7 @@ struct Work {
 }
 
 struct WorkState {
-    queue: VecDeque<Job>,
+    queue: VecDeque<RunRequest>,
     live: usize,
     idle: usize,
     closed: bool,
@@ -199,7 +201,7 @@ impl Pool {
 
     /// Queues a job, or hands it back when the queue is full (or no worker
     /// thread can be started and none is running).
-    pub fn try_submit(&self, job: Job) -> Result<(), Job> {
+    pub fn try_submit(&self, job: RunRequest) -> Result<(), RunRequest> {
         let w = &self.work;
         let mut st = crate::util::lock(&w.state);
         if st.queue.len() >= RUN_QUEUE {
@@ -368,7 +370,7 @@ fn after_secs(secs: u64) -> Instant {
         .unwrap_or(now)
 }
 
-pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
+pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
     let deadline = after_secs(job.deadline_s);
     let cfg = &ctx.cfg;
     if let Some(m) = &job.model_override {

@@ -10,7 +10,7 @@ use super::outbox::Outbox;
 use super::protocol::{error_frame, event_frame, ok_frame};
 use super::ToReactor;
 use crate::agent::compact::Compaction;
-use crate::agent::{HistItem, Job, Pool, RunEvent, RunUpdate};
+use crate::agent::{HistItem, Pool, RunEvent, RunRequest, RunUpdate};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::config::Config;
 use crate::llm::{Message, Part, Role};
@@ -564,7 +564,7 @@ impl Reactor {
             .collect();
         let cancel = Arc::new(AtomicBool::new(false));
         let (chosen_model, thinking) = self.session_choices(session);
-        let job = Job {
+        let job = RunRequest {
             run_id: p.run_id,
             session: session.to_string(),
             history,
