@@ -33,7 +33,7 @@ pub struct RunRequest {
     pub run_id: u64,
     pub session: String,
     /// The session's context: its summary (if any), then recent turns.
-    pub history: Vec<HistItem>,
+    pub history: Vec<HistoryTurn>,
     pub user: Message,
     /// Who the run talks to: picks the system prompt and the envelope of
     /// the user turn.
@@ -52,7 +52,7 @@ pub struct RunRequest {
 }
 
 #[derive(Debug, Clone)]
-pub struct HistItem {
+pub struct HistoryTurn {
     pub seq: u64,
     pub summary: bool,
     pub message: Message,
@@ -395,7 +395,7 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
     if let Some(c) = &job.compaction {
         match compact_session(ctx, &candidates, c, &job.cancel, deadline) {
             Ok(text) => {
-                let kept: Vec<&HistItem> = job
+                let kept: Vec<&HistoryTurn> = job
                     .history
                     .iter()
                     .filter(|h| !h.summary && h.seq > c.through_seq)
