@@ -115,7 +115,7 @@ pub struct Ctx {
 }
 
 pub struct Pool {
-    work: Arc<Work>,
+    work: Arc<RunQueue>,
     /// Characters of system prompt and tool schemas, measured at start.
     pub overhead_chars: usize,
     /// The agent's workspace (HEARTBEAT.md lives here).
@@ -142,7 +142,7 @@ pub type Sink = Arc<dyn Fn(AgentEvent) -> bool + Send + Sync>;
 /// run finds none idle (up to `max_concurrent`) and exit after
 /// `WORKER_IDLE` without work, so an idle gateway holds no worker threads,
 /// stacks or per-thread allocator caches.
-struct Work {
+struct RunQueue {
     state: Mutex<WorkState>,
     wake: Condvar,
     ctx: Arc<Ctx>,
@@ -180,7 +180,7 @@ impl Pool {
         });
         let overhead_chars =
             compact::overhead(&prompt::system_prompt(&ctx, false), prompt::tools(&ctx));
-        let work = Arc::new(Work {
+        let work = Arc::new(RunQueue {
             state: Mutex::new(WorkState {
                 queue: VecDeque::new(),
                 live: 0,
@@ -239,7 +239,7 @@ impl Drop for Pool {
     }
 }
 
-impl Work {
+impl RunQueue {
     /// A worker thread: takes runs until it has been idle for `WORKER_IDLE`.
     fn serve(&self) {
         let mut st = crate::util::lock(&self.state);
