@@ -27,7 +27,7 @@ pub(crate) const OUTQ_DUE: TableDefinition<(u64, u64), &str> = TableDefinition::
 pub(crate) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 pub(crate) const QUEUE_META: TableDefinition<&str, u64> = TableDefinition::new("queue_meta");
 
-fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+fn with_context<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |err| format!("state store: {what}: {err}")
 }
 
@@ -75,18 +75,23 @@ pub(crate) const TABLE_NAMES: &[&str] = &[
 
 /// Creates every missing table of [`TABLE_NAMES`] in `tx`.
 pub(crate) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), String> {
-    tx.open_table(SESSIONS).map_err(e("open sessions"))?;
-    tx.open_table(TURNS).map_err(e("open turns"))?;
-    tx.open_table(KV).map_err(e("open kv"))?;
-    tx.open_table(INBOX).map_err(e("open inbox"))?;
-    tx.open_table(INBOX_AGE).map_err(e("open inbox_age"))?;
+    tx.open_table(SESSIONS)
+        .map_err(with_context("open sessions"))?;
+    tx.open_table(TURNS).map_err(with_context("open turns"))?;
+    tx.open_table(KV).map_err(with_context("open kv"))?;
+    tx.open_table(INBOX).map_err(with_context("open inbox"))?;
+    tx.open_table(INBOX_AGE)
+        .map_err(with_context("open inbox_age"))?;
     tx.open_table(INBOX_PENDING)
-        .map_err(e("open inbox_pending"))?;
-    tx.open_table(OUTQ).map_err(e("open outq"))?;
-    tx.open_table(OUTQ_CHAT).map_err(e("open outq_chat"))?;
-    tx.open_table(OUTQ_DUE).map_err(e("open outq_due"))?;
-    tx.open_table(DEAD).map_err(e("open dead"))?;
-    tx.open_table(QUEUE_META).map_err(e("open queue_meta"))?;
+        .map_err(with_context("open inbox_pending"))?;
+    tx.open_table(OUTQ).map_err(with_context("open outq"))?;
+    tx.open_table(OUTQ_CHAT)
+        .map_err(with_context("open outq_chat"))?;
+    tx.open_table(OUTQ_DUE)
+        .map_err(with_context("open outq_due"))?;
+    tx.open_table(DEAD).map_err(with_context("open dead"))?;
+    tx.open_table(QUEUE_META)
+        .map_err(with_context("open queue_meta"))?;
     Ok(())
 }
 
@@ -101,10 +106,13 @@ pub(crate) fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
         Err(err) => return Err(format!("state store: open {}: {err}", def.name())),
     };
-    let mut dst = wx.open_table(def).map_err(e("open snapshot table"))?;
-    for row in src.iter().map_err(e("iter"))? {
-        let (k, v) = row.map_err(e("read"))?;
-        dst.insert(k.value(), v.value()).map_err(e("copy"))?;
+    let mut dst = wx
+        .open_table(def)
+        .map_err(with_context("open snapshot table"))?;
+    for row in src.iter().map_err(with_context("iter"))? {
+        let (k, v) = row.map_err(with_context("read"))?;
+        dst.insert(k.value(), v.value())
+            .map_err(with_context("copy"))?;
     }
     Ok(())
 }

@@ -228,7 +228,7 @@ impl FetchAgent {
         let started = std::time::Instant::now();
         let mut url = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
-            let target = crate::net::parse_target(&url)?;
+            let target = crate::net::parse_request_url(&url)?;
             if target.scheme != "http" && target.scheme != "https" {
                 return Err("only http:// and https:// URLs can be fetched".into());
             }

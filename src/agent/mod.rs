@@ -27,11 +27,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct Job {
+/// One chat run for the worker pool: the session, its context, the new
+/// user turn and how to run it (a cron job is `sched::job`).
+pub struct RunRequest {
     pub run_id: u64,
     pub session: String,
     /// The session's context: its summary (if any), then recent turns.
-    pub history: Vec<HistItem>,
+    pub history: Vec<HistoryTurn>,
     pub user: Message,
     /// Who the run talks to: picks the system prompt and the envelope of
     /// the user turn.
@@ -50,7 +52,7 @@ pub struct Job {
 }
 
 #[derive(Debug, Clone)]
-pub struct HistItem {
+pub struct HistoryTurn {
     pub seq: u64,
     pub summary: bool,
     pub message: Message,
@@ -113,7 +115,7 @@ pub struct Ctx {
 }
 
 pub struct Pool {
-    work: Arc<Work>,
+    work: Arc<RunQueue>,
     /// Characters of system prompt and tool schemas, measured at start.
     pub overhead_chars: usize,
     /// The agent's workspace (HEARTBEAT.md lives here).
@@ -140,7 +142,7 @@ pub type Sink = Arc<dyn Fn(AgentEvent) -> bool + Send + Sync>;
 /// run finds none idle (up to `max_concurrent`) and exit after
 /// `WORKER_IDLE` without work, so an idle gateway holds no worker threads,
 /// stacks or per-thread allocator caches.
-struct Work {
+struct RunQueue {
     state: Mutex<WorkState>,
     wake: Condvar,
     ctx: Arc<Ctx>,
@@ -149,7 +151,7 @@ struct Work {
 }
 
 struct WorkState {
-    queue: VecDeque<Job>,
+    queue: VecDeque<RunRequest>,
     live: usize,
     idle: usize,
     closed: bool,
@@ -179,7 +181,7 @@ impl Pool {
         });
         let overhead_chars =
             compact::overhead(&prompt::system_prompt(&ctx, false), prompt::tools(&ctx));
-        let work = Arc::new(Work {
+        let work = Arc::new(RunQueue {
             state: Mutex::new(WorkState {
                 queue: VecDeque::new(),
                 live: 0,
@@ -200,7 +202,7 @@ impl Pool {
 
     /// Queues a job, or hands it back when the queue is full (or no worker
     /// thread can be started and none is running).
-    pub fn try_submit(&self, job: Job) -> Result<(), Job> {
+    pub fn try_submit(&self, job: RunRequest) -> Result<(), RunRequest> {
         let w = &self.work;
         let mut st = crate::util::lock(&w.state);
         if st.queue.len() >= RUN_QUEUE {
@@ -262,7 +264,7 @@ impl Drop for Pool {
     }
 }
 
-impl Work {
+impl RunQueue {
     /// A worker thread: takes runs until it has been idle for `WORKER_IDLE`.
     fn serve(&self) {
         let mut st = crate::util::lock(&self.state);
@@ -397,7 +399,7 @@ fn after_secs(secs: u64) -> Instant {
         .unwrap_or(now)
 }
 
-pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
+pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
     let deadline = after_secs(job.deadline_s);
     let cfg = &ctx.cfg;
     if let Some(m) = &job.model_override {
@@ -422,7 +424,7 @@ pub fn run(ctx: &Ctx, job: Job, emit: &mut dyn FnMut(RunEvent)) {
     if let Some(c) = &job.compaction {
         match compact_session(ctx, &candidates, c, &job.cancel, deadline) {
             Ok(text) => {
-                let kept: Vec<&HistItem> = job
+                let kept: Vec<&HistoryTurn> = job
                     .history
                     .iter()
                     .filter(|h| !h.summary && h.seq > c.through_seq)

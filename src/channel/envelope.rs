@@ -212,14 +212,7 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
 pub fn truncate_bytes(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    crate::util::truncate(s, max).to_string()
 }
 
 /// Remembers the last `capacity` keys; the oldest is evicted first.

@@ -3,7 +3,7 @@
 //! read transaction), so a backup never stops the assistant; with no gateway
 //! the command opens the store and takes the snapshot directly.
 
-use super::{target, val, Global};
+use super::{gateway_endpoint, val, Global};
 use crate::home::Home;
 use lexopt::prelude::*;
 use serde_json::json;
@@ -53,7 +53,7 @@ pub(super) fn backup(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<
     let loaded = super::load(g, home).ok();
     let gateway_running = url.is_some() || gateway_listening(g, home);
     let (snapshot, schema_version) = if gateway_running {
-        let t = target(url, token, g, home)?;
+        let t = gateway_endpoint(url, token, g, home)?;
         let path = gateway_snapshot(&t)?;
         if path != expected {
             return Err(format!(
@@ -111,7 +111,7 @@ const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 6
 
 /// Has the gateway write the store snapshot (on its worker, the reactor
 /// goes on serving) and waits until it is there; returns its path.
-fn gateway_snapshot(t: &super::Target) -> Result<PathBuf, String> {
+fn gateway_snapshot(t: &super::GatewayEndpoint) -> Result<PathBuf, String> {
     let mut v = t.call("store.snapshot", json!({}))?;
     let deadline = std::time::Instant::now() + SNAPSHOT_WAIT;
     let mut pause = std::time::Duration::from_millis(20);
@@ -145,7 +145,7 @@ fn gateway_snapshot(t: &super::Target) -> Result<PathBuf, String> {
 
 /// Whether the gateway of this home runs (its runtime file, alive).
 fn gateway_listening(g: &Global, home: &Home) -> bool {
-    target(None, None, g, home).is_ok_and(|t| t.serves_this_home())
+    gateway_endpoint(None, None, g, home).is_ok_and(|t| t.serves_this_home())
 }
 
 /// Whether a process holds the store at `path` (redb's file lock).

@@ -3,7 +3,7 @@
 //! text on the command line.
 
 use super::ws_client::WsClient;
-use super::{target, val, Global};
+use super::{gateway_endpoint, val, Global};
 use crate::home::Home;
 use lexopt::prelude::*;
 use std::io::{BufRead, Write};
@@ -35,7 +35,7 @@ under session.dmScope \"main\". In-chat commands work here too: /new, /status,
             other => return Err(format!("{}\n\n{HELP}", other.unexpected())),
         }
     }
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let session = session.as_deref();
     let mut ws = WsClient::connect(&t)?;
     if !words.is_empty() {

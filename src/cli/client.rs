@@ -10,14 +10,14 @@ use std::time::Duration;
 
 /// Where the CLI finds the gateway: --url, else the runtime file of this
 /// home's gateway (`crate::runtime_file`), else the config.
-pub(super) struct Target {
+pub(super) struct GatewayEndpoint {
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) token: Option<String>,
     pub(super) source: Source,
 }
 
-/// Where a `Target` came from.
+/// Where a `GatewayEndpoint` came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Source {
     /// `--url`: the user's choice, whatever home it serves.
@@ -31,12 +31,12 @@ pub(super) enum Source {
 /// How long the CLI waits for a gateway's port to answer.
 const ANSWER_WAIT: Duration = Duration::from_millis(500);
 
-pub(super) fn target(
+pub(super) fn gateway_endpoint(
     url: Option<String>,
     token: Option<String>,
     g: &Global,
     home: &Home,
-) -> Result<Target, String> {
+) -> Result<GatewayEndpoint, String> {
     let loaded = load(g, home).ok();
     let token = token
         .or_else(|| {
@@ -58,7 +58,7 @@ pub(super) fn target(
         let (host, port) = hostport
             .rsplit_once(':')
             .ok_or("--url needs a port, like http://127.0.0.1:18789")?;
-        return Ok(Target {
+        return Ok(GatewayEndpoint {
             host: host.trim_matches(['[', ']']).to_string(),
             port: port.parse().map_err(|_| "bad port in --url")?,
             token,
@@ -67,7 +67,7 @@ pub(super) fn target(
     }
     match crate::runtime_file::lookup(home, ANSWER_WAIT) {
         crate::runtime_file::Lookup::Running(record) => {
-            return Ok(Target {
+            return Ok(GatewayEndpoint {
                 host: record.address.ip().to_string(),
                 port: record.address.port(),
                 token,
@@ -82,7 +82,7 @@ pub(super) fn target(
         Some(ip) if !ip.is_unspecified() => ip.to_string(),
         _ => "127.0.0.1".to_string(),
     };
-    Ok(Target {
+    Ok(GatewayEndpoint {
         host,
         port: cfg.gateway.port,
         token,
@@ -90,7 +90,7 @@ pub(super) fn target(
     })
 }
 
-impl Target {
+impl GatewayEndpoint {
     /// Whether the gateway this target names serves this home and runs:
     /// found through the runtime file, or named by `--url` and answering.
     /// A gateway that merely answers on the config's port may be another

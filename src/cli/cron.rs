@@ -2,7 +2,7 @@
 //! through the running gateway's `/api/cron` (the gateway stays the only
 //! writer of the job table), and the cron lines of `pinch status`.
 
-use super::{target, val, Global, Target};
+use super::{gateway_endpoint, val, GatewayEndpoint, Global};
 use crate::home::Home;
 use lexopt::prelude::*;
 use serde_json::{json, Map, Value};
@@ -91,7 +91,7 @@ pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32
         }
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let (v, what) = match words.as_slice() {
         ["add"] | ["add", _] => {
             if let [_, name] = words.as_slice() {
@@ -171,7 +171,12 @@ fn job_path(name: &str, tail: &str) -> String {
 }
 
 /// One request to the gateway; an error answer becomes its message.
-fn call(t: &Target, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+fn call(
+    t: &GatewayEndpoint,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let body = if method == "POST" {
         Some(body.unwrap_or_else(|| json!({})))
     } else {

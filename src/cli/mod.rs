@@ -21,7 +21,7 @@ mod skills;
 mod status;
 mod ws_client;
 
-use client::{encode, target, Target};
+use client::{encode, gateway_endpoint, GatewayEndpoint};
 
 use crate::config::{self, Loaded};
 use crate::home::Home;

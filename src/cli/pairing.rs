@@ -1,7 +1,7 @@
 //! `pinch pairing`: list, approve and reject pairing codes of unknown
 //! senders, through the running gateway.
 
-use super::{common_args, target, Global};
+use super::{common_args, gateway_endpoint, Global};
 use crate::home::Home;
 use serde_json::json;
 
@@ -14,7 +14,7 @@ messages from then on; it never grants access to groups.";
     let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
         return Ok(0);
     };
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let v = match args
         .iter()
         .map(String::as_str)

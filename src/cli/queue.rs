@@ -1,7 +1,7 @@
 //! `pinch queue`: the outgoing delivery queue and its dead letters, through
 //! the running gateway (list, retry, drop).
 
-use super::{common_args, target, Global};
+use super::{common_args, gateway_endpoint, Global};
 use crate::home::Home;
 use serde_json::json;
 
@@ -15,7 +15,7 @@ drop SEQ   delete a queued message or a dead letter";
     let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
         return Ok(0);
     };
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let seq = |s: &str| {
         s.parse::<u64>()
             .map_err(|_| format!("{s:?} is not a message number (see `pinch queue list`)"))

@@ -1,7 +1,7 @@
 //! `pinch sessions`: list, show and reset sessions through the running
 //! gateway, or straight from `$PINCH_HOME/state.redb` when none runs.
 
-use super::{common_args, encode, target, Global};
+use super::{common_args, encode, gateway_endpoint, Global};
 use crate::home::Home;
 use serde_json::{json, Value};
 
@@ -14,7 +14,7 @@ reads $PINCH_HOME/state.redb directly.";
     let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
         return Ok(0);
     };
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let (method, path, key) = match args
         .iter()
         .map(String::as_str)

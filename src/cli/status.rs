@@ -1,7 +1,7 @@
 //! `pinch status`: the running gateway's `/status`, printed for people
 //! (or as JSON).
 
-use super::{common_args, cron, skills, target, Global};
+use super::{common_args, cron, gateway_endpoint, skills, Global};
 use crate::home::Home;
 
 pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
@@ -12,7 +12,7 @@ pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32
     if let Some(extra) = args.first() {
         return Err(format!("unexpected argument {extra:?}\n\n{HELP}"));
     }
-    let t = target(url, token, g, home)?;
+    let t = gateway_endpoint(url, token, g, home)?;
     let s = t.get("/status")?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());

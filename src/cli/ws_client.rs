@@ -1,7 +1,7 @@
 //! A minimal client of the gateway's WebSocket API: `connect` with the
 //! token, requests by id, and one chat run streamed to the terminal.
 
-use super::Target;
+use super::GatewayEndpoint;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::Duration;
@@ -13,7 +13,7 @@ pub(super) struct WsClient {
 }
 
 impl WsClient {
-    pub(super) fn connect(t: &Target) -> Result<WsClient, String> {
+    pub(super) fn connect(t: &GatewayEndpoint) -> Result<WsClient, String> {
         let host = if t.host.contains(':') {
             format!("[{}]", t.host)
         } else {

@@ -71,7 +71,10 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, Stri
         let Some((k, v)) = line.split_once('=') else {
             return Err((
                 n + 1,
-                format!("expected KEY=value, found {:?}", truncate(line, 40)),
+                format!(
+                    "expected KEY=value, found {:?}",
+                    crate::channel::envelope::truncate_chars(line, 40)
+                ),
             ));
         };
         let k = k.trim();
@@ -94,10 +97,6 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, Stri
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 /// An unresolved reference: the variable name and the field path holding it.

@@ -18,100 +18,100 @@ mod targets;
 use engine::{Known, Rng, Verdict};
 use std::path::PathBuf;
 
-struct Target {
+struct FuzzTarget {
     name: &'static str,
     run: fn(&[u8]) -> Verdict,
     /// Longest input the mutator produces.
     max_len: usize,
 }
 
-const TARGETS: &[Target] = &[
-    Target {
+const TARGETS: &[FuzzTarget] = &[
+    FuzzTarget {
         name: "percent_decode",
         run: targets::percent_decode,
         max_len: 4096,
     },
-    Target {
+    FuzzTarget {
         name: "ws_frame",
         run: targets::ws_frame,
         max_len: 64 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "sse",
         run: targets::sse,
         max_len: 64 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "openai_stream",
         run: targets::openai_stream,
         max_len: 64 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "anthropic_stream",
         run: targets::anthropic_stream,
         max_len: 64 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "model_error",
         run: targets::model_error,
         max_len: 16 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "tool_args",
         run: targets::tool_args,
         max_len: 16 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "tool_text",
         run: targets::tool_text,
         max_len: 32 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "telegram_update",
         run: targets::telegram_update,
         max_len: 64 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "slack_frame",
         run: targets::slack_frame,
         max_len: 64 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "discord_gateway",
         run: targets::discord_gateway,
         max_len: 64 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "reply_split",
         run: targets::reply_split,
         max_len: 8 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "dotenv",
         run: targets::dotenv,
         max_len: 16 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "pinch_json",
         run: targets::pinch_json,
         max_len: 32 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "skill_md",
         run: targets::skill_md,
         max_len: 16 * 1024,
     },
-    Target {
+    FuzzTarget {
         name: "sched_text",
         run: targets::sched_text,
         max_len: 1024,
     },
-    Target {
+    FuzzTarget {
         name: "sched_json",
         run: targets::sched_json,
         max_len: 4096,
     },
-    Target {
+    FuzzTarget {
         name: "webhook_body",
         run: targets::webhook_body,
         max_len: 16 * 1024,
@@ -130,7 +130,7 @@ fn data_dir(kind: &str, target: &str) -> PathBuf {
         .join(target)
 }
 
-fn seeds(t: &Target) -> Vec<Vec<u8>> {
+fn seeds(t: &FuzzTarget) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = engine::read_dir_files(&data_dir("fuzz-seeds", t.name))
         .into_iter()
         .map(|(_, b)| b)

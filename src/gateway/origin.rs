@@ -48,7 +48,7 @@ impl Policy {
                 return Err(Refusal {
                     message: format!(
                         "Host {:?} is not this gateway's; add it to gateway.allowedHosts if you reach the gateway under that name",
-                        shorten(h)
+                        crate::channel::envelope::truncate_chars(h, 100)
                     ),
                 });
             }
@@ -69,7 +69,7 @@ impl Policy {
         Err(Refusal {
             message: format!(
                 "requests from the web page at {:?} are refused; add that origin to gateway.allowedOrigins to allow it",
-                shorten(origin)
+                crate::channel::envelope::truncate_chars(origin, 100)
             ),
         })
     }
@@ -113,11 +113,6 @@ fn ip_literal(name: &str) -> Option<IpAddr> {
 fn normal_origin(origin: &str) -> String {
     let o = origin.trim().to_ascii_lowercase();
     o.strip_suffix('/').map(str::to_string).unwrap_or(o)
-}
-
-/// At most 100 characters of a header value, for an error message.
-fn shorten(text: &str) -> String {
-    text.chars().take(100).collect()
 }
 
 #[cfg(test)]

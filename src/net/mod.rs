@@ -21,7 +21,8 @@ pub use client::{agent_config, agent_for, ureq_proxy, LazyAgent, Timeouts};
 pub use noproxy::NoProxy;
 pub use probe::{probe, Failure, ProbeReport, Step, StepResult};
 pub use route::{
-    explain, parse_target, redact_proxy_text, redact_url, resolve, resolve_vars, Decision,
-    EnvOrigin, EnvProxy, NetworkConfig, ProxyScheme, ProxySpec, ProxyUrl, ProxyVars, Route, Target,
+    explain, parse_request_url, redact_proxy_text, redact_url, resolve, resolve_vars, Decision,
+    EnvOrigin, EnvProxy, NetworkConfig, ProxyScheme, ProxySpec, ProxyUrl, ProxyVars, RequestUrl,
+    Route,
 };
 pub use ureq_connector::new_agent;

@@ -408,7 +408,7 @@ impl Decision {
 
 /// Scheme, host and port of a request URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
+pub struct RequestUrl {
     /// Lowercase: http, https, ws or wss.
     pub scheme: String,
     /// Lowercase host; IPv6 without brackets.
@@ -418,7 +418,7 @@ pub struct Target {
     pub path: String,
 }
 
-impl Target {
+impl RequestUrl {
     /// True for https and wss.
     pub fn is_tls(&self) -> bool {
         self.scheme == "https" || self.scheme == "wss"
@@ -444,7 +444,7 @@ impl Target {
 }
 
 /// Parses an http/https/ws/wss URL into scheme, host, port and path.
-pub fn parse_target(url: &str) -> Result<Target, String> {
+pub fn parse_request_url(url: &str) -> Result<RequestUrl, String> {
     let url = url.trim();
     let shown = redact_url(url);
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
@@ -477,7 +477,7 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
     if host.is_empty() {
         return Err(format!("URL '{shown}' has no host"));
     }
-    Ok(Target {
+    Ok(RequestUrl {
         scheme,
         host: host.to_ascii_lowercase(),
         port: port.unwrap_or(default_port),
@@ -565,7 +565,7 @@ fn resolve_with_origin(
 impl Route {
     /// Decides whether a request to `url` goes direct or through a proxy.
     pub fn decide(&self, url: &str) -> Result<Decision, String> {
-        let target = parse_target(url)?;
+        let target = parse_request_url(url)?;
         if self.proxy == ProxySpec::Direct {
             return Ok(Decision::Direct {
                 why: format!("direct: proxy is \"direct\" (set at {})", self.source),
@@ -631,7 +631,7 @@ impl Route {
 /// `pinch config explain-route`.
 pub fn explain(route: &Route, url: &str) -> String {
     let mut out = String::new();
-    match parse_target(url) {
+    match parse_request_url(url) {
         Ok(t) => out.push_str(&format!(
             "target:   {}\n",
             redact_url(&format!("{}://{}{}", t.scheme, t.host_port(), t.path))
@@ -881,23 +881,25 @@ mod tests {
 
     #[test]
     fn target_parsing() {
-        let t = ok(parse_target("https://API.example.com/v1/chat?x=1#frag"));
+        let t = ok(parse_request_url(
+            "https://API.example.com/v1/chat?x=1#frag",
+        ));
         assert_eq!(t.scheme, "https");
         assert_eq!(t.host, "api.example.com");
         assert_eq!(t.port, 443);
         assert_eq!(t.path, "/v1/chat?x=1");
-        let t = ok(parse_target("ws://[::1]:8080"));
+        let t = ok(parse_request_url("ws://[::1]:8080"));
         assert_eq!(
             (t.host.as_str(), t.port, t.path.as_str()),
             ("::1", 8080, "/")
         );
-        assert_eq!(ok(parse_target("wss://h")).port, 443);
-        assert_eq!(ok(parse_target("http://h?q")).path, "/?q");
-        assert_eq!(ok(parse_target("http://user:pw@h:81/")).host, "h");
-        assert!(parse_target("ftp://h").is_err());
-        assert!(parse_target("h:80").is_err());
-        assert!(parse_target("http://:80/").is_err());
-        assert!(parse_target("http://[::1/").is_err());
+        assert_eq!(ok(parse_request_url("wss://h")).port, 443);
+        assert_eq!(ok(parse_request_url("http://h?q")).path, "/?q");
+        assert_eq!(ok(parse_request_url("http://user:pw@h:81/")).host, "h");
+        assert!(parse_request_url("ftp://h").is_err());
+        assert!(parse_request_url("h:80").is_err());
+        assert!(parse_request_url("http://:80/").is_err());
+        assert!(parse_request_url("http://[::1/").is_err());
     }
 
     #[test]
@@ -1208,7 +1210,7 @@ mod tests {
         );
         assert_eq!(redact_url("http://h/p"), "http://h/p");
         assert_eq!(redact_url("wss://h?token=SECRET"), "wss://h?…");
-        match parse_target("https://h:bad/?key=SECRET") {
+        match parse_request_url("https://h:bad/?key=SECRET") {
             Err(e) => assert!(!e.contains("SECRET"), "{e}"),
             Ok(_) => panic!("accepted"),
         }

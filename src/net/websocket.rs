@@ -11,7 +11,7 @@
 //! system random source the binary already uses.
 
 use super::probe::{base64, proxy_handshake, resolve, tls_handshake, Conn};
-use super::route::{parse_target, redact_url, ProxyScheme, Route, Target};
+use super::route::{parse_request_url, redact_url, ProxyScheme, RequestUrl, Route};
 use super::tls::client_config;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -279,7 +279,7 @@ impl Socket {
 pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, TcpStream), String> {
     let shown = redact_url(url);
     let fail = |(f, d): (super::probe::Failure, String)| format!("{shown}: {f}: {d}");
-    let target = parse_target(url)?;
+    let target = parse_request_url(url)?;
     let decision = route.decide(url)?;
     let proxy = decision.proxy();
     let addrs = match proxy {
@@ -354,7 +354,7 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
 }
 
 /// The client's opening handshake (RFC 6455 §4.1) for `target`.
-fn handshake_request(target: &Target, key: &str) -> String {
+fn handshake_request(target: &RequestUrl, key: &str) -> String {
     let host = target.host_header();
     format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pinch\r\n\r\n",
@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn handshake_request_and_answer_check() {
-        let target = parse_target("wss://wss-primary.slack.com/link/?ticket=abc&app_id=A1")
+        let target = parse_request_url("wss://wss-primary.slack.com/link/?ticket=abc&app_id=A1")
             .unwrap_or_else(|e| panic!("{e}"));
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let req = handshake_request(&target, key);
@@ -427,7 +427,7 @@ mod tests {
             req.contains("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
                 && req.ends_with("\r\n\r\n")
         );
-        let local = parse_target("ws://127.0.0.1:8080/x").unwrap_or_else(|e| panic!("{e}"));
+        let local = parse_request_url("ws://127.0.0.1:8080/x").unwrap_or_else(|e| panic!("{e}"));
         assert!(handshake_request(&local, key).contains("Host: 127.0.0.1:8080\r\n"));
         // RFC 6455's example key and accept value.
         let ok = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";

@@ -4,22 +4,23 @@
 
 use super::outq::{channel_of, decode, Taken};
 use super::{
-    checkpoint, k_drop, meta_prefixed, st, ChannelDepth, DeadMsg, DeadRow, Dropped, QueueConfig,
-    QueueError, QueueStats, QueuedMsg, DEAD, INBOX_PENDING, K_DEAD, META, OUTQ, Q,
+    checkpoint, k_drop, meta_prefixed, store_error, ChannelDepth, DeadMsg, DeadRow, Dropped,
+    QueueConfig, QueueError, QueueStats, QueueTables, QueuedMsg, DEAD, INBOX_PENDING, K_DEAD, META,
+    OUTQ,
 };
 use crate::store::Store;
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 /// Queued messages in sequence order, at most `limit` (unreadable rows skipped).
 pub fn list(store: &Store, limit: usize) -> Result<Vec<QueuedMsg>, QueueError> {
-    let tx = store.db.begin_read().map_err(st("begin"))?;
-    let t = tx.open_table(OUTQ).map_err(st("open"))?;
+    let tx = store.db.begin_read().map_err(store_error("begin"))?;
+    let t = tx.open_table(OUTQ).map_err(store_error("open"))?;
     let mut out = Vec::new();
-    for row in t.iter().map_err(st("read outq"))? {
+    for row in t.iter().map_err(store_error("read outq"))? {
         if out.len() >= limit {
             break;
         }
-        let (k, v) = row.map_err(st("read outq"))?;
+        let (k, v) = row.map_err(store_error("read outq"))?;
         match decode(v.value()) {
             Ok(row) => out.push(QueuedMsg {
                 seq: k.value(),
@@ -36,14 +37,14 @@ pub fn list(store: &Store, limit: usize) -> Result<Vec<QueuedMsg>, QueueError> {
 
 /// Dead letters, oldest first, at most `limit`.
 pub fn dead_letters(store: &Store, limit: usize) -> Result<Vec<DeadMsg>, QueueError> {
-    let tx = store.db.begin_read().map_err(st("begin"))?;
-    let t = tx.open_table(DEAD).map_err(st("open"))?;
+    let tx = store.db.begin_read().map_err(store_error("begin"))?;
+    let t = tx.open_table(DEAD).map_err(store_error("open"))?;
     let mut out = Vec::new();
-    for row in t.iter().map_err(st("read dead"))? {
+    for row in t.iter().map_err(store_error("read dead"))? {
         if out.len() >= limit {
             break;
         }
-        let (k, v) = row.map_err(st("read dead"))?;
+        let (k, v) = row.map_err(store_error("read dead"))?;
         match DeadRow::decode(v.value()) {
             Ok(dead) => out.push(DeadMsg {
                 seq: k.value(),
@@ -64,13 +65,13 @@ pub fn retry_dead(
     seq: u64,
     now_ms: u64,
 ) -> Result<u64, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let new_seq = {
-        let mut q = Q::open(&tx)?;
+        let mut q = QueueTables::open(&tx)?;
         let raw = q
             .dead
             .get(seq)
-            .map_err(st("read dead"))?
+            .map_err(store_error("read dead"))?
             .map(|v| v.value().to_vec())
             .ok_or(QueueError::NotFound(seq))?;
         let dead = DeadRow::decode(&raw).map_err(|err| {
@@ -83,21 +84,21 @@ pub fn retry_dead(
                 "dead letter #{seq} has no text to send; drop it instead"
             ))
         })?;
-        q.dead.remove(seq).map_err(st("write dead"))?;
+        q.dead.remove(seq).map_err(store_error("write dead"))?;
         q.meta_sub(K_DEAD, 1)?;
         new_seq
     };
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(new_seq)
 }
 
 /// Removes `seq` from the queue or from the dead letters (counted as a
 /// `dropped_by_admin` drop).
 pub fn drop_msg(store: &Store, seq: u64) -> Result<Dropped, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let what = {
-        let mut q = Q::open(&tx)?;
+        let mut q = QueueTables::open(&tx)?;
         let (what, ch) = match q.take(seq)? {
             Some(Taken::Row(row)) => (Dropped::Queued, row.outbound.channel),
             Some(Taken::Unreadable { chat_key, .. }) => (
@@ -112,7 +113,7 @@ pub fn drop_msg(store: &Store, seq: u64) -> Result<Dropped, QueueError> {
                 let raw = q
                     .dead
                     .remove(seq)
-                    .map_err(st("write dead"))?
+                    .map_err(store_error("write dead"))?
                     .map(|v| v.value().to_vec())
                     .ok_or(QueueError::NotFound(seq))?;
                 q.meta_sub(K_DEAD, 1)?;
@@ -126,14 +127,14 @@ pub fn drop_msg(store: &Store, seq: u64) -> Result<Dropped, QueueError> {
         what
     };
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(what)
 }
 
 /// Depth, bytes, oldest age, dead letters and counters.
 pub fn stats(store: &Store, now_ms: u64) -> Result<QueueStats, QueueError> {
-    let tx = store.db.begin_read().map_err(st("begin"))?;
-    let meta = tx.open_table(META).map_err(st("open"))?;
+    let tx = store.db.begin_read().map_err(store_error("begin"))?;
+    let meta = tx.open_table(META).map_err(store_error("open"))?;
     let mut s = QueueStats::default();
     for (ch, n) in meta_prefixed(&meta, "n:")? {
         s.depth += n;
@@ -153,27 +154,27 @@ pub fn stats(store: &Store, now_ms: u64) -> Result<QueueStats, QueueError> {
     s.over_limit = meta_prefixed(&meta, "over:")?.into_iter().collect();
     s.dead = meta
         .get(K_DEAD)
-        .map_err(st("read meta"))?
+        .map_err(store_error("read meta"))?
         .map_or(0, |v| v.value());
-    let outq = tx.open_table(OUTQ).map_err(st("open"))?;
-    for row in outq.iter().map_err(st("read outq"))?.take(16) {
-        let (_, v) = row.map_err(st("read outq"))?;
+    let outq = tx.open_table(OUTQ).map_err(store_error("open"))?;
+    for row in outq.iter().map_err(store_error("read outq"))?.take(16) {
+        let (_, v) = row.map_err(store_error("read outq"))?;
         if let Ok(r) = decode(v.value()) {
             s.oldest_age_ms = Some(now_ms.saturating_sub(r.first_ms));
             break;
         }
     }
-    let pending = tx.open_table(INBOX_PENDING).map_err(st("open"))?;
-    s.inbound_pending = pending.len().map_err(st("read pending"))?;
+    let pending = tx.open_table(INBOX_PENDING).map_err(store_error("open"))?;
+    s.inbound_pending = pending.len().map_err(store_error("read pending"))?;
     Ok(s)
 }
 
 /// Counts an inbound message dropped on purpose (ACL verdict, corrupt row):
 /// never silent. Returns the new count for `channel:reason`.
 pub fn count_drop(store: &Store, channel: &str, reason: &str) -> Result<u64, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let n = count_drop_in(&tx, channel, reason, 1)?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(n)
 }
 
@@ -185,14 +186,15 @@ pub fn count_drop_in(
     reason: &str,
     n: u64,
 ) -> Result<u64, QueueError> {
-    let mut meta = tx.open_table(META).map_err(st("open"))?;
+    let mut meta = tx.open_table(META).map_err(store_error("open"))?;
     let k = k_drop(channel, reason);
     let v = meta
         .get(k.as_str())
-        .map_err(st("read meta"))?
+        .map_err(store_error("read meta"))?
         .map_or(0, |v| v.value())
         .saturating_add(n);
-    meta.insert(k.as_str(), v).map_err(st("write meta"))?;
+    meta.insert(k.as_str(), v)
+        .map_err(store_error("write meta"))?;
     Ok(v)
 }
 
@@ -200,15 +202,15 @@ pub fn count_drop_in(
 /// `expired` drops), in one transaction. Queued messages are never touched:
 /// only seqs found among the dead letters are removed. Returns how many.
 pub fn expire_dead(store: &Store, seqs: &[u64]) -> Result<u64, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let mut n = 0u64;
     {
-        let mut q = Q::open(&tx)?;
+        let mut q = QueueTables::open(&tx)?;
         for seq in seqs {
             let raw = q
                 .dead
                 .remove(*seq)
-                .map_err(st("write dead"))?
+                .map_err(store_error("write dead"))?
                 .map(|v| v.value().to_vec());
             let Some(raw) = raw else { continue };
             q.meta_sub(K_DEAD, 1)?;
@@ -220,6 +222,6 @@ pub fn expire_dead(store: &Store, seqs: &[u64]) -> Result<u64, QueueError> {
         }
     }
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(n)
 }

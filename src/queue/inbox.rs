@@ -8,7 +8,10 @@
 //! its text and attachments (the dedup id is all it is kept for), so the
 //! window costs a few hundred bytes per message.
 
-use super::{checkpoint, k_drop, k_inbox, meta_prefixed, st, Accept, QueueConfig, QueueError, Q};
+use super::{
+    checkpoint, k_drop, k_inbox, meta_prefixed, store_error, Accept, QueueConfig, QueueError,
+    QueueTables,
+};
 use super::{INBOX, INBOX_PENDING, META};
 use crate::channel::envelope::Envelope;
 use crate::store::Store;
@@ -66,14 +69,14 @@ pub fn accept_inbound(
     session: &str,
     now_ms: u64,
 ) -> Result<Accept, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let a = accept_inbound_in(&tx, cfg, env, session, now_ms)?;
     if a == Accept::Duplicate {
-        tx.abort().map_err(st("abort"))?; // nothing was written
+        tx.abort().map_err(store_error("abort"))?; // nothing was written
         return Ok(a);
     }
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(a)
 }
 
@@ -91,12 +94,12 @@ pub fn accept_inbound_in(
             "an inbound message needs a channel and a platform id".into(),
         ));
     }
-    let mut q = Q::open(tx)?;
+    let mut q = QueueTables::open(tx)?;
     let ch = env.channel.as_str();
     let id = inbound_id(env);
     if q.inbox
         .get((ch, id.as_str()))
-        .map_err(st("read inbox"))?
+        .map_err(store_error("read inbox"))?
         .is_some()
     {
         return Ok(Accept::Duplicate);
@@ -108,16 +111,16 @@ pub fn accept_inbound_in(
         session: session.to_string(),
         done_ms: None,
     };
-    let bytes = serde_json::to_vec(&row).map_err(st("encode inbox row"))?;
+    let bytes = serde_json::to_vec(&row).map_err(store_error("encode inbox row"))?;
     q.inbox
         .insert((ch, id.as_str()), bytes.as_slice())
-        .map_err(st("write inbox"))?;
+        .map_err(store_error("write inbox"))?;
     q.inbox_age
         .insert((ch, now_ms, id.as_str()), ())
-        .map_err(st("write inbox"))?;
+        .map_err(store_error("write inbox"))?;
     q.pending
         .insert((ch, id.as_str()), now_ms)
-        .map_err(st("write inbox"))?;
+        .map_err(store_error("write inbox"))?;
     q.meta_add(&k_inbox(ch), 1)?;
     q.prune_channel(cfg, ch, now_ms, PRUNE_ON_ACCEPT)?;
     Ok(Accept::New)
@@ -132,20 +135,20 @@ pub fn pending_inbound(store: &Store, limit: usize) -> Result<Vec<(Envelope, Str
     let mut out = Vec::new();
     let mut broken: Vec<(String, String)> = Vec::new();
     {
-        let tx = store.db.begin_read().map_err(st("begin"))?;
-        let pending = tx.open_table(INBOX_PENDING).map_err(st("open"))?;
-        for row in pending.iter().map_err(st("read pending"))? {
-            let (k, v) = row.map_err(st("read pending"))?;
+        let tx = store.db.begin_read().map_err(store_error("begin"))?;
+        let pending = tx.open_table(INBOX_PENDING).map_err(store_error("open"))?;
+        for row in pending.iter().map_err(store_error("read pending"))? {
+            let (k, v) = row.map_err(store_error("read pending"))?;
             let (ch, id) = k.value();
             keys.push((v.value(), ch.to_string(), id.to_string()));
         }
         crate::sort::sort(&mut keys);
         keys.truncate(limit);
-        let inbox = tx.open_table(INBOX).map_err(st("open"))?;
+        let inbox = tx.open_table(INBOX).map_err(store_error("open"))?;
         for (_, ch, id) in keys {
             let got = inbox
                 .get((ch.as_str(), id.as_str()))
-                .map_err(st("read inbox"))?;
+                .map_err(store_error("read inbox"))?;
             match got.map(|v| serde_json::from_slice::<InboxRow>(v.value())) {
                 Some(Ok(r)) => out.push((r.envelope, r.session)),
                 Some(Err(err)) => {
@@ -160,17 +163,17 @@ pub fn pending_inbound(store: &Store, limit: usize) -> Result<Vec<(Envelope, Str
         }
     }
     if !broken.is_empty() {
-        let tx = store.db.begin_write().map_err(st("begin"))?;
+        let tx = store.db.begin_write().map_err(store_error("begin"))?;
         {
-            let mut q = Q::open(&tx)?;
+            let mut q = QueueTables::open(&tx)?;
             for (ch, id) in &broken {
                 q.pending
                     .remove((ch.as_str(), id.as_str()))
-                    .map_err(st("write pending"))?;
+                    .map_err(store_error("write pending"))?;
                 q.meta_add(&k_drop(ch, "corrupt"), 1)?;
             }
         }
-        tx.commit().map_err(st("commit"))?;
+        tx.commit().map_err(store_error("commit"))?;
     }
     Ok(out)
 }
@@ -179,31 +182,31 @@ pub fn pending_inbound(store: &Store, limit: usize) -> Result<Vec<(Envelope, Str
 /// Returns how many were removed; call it periodically (the reactor's tick).
 pub fn prune_inbox(store: &Store, cfg: &QueueConfig, now_ms: u64) -> Result<usize, QueueError> {
     let channels: Vec<String> = {
-        let tx = store.db.begin_read().map_err(st("begin"))?;
-        let meta = tx.open_table(META).map_err(st("open"))?;
+        let tx = store.db.begin_read().map_err(store_error("begin"))?;
+        let meta = tx.open_table(META).map_err(store_error("open"))?;
         meta_prefixed(&meta, "inbox:")?
             .into_iter()
             .map(|(ch, _)| ch)
             .collect()
     };
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let mut removed = 0;
     {
-        let mut q = Q::open(&tx)?;
+        let mut q = QueueTables::open(&tx)?;
         for ch in &channels {
             removed += q.prune_channel(cfg, ch, now_ms, 256)?;
         }
     }
     if removed == 0 {
-        tx.abort().map_err(st("abort"))?;
+        tx.abort().map_err(store_error("abort"))?;
         return Ok(0);
     }
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(removed)
 }
 
-impl Q<'_> {
+impl QueueTables<'_> {
     /// Removes up to `max` done entries of `ch`, oldest first, while the
     /// channel holds more than `dedupKeep` or the oldest is past the age bound.
     fn prune_channel(
@@ -218,10 +221,10 @@ impl Q<'_> {
         let first_old = self
             .inbox_age
             .range((ch, 0u64, "")..(format!("{ch}\0").as_str(), 0u64, ""))
-            .map_err(st("read inbox"))?
+            .map_err(store_error("read inbox"))?
             .next()
             .transpose()
-            .map_err(st("read inbox"))?
+            .map_err(store_error("read inbox"))?
             .map(|(k, _)| k.value().1);
         let any_old = first_old.is_some_and(|t| now_ms.saturating_sub(t) >= cfg.dedup_max_age_ms);
         if !over_count && !any_old {
@@ -233,10 +236,10 @@ impl Q<'_> {
             for row in self
                 .inbox_age
                 .range((ch, 0u64, "")..(upper.as_str(), 0u64, ""))
-                .map_err(st("read inbox"))?
+                .map_err(store_error("read inbox"))?
                 .take(max + PRUNE_SCAN_SLACK)
             {
-                let (k, _) = row.map_err(st("read inbox"))?;
+                let (k, _) = row.map_err(store_error("read inbox"))?;
                 let (_, t, id) = k.value();
                 oldest.push((t, id.to_string()));
             }
@@ -253,17 +256,17 @@ impl Q<'_> {
             if self
                 .pending
                 .get((ch, id.as_str()))
-                .map_err(st("read pending"))?
+                .map_err(store_error("read pending"))?
                 .is_some()
             {
                 continue;
             }
             self.inbox
                 .remove((ch, id.as_str()))
-                .map_err(st("prune inbox"))?;
+                .map_err(store_error("prune inbox"))?;
             self.inbox_age
                 .remove((ch, t, id.as_str()))
-                .map_err(st("prune inbox"))?;
+                .map_err(store_error("prune inbox"))?;
             count = count.saturating_sub(1);
             removed += 1;
         }
@@ -276,12 +279,12 @@ impl Q<'_> {
         let pending = self
             .pending
             .remove((ch, id))
-            .map_err(st("write pending"))?
+            .map_err(store_error("write pending"))?
             .is_some();
         let row: Option<Vec<u8>> = self
             .inbox
             .get((ch, id))
-            .map_err(st("read inbox"))?
+            .map_err(store_error("read inbox"))?
             .map(|v| v.value().to_vec());
         if !pending {
             let (channel, id) = (ch.to_string(), id.to_string());
@@ -297,10 +300,10 @@ impl Q<'_> {
                 // Only the id matters from now on: keep the window small.
                 r.envelope.text.clear();
                 r.envelope.attachments.clear();
-                let bytes = serde_json::to_vec(&r).map_err(st("encode inbox row"))?;
+                let bytes = serde_json::to_vec(&r).map_err(store_error("encode inbox row"))?;
                 self.inbox
                     .insert((ch, id), bytes.as_slice())
-                    .map_err(st("write inbox"))?;
+                    .map_err(store_error("write inbox"))?;
             }
             // The row's presence is what dedup needs; pending is what counts.
             Some(Err(err)) => log::warn!("inbound {ch}/{id}: unreadable row ({err}); marked done"),

@@ -184,7 +184,7 @@ impl From<QueueError> for String {
     }
 }
 
-fn st<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> QueueError {
+fn store_error<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> QueueError {
     move |err| QueueError::Store(format!("{what}: {err}"))
 }
 
@@ -364,9 +364,11 @@ pub fn channel_state_put_in(
     key: &str,
     value: &[u8],
 ) -> Result<(), QueueError> {
-    let mut t = tx.open_table(crate::db::KV).map_err(st("open kv"))?;
+    let mut t = tx
+        .open_table(crate::db::KV)
+        .map_err(store_error("open kv"))?;
     t.insert(channel_state_key(channel, key).as_str(), value)
-        .map_err(st("write kv"))?;
+        .map_err(store_error("write kv"))?;
     Ok(())
 }
 
@@ -410,7 +412,7 @@ fn checkpoint() -> Result<(), QueueError> {
 }
 
 /// Every queue table, open in one write transaction.
-struct Q<'t> {
+struct QueueTables<'t> {
     inbox: Table<'t, (&'static str, &'static str), &'static [u8]>,
     inbox_age: Table<'t, (&'static str, u64, &'static str), ()>,
     pending: Table<'t, (&'static str, &'static str), u64>,
@@ -421,10 +423,10 @@ struct Q<'t> {
     meta: Table<'t, &'static str, u64>,
 }
 
-impl<'t> Q<'t> {
-    fn open(tx: &'t WriteTransaction) -> Result<Q<'t>, QueueError> {
-        let o = st("open table");
-        Ok(Q {
+impl<'t> QueueTables<'t> {
+    fn open(tx: &'t WriteTransaction) -> Result<QueueTables<'t>, QueueError> {
+        let o = store_error("open table");
+        Ok(QueueTables {
             inbox: tx.open_table(INBOX).map_err(&o)?,
             inbox_age: tx.open_table(INBOX_AGE).map_err(&o)?,
             pending: tx.open_table(INBOX_PENDING).map_err(&o)?,
@@ -440,15 +442,17 @@ impl<'t> Q<'t> {
         Ok(self
             .meta
             .get(key)
-            .map_err(st("read meta"))?
+            .map_err(store_error("read meta"))?
             .map_or(0, |v| v.value()))
     }
 
     fn meta_set(&mut self, key: &str, v: u64) -> Result<(), QueueError> {
         if v == 0 {
-            self.meta.remove(key).map_err(st("write meta"))?;
+            self.meta.remove(key).map_err(store_error("write meta"))?;
         } else {
-            self.meta.insert(key, v).map_err(st("write meta"))?;
+            self.meta
+                .insert(key, v)
+                .map_err(store_error("write meta"))?;
         }
         Ok(())
     }
@@ -493,8 +497,11 @@ fn meta_prefixed<T: ReadableTable<&'static str, u64>>(
     // ';' is the byte after ':', so this range is exactly the prefix.
     let end = format!("{};", prefix.trim_end_matches(':'));
     let mut out = Vec::new();
-    for row in t.range(prefix..end.as_str()).map_err(st("read meta"))? {
-        let (k, v) = row.map_err(st("read meta"))?;
+    for row in t
+        .range(prefix..end.as_str())
+        .map_err(store_error("read meta"))?
+    {
+        let (k, v) = row.map_err(store_error("read meta"))?;
         out.push((k.value()[prefix.len()..].to_string(), v.value()));
     }
     Ok(out)
@@ -519,10 +526,10 @@ impl Store {
         replies: &[Outbound],
         now_ms: u64,
     ) -> Result<Committed, QueueError> {
-        let tx = self.db.begin_write().map_err(st("begin"))?;
+        let tx = self.db.begin_write().map_err(store_error("begin"))?;
         let done = commit_reply_in(&tx, cfg, session, turns, usage, inbound, replies, now_ms)?;
         checkpoint()?;
-        tx.commit().map_err(st("commit"))?;
+        tx.commit().map_err(store_error("commit"))?;
         Ok(done)
     }
 }

@@ -7,9 +7,9 @@
 //! head of a chat changes only when it is removed (delivered, dead, dropped).
 
 use super::{
-    backoff_ms, chat_key, checkpoint, k_bytes, k_drop, k_entries, k_over, st, Committed, DeadRow,
-    Disposition, Full, Limit, QueueConfig, QueueError, QueuedMsg, QueuedRow, K_DEAD, K_SEQ, META,
-    OUTQ, OUTQ_DUE, Q,
+    backoff_ms, chat_key, checkpoint, k_bytes, k_drop, k_entries, k_over, store_error, Committed,
+    DeadRow, Disposition, Full, Limit, QueueConfig, QueueError, QueueTables, QueuedMsg, QueuedRow,
+    K_DEAD, K_SEQ, META, OUTQ, OUTQ_DUE,
 };
 use crate::channel::envelope::Outbound;
 use crate::store::{Store, Turn};
@@ -59,7 +59,7 @@ pub fn commit_reply_in(
         )
     };
     checkpoint()?;
-    let mut q = Q::open(tx)?;
+    let mut q = QueueTables::open(tx)?;
     if let Some((ch, id)) = inbound {
         q.mark_done(ch, id, now_ms)?;
     }
@@ -82,12 +82,12 @@ pub fn commit_reply_in(
 /// Admission check before an agent run: refuses when `channel`'s queue is at
 /// `queue.maxEntries` or `queue.maxBytes`.
 pub fn can_accept(store: &Store, cfg: &QueueConfig, channel: &str) -> Result<(), QueueError> {
-    let tx = store.db.begin_read().map_err(st("begin"))?;
-    let meta = tx.open_table(META).map_err(st("open"))?;
+    let tx = store.db.begin_read().map_err(store_error("begin"))?;
+    let meta = tx.open_table(META).map_err(store_error("open"))?;
     let get = |k: String| -> Result<u64, QueueError> {
         Ok(meta
             .get(k.as_str())
-            .map_err(st("read meta"))?
+            .map_err(store_error("read meta"))?
             .map_or(0, |v| v.value()))
     };
     let entries = get(k_entries(channel))?;
@@ -120,19 +120,22 @@ pub fn next_due(
     let mut out = Vec::new();
     let mut broken: Vec<(u64, u64, String)> = Vec::new();
     {
-        let tx = store.db.begin_read().map_err(st("begin"))?;
-        let due = tx.open_table(OUTQ_DUE).map_err(st("open"))?;
-        let outq = tx.open_table(OUTQ).map_err(st("open"))?;
-        for row in due.range(..=(now_ms, u64::MAX)).map_err(st("read due"))? {
+        let tx = store.db.begin_read().map_err(store_error("begin"))?;
+        let due = tx.open_table(OUTQ_DUE).map_err(store_error("open"))?;
+        let outq = tx.open_table(OUTQ).map_err(store_error("open"))?;
+        for row in due
+            .range(..=(now_ms, u64::MAX))
+            .map_err(store_error("read due"))?
+        {
             if out.len() >= limit {
                 break;
             }
-            let (k, v) = row.map_err(st("read due"))?;
+            let (k, v) = row.map_err(store_error("read due"))?;
             let (at, seq) = k.value();
             if inflight.contains(&seq) {
                 continue;
             }
-            let raw = outq.get(seq).map_err(st("read outq"))?;
+            let raw = outq.get(seq).map_err(store_error("read outq"))?;
             match raw.map(|r| decode(r.value())) {
                 Some(Ok(row)) => out.push(QueuedMsg { seq, row }),
                 Some(Err(err)) => {
@@ -147,20 +150,20 @@ pub fn next_due(
         }
     }
     if !broken.is_empty() {
-        let tx = store.db.begin_write().map_err(st("begin"))?;
+        let tx = store.db.begin_write().map_err(store_error("begin"))?;
         {
-            let mut q = Q::open(&tx)?;
+            let mut q = QueueTables::open(&tx)?;
             for (at, seq, ck) in broken {
                 match q.take(seq)? {
                     Some(t) => {
                         q.bury_taken(&QueueConfig::default(), seq, t, "unreadable", now_ms)?
                     }
                     None => {
-                        q.due.remove((at, seq)).map_err(st("write due"))?;
+                        q.due.remove((at, seq)).map_err(store_error("write due"))?;
                         let bytes = q
                             .chats
                             .remove((ck.as_str(), seq))
-                            .map_err(st("write chats"))?
+                            .map_err(store_error("write chats"))?
                             .map(|v| v.value());
                         if let Some(b) = bytes {
                             q.meta_sub(&k_entries(channel_of(&ck)), 1)?;
@@ -171,7 +174,7 @@ pub fn next_due(
                 }
             }
         }
-        tx.commit().map_err(st("commit"))?;
+        tx.commit().map_err(store_error("commit"))?;
     }
     Ok(out)
 }
@@ -179,10 +182,10 @@ pub fn next_due(
 /// Earliest `next_at_ms` of a chat head not in flight (for the reactor's
 /// timer); `None` when nothing waits.
 pub fn next_wake(store: &Store, inflight: &HashSet<u64>) -> Result<Option<u64>, QueueError> {
-    let tx = store.db.begin_read().map_err(st("begin"))?;
-    let due = tx.open_table(OUTQ_DUE).map_err(st("open"))?;
-    for row in due.iter().map_err(st("read due"))? {
-        let (k, _) = row.map_err(st("read due"))?;
+    let tx = store.db.begin_read().map_err(store_error("begin"))?;
+    let due = tx.open_table(OUTQ_DUE).map_err(store_error("open"))?;
+    for row in due.iter().map_err(store_error("read due"))? {
+        let (k, _) = row.map_err(store_error("read due"))?;
         let (at, seq) = k.value();
         if !inflight.contains(&seq) {
             return Ok(Some(at));
@@ -199,10 +202,10 @@ pub fn delivered(store: &Store, seq: u64) -> Result<bool, QueueError> {
 
 /// [`delivered`] for several messages in one transaction.
 pub fn delivered_many(store: &Store, seqs: &[u64]) -> Result<usize, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let mut n = 0;
     {
-        let mut q = Q::open(&tx)?;
+        let mut q = QueueTables::open(&tx)?;
         for &seq in seqs {
             if q.take(seq)?.is_some() {
                 n += 1;
@@ -210,7 +213,7 @@ pub fn delivered_many(store: &Store, seqs: &[u64]) -> Result<usize, QueueError> 
         }
     }
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(n)
 }
 
@@ -226,13 +229,13 @@ pub fn failed(
     retry_after_s: Option<u64>,
     jitter: &mut dyn FnMut(u64) -> u64,
 ) -> Result<Disposition, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let disp = {
-        let mut q = Q::open(&tx)?;
+        let mut q = QueueTables::open(&tx)?;
         let raw = q
             .outq
             .get(seq)
-            .map_err(st("read outq"))?
+            .map_err(store_error("read outq"))?
             .map(|v| v.value().to_vec())
             .ok_or(QueueError::NotFound(seq))?;
         match decode(&raw) {
@@ -275,25 +278,25 @@ pub fn failed(
                     let was_head = q
                         .due
                         .remove((row.next_at_ms, seq))
-                        .map_err(st("write due"))?
+                        .map_err(store_error("write due"))?
                         .is_some();
                     if was_head {
                         q.due
                             .insert((at, seq), row.chat_key.as_str())
-                            .map_err(st("write due"))?;
+                            .map_err(store_error("write due"))?;
                     }
                     row.next_at_ms = at;
-                    let bytes = serde_json::to_vec(&row).map_err(st("encode"))?;
+                    let bytes = serde_json::to_vec(&row).map_err(store_error("encode"))?;
                     q.outq
                         .insert(seq, bytes.as_slice())
-                        .map_err(st("write outq"))?;
+                        .map_err(store_error("write outq"))?;
                     Disposition::Retry { at_ms: at }
                 }
             }
         }
     };
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(disp)
 }
 
@@ -306,9 +309,9 @@ pub fn fail_permanent(
     now_ms: u64,
     err: &str,
 ) -> Result<bool, QueueError> {
-    let tx = store.db.begin_write().map_err(st("begin"))?;
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
     let found = {
-        let mut q = Q::open(&tx)?;
+        let mut q = QueueTables::open(&tx)?;
         match q.take(seq)? {
             None => false,
             Some(Taken::Row(mut row)) => {
@@ -336,11 +339,11 @@ pub fn fail_permanent(
         }
     };
     checkpoint()?;
-    tx.commit().map_err(st("commit"))?;
+    tx.commit().map_err(store_error("commit"))?;
     Ok(found)
 }
 
-impl Q<'_> {
+impl QueueTables<'_> {
     /// Appends `out` behind its chat's queue. `None` for an empty text
     /// (nothing to deliver); otherwise the sequence number and whether the
     /// channel is now over its bound (kept anyway).
@@ -361,7 +364,9 @@ impl Q<'_> {
             return Ok(None);
         }
         let ch = out.channel.as_str();
-        let bytes = serde_json::to_vec(out).map_err(st("encode"))?.len() as u64;
+        let bytes = serde_json::to_vec(out)
+            .map_err(store_error("encode"))?
+            .len() as u64;
         let entries = self.meta_get(&k_entries(ch))?;
         let total = self.meta_get(&k_bytes(ch))?;
         let over = entries + 1 > cfg.max_entries || total + bytes > cfg.max_bytes;
@@ -384,19 +389,19 @@ impl Q<'_> {
             last_error: None,
             bytes,
         };
-        let enc = serde_json::to_vec(&row).map_err(st("encode"))?;
+        let enc = serde_json::to_vec(&row).map_err(store_error("encode"))?;
         self.outq
             .insert(seq, enc.as_slice())
-            .map_err(st("write outq"))?;
+            .map_err(store_error("write outq"))?;
         let ck = row.chat_key.as_str();
         let was_empty = self.head(ck)?.is_none();
         self.chats
             .insert((ck, seq), bytes)
-            .map_err(st("write chats"))?;
+            .map_err(store_error("write chats"))?;
         if was_empty {
             self.due
                 .insert((now_ms, seq), ck)
-                .map_err(st("write due"))?;
+                .map_err(store_error("write due"))?;
         }
         self.meta_add(&k_entries(ch), 1)?;
         self.meta_add(&k_bytes(ch), bytes)?;
@@ -408,10 +413,10 @@ impl Q<'_> {
         Ok(self
             .chats
             .range((ck, 0u64)..=(ck, u64::MAX))
-            .map_err(st("read chats"))?
+            .map_err(store_error("read chats"))?
             .next()
             .transpose()
-            .map_err(st("read chats"))?
+            .map_err(store_error("read chats"))?
             .map(|(k, _)| k.value().1))
     }
 
@@ -424,11 +429,13 @@ impl Q<'_> {
         if h < removed {
             return Ok(()); // a later message went; the head is unchanged
         }
-        let at = match self.outq.get(h).map_err(st("read outq"))? {
+        let at = match self.outq.get(h).map_err(store_error("read outq"))? {
             Some(v) => decode(v.value()).map(|r| r.next_at_ms).unwrap_or(0),
             None => 0,
         };
-        self.due.insert((at, h), ck).map_err(st("write due"))?;
+        self.due
+            .insert((at, h), ck)
+            .map_err(store_error("write due"))?;
         Ok(())
     }
 
@@ -438,7 +445,7 @@ impl Q<'_> {
         let Some(raw) = self
             .outq
             .remove(seq)
-            .map_err(st("write outq"))?
+            .map_err(store_error("write outq"))?
             .map(|v| v.value().to_vec())
         else {
             return Ok(None);
@@ -447,14 +454,14 @@ impl Q<'_> {
             Ok(row) => {
                 self.due
                     .remove((row.next_at_ms, seq))
-                    .map_err(st("write due"))?;
+                    .map_err(store_error("write due"))?;
                 (Some(row.chat_key.clone()), row.bytes, Taken::Row(row))
             }
             Err(err) => {
                 // Without the row, find its chat, size and schedule entry by scanning.
                 let mut found = None;
-                for r in self.chats.iter().map_err(st("read chats"))? {
-                    let (k, v) = r.map_err(st("read chats"))?;
+                for r in self.chats.iter().map_err(store_error("read chats"))? {
+                    let (k, v) = r.map_err(store_error("read chats"))?;
                     if k.value().1 == seq {
                         found = Some((k.value().0.to_string(), v.value()));
                         break;
@@ -462,7 +469,7 @@ impl Q<'_> {
                 }
                 self.due
                     .retain(|(_, s), _| s != seq)
-                    .map_err(st("write due"))?;
+                    .map_err(store_error("write due"))?;
                 let (ck, bytes) = match found {
                     Some((ck, b)) => (Some(ck), b),
                     None => (None, 0),
@@ -481,7 +488,7 @@ impl Q<'_> {
         if let Some(ck) = &ck {
             self.chats
                 .remove((ck.as_str(), seq))
-                .map_err(st("write chats"))?;
+                .map_err(store_error("write chats"))?;
             let ch = channel_of(ck);
             self.meta_sub(&k_entries(ch), 1)?;
             self.meta_sub(&k_bytes(ch), bytes)?;
@@ -509,11 +516,11 @@ impl Q<'_> {
             reason,
             dead_ms: now_ms,
         };
-        let enc = serde_json::to_vec(&dead).map_err(st("encode"))?;
+        let enc = serde_json::to_vec(&dead).map_err(store_error("encode"))?;
         let existed = self
             .dead
             .insert(seq, enc.as_slice())
-            .map_err(st("write dead"))?
+            .map_err(store_error("write dead"))?
             .is_some();
         let mut n = self.meta_get(K_DEAD)?;
         if !existed {
@@ -523,7 +530,7 @@ impl Q<'_> {
             let Some(old) = self
                 .dead
                 .pop_first()
-                .map_err(st("write dead"))?
+                .map_err(store_error("write dead"))?
                 .map(|(_, v)| v.value().to_vec())
             else {
                 break;
@@ -537,7 +544,7 @@ impl Q<'_> {
         self.meta_set(K_DEAD, n)
     }
 
-    /// Dead-letters what [`Q::take`] returned; an unreadable row keeps its
+    /// Dead-letters what [`QueueTables::take`] returned; an unreadable row keeps its
     /// raw bytes (as `last_error`) and an empty text, so it cannot be retried.
     fn bury_taken(
         &mut self,

@@ -4,7 +4,7 @@
 //! shows and retention treats like any other session. The live key is then
 //! free and the next message starts an empty transcript.
 
-use super::{e, SessionMeta, Store, SESSIONS, TURNS};
+use super::{with_context, SessionMeta, Store, SESSIONS, TURNS};
 use redb::ReadableTable;
 
 /// Turns moved per archive at most; a longer transcript keeps its oldest
@@ -15,12 +15,12 @@ impl Store {
     /// Moves `key`'s transcript to an archive key and returns that key;
     /// `None` when the session has no transcript.
     pub fn archive(&self, key: &str, now_ms: u64) -> Result<Option<String>, String> {
-        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let tx = self.db.begin_write().map_err(with_context("begin"))?;
         let archived = {
-            let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
+            let mut sessions = tx.open_table(SESSIONS).map_err(with_context("open"))?;
             let meta: Option<SessionMeta> = sessions
                 .get(key)
-                .map_err(e("read"))?
+                .map_err(with_context("read"))?
                 .and_then(|v| serde_json::from_slice(v.value()).ok());
             let Some(mut meta) = meta else {
                 return Ok(None);
@@ -28,42 +28,47 @@ impl Store {
             let stamp = archive_stamp(now_ms);
             let mut new_key = format!("{key}~{stamp}");
             let mut n = 1;
-            while sessions.get(new_key.as_str()).map_err(e("read"))?.is_some() && n < 100 {
+            while sessions
+                .get(new_key.as_str())
+                .map_err(with_context("read"))?
+                .is_some()
+                && n < 100
+            {
                 n += 1;
                 new_key = format!("{key}~{stamp}-{n}");
             }
-            let mut turns = tx.open_table(TURNS).map_err(e("open"))?;
+            let mut turns = tx.open_table(TURNS).map_err(with_context("open"))?;
             let mut moved: Vec<(u64, Vec<u8>)> = Vec::new();
             for row in turns
                 .range((key, 0u64)..=(key, u64::MAX))
-                .map_err(e("range"))?
+                .map_err(with_context("range"))?
                 .take(MAX_MOVED)
             {
-                let (k, v) = row.map_err(e("read"))?;
+                let (k, v) = row.map_err(with_context("read"))?;
                 moved.push((k.value().1, v.value().to_vec()));
             }
             for (seq, bytes) in &moved {
                 turns
                     .insert((new_key.as_str(), *seq), bytes.as_slice())
-                    .map_err(e("insert"))?;
-                turns.remove((key, *seq)).map_err(e("remove"))?;
+                    .map_err(with_context("insert"))?;
+                turns.remove((key, *seq)).map_err(with_context("remove"))?;
             }
             let left = turns
                 .range((key, 0u64)..=(key, u64::MAX))
-                .map_err(e("range"))?
+                .map_err(with_context("range"))?
                 .next()
                 .is_some();
             meta.key = new_key.clone();
             let bytes = serde_json::to_vec(&meta).map_err(|x| x.to_string())?;
             sessions
                 .insert(new_key.as_str(), bytes.as_slice())
-                .map_err(e("insert"))?;
+                .map_err(with_context("insert"))?;
             if !left {
-                sessions.remove(key).map_err(e("remove"))?;
+                sessions.remove(key).map_err(with_context("remove"))?;
             }
             new_key
         };
-        tx.commit().map_err(e("commit"))?;
+        tx.commit().map_err(with_context("commit"))?;
         Ok(Some(archived))
     }
 }

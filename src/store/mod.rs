@@ -134,7 +134,7 @@ pub struct Store {
     pub(crate) path: PathBuf,
 }
 
-fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+fn with_context<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |err| format!("state store: {what}: {err}")
 }
 
@@ -166,20 +166,20 @@ impl Store {
         // Create the tables only when missing: a commit costs an fsync, and
         // start-up time on an SD card is mostly fsyncs.
         let existing: Vec<String> = {
-            let rx = db.begin_read().map_err(e("begin"))?;
-            let names = rx.list_tables().map_err(e("list tables"))?;
+            let rx = db.begin_read().map_err(with_context("begin"))?;
+            let names = rx.list_tables().map_err(with_context("list tables"))?;
             names.map(|h| h.name().to_string()).collect()
         };
         let needed = crate::db::TABLE_NAMES;
         if from.is_some() || needed.iter().any(|n| !existing.iter().any(|x| x == n)) {
-            let tx = db.begin_write().map_err(e("begin"))?;
+            let tx = db.begin_write().map_err(with_context("begin"))?;
             crate::db::create_tables(&tx)?;
             match from {
                 Some(0) => version::stamp(&tx, version::CURRENT)?,
                 Some(v) => version::migrate_in(&tx, v, crate::util::now_ms())?,
                 None => {}
             }
-            tx.commit().map_err(e("commit"))?;
+            tx.commit().map_err(with_context("commit"))?;
         }
         Ok(Store {
             db,
@@ -196,19 +196,19 @@ impl Store {
     }
 
     pub fn session(&self, key: &str) -> Result<Option<SessionMeta>, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(SESSIONS).map_err(e("open"))?;
-        let got = t.get(key).map_err(e("read"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(SESSIONS).map_err(with_context("open"))?;
+        let got = t.get(key).map_err(with_context("read"))?;
         Ok(got.and_then(|v| serde_json::from_slice(v.value()).ok()))
     }
 
     /// Sessions, most recently updated first, at most `limit`.
     pub fn list_sessions(&self, limit: usize) -> Result<Vec<SessionMeta>, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(SESSIONS).map_err(e("open"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(SESSIONS).map_err(with_context("open"))?;
         let mut out: Vec<SessionMeta> = Vec::new();
-        for row in t.iter().map_err(e("iter"))? {
-            let (_, v) = row.map_err(e("read"))?;
+        for row in t.iter().map_err(with_context("iter"))? {
+            let (_, v) = row.map_err(with_context("read"))?;
             if let Ok(m) = serde_json::from_slice::<SessionMeta>(v.value()) {
                 out.push(m);
             }
@@ -219,9 +219,9 @@ impl Store {
     }
 
     pub fn session_count(&self) -> Result<u64, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(SESSIONS).map_err(e("open"))?;
-        t.len().map_err(e("len"))
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(SESSIONS).map_err(with_context("open"))?;
+        t.len().map_err(with_context("len"))
     }
 
     /// Appends turns to a session (creating it) in one durable transaction
@@ -233,9 +233,9 @@ impl Store {
         usage: (u64, u64),
         now_ms: u64,
     ) -> Result<SessionMeta, String> {
-        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let tx = self.db.begin_write().map_err(with_context("begin"))?;
         let meta = append_in(&tx, key, turns, usage, now_ms)?;
-        tx.commit().map_err(e("commit"))?;
+        tx.commit().map_err(with_context("commit"))?;
         Ok(meta)
     }
 
@@ -256,8 +256,8 @@ impl Store {
             .and_then(|(_, t)| t.covers_through)
             .map(|c| c + 1)
             .unwrap_or(0);
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(TURNS).map_err(e("open"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(TURNS).map_err(with_context("open"))?;
         let mut out = Vec::new();
         let mut chars = summary
             .as_ref()
@@ -265,10 +265,10 @@ impl Store {
             .unwrap_or(0);
         for row in t
             .range((key, from)..=(key, u64::MAX))
-            .map_err(e("range"))?
+            .map_err(with_context("range"))?
             .rev()
         {
-            let (k, v) = row.map_err(e("read"))?;
+            let (k, v) = row.map_err(with_context("read"))?;
             let seq = k.value().1;
             let Ok(turn) = serde_json::from_slice::<Turn>(v.value()) else {
                 log::warn!("session {key}: turn {seq} is unreadable; skipped");
@@ -310,15 +310,18 @@ impl Store {
         to: u64,
         max_chars: usize,
     ) -> Result<Vec<(u64, Turn)>, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(TURNS).map_err(e("open"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(TURNS).map_err(with_context("open"))?;
         let mut out = Vec::new();
         let mut chars = 0usize;
         if to <= from {
             return Ok(out);
         }
-        for row in t.range((key, from)..(key, to)).map_err(e("range"))? {
-            let (k, v) = row.map_err(e("read"))?;
+        for row in t
+            .range((key, from)..(key, to))
+            .map_err(with_context("range"))?
+        {
+            let (k, v) = row.map_err(with_context("read"))?;
             let Ok(turn) = serde_json::from_slice::<Turn>(v.value()) else {
                 continue;
             };
@@ -337,11 +340,14 @@ impl Store {
 
     /// Turns in sequence order starting at `from`, at most `limit`.
     pub fn turns(&self, key: &str, from: u64, limit: usize) -> Result<Vec<(u64, Turn)>, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(TURNS).map_err(e("open"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(TURNS).map_err(with_context("open"))?;
         let mut out = Vec::new();
-        for row in t.range((key, from)..=(key, u64::MAX)).map_err(e("range"))? {
-            let (k, v) = row.map_err(e("read"))?;
+        for row in t
+            .range((key, from)..=(key, u64::MAX))
+            .map_err(with_context("range"))?
+        {
+            let (k, v) = row.map_err(with_context("read"))?;
             if let Ok(turn) = serde_json::from_slice::<Turn>(v.value()) {
                 out.push((k.value().1, turn));
             }
@@ -354,33 +360,36 @@ impl Store {
 
     /// Deletes a session and its transcript. Returns whether it existed.
     pub fn reset(&self, key: &str) -> Result<bool, String> {
-        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let tx = self.db.begin_write().map_err(with_context("begin"))?;
         let existed = {
-            let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
-            let existed = sessions.remove(key).map_err(e("remove"))?.is_some();
-            let mut t = tx.open_table(TURNS).map_err(e("open"))?;
+            let mut sessions = tx.open_table(SESSIONS).map_err(with_context("open"))?;
+            let existed = sessions
+                .remove(key)
+                .map_err(with_context("remove"))?
+                .is_some();
+            let mut t = tx.open_table(TURNS).map_err(with_context("open"))?;
             t.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)
-                .map_err(e("remove"))?;
+                .map_err(with_context("remove"))?;
             existed
         };
-        tx.commit().map_err(e("commit"))?;
+        tx.commit().map_err(with_context("commit"))?;
         Ok(existed)
     }
 
     pub fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(KV).map_err(e("open"))?;
-        let got = t.get(key).map_err(e("read"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(KV).map_err(with_context("open"))?;
+        let got = t.get(key).map_err(with_context("read"))?;
         Ok(got.map(|v| v.value().to_vec()))
     }
 
     pub fn kv_put(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let tx = self.db.begin_write().map_err(with_context("begin"))?;
         {
-            let mut t = tx.open_table(KV).map_err(e("open"))?;
-            t.insert(key, value).map_err(e("insert"))?;
+            let mut t = tx.open_table(KV).map_err(with_context("open"))?;
+            t.insert(key, value).map_err(with_context("insert"))?;
         }
-        tx.commit().map_err(e("commit"))
+        tx.commit().map_err(with_context("commit"))
     }
 }
 
@@ -388,12 +397,12 @@ impl Store {
 impl Store {
     /// The archived (summary-replaced) turns still stored, per session.
     pub fn archived(&self) -> Result<Vec<retention::Archived>, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
-        let turns = tx.open_table(TURNS).map_err(e("open"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let sessions = tx.open_table(SESSIONS).map_err(with_context("open"))?;
+        let turns = tx.open_table(TURNS).map_err(with_context("open"))?;
         let mut out = Vec::new();
-        for row in sessions.iter().map_err(e("iter"))? {
-            let (_, v) = row.map_err(e("read"))?;
+        for row in sessions.iter().map_err(with_context("iter"))? {
+            let (_, v) = row.map_err(with_context("read"))?;
             let Ok(m) = serde_json::from_slice::<SessionMeta>(v.value()) else {
                 continue;
             };
@@ -403,10 +412,10 @@ impl Store {
             }
             let first = turns
                 .range((m.key.as_str(), m.pruned_below)..(m.key.as_str(), below))
-                .map_err(e("range"))?
+                .map_err(with_context("range"))?
                 .next()
                 .transpose()
-                .map_err(e("read"))?;
+                .map_err(with_context("read"))?;
             let Some((k, v)) = first else { continue };
             let from_seq = k.value().1;
             let oldest_ms = serde_json::from_slice::<Turn>(v.value())
@@ -439,13 +448,13 @@ impl Store {
         before_ms: u64,
         limit: usize,
     ) -> Result<u64, String> {
-        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let tx = self.db.begin_write().map_err(with_context("begin"))?;
         let removed = {
-            let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
-            let mut t = tx.open_table(TURNS).map_err(e("open"))?;
+            let mut sessions = tx.open_table(SESSIONS).map_err(with_context("open"))?;
+            let mut t = tx.open_table(TURNS).map_err(with_context("open"))?;
             let Some(mut meta) = sessions
                 .get(session)
-                .map_err(e("read"))?
+                .map_err(with_context("read"))?
                 .and_then(|v| serde_json::from_slice::<SessionMeta>(v.value()).ok())
             else {
                 return Ok(0);
@@ -455,9 +464,9 @@ impl Store {
             let mut seqs = Vec::new();
             for row in t
                 .range((session, from)..(session, below))
-                .map_err(e("range"))?
+                .map_err(with_context("range"))?
             {
-                let (k, v) = row.map_err(e("read"))?;
+                let (k, v) = row.map_err(with_context("read"))?;
                 let ts = serde_json::from_slice::<Turn>(v.value())
                     .map(|t| t.ts_ms)
                     .unwrap_or(0);
@@ -467,67 +476,67 @@ impl Store {
                 seqs.push(k.value().1);
             }
             for seq in &seqs {
-                t.remove((session, *seq)).map_err(e("remove"))?;
+                t.remove((session, *seq)).map_err(with_context("remove"))?;
             }
             if let Some(last) = seqs.last() {
                 meta.pruned_below = meta.pruned_below.max(last + 1);
-                let bytes = serde_json::to_vec(&meta).map_err(e("encode"))?;
+                let bytes = serde_json::to_vec(&meta).map_err(with_context("encode"))?;
                 sessions
                     .insert(session, bytes.as_slice())
-                    .map_err(e("insert"))?;
+                    .map_err(with_context("insert"))?;
             }
             let n = seqs.len() as u64;
-            let mut m = tx.open_table(version::META).map_err(e("open"))?;
+            let mut m = tx.open_table(version::META).map_err(with_context("open"))?;
             let before = m
                 .get("retention_turns")
-                .map_err(e("read"))?
+                .map_err(with_context("read"))?
                 .map(|v| v.value())
                 .unwrap_or(0);
             m.insert("retention_turns", before.saturating_add(n))
-                .map_err(e("write"))?;
+                .map_err(with_context("write"))?;
             n
         };
-        tx.commit().map_err(e("commit"))?;
+        tx.commit().map_err(with_context("commit"))?;
         Ok(removed)
     }
 
     /// A counter in the meta table (retention figures).
     pub fn meta_get(&self, key: &str) -> Result<u64, String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
         let t = match tx.open_table(version::META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
             Err(err) => return Err(format!("state store: open meta: {err}")),
         };
-        let v = t.get(key).map_err(e("read"))?.map(|v| v.value());
+        let v = t.get(key).map_err(with_context("read"))?.map(|v| v.value());
         Ok(v.unwrap_or(0))
     }
 
     /// Adds to a counter in the meta table.
     pub fn meta_add(&self, key: &str, n: u64) -> Result<(), String> {
-        let tx = self.db.begin_write().map_err(e("begin"))?;
+        let tx = self.db.begin_write().map_err(with_context("begin"))?;
         {
-            let mut m = tx.open_table(version::META).map_err(e("open"))?;
+            let mut m = tx.open_table(version::META).map_err(with_context("open"))?;
             let before = m
                 .get(key)
-                .map_err(e("read"))?
+                .map_err(with_context("read"))?
                 .map(|v| v.value())
                 .unwrap_or(0);
             m.insert(key, before.saturating_add(n))
-                .map_err(e("write"))?;
+                .map_err(with_context("write"))?;
         }
-        tx.commit().map_err(e("commit"))
+        tx.commit().map_err(with_context("commit"))
     }
 
     /// Bytes of free pages inside the file (what compaction would return).
     pub fn reclaimable_bytes(&self) -> Result<u64, String> {
-        let tx = self.db.begin_write().map_err(e("begin"))?;
-        let stats = tx.stats().map_err(e("stats"))?;
+        let tx = self.db.begin_write().map_err(with_context("begin"))?;
+        let stats = tx.stats().map_err(with_context("stats"))?;
         let file = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         let used = stats
             .allocated_pages()
             .saturating_mul(stats.page_size() as u64);
-        tx.abort().map_err(e("abort"))?;
+        tx.abort().map_err(with_context("abort"))?;
         Ok(file.saturating_sub(used).max(stats.fragmented_bytes()))
     }
 
@@ -535,7 +544,7 @@ impl Store {
     /// bytes the file shrank by.
     pub fn compact(&mut self) -> Result<u64, String> {
         let before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        self.db.compact().map_err(e("compact"))?;
+        self.db.compact().map_err(with_context("compact"))?;
         let after = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         Ok(before.saturating_sub(after))
     }
@@ -594,9 +603,9 @@ impl Snapshot {
                 .create_with_file_format_v3(true)
                 .create(&target)
                 .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
-            let wx = out.begin_write().map_err(e("begin snapshot"))?;
+            let wx = out.begin_write().map_err(with_context("begin snapshot"))?;
             crate::db::copy_all(&rx, &wx)?;
-            wx.commit().map_err(e("commit snapshot"))?;
+            wx.commit().map_err(with_context("commit snapshot"))?;
             Ok::<(), String>(())
         })();
         drop(rx);
@@ -628,11 +637,11 @@ pub(crate) fn append_in(
     usage: (u64, u64),
     now_ms: u64,
 ) -> Result<SessionMeta, String> {
-    let mut sessions = tx.open_table(SESSIONS).map_err(e("open"))?;
-    let mut t = tx.open_table(TURNS).map_err(e("open"))?;
+    let mut sessions = tx.open_table(SESSIONS).map_err(with_context("open"))?;
+    let mut t = tx.open_table(TURNS).map_err(with_context("open"))?;
     let stored: Option<Result<SessionMeta, String>> = sessions
         .get(key)
-        .map_err(e("read"))?
+        .map_err(with_context("read"))?
         .map(|v| serde_json::from_slice(v.value()).map_err(|err| err.to_string()));
     let mut meta = match stored {
         Some(Ok(m)) => m,
@@ -640,10 +649,10 @@ pub(crate) fn append_in(
         Some(Err(err)) => {
             let last = t
                 .range((key, 0u64)..=(key, u64::MAX))
-                .map_err(e("range"))?
+                .map_err(with_context("range"))?
                 .next_back()
                 .transpose()
-                .map_err(e("read"))?
+                .map_err(with_context("read"))?
                 .map(|(k, _)| k.value().1);
             log::warn!("session {key}: metadata unreadable ({err}); rebuilt from the transcript");
             SessionMeta {
@@ -668,18 +677,18 @@ pub(crate) fn append_in(
             meta.chars_total += message_chars(&turn.message) as u64;
             turn.cum_chars = meta.chars_total;
         }
-        let bytes = serde_json::to_vec(&turn).map_err(e("encode"))?;
+        let bytes = serde_json::to_vec(&turn).map_err(with_context("encode"))?;
         t.insert((key, meta.next_seq), bytes.as_slice())
-            .map_err(e("insert"))?;
+            .map_err(with_context("insert"))?;
         meta.next_seq += 1;
     }
     meta.updated_ms = now_ms;
     meta.tokens_in += usage.0;
     meta.tokens_out += usage.1;
-    let bytes = serde_json::to_vec(&meta).map_err(e("encode"))?;
+    let bytes = serde_json::to_vec(&meta).map_err(with_context("encode"))?;
     sessions
         .insert(key, bytes.as_slice())
-        .map_err(e("insert"))?;
+        .map_err(with_context("insert"))?;
     Ok(meta)
 }
 

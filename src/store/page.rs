@@ -2,7 +2,7 @@
 //! newest page first, so a client shows the latest turns at once and loads
 //! older ones on demand instead of everything at connect.
 
-use super::{e, Store, Turn, TURNS};
+use super::{with_context, Store, Turn, TURNS};
 
 impl Store {
     /// Up to `limit` turns with a sequence number below `before` (all when
@@ -14,13 +14,17 @@ impl Store {
         before: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<(u64, Turn)>, Option<u64>), String> {
-        let tx = self.db.begin_read().map_err(e("begin"))?;
-        let t = tx.open_table(TURNS).map_err(e("open"))?;
+        let tx = self.db.begin_read().map_err(with_context("begin"))?;
+        let t = tx.open_table(TURNS).map_err(with_context("open"))?;
         let end = before.unwrap_or(u64::MAX);
         let mut out = Vec::new();
         let mut more = false;
-        for row in t.range((key, 0u64)..(key, end)).map_err(e("range"))?.rev() {
-            let (k, v) = row.map_err(e("read"))?;
+        for row in t
+            .range((key, 0u64)..(key, end))
+            .map_err(with_context("range"))?
+            .rev()
+        {
+            let (k, v) = row.map_err(with_context("read"))?;
             if out.len() >= limit.max(1) {
                 more = true;
                 break;

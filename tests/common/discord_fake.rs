@@ -240,20 +240,13 @@ fn serve_rest(mut stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Sock
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        let Some(fake_server::HttpRequest {
-            method,
-            path,
-            headers,
-            body,
-        }) = fake_server::read_request(&mut stream, &mut buf)
-        else {
+        let Some(request) = fake_server::read_request(&mut stream, &mut buf) else {
             return;
         };
-        let auth = headers
-            .iter()
-            .find(|(k, _)| k == "authorization")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let auth = request.header("authorization").unwrap_or("").to_string();
+        let fake_server::HttpRequest {
+            method, path, body, ..
+        } = request;
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (m, cv) = st;
         let mut g = m.lock().expect("state");

@@ -237,20 +237,16 @@ fn respond(stream: &mut TcpStream, status: u16, extra: &str, body: &Value) {
 
 fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: SocketAddr) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Some(fake_server::HttpRequest {
+    let Some(request) = fake_server::read_request(&mut stream, &mut Vec::new()) else {
+        return;
+    };
+    let auth = request.header("authorization").unwrap_or("").to_string();
+    let fake_server::HttpRequest {
         method,
         path,
         headers,
         body,
-    }) = fake_server::read_request(&mut stream, &mut Vec::new())
-    else {
-        return;
-    };
-    let auth = headers
-        .iter()
-        .find(|(k, _)| k == "authorization")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    } = request;
     let (m, cv) = st;
     let name = path
         .split('?')

@@ -10,7 +10,7 @@ use super::outbox::Outbox;
 use super::protocol::{error_frame, event_frame, ok_frame};
 use super::ToReactor;
 use crate::agent::compact::Compaction;
-use crate::agent::{HistItem, Job, Pool, RunEvent, RunUpdate};
+use crate::agent::{HistoryTurn, Pool, RunEvent, RunRequest, RunUpdate};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::config::Config;
 use crate::llm::{Message, Part, Role};
@@ -461,9 +461,9 @@ impl Reactor {
         let compaction = self
             .plan_compaction(session, incoming, budget_chars, max_turns)
             .map_err(|e| err(ErrorCode::Store, e))?;
-        let history: Vec<HistItem> = history
+        let history: Vec<HistoryTurn> = history
             .into_iter()
-            .map(|(seq, t)| HistItem {
+            .map(|(seq, t)| HistoryTurn {
                 seq,
                 summary: t.kind == TurnKind::Summary,
                 cum_chars: t.cum_chars,
@@ -472,7 +472,7 @@ impl Reactor {
             .collect();
         let cancel = Arc::new(AtomicBool::new(false));
         let (chosen_model, thinking) = self.session_choices(session);
-        let job = Job {
+        let job = RunRequest {
             run_id: p.run_id,
             session: session.to_string(),
             history,

@@ -3,7 +3,7 @@
 
 use super::response::{parse_response_head, read_head};
 use super::{io_failure, Conn, Failure, Step, StepErr};
-use crate::net::route::{ProxyUrl, Target};
+use crate::net::route::{ProxyUrl, RequestUrl};
 use std::io::{self, Write};
 
 /// Maps a CONNECT response status to success or a failure.
@@ -45,7 +45,7 @@ pub fn base64(input: &[u8]) -> String {
 pub(crate) fn connect(
     conn: &mut Box<dyn Conn>,
     p: &ProxyUrl,
-    target: &Target,
+    target: &RequestUrl,
 ) -> Result<String, StepErr> {
     let io_err = |e: io::Error| io_failure(Step::ProxyHandshake, &e);
     let hp = target.host_port();

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 
-use super::route::{parse_target, redact_url, Decision, ProxyScheme, ProxyUrl, Target};
+use super::route::{parse_request_url, redact_url, Decision, ProxyScheme, ProxyUrl, RequestUrl};
 use super::tls::client_config;
 
 /// The stages of a probe, in order.
@@ -243,7 +243,7 @@ pub fn probe(
         failure: None,
         http_date: None,
     };
-    let target = match parse_target(url) {
+    let target = match parse_request_url(url) {
         Ok(t) => t,
         Err(e) => {
             report.failure = Some(Failure::Other(e));
@@ -257,7 +257,7 @@ pub fn probe(
 }
 
 fn run(
-    target: &Target,
+    target: &RequestUrl,
     decision: &Decision,
     ca_file: Option<&Path>,
     timeout: Duration,
@@ -452,7 +452,7 @@ fn io_failure(step: Step, e: &io::Error) -> StepErr {
 pub(crate) fn proxy_handshake(
     mut conn: Box<dyn Conn>,
     p: &ProxyUrl,
-    target: &Target,
+    target: &RequestUrl,
     socks_ip: Option<SocketAddr>,
     config: Arc<ClientConfig>,
 ) -> Result<(Box<dyn Conn>, String), StepErr> {
@@ -471,7 +471,10 @@ pub(crate) fn proxy_handshake(
     Ok((conn, format!("{prefix}{done}")))
 }
 
-fn http_head(conn: &mut Box<dyn Conn>, target: &Target) -> Result<(u16, Option<String>), StepErr> {
+fn http_head(
+    conn: &mut Box<dyn Conn>,
+    target: &RequestUrl,
+) -> Result<(u16, Option<String>), StepErr> {
     let host_header = target.host_header();
     let req = format!(
         "HEAD {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: pinch-doctor\r\nAccept: */*\r\nConnection: close\r\n\r\n",

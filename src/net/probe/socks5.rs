@@ -2,7 +2,7 @@
 //! the request bytes, reply texts, and the handshake step itself.
 
 use super::{io_failure, Conn, Failure, Step, StepErr};
-use crate::net::route::{ProxyScheme, ProxyUrl, Target};
+use crate::net::route::{ProxyScheme, ProxyUrl, RequestUrl};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 
@@ -87,7 +87,7 @@ pub fn socks_reply_text(code: u8) -> &'static str {
 pub(crate) fn connect(
     conn: &mut Box<dyn Conn>,
     p: &ProxyUrl,
-    target: &Target,
+    target: &RequestUrl,
     socks_ip: Option<SocketAddr>,
 ) -> Result<String, StepErr> {
     let io_err = |e: io::Error| io_failure(Step::ProxyHandshake, &e);
