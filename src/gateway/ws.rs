@@ -14,6 +14,10 @@ use crate::gateway::auth::{self, Check};
 use crate::gateway::http::{respond, Request, Unproven};
 use crate::gateway::outbox::{self, Inbox};
 use crate::gateway::protocol;
+use crate::net::websocket::{
+    check_close, encode_server_close, encode_server_frame, FrameError, Message, Receiver, PING,
+    PONG, TEXT,
+};
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -22,10 +26,6 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, Instant};
-use tungstenite::protocol::{
-    frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig, WebSocketContext,
-};
-use tungstenite::Message;
 
 const PING_EVERY: Duration = Duration::from_secs(25);
 const IDLE_LIMIT: Duration = Duration::from_secs(90);
@@ -34,9 +34,21 @@ const AUTH_DEADLINE: Duration = Duration::from_secs(5);
 /// Frames queued for one client before it counts as gone (deltas of one
 /// run merge into one frame, so only a client that stopped reading gets here).
 const OUTBOX_FRAMES: usize = 512;
-/// Hard cap on client messages at the framing layer; larger ones close the
-/// connection. (Server messages are bounded by the outbox's `MAX_BYTES`.)
+/// Hard cap on client frames and messages at the framing layer; larger ones
+/// close the connection. (Server messages are bounded by the outbox's `MAX_BYTES`.)
 const HARD_MAX: usize = 1024 * 1024;
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// RFC 6455 §7.4.1 status codes the server closes with.
+struct CloseCode;
+impl CloseCode {
+    const AWAY: u16 = 1001;
+    const PROTOCOL: u16 = 1002;
+    const INVALID: u16 = 1007;
+    const POLICY: u16 = 1008;
+    const SIZE: u16 = 1009;
+}
 
 /// Whether `key` is what RFC 6455 asks for: 16 bytes in base64 (24 chars).
 fn valid_key(key: &str) -> bool {
@@ -134,15 +146,8 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven
     }
     let _ = wake_r.set_nonblocking(true);
     let _ = stream.set_nonblocking(true);
-    let cfg = WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(0)
-        // Any frame the outbox accepted can be sent whole.
-        .max_write_buffer_size(outbox::MAX_BYTES + 64 * 1024)
-        .max_message_size(Some(HARD_MAX))
-        .max_frame_size(Some(HARD_MAX));
     let mut c = Conn {
-        ctx: WebSocketContext::new(Role::Server, Some(cfg)),
+        receiver: Receiver::new(HARD_MAX, true),
         stream,
         conn,
         authed,
@@ -155,7 +160,8 @@ pub fn serve(mut stream: TcpStream, req: &Request, shared: &Shared, mut unproven
 }
 
 struct Conn<'a> {
-    ctx: WebSocketContext,
+    /// Frames from the client: masked, at most `HARD_MAX` bytes a message.
+    receiver: Receiver,
     stream: TcpStream,
     conn: u64,
     authed: bool,
@@ -176,8 +182,8 @@ impl Conn<'_> {
                     "UNAUTHORIZED",
                     "no connect with the gateway token in time; closing",
                 );
-                let _ = self.send(Message::text(f));
-                let _ = self.close(CloseCode::Policy, "authenticate first");
+                let _ = self.send(text_frame(f));
+                let _ = self.close(CloseCode::POLICY, "authenticate first");
                 return "not authenticated in time";
             }
             let mut fds = [
@@ -212,13 +218,13 @@ impl Conn<'_> {
             loop {
                 match rx.try_recv() {
                     Ok(frame) => {
-                        if self.send(Message::text(frame)).is_err() {
+                        if self.send(text_frame(frame)).is_err() {
                             return "write failed";
                         }
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        let _ = self.close(CloseCode::Away, "gateway shutting down");
+                        let _ = self.close(CloseCode::AWAY, "gateway shutting down");
                         return "gateway shutdown";
                     }
                 }
@@ -226,77 +232,17 @@ impl Conn<'_> {
             // Frames from the client.
             if fds[0].revents != 0 {
                 last_seen = Instant::now();
-                loop {
-                    match self.ctx.read(&mut self.stream) {
-                        Ok(Message::Text(t)) => {
-                            if !self.on_text(shared, t.as_str()) {
-                                return "unauthorized";
-                            }
-                        }
-                        Ok(Message::Binary(_)) => {
-                            let f = protocol::error_frame(
-                                &Value::Null,
-                                "INVALID_REQUEST",
-                                "binary frames are not supported; send JSON text frames",
-                            );
-                            if self.send(Message::text(f)).is_err() {
-                                return "write failed";
-                            }
-                        }
-                        Ok(Message::Close(_)) => {
-                            let _ = self.flush();
-                            return "client closed";
-                        }
-                        Ok(_) => {} // ping/pong handled inside tungstenite
-                        Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
-                            break
-                        }
-                        Err(tungstenite::Error::Capacity(e)) => {
-                            let f = protocol::error_frame(
-                                &Value::Null,
-                                "TOO_LARGE",
-                                &format!("frame rejected: {e}; the limit is {HARD_MAX} bytes"),
-                            );
-                            let _ = self.send(Message::text(f));
-                            let _ = self.close(CloseCode::Size, "message too big");
-                            self.drain();
-                            return "oversized frame";
-                        }
-                        Err(tungstenite::Error::Protocol(e)) => {
-                            let f = protocol::error_frame(
-                                &Value::Null,
-                                "PROTOCOL",
-                                &format!("WebSocket protocol error: {e}"),
-                            );
-                            let _ = self.send(Message::text(f));
-                            let _ = self.close(CloseCode::Protocol, "protocol error");
-                            return "protocol error";
-                        }
-                        Err(tungstenite::Error::Utf8(_)) => {
-                            let f = protocol::error_frame(
-                                &Value::Null,
-                                "INVALID_REQUEST",
-                                "text frame is not valid UTF-8",
-                            );
-                            let _ = self.send(Message::text(f));
-                            let _ = self.close(CloseCode::Invalid, "invalid utf-8");
-                            return "invalid utf-8";
-                        }
-                        Err(_) => return "connection lost",
-                    }
-                }
-                // A pong queued by tungstenite goes out now.
-                if self.flush().is_err() {
-                    return "write failed";
+                if let Err(reason) = self.receive(shared) {
+                    return reason;
                 }
             }
             if last_seen.elapsed() > IDLE_LIMIT {
-                let _ = self.close(CloseCode::Away, "idle");
+                let _ = self.close(CloseCode::AWAY, "idle");
                 return "idle";
             }
             if last_ping.elapsed() > PING_EVERY && last_seen.elapsed() > PING_EVERY {
                 last_ping = Instant::now();
-                if self.send(Message::Ping(Vec::new().into())).is_err() {
+                if self.write(&encode_server_frame(PING, b"")).is_err() {
                     return "write failed";
                 }
             }
@@ -315,11 +261,11 @@ impl Conn<'_> {
                     shared.max_body
                 ),
             );
-            return self.send(Message::text(f)).is_ok();
+            return self.send(text_frame(f)).is_ok();
         }
         let req = match protocol::parse(text) {
             Ok(r) => r,
-            Err(frame) => return self.send(Message::text(frame)).is_ok(),
+            Err(frame) => return self.send(text_frame(frame)).is_ok(),
         };
         let id = json!(req.id.as_str());
         if req.method.as_str() == "connect" {
@@ -329,12 +275,12 @@ impl Conn<'_> {
                     self.authed = true;
                     self.unproven.prove();
                     let payload = json!({"server": "pinch", "version": env!("CARGO_PKG_VERSION"), "protocol": 1, "conn": self.conn});
-                    self.send(Message::text(protocol::ok_frame(req.id.as_str(), payload)))
+                    self.send(text_frame(protocol::ok_frame(req.id.as_str(), payload)))
                         .is_ok()
                 }
                 Check::Denied { delay_ms } => {
                     std::thread::sleep(Duration::from_millis(delay_ms));
-                    self.send(Message::text(protocol::error_frame(
+                    self.send(text_frame(protocol::error_frame(
                         &id,
                         "UNAUTHORIZED",
                         "wrong gateway token",
@@ -344,15 +290,15 @@ impl Conn<'_> {
                 Check::Locked { retry_after_s } => {
                     std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
                     let msg = format!("too many failed attempts; retry in {retry_after_s} s");
-                    let _ = self.send(Message::text(protocol::error_frame(&id, "LOCKED", &msg)));
-                    let _ = self.close(CloseCode::Policy, "locked out");
+                    let _ = self.send(text_frame(protocol::error_frame(&id, "LOCKED", &msg)));
+                    let _ = self.close(CloseCode::POLICY, "locked out");
                     false
                 }
             };
         }
         if !self.authed {
             let f = protocol::error_frame(&id, "UNAUTHORIZED", "send {\"type\":\"req\",\"id\":\"…\",\"method\":\"connect\",\"params\":{\"token\":\"…\"}} first");
-            return self.send(Message::text(f)).is_ok();
+            return self.send(text_frame(f)).is_ok();
         }
         let call = ToReactor::Call {
             conn: self.conn,
@@ -363,21 +309,118 @@ impl Conn<'_> {
         shared.to_reactor.blocking_send(call).is_ok()
     }
 
-    fn send(&mut self, m: Message) -> Result<(), ()> {
-        match self.ctx.write(&mut self.stream, m) {
-            Ok(()) => self.flush(),
-            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => self.flush(),
-            Err(_) => Err(()),
+    /// Reads what the socket has (until it would block) and handles every
+    /// whole message in it; `Err` carries why the connection ends.
+    fn receive(&mut self, shared: &Shared) -> Result<(), &'static str> {
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err("connection lost"),
+                Ok(n) => self.receiver.feed(chunk.get(..n).unwrap_or(&[])),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return Err("connection lost"),
+            }
+            loop {
+                match self.receiver.next_message() {
+                    Ok(Some(message)) => self.on_message(shared, message)?,
+                    Ok(None) => break,
+                    Err(e) => return Err(self.refuse_frames(e)),
+                }
+            }
         }
     }
 
-    /// Flushes, waiting (bounded) for the socket to take the bytes.
-    fn flush(&mut self) -> Result<(), ()> {
+    fn on_message(&mut self, shared: &Shared, message: Message) -> Result<(), &'static str> {
+        match message {
+            Message::Text(t) => {
+                if !self.on_text(shared, t.as_str()) {
+                    return Err("unauthorized");
+                }
+            }
+            Message::Binary(_) => {
+                let f = protocol::error_frame(
+                    &Value::Null,
+                    "INVALID_REQUEST",
+                    "binary frames are not supported; send JSON text frames",
+                );
+                if self.send(text_frame(f)).is_err() {
+                    return Err("write failed");
+                }
+            }
+            Message::Ping(payload) => {
+                if self.write(&encode_server_frame(PONG, &payload)).is_err() {
+                    return Err("write failed");
+                }
+            }
+            Message::Pong => {}
+            Message::Close(payload) => {
+                // The closing handshake: answer with the client's code.
+                let reply = match check_close(&payload) {
+                    Ok(Some(code)) => encode_server_close(code, ""),
+                    Ok(None) => encode_server_frame(crate::net::websocket::CLOSE, b""),
+                    Err(e) => return Err(self.refuse_frames(e)),
+                };
+                let _ = self.write(&reply);
+                return Err("client closed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers frames that break the rules with an error frame and the
+    /// close code that names the breach; returns why the connection ends.
+    fn refuse_frames(&mut self, error: FrameError) -> &'static str {
+        match error {
+            FrameError::TooLarge(e) => {
+                let f = protocol::error_frame(
+                    &Value::Null,
+                    "TOO_LARGE",
+                    &format!("frame rejected: {e}; the limit is {HARD_MAX} bytes"),
+                );
+                let _ = self.send(text_frame(f));
+                let _ = self.close(CloseCode::SIZE, "message too big");
+                self.drain();
+                "oversized frame"
+            }
+            FrameError::Protocol(e) => {
+                let f = protocol::error_frame(
+                    &Value::Null,
+                    "PROTOCOL",
+                    &format!("WebSocket protocol error: {e}"),
+                );
+                let _ = self.send(text_frame(f));
+                let _ = self.close(CloseCode::PROTOCOL, "protocol error");
+                "protocol error"
+            }
+            FrameError::NotUtf8 => {
+                let f = protocol::error_frame(
+                    &Value::Null,
+                    "INVALID_REQUEST",
+                    "text frame is not valid UTF-8",
+                );
+                let _ = self.send(text_frame(f));
+                let _ = self.close(CloseCode::INVALID, "invalid utf-8");
+                "invalid utf-8"
+            }
+        }
+    }
+
+    /// Sends one text frame.
+    fn send(&mut self, frame: Vec<u8>) -> Result<(), ()> {
+        self.write(&frame)
+    }
+
+    /// Writes `bytes` whole, waiting (bounded) for the socket to take them.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ()> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.ctx.flush(&mut self.stream) {
-                Ok(()) => return Ok(()),
-                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self.stream.write(rest) {
+                Ok(0) => return Err(()),
+                Ok(n) => rest = rest.get(n..).unwrap_or(&[]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     if Instant::now() > deadline {
                         return Err(());
                     }
@@ -392,6 +435,7 @@ impl Conn<'_> {
                 Err(_) => return Err(()),
             }
         }
+        Ok(())
     }
 
     /// After closing on a bad peer: stop writing and swallow what it is
@@ -420,12 +464,12 @@ impl Conn<'_> {
         }
     }
 
-    fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), ()> {
-        let frame = CloseFrame {
-            code,
-            reason: reason.to_string().into(),
-        };
-        let _ = self.ctx.close(&mut self.stream, Some(frame));
-        self.flush()
+    fn close(&mut self, code: u16, reason: &str) -> Result<(), ()> {
+        self.write(&encode_server_close(code, reason))
     }
+}
+
+/// A server text frame.
+fn text_frame(text: String) -> Vec<u8> {
+    encode_server_frame(TEXT, text.as_bytes())
 }

@@ -3,12 +3,13 @@
 //! the WebSocket handshake. The same steps as the doctor's probe, which
 //! this reuses, so what `pinch doctor` checks is what runs.
 //!
-//! The client side of the protocol is written here: the handshake (a dozen
-//! header lines and one check) and the framing ([`parse_frame`],
-//! [`encode_frame`]: pure, tested on bytes). tungstenite's client role
-//! would bring the `rand` crate's ChaCha generator (about 45 KB of the
-//! x86_64 binary) only to mask outgoing frames; masks here come from the
-//! system random source the binary already uses.
+//! The protocol is written here: the client's handshake (a dozen header
+//! lines and one check), the server's accept key, and the framing of both
+//! roles, sans I/O and tested on bytes ([`parse_frame`], [`Receiver`],
+//! [`encode_frame`], [`encode_server_frame`]). The gateway's server side
+//! (`gateway/ws.rs`) uses the same framing. Client masks come from the
+//! system random source the binary already uses (a general WebSocket
+//! crate's client role brings its own ChaCha generator only for them).
 
 use super::probe::{base64, proxy_handshake, resolve, tls_handshake, Conn};
 use super::route::{parse_request_url, redact_url, ProxyScheme, RequestUrl, Route};
@@ -20,34 +21,59 @@ use std::time::Duration;
 /// Largest message (after reassembly of fragments) accepted.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
+pub const CONTINUATION: u8 = 0x0;
+pub const TEXT: u8 = 0x1;
+pub const BINARY: u8 = 0x2;
+pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+pub const PONG: u8 = 0xA;
 
-/// One frame from the server.
+/// One frame off the wire, unmasked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub fin: bool,
     pub opcode: u8,
+    /// Whether the sender masked it (clients must, servers must not).
+    pub masked: bool,
     pub payload: Vec<u8>,
+}
+
+/// Why a peer's bytes were refused; each maps to an RFC 6455 close code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// A breach of the framing rules (close code 1002).
+    Protocol(String),
+    /// A frame or message over the size limit (close code 1009).
+    TooLarge(String),
+    /// A text message or close reason that is not UTF-8 (close code 1007).
+    NotUtf8,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Protocol(e) | FrameError::TooLarge(e) => f.write_str(e),
+            FrameError::NotUtf8 => f.write_str("a text message that is not UTF-8"),
+        }
+    }
 }
 
 /// Parses the frame at the start of `buf`: `Ok(None)` until it is complete,
 /// else the frame and the bytes it used. Masked frames are unmasked.
-pub fn parse_frame(buf: &[u8], max: usize) -> Result<Option<(Frame, usize)>, String> {
+pub fn parse_frame(buf: &[u8], max: usize) -> Result<Option<(Frame, usize)>, FrameError> {
+    let protocol = |e: &str| FrameError::Protocol(e.to_string());
     let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
         return Ok(None);
     };
     if b0 & 0x70 != 0 {
-        return Err("a frame uses an extension that was not negotiated".into());
+        return Err(protocol(
+            "a frame uses an extension that was not negotiated",
+        ));
     }
     let (fin, opcode, masked) = (b0 & 0x80 != 0, b0 & 0x0F, b1 & 0x80 != 0);
     let (len, mut at) = match b1 & 0x7F {
         126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4usize),
             None => return Ok(None),
         },
         127 => match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
@@ -57,17 +83,25 @@ pub fn parse_frame(buf: &[u8], max: usize) -> Result<Option<(Frame, usize)>, Str
         n => (u64::from(n), 2),
     };
     if opcode >= CLOSE && (len > 125 || !fin) {
-        return Err("a control frame is fragmented or longer than 125 bytes".into());
+        return Err(protocol(
+            "a control frame is fragmented or longer than 125 bytes",
+        ));
     }
     if !matches!(opcode, CONTINUATION | TEXT | BINARY | CLOSE | PING | PONG) {
-        return Err(format!("unknown frame opcode {opcode}"));
+        return Err(FrameError::Protocol(format!(
+            "unknown frame opcode {opcode}"
+        )));
     }
     let len = usize::try_from(len)
         .ok()
         .filter(|l| *l <= max)
-        .ok_or_else(|| format!("a frame of {len} bytes is over the {max}-byte limit"))?;
+        .ok_or_else(|| {
+            FrameError::TooLarge(format!(
+                "a frame of {len} bytes is over the {max}-byte limit"
+            ))
+        })?;
     let mask = if masked {
-        let Some(m) = buf.get(at..at + 4) else {
+        let Some(m) = buf.get(at..at.saturating_add(4)) else {
             return Ok(None);
         };
         at += 4;
@@ -75,7 +109,9 @@ pub fn parse_frame(buf: &[u8], max: usize) -> Result<Option<(Frame, usize)>, Str
     } else {
         None
     };
-    let end = at + len;
+    let Some(end) = at.checked_add(len) else {
+        return Err(FrameError::TooLarge("a frame length that overflows".into()));
+    };
     let Some(body) = buf.get(at..end) else {
         return Ok(None);
     };
@@ -87,6 +123,7 @@ pub fn parse_frame(buf: &[u8], max: usize) -> Result<Option<(Frame, usize)>, Str
         Frame {
             fin,
             opcode,
+            masked,
             payload,
         },
         end,
@@ -99,26 +136,181 @@ fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// One final client frame: masked with `mask`, as RFC 6455 requires of clients.
-pub fn encode_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
+/// One final frame; masked when `mask` is given (clients), else plain (servers).
+fn encode(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len().saturating_add(14));
     out.push(0x80 | opcode);
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
+        n if n < 126 => out.push(mask_bit | n as u8),
         n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
+            out.push(mask_bit | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
         }
         n => {
-            out.push(0x80 | 127);
+            out.push(mask_bit | 127);
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    out.extend_from_slice(&mask);
-    let start = out.len();
+    let start = out.len() + if mask.is_some() { 4 } else { 0 };
+    if let Some(m) = mask {
+        out.extend_from_slice(&m);
+    }
     out.extend_from_slice(payload);
-    apply_mask(&mut out[start..], mask);
+    if let (Some(m), Some(body)) = (mask, out.get_mut(start..)) {
+        apply_mask(body, m);
+    }
     out
+}
+
+/// One final client frame: masked with `mask`, as RFC 6455 requires of clients.
+pub fn encode_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    encode(opcode, payload, Some(mask))
+}
+
+/// One final server frame: never masked (RFC 6455 §5.1).
+pub fn encode_server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    encode(opcode, payload, None)
+}
+
+/// A server close frame: the status code, then a reason cut to fit the
+/// 125 bytes of a control frame on a character boundary.
+pub fn encode_server_close(code: u16, reason: &str) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    let mut cut = reason.len().min(123);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    payload.extend_from_slice(reason.get(..cut).unwrap_or("").as_bytes());
+    encode_server_frame(CLOSE, &payload)
+}
+
+/// A whole message, after reassembly of its fragments.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong,
+    /// A close frame's payload: empty, or a status code and a UTF-8 reason.
+    Close(Vec<u8>),
+}
+
+/// The receiving half of one end of a connection, sans I/O: bytes are fed
+/// in as they arrive, whole messages come out. Holds at most one frame in
+/// progress (bounded by the message limit) and one fragmented message.
+pub struct Receiver {
+    buf: Vec<u8>,
+    /// A fragmented message being reassembled: its opcode and data so far.
+    partial: Option<(u8, Vec<u8>)>,
+    /// Largest frame, and message after reassembly, accepted.
+    max_message: usize,
+    /// A server's receiver: frames must come masked (RFC 6455 §5.1).
+    require_mask: bool,
+}
+
+impl Receiver {
+    pub fn new(max_message: usize, require_mask: bool) -> Receiver {
+        Receiver {
+            buf: Vec::new(),
+            partial: None,
+            max_message,
+            require_mask,
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    pub fn set_max_message(&mut self, bytes: usize) {
+        self.max_message = bytes;
+    }
+
+    /// The next whole message in what was fed, if there is one yet.
+    pub fn next_message(&mut self) -> Result<Option<Message>, FrameError> {
+        loop {
+            let Some((frame, used)) = parse_frame(&self.buf, self.max_message)? else {
+                return Ok(None);
+            };
+            self.buf.drain(..used);
+            if self.require_mask && !frame.masked {
+                return Err(FrameError::Protocol(
+                    "an unmasked frame from a client".into(),
+                ));
+            }
+            if let Some(message) = self.take(frame)? {
+                return Ok(Some(message));
+            }
+        }
+    }
+
+    fn take(&mut self, frame: Frame) -> Result<Option<Message>, FrameError> {
+        let (opcode, data) = match frame.opcode {
+            PING => return Ok(Some(Message::Ping(frame.payload))),
+            PONG => return Ok(Some(Message::Pong)),
+            CLOSE => return Ok(Some(Message::Close(frame.payload))),
+            CONTINUATION => {
+                let Some((opcode, mut data)) = self.partial.take() else {
+                    return Err(FrameError::Protocol(
+                        "a continuation frame without a start".into(),
+                    ));
+                };
+                if data.len().saturating_add(frame.payload.len()) > self.max_message {
+                    return Err(FrameError::TooLarge(format!(
+                        "a message over the {}-byte limit",
+                        self.max_message
+                    )));
+                }
+                data.extend_from_slice(&frame.payload);
+                if !frame.fin {
+                    self.partial = Some((opcode, data));
+                    return Ok(None);
+                }
+                (opcode, data)
+            }
+            opcode => {
+                if self.partial.is_some() {
+                    return Err(FrameError::Protocol(
+                        "a new message inside a fragmented one".into(),
+                    ));
+                }
+                if !frame.fin {
+                    self.partial = Some((opcode, frame.payload));
+                    return Ok(None);
+                }
+                (opcode, frame.payload)
+            }
+        };
+        if opcode == TEXT {
+            String::from_utf8(data)
+                .map(|t| Some(Message::Text(t)))
+                .map_err(|_| FrameError::NotUtf8)
+        } else {
+            Ok(Some(Message::Binary(data)))
+        }
+    }
+}
+
+/// Checks a close frame's payload from a peer (RFC 6455 §5.5.1, §7.4):
+/// empty, or a code a peer may send and a UTF-8 reason. Returns the code.
+pub fn check_close(payload: &[u8]) -> Result<Option<u16>, FrameError> {
+    let Some(code) = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]])) else {
+        return if payload.is_empty() {
+            Ok(None)
+        } else {
+            Err(FrameError::Protocol("a close frame of one byte".into()))
+        };
+    };
+    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        return Err(FrameError::Protocol(format!(
+            "close code {code} may not be sent"
+        )));
+    }
+    match std::str::from_utf8(payload.get(2..).unwrap_or(&[])) {
+        Ok(_) => Ok(Some(code)),
+        Err(_) => Err(FrameError::NotUtf8),
+    }
 }
 
 /// What a read brought.
@@ -142,16 +334,24 @@ pub enum ReadError {
 /// A client WebSocket over whatever the route needed.
 pub struct Socket {
     conn: Box<dyn Conn>,
-    buf: Vec<u8>,
-    /// A fragmented message being reassembled: its opcode and data so far.
-    partial: Option<(u8, Vec<u8>)>,
-    /// Largest message accepted: [`MAX_MESSAGE_BYTES`] unless raised.
-    max_message: usize,
+    /// Frames from the server (unmasked), reassembled; the limit is
+    /// [`MAX_MESSAGE_BYTES`] unless raised.
+    receiver: Receiver,
     /// The code of the server's close frame, once one came.
     close_code: Option<u16>,
 }
 
 impl Socket {
+    fn new(conn: Box<dyn Conn>, buffered: &[u8]) -> Socket {
+        let mut receiver = Receiver::new(MAX_MESSAGE_BYTES, false);
+        receiver.feed(buffered);
+        Socket {
+            conn,
+            receiver,
+            close_code: None,
+        }
+    }
+
     fn send(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
         let mask = (crate::util::random_u64() as u32).to_le_bytes();
         self.conn.write_all(&encode_frame(opcode, payload, mask))?;
@@ -181,7 +381,7 @@ impl Socket {
 
     /// Accepts messages up to `bytes` long (after reassembly).
     pub fn set_max_message(&mut self, bytes: usize) {
-        self.max_message = bytes;
+        self.receiver.set_max_message(bytes);
     }
 
     /// The status code of the server's close frame, after a read returned
@@ -194,18 +394,17 @@ impl Socket {
     /// The next message. Pings are answered here.
     pub fn read(&mut self) -> Result<Incoming, ReadError> {
         loop {
-            let parsed = parse_frame(&self.buf, self.max_message).map_err(ReadError::Failed)?;
-            if let Some((frame, used)) = parsed {
-                self.buf.drain(..used);
-                if let Some(message) = self.take(frame)? {
-                    return Ok(message);
-                }
-                continue;
+            let next = self
+                .receiver
+                .next_message()
+                .map_err(|e| ReadError::Failed(e.to_string()))?;
+            if let Some(message) = next {
+                return self.take(message);
             }
             let mut chunk = [0u8; 4096];
             match self.conn.read(&mut chunk) {
                 Ok(0) => return Err(ReadError::Closed("the connection ended".into())),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.receiver.feed(chunk.get(..n).unwrap_or(&[])),
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -219,56 +418,21 @@ impl Socket {
         }
     }
 
-    fn take(&mut self, frame: Frame) -> Result<Option<Incoming>, ReadError> {
-        let failed = |e: io::Error| ReadError::Failed(e.to_string());
-        let data = match frame.opcode {
-            PING => {
-                self.send(PONG, &frame.payload).map_err(failed)?;
-                return Ok(Some(Incoming::Other));
+    fn take(&mut self, message: Message) -> Result<Incoming, ReadError> {
+        match message {
+            Message::Text(text) => Ok(Incoming::Text(text)),
+            Message::Ping(payload) => {
+                self.send(PONG, &payload)
+                    .map_err(|e| ReadError::Failed(e.to_string()))?;
+                Ok(Incoming::Other)
             }
-            PONG => return Ok(Some(Incoming::Other)),
-            CLOSE => {
-                self.close_code = frame
-                    .payload
-                    .get(..2)
-                    .map(|c| u16::from_be_bytes([c[0], c[1]]));
-                let _ = self.send(CLOSE, frame.payload.get(..2).unwrap_or(&[]));
-                return Err(ReadError::Closed("the server closed the socket".into()));
+            Message::Pong | Message::Binary(_) => Ok(Incoming::Other),
+            Message::Close(payload) => {
+                let code = payload.get(..2);
+                self.close_code = code.map(|c| u16::from_be_bytes([c[0], c[1]]));
+                let _ = self.send(CLOSE, code.unwrap_or(&[]));
+                Err(ReadError::Closed("the server closed the socket".into()))
             }
-            CONTINUATION => {
-                let Some((opcode, mut data)) = self.partial.take() else {
-                    return Err(ReadError::Failed(
-                        "a continuation frame without a start".into(),
-                    ));
-                };
-                if data.len().saturating_add(frame.payload.len()) > self.max_message {
-                    return Err(ReadError::Failed("a message over the size limit".into()));
-                }
-                data.extend_from_slice(&frame.payload);
-                if !frame.fin {
-                    self.partial = Some((opcode, data));
-                    return Ok(None);
-                }
-                (opcode, data)
-            }
-            opcode => {
-                if self.partial.is_some() {
-                    return Err(ReadError::Failed(
-                        "a new message inside a fragmented one".into(),
-                    ));
-                }
-                if !frame.fin {
-                    self.partial = Some((opcode, frame.payload));
-                    return Ok(None);
-                }
-                (opcode, frame.payload)
-            }
-        };
-        match data {
-            (TEXT, bytes) => String::from_utf8(bytes)
-                .map(|t| Some(Incoming::Text(t)))
-                .map_err(|_| ReadError::Failed("a text message that is not UTF-8".into())),
-            _ => Ok(Some(Incoming::Other)),
         }
     }
 }
@@ -341,16 +505,7 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
     check_response(&buf[..end], &key).map_err(|e| format!("{shown}: {e}"))?;
     // Frames the server sent right behind its answer stay for the socket.
     let rest = buf.split_off(end);
-    Ok((
-        Socket {
-            conn,
-            buf: rest,
-            partial: None,
-            max_message: MAX_MESSAGE_BYTES,
-            close_code: None,
-        },
-        control,
-    ))
+    Ok((Socket::new(conn, &rest), control))
 }
 
 /// The client's opening handshake (RFC 6455 §4.1) for `target`.
@@ -497,6 +652,125 @@ mod tests {
         assert!(parse_frame(&[0x83, 0x00], 100).is_err(), "reserved opcode");
     }
 
+    #[test]
+    fn server_frames_follow_the_rfc_examples() {
+        // RFC 6455 §5.7: unmasked "Hello", an unmasked pong, 256 bytes and 64 KiB.
+        assert_eq!(
+            encode_server_frame(TEXT, b"Hello"),
+            [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+        );
+        assert_eq!(
+            encode_server_frame(PONG, b"Hello"),
+            [0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+        );
+        assert_eq!(
+            encode_server_frame(BINARY, &[0; 256]).get(..4),
+            Some(&[0x82, 0x7E, 0x01, 0x00][..])
+        );
+        assert_eq!(
+            encode_server_frame(BINARY, &[0; 65536]).get(..10),
+            Some(&[0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0, 0][..])
+        );
+        assert_eq!(
+            encode_server_close(1002, "protocol error"),
+            [&[0x88, 16, 0x03, 0xEA][..], b"protocol error"].concat()
+        );
+        // A long reason is cut on a character boundary to fit 125 bytes.
+        let close = encode_server_close(1000, &"é".repeat(100));
+        assert_eq!(close.len(), 2 + 125 - 1);
+        assert_eq!(check_close(close.get(2..).unwrap_or(&[])), Ok(Some(1000)));
+    }
+
+    #[test]
+    fn server_receiver_takes_masked_frames_only() {
+        // RFC 6455 §5.7: a masked "Hello" from a client.
+        let masked = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let mut r = Receiver::new(100, true);
+        for byte in masked {
+            assert_eq!(r.next_message(), Ok(None));
+            r.feed(&[byte]);
+        }
+        assert_eq!(r.next_message(), Ok(Some(Message::Text("Hello".into()))));
+        assert_eq!(r.next_message(), Ok(None));
+        // The same frame unmasked is a protocol error for a server.
+        let mut r = Receiver::new(100, true);
+        r.feed(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        assert!(matches!(r.next_message(), Err(FrameError::Protocol(_))));
+        // "Hel" + a ping + "lo" (masked with zeros): one message, the ping between.
+        let mut r = Receiver::new(100, true);
+        r.feed(&[0x01, 0x83, 0, 0, 0, 0, 0x48, 0x65, 0x6c]);
+        r.feed(&[0x89, 0x85, 0, 0, 0, 0, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        r.feed(&[0x80, 0x82, 0, 0, 0, 0, 0x6c, 0x6f]);
+        assert_eq!(r.next_message(), Ok(Some(Message::Ping(b"Hello".to_vec()))));
+        assert_eq!(r.next_message(), Ok(Some(Message::Text("Hello".into()))));
+        // Close frames: the code comes back; bad ones are refused.
+        let mut r = Receiver::new(100, true);
+        r.feed(&encode_frame(
+            CLOSE,
+            &[0x03, 0xE8, b'o', b'k'],
+            [9, 8, 7, 6],
+        ));
+        assert_eq!(
+            r.next_message(),
+            Ok(Some(Message::Close(vec![0x03, 0xE8, b'o', b'k'])))
+        );
+        assert_eq!(check_close(&[0x03, 0xE8, b'o', b'k']), Ok(Some(1000)));
+        assert_eq!(check_close(&[]), Ok(None));
+        assert!(matches!(check_close(&[0x03]), Err(FrameError::Protocol(_))));
+        assert!(matches!(
+            check_close(&[0x00, 0x01]),
+            Err(FrameError::Protocol(_))
+        ));
+        assert!(matches!(
+            check_close(&[0x03, 0xED]),
+            Err(FrameError::Protocol(_))
+        ));
+        assert_eq!(check_close(&[0x03, 0xE8, 0xFF]), Err(FrameError::NotUtf8));
+    }
+
+    #[test]
+    fn server_receiver_refuses_bad_messages() {
+        let masked = |first: u8, payload: &[u8]| {
+            let mut f = encode_frame(0, payload, [1, 2, 3, 4]);
+            f[0] = first;
+            f
+        };
+        // Invalid UTF-8 in a text message, even when split across fragments.
+        let mut r = Receiver::new(100, true);
+        r.feed(&masked(0x81, b"{\"a\":\"\xff\"}"));
+        assert_eq!(r.next_message(), Err(FrameError::NotUtf8));
+        let mut r = Receiver::new(100, true);
+        r.feed(&masked(0x01, b"\xe2\x82"));
+        r.feed(&masked(0x80, b"\xac"));
+        assert_eq!(r.next_message(), Ok(Some(Message::Text("€".into()))));
+        // A frame over the limit is refused from its header alone.
+        let mut r = Receiver::new(100, true);
+        r.feed(&[0x81, 0xFE, 0x00, 101]);
+        assert!(matches!(r.next_message(), Err(FrameError::TooLarge(_))));
+        let mut r = Receiver::new(100, true);
+        r.feed(&[0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(matches!(r.next_message(), Err(FrameError::TooLarge(_))));
+        // Fragments that add up to more than the limit.
+        let mut r = Receiver::new(100, true);
+        r.feed(&masked(0x01, &[b'a'; 60]));
+        r.feed(&masked(0x80, &[b'a'; 60]));
+        assert!(matches!(r.next_message(), Err(FrameError::TooLarge(_))));
+        // A continuation without a start; a new message inside a fragmented one.
+        let mut r = Receiver::new(100, true);
+        r.feed(&masked(0x80, b"{}"));
+        assert!(matches!(r.next_message(), Err(FrameError::Protocol(_))));
+        let mut r = Receiver::new(100, true);
+        r.feed(&masked(0x01, b"{"));
+        r.feed(&masked(0x81, b"}"));
+        assert!(matches!(r.next_message(), Err(FrameError::Protocol(_))));
+        // Binary messages come out whole.
+        let mut r = Receiver::new(100, true);
+        r.feed(&masked(0x82, &[0, 1]));
+        assert_eq!(r.next_message(), Ok(Some(Message::Binary(vec![0, 1]))));
+    }
+
     /// A Read + Write over fixed input that records what is written.
     struct Wire {
         input: std::io::Cursor<Vec<u8>>,
@@ -532,18 +806,12 @@ mod tests {
             input: std::io::Cursor::new(input[..3].to_vec()),
             written: written.clone(),
         };
-        let mut s = Socket {
-            conn: Box::new(wire),
-            buf: Vec::new(),
-            partial: None,
-            max_message: MAX_MESSAGE_BYTES,
-            close_code: None,
-        };
+        let mut s = Socket::new(Box::new(wire), &[]);
         assert!(
             matches!(s.read(), Err(ReadError::Timeout)),
             "half a frame: wait"
         );
-        s.buf.extend_from_slice(&input[3..]);
+        s.receiver.feed(&input[3..]);
         assert_eq!(s.read().ok(), Some(Incoming::Other));
         assert_eq!(
             s.read().ok(),
@@ -572,15 +840,12 @@ mod tests {
 
     #[test]
     fn close_codes_out_and_the_message_limit() {
-        let socket = |input: Vec<u8>, written: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| Socket {
-            conn: Box::new(Wire {
+        let socket = |input: Vec<u8>, written: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| {
+            let wire = Wire {
                 input: std::io::Cursor::new(input),
                 written: written.clone(),
-            }),
-            buf: Vec::new(),
-            partial: None,
-            max_message: MAX_MESSAGE_BYTES,
-            close_code: None,
+            };
+            Socket::new(Box::new(wire), &[])
         };
         for (code, payload) in [(Some(4000u16), vec![0x0F, 0xA0]), (None, Vec::new())] {
             let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
