@@ -309,8 +309,8 @@ impl Reactor {
         let health_err = self
             .model_health
             .iter()
-            .filter(|(_, (fails, _, _))| *fails > 0)
-            .map(|(m, (_, _, e))| format!("{m}: {e}"))
+            .filter(|(_, health)| health.failures > 0)
+            .map(|(model, health)| format!("{model}: {}", health.last_error))
             .next();
         let last_error = self
             .chat

@@ -146,11 +146,22 @@ pub struct Reactor {
     /// When free heap and code pages go back to the kernel (at rest).
     trim: crate::util::QuietTrim,
     ticks: u64,
-    /// Per "provider/model": consecutive failures and cooldown end (ms).
-    model_health: HashMap<String, (u32, u64, String)>,
+    /// Per "provider/model": consecutive failures, cooldown end and last error.
+    model_health: HashMap<String, ModelHealth>,
     pro: proactive::Proactive,
     pub(super) upkeep: super::storage::Upkeep,
     chat: commands::ChatState,
+}
+
+/// How one "provider/model" has fared lately; absent means healthy.
+#[derive(Clone, Default)]
+pub(super) struct ModelHealth {
+    /// Consecutive failures since the last success.
+    pub(super) failures: u32,
+    /// Wall-clock ms until which the model is skipped.
+    pub(super) cooling_until_ms: u64,
+    /// The last failure's message.
+    pub(super) last_error: String,
 }
 
 impl Reactor {
@@ -352,19 +363,15 @@ impl Reactor {
         let now = crate::util::now_ms();
         let mut providers = serde_json::Map::new();
         for r in crate::config::model_refs(&self.cfg) {
-            let (fails, until, last) =
-                self.model_health
-                    .get(&r)
-                    .cloned()
-                    .unwrap_or((0, 0, String::new()));
-            let state = if until > now {
+            let health = self.model_health.get(&r).cloned().unwrap_or_default();
+            let state = if health.cooling_until_ms > now {
                 "cooldown"
-            } else if fails > 0 {
+            } else if health.failures > 0 {
                 "degraded"
             } else {
                 "ok"
             };
-            providers.insert(r, json!({"state": state, "failures": fails, "cooldownMs": until.saturating_sub(now), "lastError": last}));
+            providers.insert(r, json!({"state": state, "failures": health.failures, "cooldownMs": health.cooling_until_ms.saturating_sub(now), "lastError": health.last_error}));
         }
         json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -672,7 +679,7 @@ impl Reactor {
         let now = crate::util::now_ms();
         self.model_health
             .iter()
-            .filter(|(_, (_, until, _))| *until > now)
+            .filter(|(_, health)| health.cooling_until_ms > now)
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -711,10 +718,10 @@ impl Reactor {
             }
             RunEvent::ModelFailed { model, error } => {
                 let now = crate::util::now_ms();
-                let e = self.model_health.entry(model).or_insert((0, 0, String::new()));
-                e.0 += 1;
-                e.1 = now + cooldown_ms(e.0);
-                e.2 = error;
+                let health = self.model_health.entry(model).or_default();
+                health.failures += 1;
+                health.cooling_until_ms = now + cooldown_ms(health.failures);
+                health.last_error = error;
             }
             RunEvent::ModelOk { model } => {
                 self.model_health.remove(&model);
