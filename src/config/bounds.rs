@@ -273,10 +273,10 @@ fn ranges(cfg: &Config) -> Vec<Range> {
 }
 
 /// Every number inside its range, plus the cross-field and text rules.
-pub fn check(cfg: &Config) -> Result<(), Invalid> {
+pub(crate) fn check(cfg: &Config) -> Result<(), Invalid> {
     for x in ranges(cfg) {
         if x.value < x.min || x.value > x.max {
-            return Err((
+            return Err(Invalid::new(
                 x.path,
                 format!(
                     "{} is out of range: it must be between {} and {}",
@@ -288,7 +288,7 @@ pub fn check(cfg: &Config) -> Result<(), Invalid> {
     }
     if let Some(t) = cfg.agents.defaults.temperature {
         if !(0.0..=2.0).contains(&t) {
-            return Err((
+            return Err(Invalid::new(
                 "agents.defaults.temperature".into(),
                 format!("{t} is out of range: it must be between 0 and 2"),
                 "leave it out to use the model's default".into(),
@@ -296,7 +296,7 @@ pub fn check(cfg: &Config) -> Result<(), Invalid> {
         }
     }
     if cfg.queue.base_backoff_ms > cfg.queue.max_backoff_ms {
-        return Err((
+        return Err(Invalid::new(
             "queue.baseBackoffMs".into(),
             "baseBackoffMs is above maxBackoffMs".into(),
             "make baseBackoffMs the smaller of the two".into(),
@@ -306,7 +306,7 @@ pub fn check(cfg: &Config) -> Result<(), Invalid> {
         let every: String = h.every.chars().filter(|c| !c.is_whitespace()).collect();
         let zero = every.chars().all(|c| c == '0' || c.is_ascii_alphabetic());
         if zero && every != "0m" && every.chars().any(|c| c == '0') {
-            return Err((
+            return Err(Invalid::new(
                 "agents.defaults.heartbeat.every".into(),
                 format!("{:?} is zero, which would never beat", h.every),
                 "write \"0m\" to switch the heartbeat off, or an interval such as \"30m\"".into(),
@@ -314,7 +314,7 @@ pub fn check(cfg: &Config) -> Result<(), Invalid> {
         }
         if let Ok(Some(ms)) = h.every_ms() {
             if ms > 7 * DAY * 1000 {
-                return Err((
+                return Err(Invalid::new(
                     "agents.defaults.heartbeat.every".into(),
                     format!("{:?} is longer than a week", h.every),
                     "use a cron job for rarer check-ins".into(),
@@ -323,14 +323,14 @@ pub fn check(cfg: &Config) -> Result<(), Invalid> {
         }
     }
     if cfg.tools.exec.sandbox != "on" && cfg.tools.exec.sandbox != "off" {
-        return Err((
+        return Err(Invalid::new(
             "tools.exec.sandbox".into(),
             format!("unknown value {:?}", cfg.tools.exec.sandbox),
             "use \"on\" (the default: Landlock, or programs are refused) or \"off\"".into(),
         ));
     }
     if cfg.tools.exec.allow_shell && cfg.tools.exec.sandbox == "off" {
-        return Err((
+        return Err(Invalid::new(
             "tools.exec.allowShell".into(),
             "a shell runs any program, so it needs the sandbox".into(),
             "set tools.exec.sandbox to \"on\" (needs Landlock) or allowShell to false".into(),
@@ -365,7 +365,7 @@ fn check_proxies(cfg: &Config) -> Result<(), Invalid> {
     for (path, n) in blocks {
         if let Some(p) = &n.proxy {
             if let Err(e) = crate::net::ProxySpec::parse(p) {
-                return Err((
+                return Err(Invalid::new(
                     format!("{path}.proxy"),
                     e,
                     "use \"direct\", \"env\" or a URL such as \"http://127.0.0.1:3128\" or \"socks5h://127.0.0.1:1080\"".into(),

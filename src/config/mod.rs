@@ -324,7 +324,7 @@ fn parse_once(src: &Source, vars: &env::Vars) -> Result<Config, ConfigError> {
         src.err_at(None, "", message, String::new())
     })?;
     apply_defaults(&mut cfg);
-    validate(&cfg).map_err(|(path, msg, fix)| src.err_path(&path, msg, fix))?;
+    validate(&cfg).map_err(|invalid| src.err_path(&invalid.path, invalid.problem, invalid.fix))?;
     cfg.dotenv_proxy = crate::net::ProxyVars::from_dotenv(&vars.dotenv);
     Ok(cfg)
 }
@@ -415,7 +415,22 @@ pub const CHANNELS: [&str; 6] = [
     "telegram", "slack", "discord", "whatsapp", "wechat", "feishu",
 ];
 
-pub(crate) type Invalid = (String, String, String);
+/// A config value that cannot be used: where it is, what is wrong, how to fix it.
+#[derive(Debug)]
+pub(crate) struct Invalid {
+    /// The key path, e.g. `gateway.bind`.
+    pub(crate) path: String,
+    /// What is wrong with the value.
+    pub(crate) problem: String,
+    /// What to write instead.
+    pub(crate) fix: String,
+}
+
+impl Invalid {
+    pub(crate) fn new(path: String, problem: String, fix: String) -> Invalid {
+        Invalid { path, problem, fix }
+    }
+}
 
 /// Largest config or `.env` file read.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -455,7 +470,7 @@ pub fn read_capped(path: &Path) -> std::io::Result<String> {
 }
 
 fn validate(cfg: &Config) -> Result<(), Invalid> {
-    let bad = |path: &str, msg: String, fix: String| Err((path.to_string(), msg, fix));
+    let bad = |path: &str, msg: String, fix: String| Err(Invalid::new(path.to_string(), msg, fix));
     let g = &cfg.gateway;
     if parse_bind(&g.bind).is_none() {
         return bad(
@@ -592,7 +607,7 @@ pub fn check_target(to: &str) -> Result<(), String> {
 
 /// `agents.defaults.heartbeat` and `hooks`.
 fn validate_proactive(cfg: &Config) -> Result<(), Invalid> {
-    let bad = |path: String, msg: String, fix: &str| Err((path, msg, fix.to_string()));
+    let bad = |path: String, msg: String, fix: &str| Err(Invalid::new(path, msg, fix.to_string()));
     cfg.session.validate()?;
     let mc = cfg.agents.defaults.memory_consolidation.trim();
     if mc != "off" {
@@ -682,7 +697,11 @@ pub const SEARCH_BACKENDS: [&str; 2] = ["tavily", "searxng"];
 
 fn validate_web_search(w: &WebSearchTool) -> Result<(), Invalid> {
     let bad = |path: &str, msg: String, fix: &str| {
-        Err((format!("tools.webSearch.{path}"), msg, fix.to_string()))
+        Err(Invalid::new(
+            format!("tools.webSearch.{path}"),
+            msg,
+            fix.to_string(),
+        ))
     };
     if !SEARCH_BACKENDS.contains(&w.backend.as_str()) {
         let near = crate::util::nearest(&w.backend, SEARCH_BACKENDS)
@@ -741,14 +760,14 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
     let dm = ["pairing", "allowlist", "open", "disabled"];
     let group = ["open", "allowlist", "disabled"];
     if !dm.contains(&ch.dm_policy.as_str()) {
-        return Err((
+        return Err(Invalid::new(
             format!("{base}.dmPolicy"),
             format!("unknown dmPolicy {:?}", ch.dm_policy),
             format!("use one of: {}", dm.join(", ")),
         ));
     }
     if !group.contains(&ch.group_policy.as_str()) {
-        return Err((
+        return Err(Invalid::new(
             format!("{base}.groupPolicy"),
             format!("unknown groupPolicy {:?}", ch.group_policy),
             format!("use one of: {}", group.join(", ")),
@@ -757,7 +776,7 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
     if let Some(mode) = &ch.reply_to_mode {
         let modes = ["off", "first", "all"];
         if !modes.contains(&mode.as_str()) {
-            return Err((
+            return Err(Invalid::new(
                 format!("{base}.replyToMode"),
                 format!("unknown replyToMode {mode:?}"),
                 format!("use one of: {}", modes.join(", ")),
@@ -769,7 +788,7 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
             Ok((_, Some(note))) => log::warn!("{base}.streaming: {note}"),
             Ok((_, None)) => {}
             Err(e) => {
-                return Err((
+                return Err(Invalid::new(
                     format!("{base}.streaming"),
                     e,
                     "e.g. \"streaming\": \"partial\"".into(),
@@ -779,10 +798,10 @@ fn validate_channel(base: &str, ch: &Channel) -> Result<(), Invalid> {
     }
     let star = ch.allow_from.iter().any(|a| a == "*");
     if ch.dm_policy == "open" && !star {
-        return Err((format!("{base}.dmPolicy"), "dmPolicy \"open\" lets anyone talk to the assistant and must be stated with \"*\" in allowFrom".into(), format!("add \"*\" to {base}.allowFrom, or use \"pairing\"")));
+        return Err(Invalid::new(format!("{base}.dmPolicy"), "dmPolicy \"open\" lets anyone talk to the assistant and must be stated with \"*\" in allowFrom".into(), format!("add \"*\" to {base}.allowFrom, or use \"pairing\"")));
     }
     if ch.dm_policy == "allowlist" && ch.allow_from.is_empty() {
-        return Err((
+        return Err(Invalid::new(
             format!("{base}.allowFrom"),
             "dmPolicy \"allowlist\" with an empty allowFrom lets nobody in".into(),
             "list sender ids in allowFrom, or use dmPolicy \"pairing\"".into(),

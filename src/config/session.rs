@@ -42,10 +42,10 @@ impl Session {
         matches!(self.dm_scope.as_deref(), None | Some("main"))
     }
 
-    pub fn validate(&self) -> Result<(), (String, String, String)> {
+    pub(crate) fn validate(&self) -> Result<(), super::Invalid> {
         if let Some(s) = &self.dm_scope {
             if !["main", "per-peer", "per-channel-peer"].contains(&s.as_str()) {
-                return Err((
+                return Err(super::Invalid::new(
                     "session.dmScope".into(),
                     format!("unknown scope {s:?}"),
                     "use \"main\" (the owner's chats share one session) or \"per-channel-peer\""
@@ -56,7 +56,7 @@ impl Session {
         if let Some(r) = &self.reset {
             if let Some(m) = &r.mode {
                 if m != "daily" && m != "idle" {
-                    return Err((
+                    return Err(super::Invalid::new(
                         "session.reset.mode".into(),
                         format!("unknown mode {m:?}"),
                         "use \"daily\" (with atHour) or \"idle\" (with idleMinutes)".into(),
@@ -64,14 +64,14 @@ impl Session {
                 }
             }
             if r.at_hour.is_some_and(|h| h > 23) {
-                return Err((
+                return Err(super::Invalid::new(
                     "session.reset.atHour".into(),
                     "must be an hour from 0 to 23".into(),
                     "e.g. 4 for 04:00 in the gateway's time zone".into(),
                 ));
             }
             if r.idle_minutes.is_some_and(|m| m == 0 || m > 525_600) {
-                return Err((
+                return Err(super::Invalid::new(
                     "session.reset.idleMinutes".into(),
                     "must be between 1 and 525600 (a year)".into(),
                     "e.g. 240 for four hours".into(),
