@@ -61,6 +61,16 @@ pub struct HistoryTurn {
     pub cum_chars: u64,
 }
 
+/// A compaction's result: the summary that replaces the session's older turns.
+#[derive(Debug)]
+pub struct NewSummary {
+    pub text: String,
+    /// The last turn seq the summary covers.
+    pub through_seq: u64,
+    /// Cumulative transcript chars through that turn.
+    pub through_chars: u64,
+}
+
 #[derive(Debug)]
 pub enum RunEvent {
     Delta(String),
@@ -84,7 +94,7 @@ pub enum RunEvent {
         model: String,
     },
     /// The run's new messages (user turn first), the answer, who answered,
-    /// and a new summary (text, last seq covered, cumulative chars through it).
+    /// and a new summary (if the session was compacted).
     Final {
         messages: Vec<Message>,
         text: String,
@@ -92,7 +102,7 @@ pub enum RunEvent {
         usage: (u64, u64),
         /// Prompt tokens read from / written to the provider's cache.
         cache: (u64, u64),
-        summary: Option<(String, u64, u64)>,
+        summary: Option<NewSummary>,
     },
     Error {
         message: String,
@@ -435,7 +445,11 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
                 anchors = std::iter::once(c.through_chars)
                     .chain(kept.iter().map(|h| h.cum_chars))
                     .collect();
-                summary = Some((text, c.through_seq, c.through_chars));
+                summary = Some(NewSummary {
+                    text,
+                    through_seq: c.through_seq,
+                    through_chars: c.through_chars,
+                });
             }
             Err(e) => log::warn!(
                 "session {}: compaction failed, continuing without it: {e}",

@@ -7,7 +7,7 @@
 //! every change and every run, and turns due jobs into runs.
 
 use super::{err, CallResult, Enqueued, Origin, Pending, Reactor, MAX_TEXT};
-use crate::agent::{RunEvent, RunUpdate};
+use crate::agent::{NewSummary, RunEvent, RunUpdate};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::channel::ReplyTarget;
 use crate::config::Config;
@@ -851,20 +851,20 @@ pub(super) fn final_turns(
     model: &str,
     usage: (u64, u64),
     cache: (u64, u64),
-    summary: Option<(String, u64, u64)>,
+    summary: Option<NewSummary>,
 ) -> Vec<Turn> {
     let mut turns = Vec::new();
-    if let Some((text, through, chars)) = summary {
+    if let Some(summary) = summary {
         let mut t = Turn::message(
             now,
             Message {
                 role: Role::User,
-                parts: vec![Part::Text(text)],
+                parts: vec![Part::Text(summary.text)],
             },
         );
         t.kind = TurnKind::Summary;
-        t.covers_through = Some(through);
-        t.cum_chars = chars;
+        t.covers_through = Some(summary.through_seq);
+        t.cum_chars = summary.through_chars;
         turns.push(t);
     }
     let last_assistant = messages.iter().rposition(|m| m.role == Role::Assistant);
