@@ -148,7 +148,7 @@ pub struct Reactor {
     ticks: u64,
     /// Per "provider/model": consecutive failures, cooldown end and last error.
     model_health: HashMap<String, ModelHealth>,
-    pro: proactive::Proactive,
+    proactive: proactive::Proactive,
     pub(super) upkeep: super::storage::Upkeep,
     chat: commands::ChatState,
 }
@@ -167,7 +167,7 @@ pub(super) struct ModelHealth {
 impl Reactor {
     pub fn new(cfg: Arc<Config>, store: Store, pool: Pool) -> Reactor {
         let cap = cfg.gateway.session_cache;
-        let pro = proactive::Proactive::load(&cfg, &store);
+        let proactive = proactive::Proactive::load(&cfg, &store);
         let chat = commands::ChatState::load(&store);
         Reactor {
             cfg,
@@ -191,7 +191,7 @@ impl Reactor {
             trim: crate::util::QuietTrim::new(Instant::now()),
             ticks: 0,
             model_health: HashMap::new(),
-            pro,
+            proactive,
             upkeep: super::storage::Upkeep::default(),
             chat,
         }

@@ -279,23 +279,23 @@ fn xorshift(s: &mut u64) -> u64 {
 impl Reactor {
     /// When the loop should next look at the schedule.
     pub(super) fn proactive_deadline(&self) -> tokio::time::Instant {
-        let wait = self.pro.wait_ms(now_ms());
+        let wait = self.proactive.wait_ms(now_ms());
         tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
     }
 
     /// Saves the job table (at shutdown).
     pub(super) fn flush_proactive(&self) {
-        save_jobs(&self.store, &self.pro.sched);
+        save_jobs(&self.store, &self.proactive.sched);
     }
 
     /// Starts what is due: jobs, then the heartbeat.
     pub(super) fn proactive_tick(&mut self) {
         let now = now_ms();
         self.sweep_lost(now);
-        for action in self.pro.due(now) {
+        for action in self.proactive.due(now) {
             match action {
                 ProactiveAction::StartJob(name) => self.start_job(&name, now),
-                ProactiveAction::SaveJobs => save_jobs(&self.store, &self.pro.sched),
+                ProactiveAction::SaveJobs => save_jobs(&self.store, &self.proactive.sched),
                 ProactiveAction::StartBeat => {
                     let _ = self.start_beat(now);
                 }
@@ -307,7 +307,7 @@ impl Reactor {
     /// job is not "running" forever.
     fn sweep_lost(&mut self, now: u64) {
         let lost: Vec<u64> = self
-            .pro
+            .proactive
             .active
             .keys()
             .copied()
@@ -320,7 +320,7 @@ impl Reactor {
             })
             .collect();
         for id in lost {
-            let active = self.pro.active.remove(&id);
+            let active = self.proactive.active.remove(&id);
             self.record(
                 active,
                 now,
@@ -331,7 +331,10 @@ impl Reactor {
 
     /// The model a proactive run tries first.
     pub(super) fn run_model(&self, run_id: u64) -> Option<String> {
-        self.pro.active.get(&run_id).and_then(|a| a.model.clone())
+        self.proactive
+            .active
+            .get(&run_id)
+            .and_then(|a| a.model.clone())
     }
 
     /// Notes the chat (and thread) the owner used last: where answers of
@@ -342,7 +345,7 @@ impl Reactor {
             reply_to: None,
             ..to.clone()
         };
-        if self.pro.last_chat.as_ref() == Some(&to) {
+        if self.proactive.last_chat.as_ref() == Some(&to) {
             return;
         }
         let typed = target_json(&to).to_string();
@@ -353,16 +356,16 @@ impl Reactor {
         if let Err(e) = r {
             log::error!("cannot persist the last chat: {e}");
         }
-        self.pro.last_chat = Some(to);
+        self.proactive.last_chat = Some(to);
     }
 
     /// The owner's last chat, for the `message` tool's `"owner"` target.
     pub(super) fn owner_chat(&self) -> Option<&ReplyTarget> {
-        self.pro.last_chat.as_ref()
+        self.proactive.last_chat.as_ref()
     }
 
     fn start_job(&mut self, name: &str, now: u64) {
-        let Some(spec) = self.pro.sched.get(name).map(|(s, _)| s.clone()) else {
+        let Some(spec) = self.proactive.sched.get(name).map(|(s, _)| s.clone()) else {
             return;
         };
         let session = match spec.session {
@@ -380,7 +383,7 @@ impl Reactor {
                 Some(t) => t,
                 None => {
                     let why = Outcome::Skipped("no daily notes since the last run".into());
-                    self.pro.sched.finished(name, now, why);
+                    self.proactive.sched.finished(name, now, why);
                     return;
                 }
             }
@@ -391,7 +394,9 @@ impl Reactor {
             Ok((run, _)) => log::info!("job \"{name}\": run {run} started in session {session}"),
             Err(ApiError { message: msg, .. }) => {
                 log::warn!("job \"{name}\" could not start: {msg}");
-                self.pro.sched.finished(name, now, Outcome::Error(msg));
+                self.proactive
+                    .sched
+                    .finished(name, now, Outcome::Error(msg));
             }
         }
     }
@@ -411,11 +416,11 @@ impl Reactor {
             run_id,
             run: Default::default(),
         };
-        self.pro.active.insert(run_id, active);
+        self.proactive.active.insert(run_id, active);
         match self.enqueue_run(session, pending) {
             Ok(enqueued) => Ok((run_id, enqueued == Enqueued::Queued)),
             Err(e) => {
-                self.pro.active.remove(&run_id);
+                self.proactive.active.remove(&run_id);
                 Err(e)
             }
         }
@@ -423,13 +428,13 @@ impl Reactor {
 
     /// Runs the heartbeat now: an empty checklist costs no model call.
     fn start_beat(&mut self, now: u64) -> CallResult {
-        let Some(cfg) = self.pro.heartbeat.clone() else {
+        let Some(cfg) = self.proactive.heartbeat.clone() else {
             return Err(err(
                 ErrorCode::NotFound,
                 "no heartbeat configured: set agents.defaults.heartbeat, e.g. {\"every\": \"30m\"}",
             ));
         };
-        if self.pro.beat.running {
+        if self.proactive.beat.running {
             return Err(err(ErrorCode::Busy, "a heartbeat is already running"));
         }
         if let Some(why) = self.owner_idle(cfg.skip_idle_days, now) {
@@ -449,7 +454,7 @@ impl Reactor {
         };
         match self.start_proactive(HEARTBEAT_SESSION, heartbeat_prompt(&checklist), active) {
             Ok((run, _)) => {
-                self.pro.beat.running = true;
+                self.proactive.beat.running = true;
                 Ok(json!({"started": true, "runId": run.to_string(), "session": HEARTBEAT_SESSION}))
             }
             Err(e) => {
@@ -461,7 +466,7 @@ impl Reactor {
 
     fn beat_done(&mut self, started: u64, now: u64, result: String, alert: bool) {
         log::info!("heartbeat: {result}");
-        let b = &mut self.pro.beat;
+        let b = &mut self.proactive.beat;
         b.running = false;
         b.last_ms = Some(started);
         b.beats += 1;
@@ -470,11 +475,11 @@ impl Reactor {
         }
         b.last_result = Some(result);
         b.next_ms = self
-            .pro
+            .proactive
             .heartbeat
             .as_ref()
             .and_then(|c| next_beat(c, Some(started), now));
-        let r = serde_json::to_vec(&self.pro.beat)
+        let r = serde_json::to_vec(&self.proactive.beat)
             .map_err(|e| e.to_string())
             .and_then(|v| self.store.kv_put(KV_HEARTBEAT, &v));
         if let Err(e) = r {
@@ -499,7 +504,7 @@ impl Reactor {
             Ok(meta) => self.sessions.put(meta),
             Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
         }
-        let to = self.pro.last_chat.clone();
+        let to = self.proactive.last_chat.clone();
         match (
             self.report_to_main(label, to.as_ref(), text, now, max_attempts),
             to,
@@ -515,7 +520,7 @@ impl Reactor {
         let Some(session) = self.runs.get(&u.run_id).map(|r| r.session.clone()) else {
             return;
         };
-        let active = self.pro.active.remove(&u.run_id);
+        let active = self.proactive.active.remove(&u.run_id);
         let now = now_ms();
         let result = match u.event {
             RunEvent::Final {
@@ -542,7 +547,7 @@ impl Reactor {
 
     /// A queued proactive run that could not start.
     pub(super) fn job_start_failed(&mut self, run_id: u64, msg: String) {
-        let active = self.pro.active.remove(&run_id);
+        let active = self.proactive.active.remove(&run_id);
         self.record(active, now_ms(), Err(msg));
     }
 
@@ -571,7 +576,7 @@ impl Reactor {
             (Kind::Heartbeat, None) => Some("heartbeat".to_string()),
             _ => None,
         });
-        let max_attempts = active.and_then(|a| a.max_attempts(self.pro.heartbeat.as_ref()));
+        let max_attempts = active.and_then(|a| a.max_attempts(self.proactive.heartbeat.as_ref()));
         if let Some(label) = report.filter(|_| self.cfg.session.main_scope() && session != "main") {
             return self.settle_in_main(session, &label, turns, usage, text, now, max_attempts);
         }
@@ -579,7 +584,7 @@ impl Reactor {
             Some(to) => {
                 Some(crate::channel::registry::check_target(to).map_err(|e| (to.to_string(), e)))
             }
-            None => self.pro.last_chat.clone().map(Ok),
+            None => self.proactive.last_chat.clone().map(Ok),
         };
         let why = match target {
             Some(Ok(target)) => {
@@ -622,8 +627,8 @@ impl Reactor {
                     Err(e) => Outcome::Error(e),
                 };
                 log::info!("job \"{name}\" finished: {}", outcome_str(&outcome));
-                self.pro.sched.finished(&name, now, outcome);
-                save_jobs(&self.store, &self.pro.sched);
+                self.proactive.sched.finished(&name, now, outcome);
+                save_jobs(&self.store, &self.proactive.sched);
             }
             Kind::Heartbeat => {
                 let (text, alert) = match result {
@@ -644,7 +649,7 @@ impl Reactor {
                 log::info!("hook \"{name}\": {text}");
                 if self.cfg.hooks.contains_key(&name) {
                     let line = format!("{}: {text}", rfc3339(now));
-                    self.pro.hooks_last.insert(name, line);
+                    self.proactive.hooks_last.insert(name, line);
                 }
             }
         }
@@ -659,29 +664,29 @@ impl Reactor {
             "cron.get" => {
                 let name = name_param(&params)?;
                 let (s, st) = self
-                    .pro
+                    .proactive
                     .sched
                     .get(&name)
                     .ok_or_else(|| err(ErrorCode::NotFound, no_job(&name)))?;
                 Ok(job_json(s, st))
             }
             "cron.add" => {
-                if self.pro.sched.list().len() >= MAX_JOBS {
+                if self.proactive.sched.list().len() >= MAX_JOBS {
                     return Err(invalid(format!(
                         "there are already {MAX_JOBS} jobs, the most pinch keeps; remove some first"
                     )));
                 }
                 let spec = spec_from(&params, None, now, &self.cfg).map_err(invalid)?;
                 let name = spec.name.clone();
-                self.pro.sched.add(spec, now).map_err(invalid)?;
-                save_jobs(&self.store, &self.pro.sched);
+                self.proactive.sched.add(spec, now).map_err(invalid)?;
+                save_jobs(&self.store, &self.proactive.sched);
                 log::info!("job \"{name}\" added");
                 self.job_answer(&name)
             }
             "cron.edit" => {
                 let name = name_param(&params)?;
                 let base = self
-                    .pro
+                    .proactive
                     .sched
                     .get(&name)
                     .map(|(s, _)| s.clone())
@@ -695,22 +700,25 @@ impl Reactor {
                 }
                 let spec = spec_from(&changes, Some(&base), now, &self.cfg).map_err(invalid)?;
                 let new_name = spec.name.clone();
-                self.pro.sched.edit(&name, spec, now).map_err(invalid)?;
-                save_jobs(&self.store, &self.pro.sched);
+                self.proactive
+                    .sched
+                    .edit(&name, spec, now)
+                    .map_err(invalid)?;
+                save_jobs(&self.store, &self.proactive.sched);
                 self.job_answer(&new_name)
             }
             "cron.remove" => {
                 let name = name_param(&params)?;
-                if !self.pro.sched.remove(&name) {
+                if !self.proactive.sched.remove(&name) {
                     return Err(err(ErrorCode::NotFound, no_job(&name)));
                 }
-                save_jobs(&self.store, &self.pro.sched);
+                save_jobs(&self.store, &self.proactive.sched);
                 log::info!("job \"{name}\" removed");
                 Ok(json!({"name": name, "removed": true}))
             }
             "cron.run" => {
                 let name = name_param(&params)?;
-                self.pro.sched.run_now(&name, now).map_err(|e| {
+                self.proactive.sched.run_now(&name, now).map_err(|e| {
                     if e.starts_with("no job") {
                         err(ErrorCode::NotFound, e)
                     } else {
@@ -718,12 +726,16 @@ impl Reactor {
                     }
                 })?;
                 self.proactive_tick();
-                let run = self.pro.active.iter().find_map(|(id, a)| match &a.kind {
-                    Kind::Job(n) if *n == name => Some(id.to_string()),
-                    _ => None,
-                });
+                let run = self
+                    .proactive
+                    .active
+                    .iter()
+                    .find_map(|(id, a)| match &a.kind {
+                        Kind::Job(n) if *n == name => Some(id.to_string()),
+                        _ => None,
+                    });
                 let (_, st) = self
-                    .pro
+                    .proactive
                     .sched
                     .get(&name)
                     .ok_or_else(|| err(ErrorCode::NotFound, no_job(&name)))?;
@@ -740,7 +752,7 @@ impl Reactor {
                     self.note_chat(&target);
                 }
                 Ok(
-                    json!({"lastChat": self.last_chat_json(), "lastChatThread": self.pro.last_chat.as_ref().and_then(|t| t.thread_id.clone())}),
+                    json!({"lastChat": self.last_chat_json(), "lastChatThread": self.proactive.last_chat.as_ref().and_then(|t| t.thread_id.clone())}),
                 )
             }
             "heartbeat.run" => self.start_beat(now),
@@ -754,7 +766,7 @@ impl Reactor {
 
     fn job_answer(&self, name: &str) -> CallResult {
         let (s, st) = self
-            .pro
+            .proactive
             .sched
             .get(name)
             .ok_or_else(|| err(ErrorCode::NotFound, no_job(name)))?;
@@ -803,7 +815,7 @@ impl Reactor {
     }
 
     fn jobs_json(&self) -> Vec<Value> {
-        self.pro
+        self.proactive
             .sched
             .list()
             .into_iter()
@@ -814,8 +826,8 @@ impl Reactor {
     /// The `cron` section of `/status`.
     pub(super) fn proactive_status(&self) -> Value {
         let jobs = self.jobs_json();
-        let b = &self.pro.beat;
-        let heartbeat = self.pro.heartbeat.as_ref().map(|c| {
+        let b = &self.proactive.beat;
+        let heartbeat = self.proactive.heartbeat.as_ref().map(|c| {
             json!({
                 "every": c.every,
                 "to": c.to,
@@ -831,15 +843,15 @@ impl Reactor {
             .cfg
             .hooks
             .keys()
-            .map(|k| (k, self.pro.hooks_last.get(k)))
+            .map(|k| (k, self.proactive.hooks_last.get(k)))
             .collect();
-        json!({"jobs": jobs, "heartbeat": heartbeat, "hooks": hooks, "lastChat": self.last_chat_json(), "lastChatThread": self.pro.last_chat.as_ref().and_then(|t| t.thread_id.clone())})
+        json!({"jobs": jobs, "heartbeat": heartbeat, "hooks": hooks, "lastChat": self.last_chat_json(), "lastChatThread": self.proactive.last_chat.as_ref().and_then(|t| t.thread_id.clone())})
     }
 
     /// `lastChat` on the wire: `channel:chat` as before (the thread is
     /// `lastChatThread`).
     fn last_chat_json(&self) -> Option<String> {
-        self.pro.last_chat.as_ref().map(ReplyTarget::chat)
+        self.proactive.last_chat.as_ref().map(ReplyTarget::chat)
     }
 }
 
