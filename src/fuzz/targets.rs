@@ -351,6 +351,29 @@ pub fn slack_frame(input: &[u8]) -> Verdict {
             return Err(format!("frame parse used {used} of {} bytes", input.len()));
         }
     }
+    // And through the reassembling receiver, as the client (unmasked
+    // server frames) and as the gateway (masked client frames only), fed
+    // in two pieces: no message may outgrow the limit.
+    for require_mask in [false, true] {
+        let max = 4096;
+        let mut receiver = crate::net::websocket::Receiver::new(max, require_mask);
+        let (head, tail) = input.split_at(input.len() / 2);
+        receiver.feed(head);
+        receiver.feed(tail);
+        for _ in 0..64 {
+            let size = match receiver.next_message() {
+                Ok(Some(crate::net::websocket::Message::Text(t))) => t.len(),
+                Ok(Some(crate::net::websocket::Message::Binary(b)))
+                | Ok(Some(crate::net::websocket::Message::Ping(b)))
+                | Ok(Some(crate::net::websocket::Message::Close(b))) => b.len(),
+                Ok(Some(crate::net::websocket::Message::Pong)) => 0,
+                Ok(None) | Err(_) => break,
+            };
+            if size > max {
+                return Err(format!("a {size}-byte message passed a {max}-byte limit"));
+            }
+        }
+    }
     let out = format::to_mrkdwn(&s);
     let links = out.matches("<http").count() + out.matches("<mailto:").count();
     if out.matches('<').count() != links {
