@@ -100,18 +100,7 @@ fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value,
             let items: Vec<Value> = turns
                 .iter()
                 .map(|(seq, t)| {
-                    let text: String = t
-                        .message
-                        .parts
-                        .iter()
-                        .filter_map(|p| {
-                            if let crate::llm::Part::Text(s) = p {
-                                Some(s.as_str())
-                            } else {
-                                None
-                            }
-                        })
-                        .collect();
+                    let text = t.message.joined_text();
                     let role = if t.kind == crate::store::TurnKind::Summary {
                         "summary"
                     } else if t.message.role == crate::llm::Role::User {

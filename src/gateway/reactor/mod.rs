@@ -559,19 +559,7 @@ impl Reactor {
         let Some((through_seq, last)) = old.last().map(|(s, t)| (*s, t.cum_chars)) else {
             return Ok(None);
         };
-        let prior_summary = prior.map(|(_, t)| {
-            t.message
-                .parts
-                .iter()
-                .filter_map(|p| {
-                    if let Part::Text(s) = p {
-                        Some(s.clone())
-                    } else {
-                        None
-                    }
-                })
-                .collect::<String>()
-        });
+        let prior_summary = prior.map(|(_, t)| t.message.joined_text());
         Ok(Some(Compaction {
             prior_summary,
             old: old.into_iter().map(|(_, t)| t.message).collect(),
@@ -858,11 +846,10 @@ fn turn_json(seq: u64, t: &Turn) -> Value {
         (_, Role::User) => "user",
         (_, Role::Assistant) => "assistant",
     };
-    let mut text = String::new();
+    let mut text = t.message.joined_text();
     let mut tools = Vec::new();
     for p in &t.message.parts {
         match p {
-            Part::Text(s) => text.push_str(s),
             Part::ToolCall { name, .. } => tools.push(json!({"call": name})),
             Part::ToolResult { is_error, .. } => {
                 tools.push(json!({"result": if *is_error { "error" } else { "ok" }}))
