@@ -22,8 +22,8 @@ pub trait StreamDecoder {
 /// parser and a decoder in pieces of `chunk` bytes, and event builders.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::sse::SseParser;
-    use super::{DecodeError, StopReason, StreamDecoder, StreamEvent};
+    use crate::llm::sse::SseParser;
+    use crate::llm::{DecodeError, StopReason, StreamDecoder, StreamEvent};
 
     pub fn decode_all(
         mut decoder: impl StreamDecoder,
