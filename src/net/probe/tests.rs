@@ -1,5 +1,5 @@
 //! The probe's pure parts, byte by byte: error classification, request
-//! bytes (CONNECT, SOCKS5), response heads, and hints built from a report.
+//! bytes (CONNECT), response heads, and hints built from a report.
 
 use super::response::find_head_end;
 use super::*;
@@ -126,35 +126,6 @@ fn connect_request_bytes() {
     );
     let auth = connect_request("h:443", &proxy("http://Aladdin:open%20sesame@p:1"));
     assert!(auth.contains("Proxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"));
-}
-
-#[test]
-fn socks_bytes() {
-    assert_eq!(socks_greeting(false), vec![5, 1, 0]);
-    assert_eq!(socks_greeting(true), vec![5, 2, 0, 2]);
-    assert_eq!(
-        socks_auth_request("ab", "c"),
-        Ok(vec![1, 2, b'a', b'b', 1, b'c'])
-    );
-    assert!(socks_auth_request(&"x".repeat(256), "").is_err());
-    let v4 = SocksTarget::Ip(SocketAddr::from(([127, 0, 0, 1], 443)));
-    assert_eq!(
-        socks_connect_request(&v4),
-        Ok(vec![5, 1, 0, 1, 127, 0, 0, 1, 1, 187])
-    );
-    let name = SocksTarget::Domain("ab.c".into(), 80);
-    assert_eq!(
-        socks_connect_request(&name),
-        Ok(vec![5, 1, 0, 3, 4, b'a', b'b', b'.', b'c', 0, 80])
-    );
-    let v6 = SocksTarget::Ip("[::1]:80".parse().unwrap_or_else(|e| panic!("{e}")));
-    let req = match socks_connect_request(&v6) {
-        Ok(r) => r,
-        Err(f) => panic!("{f:?}"),
-    };
-    assert_eq!(req.len(), 3 + 1 + 16 + 2);
-    assert_eq!(req[3], 4);
-    assert_eq!(socks_reply_text(2), "connection not allowed by ruleset");
 }
 
 #[test]
