@@ -182,8 +182,7 @@ pub fn race<T: Send + 'static>(
 /// "IPv4" or "IPv6" for `winner`, and when `addrs` had both families, that
 /// the other one was raced: what the doctor reports.
 pub fn describe_winner(winner: SocketAddr, addrs: &[SocketAddr]) -> String {
-    let family = |address: &SocketAddr| if address.is_ipv6() { "IPv6" } else { "IPv4" };
-    let won = family(&winner);
+    let won = if winner.is_ipv6() { "IPv6" } else { "IPv4" };
     let raced = interleave(addrs);
     if raced
         .iter()
@@ -220,6 +219,22 @@ mod tests {
         let many: Vec<SocketAddr> = (1..=9).map(|i| addr(&format!("192.0.2.{i}:80"))).collect();
         assert_eq!(interleave(&many).len(), MAX_ATTEMPTS);
         assert!(interleave(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_winner_is_described_by_family() {
+        let (v6, v4) = (addr("[2001:db8::1]:443"), addr("192.0.2.1:443"));
+        assert_eq!(
+            describe_winner(v6, &[v6, v4]),
+            "IPv6 won, IPv6 and IPv4 raced"
+        );
+        assert_eq!(
+            describe_winner(v4, &[v6, v4]),
+            "IPv4 won, IPv6 and IPv4 raced"
+        );
+        let v4b = addr("192.0.2.2:443");
+        assert_eq!(describe_winner(v4b, &[v4, v4b]), "IPv4, 2 addresses raced");
+        assert_eq!(describe_winner(v4, &[v4]), "IPv4");
     }
 
     #[test]

@@ -188,3 +188,34 @@ fn bad_url_is_reported_without_io() {
     assert!(matches!(r.failure, Some(Failure::Other(_))));
     assert!(r.render(&d).contains("hint:"));
 }
+
+#[test]
+fn the_connect_step_races_and_names_the_family_that_won() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // ::1 on the same port: closed (or no IPv6 here); either way it fails.
+    let addrs = [
+        SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], port)),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    ];
+    let stream = match connect_any(&addrs, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err((f, d)) => panic!("{f}: {d}"),
+    };
+    let peer = stream.peer_addr().expect("peer");
+    assert_eq!(peer, addrs[1]);
+    assert_eq!(
+        eyeballs::describe_winner(peer, &addrs),
+        "IPv4 won, IPv6 and IPv4 raced"
+    );
+    drop(listener);
+    match connect_any(&addrs, Duration::from_secs(2)) {
+        Err((Failure::Refused, detail)) => {
+            assert!(
+                detail.starts_with(&format!("[::1]:{port}, 127.0.0.1:{port}: ")),
+                "{detail}"
+            )
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
