@@ -10,13 +10,15 @@
 //! closed. The whole race ends at one deadline.
 //!
 //! [`Race`] is the sans-IO schedule (addresses and the time in, which
-//! address to start or how long to wait out); [`connect`] is the shell: one
+//! address to start or how long to wait out); [`race`] is the shell: one
 //! short-lived thread per attempt (at most [`MAX_ATTEMPTS`], each ending by
-//! the deadline), none when there is a single address.
+//! the deadline), none when there is a single address. [`connect`] races
+//! TCP connects; `socks5` races whole SOCKS5 tunnels the same way.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Delay before the next attempt while the previous one is still pending
@@ -112,29 +114,42 @@ impl Race {
 /// Connects to the first of `addrs` that answers, racing them as above,
 /// within `timeout` in all. The error is the last attempt's, or a timeout.
 pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream> {
+    race(addrs, timeout, |addr, left| {
+        TcpStream::connect_timeout(&addr, left)
+    })
+}
+
+/// Runs `attempt` for the addresses on the schedule above and returns the
+/// first success; `attempt` gets its address and the time left, and must
+/// end by then. A success that comes after the winner is dropped (closed)
+/// on its own thread.
+pub fn race<T: Send + 'static>(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    attempt: impl Fn(SocketAddr, Duration) -> io::Result<T> + Send + Sync + 'static,
+) -> io::Result<T> {
     if let [only] = addrs {
-        return TcpStream::connect_timeout(only, timeout);
+        return attempt(*only, timeout);
     }
+    let attempt = Arc::new(attempt);
     let start = Instant::now();
     let elapsed_ms = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     let mut race = Race::new(addrs, 0, timeout_ms);
     // Room for every attempt's answer, so no attempt thread ever blocks.
-    let (tx, rx) = sync_channel::<io::Result<TcpStream>>(MAX_ATTEMPTS);
+    let (tx, rx) = sync_channel::<io::Result<T>>(MAX_ATTEMPTS);
     let mut last_error: Option<io::Error> = None;
     loop {
         let now = elapsed_ms();
         match race.next(now) {
             Next::Start(addr) => {
                 let left = Duration::from_millis(race.deadline_ms().saturating_sub(now).max(1));
-                let tx = tx.clone();
+                let (tx, attempt) = (tx.clone(), attempt.clone());
                 let spawned = std::thread::Builder::new()
                     .name("connect".into())
                     .stack_size(64 * 1024)
                     .spawn(move || {
-                        // A loser's stream is dropped (closed) here when the
-                        // race is already over.
-                        let _ = tx.send(TcpStream::connect_timeout(&addr, left));
+                        let _ = tx.send(attempt(addr, left));
                     });
                 if let Err(e) = spawned {
                     last_error = Some(e);
@@ -144,7 +159,7 @@ pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream>
             Next::WaitUntil(until) => {
                 let wait = Duration::from_millis(until.saturating_sub(now).max(1));
                 match rx.recv_timeout(wait) {
-                    Ok(Ok(stream)) => return Ok(stream),
+                    Ok(Ok(won)) => return Ok(won),
                     Ok(Err(e)) => {
                         last_error = Some(e);
                         race.failed(elapsed_ms());
@@ -161,6 +176,23 @@ pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream>
                 }))
             }
         }
+    }
+}
+
+/// "IPv4" or "IPv6" for `winner`, and when `addrs` had both families, that
+/// the other one was raced: what the doctor reports.
+pub fn describe_winner(winner: SocketAddr, addrs: &[SocketAddr]) -> String {
+    let won = if winner.is_ipv6() { "IPv6" } else { "IPv4" };
+    let raced = interleave(addrs);
+    if raced
+        .iter()
+        .any(|address| address.is_ipv6() != winner.is_ipv6())
+    {
+        format!("{won} won, IPv6 and IPv4 raced")
+    } else if raced.len() > 1 {
+        format!("{won}, {} addresses raced", raced.len())
+    } else {
+        won.to_string()
     }
 }
 
@@ -187,6 +219,22 @@ mod tests {
         let many: Vec<SocketAddr> = (1..=9).map(|i| addr(&format!("192.0.2.{i}:80"))).collect();
         assert_eq!(interleave(&many).len(), MAX_ATTEMPTS);
         assert!(interleave(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_winner_is_described_by_family() {
+        let (v6, v4) = (addr("[2001:db8::1]:443"), addr("192.0.2.1:443"));
+        assert_eq!(
+            describe_winner(v6, &[v6, v4]),
+            "IPv6 won, IPv6 and IPv4 raced"
+        );
+        assert_eq!(
+            describe_winner(v4, &[v6, v4]),
+            "IPv4 won, IPv6 and IPv4 raced"
+        );
+        let v4b = addr("192.0.2.2:443");
+        assert_eq!(describe_winner(v4b, &[v4, v4b]), "IPv4, 2 addresses raced");
+        assert_eq!(describe_winner(v4, &[v4]), "IPv4");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! `noproxy` and `route` are pure (no sockets, no clock); `client`, `tls`
 //! and `probe` are the thin I/O shell around them. `eyeballs` races a host's
 //! addresses (Happy Eyeballs) for every direct connection and connection to a
-//! proxy, through `ureq_connector` for ureq and directly for `websocket`.
+//! proxy, through `ureq_connector` for ureq and directly for `websocket` and
+//! the probe; `socks5` is the one SOCKS5 client all three use.
 
 pub mod client;
 pub mod eyeballs;
@@ -13,6 +14,7 @@ pub mod noproxy;
 pub mod percent;
 pub mod probe;
 pub mod route;
+pub mod socks5;
 pub mod tls;
 pub mod ureq_connector;
 pub mod websocket;

@@ -1,7 +1,9 @@
 //! WebSocket clients along a route: TCP to the host (or to the route's
-//! proxy, then HTTP CONNECT or SOCKS5 through it), TLS for `wss://`, then
-//! the WebSocket handshake. The same steps as the doctor's probe, which
-//! this reuses, so what `pinch doctor` checks is what runs.
+//! proxy, then HTTP CONNECT or a SOCKS5 tunnel through it), TLS for
+//! `wss://`, then the WebSocket handshake. Connections race the addresses
+//! (`eyeballs`); the CONNECT and TLS steps are the doctor's probe's, which
+//! this reuses, and SOCKS5 is `socks5`, the one the probe and ureq use, so
+//! what `pinch doctor` checks is what runs.
 //!
 //! The protocol is written here: the client's handshake (a dozen header
 //! lines and one check), the server's accept key, and the framing of both
@@ -13,6 +15,7 @@
 
 use super::probe::{base64, proxy_handshake, resolve, tls_handshake, Conn};
 use super::route::{parse_request_url, redact_url, ProxyScheme, RequestUrl, Route};
+use super::socks5::{self, Credentials, Destination, SocksTarget};
 use super::tls::client_config;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -446,28 +449,35 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
     let target = parse_request_url(url)?;
     let decision = route.decide(url)?;
     let proxy = decision.proxy();
-    let addrs = match proxy {
-        Some(p) => resolve(&p.host, p.port, timeout),
-        None => resolve(&target.host, target.port, timeout),
-    }
-    .map_err(fail)?;
-    let tcp = super::eyeballs::connect(&addrs, timeout).map_err(|e| format!("{shown}: {e}"))?;
+    let tcp = match proxy {
+        Some(p) if matches!(p.scheme, ProxyScheme::Socks5 | ProxyScheme::Socks5h) => {
+            let proxy_addrs = resolve(&p.host, p.port, timeout).map_err(fail)?;
+            let destination = if p.scheme == ProxyScheme::Socks5 {
+                Destination::Addresses(resolve(&target.host, target.port, timeout).map_err(fail)?)
+            } else {
+                Destination::Name(SocksTarget::named(&target.host, target.port))
+            };
+            socks5::open(&proxy_addrs, Credentials::of(p), destination, timeout)
+                .map_err(|e| format!("{shown}: through the SOCKS5 proxy {p}: {e}"))?
+        }
+        _ => {
+            let addrs = match proxy {
+                Some(p) => resolve(&p.host, p.port, timeout),
+                None => resolve(&target.host, target.port, timeout),
+            }
+            .map_err(fail)?;
+            super::eyeballs::connect(&addrs, timeout).map_err(|e| format!("{shown}: {e}"))?
+        }
+    };
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
     let _ = tcp.set_nodelay(true);
     let control = tcp.try_clone().map_err(|e| format!("{shown}: {e}"))?;
     let mut conn: Box<dyn Conn> = Box::new(tcp);
     let config = client_config(route.ca_file.as_deref())?;
-    if let Some(p) = proxy {
-        let socks_ip = if p.scheme == ProxyScheme::Socks5 {
-            resolve(&target.host, target.port, timeout)
-                .map_err(fail)?
-                .first()
-                .copied()
-        } else {
-            None
-        };
-        conn = proxy_handshake(conn, p, &target, socks_ip, config.clone())
+    // An HTTP(S) proxy's CONNECT; a SOCKS5 tunnel is open already.
+    if let Some(p) = proxy.filter(|p| matches!(p.scheme, ProxyScheme::Http | ProxyScheme::Https)) {
+        conn = proxy_handshake(conn, p, &target, None, config.clone())
             .map_err(fail)?
             .0;
     }

@@ -791,5 +791,6 @@ pub fn status_json(gw: &Gateway) -> serde_json::Value {
 
 pub mod fake_server;
 pub mod slack_fake;
+pub mod socks_fake;
 pub mod telegram;
 pub mod tinyproxy;

@@ -18,9 +18,7 @@ mod tls;
 pub use http_proxy::{base64, classify_connect_status, connect_request};
 pub use response::parse_response_head;
 use response::read_head;
-pub use socks5::{
-    socks_auth_request, socks_connect_request, socks_greeting, socks_reply_text, SocksTarget,
-};
+pub use socks5::classify_socks;
 pub use tls::classify_tls;
 pub(crate) use tls::tls_handshake;
 
@@ -34,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 
+use super::eyeballs;
 use super::route::{parse_request_url, redact_url, Decision, ProxyScheme, ProxyUrl, RequestUrl};
 use super::tls::client_config;
 
@@ -293,10 +292,10 @@ fn run(
     // TCP connect
     let tcp = step(report, Step::Connect, || {
         let s = connect_any(&addrs, timeout)?;
-        let peer = s
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "?".to_string());
+        let peer = match s.peer_addr() {
+            Ok(peer) => format!("{peer} ({})", eyeballs::describe_winner(peer, &addrs)),
+            Err(_) => "?".to_string(),
+        };
         let what = if proxy.is_some() { "proxy " } else { "" };
         Ok((s, format!("connected to {what}{peer}")))
     })?;
@@ -419,21 +418,23 @@ pub(crate) fn resolve(
     }
 }
 
+/// Connects to the first of `addrs` that answers, racing them (Happy
+/// Eyeballs) as every other outbound connection does.
 pub(crate) fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, StepErr> {
-    let mut last: Option<(io::Error, SocketAddr)> = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some((e, *addr)),
+    let shown = match addrs {
+        [] => return Err((Failure::Dns, "no address to connect to".to_string())),
+        [only] => only.to_string(),
+        more => {
+            let list: Vec<String> = more.iter().map(SocketAddr::to_string).collect();
+            list.join(", ")
         }
-    }
-    match last {
-        Some((e, addr)) => Err((
+    };
+    eyeballs::connect(addrs, timeout).map_err(|e| {
+        (
             classify_io(Step::Connect, e.kind(), &e.to_string()),
-            format!("{addr}: {e}"),
-        )),
-        None => Err((Failure::Dns, "no address to connect to".to_string())),
-    }
+            format!("{shown}: {e}"),
+        )
+    })
 }
 
 /// Classifies an I/O error, looking inside for a rustls error first.

@@ -1,5 +1,5 @@
 //! The probe's pure parts, byte by byte: error classification, request
-//! bytes (CONNECT, SOCKS5), response heads, and hints built from a report.
+//! bytes (CONNECT), response heads, and hints built from a report.
 
 use super::response::find_head_end;
 use super::*;
@@ -129,35 +129,6 @@ fn connect_request_bytes() {
 }
 
 #[test]
-fn socks_bytes() {
-    assert_eq!(socks_greeting(false), vec![5, 1, 0]);
-    assert_eq!(socks_greeting(true), vec![5, 2, 0, 2]);
-    assert_eq!(
-        socks_auth_request("ab", "c"),
-        Ok(vec![1, 2, b'a', b'b', 1, b'c'])
-    );
-    assert!(socks_auth_request(&"x".repeat(256), "").is_err());
-    let v4 = SocksTarget::Ip(SocketAddr::from(([127, 0, 0, 1], 443)));
-    assert_eq!(
-        socks_connect_request(&v4),
-        Ok(vec![5, 1, 0, 1, 127, 0, 0, 1, 1, 187])
-    );
-    let name = SocksTarget::Domain("ab.c".into(), 80);
-    assert_eq!(
-        socks_connect_request(&name),
-        Ok(vec![5, 1, 0, 3, 4, b'a', b'b', b'.', b'c', 0, 80])
-    );
-    let v6 = SocksTarget::Ip("[::1]:80".parse().unwrap_or_else(|e| panic!("{e}")));
-    let req = match socks_connect_request(&v6) {
-        Ok(r) => r,
-        Err(f) => panic!("{f:?}"),
-    };
-    assert_eq!(req.len(), 3 + 1 + 16 + 2);
-    assert_eq!(req[3], 4);
-    assert_eq!(socks_reply_text(2), "connection not allowed by ruleset");
-}
-
-#[test]
 fn hints_depend_on_route_and_hide_secrets() {
     let direct = Decision::Direct {
         why: "direct".into(),
@@ -216,4 +187,35 @@ fn bad_url_is_reported_without_io() {
     assert!(r.steps.is_empty());
     assert!(matches!(r.failure, Some(Failure::Other(_))));
     assert!(r.render(&d).contains("hint:"));
+}
+
+#[test]
+fn the_connect_step_races_and_names_the_family_that_won() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // ::1 on the same port: closed (or no IPv6 here); either way it fails.
+    let addrs = [
+        SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], port)),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    ];
+    let stream = match connect_any(&addrs, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err((f, d)) => panic!("{f}: {d}"),
+    };
+    let peer = stream.peer_addr().expect("peer");
+    assert_eq!(peer, addrs[1]);
+    assert_eq!(
+        eyeballs::describe_winner(peer, &addrs),
+        "IPv4 won, IPv6 and IPv4 raced"
+    );
+    drop(listener);
+    match connect_any(&addrs, Duration::from_secs(2)) {
+        Err((Failure::Refused, detail)) => {
+            assert!(
+                detail.starts_with(&format!("[::1]:{port}, 127.0.0.1:{port}: ")),
+                "{detail}"
+            )
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }
