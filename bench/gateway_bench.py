@@ -4,7 +4,8 @@
 Measures, against the release binary and a local fake model server that
 answers instantly (OpenAI-compatible streaming):
   - stripped binary size
-  - time from exec to "listening on" (ready), median of 10 starts
+  - time from exec to "listening on" (ready), median of 10 starts, and the
+    CPU time and page faults spent up to then
   - RSS after 10 s idle
   - RSS right after 20 concurrent chats, and again 30 s later
   - the gateway's added latency: time to first token through pinch
@@ -16,7 +17,8 @@ A/B comparison of two or more builds, interleaved so that machine noise hits
 each build alike (starts alternate, latency requests rotate over the builds):
   bench/gateway_bench.py --compare OLD NEW [MORE...] [--rounds N]
 prints one column per binary: size, exec -> ready (median, min), CPU time
-and page faults spent up to ready, idle RSS, and added latency p50/p99.
+and page faults spent up to ready, idle RSS, CPU per chat, and time to
+first token and added latency p50/p99.
 Only the Python standard library is used.
 """
 
@@ -219,13 +221,19 @@ def main():
         # Ready time: the first start creates the store; measure starts over an existing one.
         p, addr, _ = start_gateway(home)
         stop(p)
-        readies = []
+        readies, costs = [], []
         for _ in range(10):
             p, addr, ready = start_gateway(home)
             readies.append(ready)
+            if p.cost_at_ready:
+                costs.append(p.cost_at_ready)
             stop(p)
         results["ready_ms_median"] = statistics.median(readies)
         print("exec -> listening: median %.1f ms (min %.1f, max %.1f) over 10 starts" % (statistics.median(readies), min(readies), max(readies)))
+        if costs:
+            results["ready_cpu_ms_median"] = statistics.median(c["cpu_ms"] for c in costs)
+            results["ready_page_faults_median"] = statistics.median(c["faults"] for c in costs)
+            print("up to listening: CPU median %.2f ms, page faults median %d (work done, independent of load)" % (results["ready_cpu_ms_median"], results["ready_page_faults_median"]))
 
         p, addr, _ = start_gateway(home)
         time.sleep(10)
