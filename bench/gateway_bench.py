@@ -4,13 +4,21 @@
 Measures, against the release binary and a local fake model server that
 answers instantly (OpenAI-compatible streaming):
   - stripped binary size
-  - time from exec to "listening on" (ready), median of 10 starts
+  - time from exec to "listening on" (ready), median of 10 starts, and the
+    CPU time and page faults spent up to then
   - RSS after 10 s idle
   - RSS right after 20 concurrent chats, and again 30 s later
   - the gateway's added latency: time to first token through pinch
     (POST /api/chat, first SSE delta) minus direct to the fake, p50/p99
 
 Usage: bench/gateway_bench.py [path/to/pinch]   (default target/release/pinch)
+
+A/B comparison of two or more builds, interleaved so that machine noise hits
+each build alike (starts alternate, latency requests rotate over the builds):
+  bench/gateway_bench.py --compare OLD NEW [MORE...] [--rounds N]
+prints one column per binary: size, exec -> ready (median, min), CPU time
+and page faults spent up to ready, idle RSS, CPU per chat, and time to
+first token and added latency p50/p99.
 Only the Python standard library is used.
 """
 
@@ -26,7 +34,7 @@ import threading
 import time
 import urllib.request
 
-BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/pinch"
+BIN = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "target/release/pinch"
 TARGETS = {"idle_rss_kib": 3 * 1024, "ready_ms": 10, "added_p99_ms": 2}
 
 
@@ -98,21 +106,50 @@ def write_config(home, fake_port):
     os.chmod(path, 0o600)
 
 
-def start_gateway(home):
+def start_gateway(home, binary=None):
     # As the systemd units start it; without this setting in its
     # environment the gateway re-executes itself once to set it (+1-2 ms).
     env = dict(os.environ, PINCH_HOME=home, RUST_LOG="info", GLIBC_TUNABLES="glibc.pthread.stack_cache_size=0")
     for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         env.pop(k, None)
     t0 = time.perf_counter()
-    p = subprocess.Popen([BIN, "gateway", "run", "--port", "0"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen([binary or BIN, "gateway", "run", "--port", "0"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in p.stderr:
         if "listening on " in line:
             ready = (time.perf_counter() - t0) * 1000
+            p.cost_at_ready = start_cost(p.pid)
             addr = line.split("listening on ", 1)[1].strip()
             threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
             return p, addr, ready
     raise RuntimeError("gateway did not start")
+
+
+def start_cost(pid):
+    """CPU time (ms, every live thread's time on a CPU) and page faults of
+    the process so far: work done, independent of how busy the machine is."""
+    cpu_ns = 0
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                    cpu_ns += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        faults = int(fields[7]) + int(fields[9])
+    except (OSError, ValueError, IndexError):
+        return None
+    return {"cpu_ms": cpu_ns / 1e6, "faults": faults}
+
+
+def cpu_total_ms(pid):
+    """The process's CPU time so far (user + system, every thread, also
+    those that ended), in ms; clock-tick resolution, so use it over many
+    requests."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
 def stop(p):
@@ -184,13 +221,19 @@ def main():
         # Ready time: the first start creates the store; measure starts over an existing one.
         p, addr, _ = start_gateway(home)
         stop(p)
-        readies = []
+        readies, costs = [], []
         for _ in range(10):
             p, addr, ready = start_gateway(home)
             readies.append(ready)
+            if p.cost_at_ready:
+                costs.append(p.cost_at_ready)
             stop(p)
         results["ready_ms_median"] = statistics.median(readies)
         print("exec -> listening: median %.1f ms (min %.1f, max %.1f) over 10 starts" % (statistics.median(readies), min(readies), max(readies)))
+        if costs:
+            results["ready_cpu_ms_median"] = statistics.median(c["cpu_ms"] for c in costs)
+            results["ready_page_faults_median"] = statistics.median(c["faults"] for c in costs)
+            print("up to listening: CPU median %.2f ms, page faults median %d (work done, independent of load)" % (results["ready_cpu_ms_median"], results["ready_page_faults_median"]))
 
         p, addr, _ = start_gateway(home)
         time.sleep(10)
@@ -270,5 +313,93 @@ def main():
     print(json.dumps(results))
 
 
+def compare(binaries, rounds):
+    """Interleaved A/B: the same measurements for each binary, alternating."""
+    for b in binaries:
+        if not os.path.exists(b):
+            sys.exit("no binary at %s" % b)
+    fake = start_fake()
+    fport = fake.server_address[1]
+    names = ["%s (%s)" % (chr(ord("A") + i), b) for i, b in enumerate(binaries)]
+    for n in names:
+        print(n)
+    stats = [{"ready": [], "cpu": [], "faults": [], "through": []} for _ in binaries]
+    direct = []
+    homes = [tempfile.TemporaryDirectory() for _ in binaries]
+    try:
+        for home, b in zip(homes, binaries):
+            os.chmod(home.name, 0o700)
+            write_config(home.name, fport)
+            p, _, _ = start_gateway(home.name, b)  # creates the store
+            stop(p)
+        for r in range(rounds):
+            order = list(enumerate(zip(homes, binaries)))
+            if r % 2:
+                order.reverse()
+            for k, (home, b) in order:
+                p, _, ready = start_gateway(home.name, b)
+                stats[k]["ready"].append(ready)
+                if p.cost_at_ready:
+                    stats[k]["cpu"].append(p.cost_at_ready["cpu_ms"])
+                    stats[k]["faults"].append(p.cost_at_ready["faults"])
+                stop(p)
+        running = [start_gateway(home.name, b) for home, b in zip(homes, binaries)]
+        time.sleep(10)
+        idle = [rss_kib(p.pid) for p, _, _ in running]
+        for _, addr, _ in running:
+            for i in range(20):  # warm-up: sessions exist, pages touched
+                ttft_pinch(addr, "lat:%d" % (i % 10))
+        cpu_before = [cpu_total_ms(p.pid) for p, _, _ in running]
+        for i in range(rounds * 30):
+            turn = [None] + list(enumerate(running))
+            shift = i % len(turn)
+            for item in turn[shift:] + turn[:shift]:
+                if item is None:
+                    direct.append(ttft_direct(fport))
+                else:
+                    k, (_, addr, _) = item
+                    stats[k]["through"].append(ttft_pinch(addr, "lat:%d" % (i % 10)))
+        chat_cpu = [(cpu_total_ms(p.pid) - before) / (rounds * 30) for (p, _, _), before in zip(running, cpu_before)]
+        for p, _, _ in running:
+            stop(p)
+    finally:
+        for home in homes:
+            home.cleanup()
+        fake.shutdown()
+
+    def added(k, q):
+        return pct([t - d for t, d in zip(sorted(stats[k]["through"]), sorted(direct))], q)
+
+    rows = [
+        ("binary bytes", lambda k: "%d" % os.path.getsize(binaries[k])),
+        ("exec -> ready, median ms", lambda k: "%.2f" % statistics.median(stats[k]["ready"])),
+        ("exec -> ready, min ms", lambda k: "%.2f" % min(stats[k]["ready"])),
+        ("CPU up to ready, median ms", lambda k: "%.2f" % statistics.median(stats[k]["cpu"]) if stats[k]["cpu"] else "-"),
+        ("page faults up to ready, median", lambda k: "%d" % statistics.median(stats[k]["faults"]) if stats[k]["faults"] else "-"),
+        ("idle RSS KiB (10 s)", lambda k: "%d" % idle[k]),
+        ("CPU per chat ms (gateway, all threads)", lambda k: "%.2f" % chat_cpu[k]),
+        ("time to first token p50 ms", lambda k: "%.2f" % pct(stats[k]["through"], 50)),
+        ("added latency p50 ms", lambda k: "%.2f" % added(k, 50)),
+        ("added latency p99 ms", lambda k: "%.2f" % added(k, 99)),
+    ]
+    print("\n%d rounds: %d starts per binary, %d requests per binary, %d direct (fake alone p50 %.2f ms, p99 %.2f ms)" % (
+        rounds, rounds, len(direct), len(direct), pct(direct, 50), pct(direct, 99)))
+    header = "%-40s" % "" + "".join("%14s" % chr(ord("A") + i) for i in range(len(binaries)))
+    print(header)
+    for label, value in rows:
+        print("%-40s" % label + "".join("%14s" % value(k) for k in range(len(binaries))))
+
+
 if __name__ == "__main__":
-    main()
+    if "--compare" in sys.argv:
+        args = sys.argv[sys.argv.index("--compare") + 1:]
+        rounds = 10
+        if "--rounds" in args:
+            at = args.index("--rounds")
+            rounds = int(args[at + 1])
+            del args[at:at + 2]
+        if len(args) < 2:
+            sys.exit("usage: bench/gateway_bench.py --compare OLD NEW [MORE...] [--rounds N]")
+        compare(args, rounds)
+    else:
+        main()

@@ -102,6 +102,17 @@ pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 /// A replaced file keeps its owner when we may give it away (root editing
 /// /etc/pinch/pinch.json, which the `pinch` service user must still read).
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
+    replace_private(path, data, true)
+}
+
+/// [`write_private`] without the fsync, for a file that only describes the
+/// running process (its content means nothing after a power loss, when the
+/// process is gone too): the rename still makes it appear whole.
+pub fn write_private_volatile(path: &Path, data: &[u8]) -> Result<(), String> {
+    replace_private(path, data, false)
+}
+
+fn replace_private(path: &Path, data: &[u8], durable: bool) -> Result<(), String> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = create_private(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -109,7 +120,7 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         let _ = std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()));
     }
     f.write_all(data)
-        .and_then(|_| f.sync_all())
+        .and_then(|_| if durable { f.sync_all() } else { Ok(()) })
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
 }

@@ -102,7 +102,9 @@ pub fn publish(home: &Home, listen: SocketAddr) -> Result<Published, String> {
         started_ms: crate::util::now_ms(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    crate::home::write_private(&file, encode(&record).as_bytes())?;
+    // Not synced: after a power loss the process it names is gone anyway,
+    // and a stale or unreadable file is reported as such by `lookup`.
+    crate::home::write_private_volatile(&file, encode(&record).as_bytes())?;
     Ok(Published {
         path: file,
         pid: record.pid,

@@ -161,9 +161,6 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
     let cfg = Arc::new(cfg);
     let workspace = workspace_dir(home, &cfg);
     let pool = crate::agent::Pool::start(cfg.clone(), workspace, agent_sink(tx.clone()))?;
-    if let Err(e) = crate::local_llm::start_monitor(&cfg) {
-        log::warn!("{e}; status.localModels stays empty");
-    }
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -201,6 +198,11 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         // the reactor sees a quiet moment.)
         crate::util::release_free_memory();
         crate::service::notify_ready();
+        // After readiness: its first probe is not start-up work. The reactor,
+        // which answers `status.localModels`, starts serving only below.
+        if let Err(e) = crate::local_llm::start_monitor(&cfg) {
+            log::warn!("{e}; status.localModels stays empty");
+        }
         let stop = async {
             tokio::select! {
                 _ = term.recv() => "SIGTERM",

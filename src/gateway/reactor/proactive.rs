@@ -118,23 +118,26 @@ impl Proactive {
     /// job missed while the gateway was down runs once (if it catches up).
     pub(super) fn load(cfg: &Config, store: &Store) -> Proactive {
         let now = now_ms();
-        let jobs: Vec<(JobSpec, JobState)> = match store.kv_get(KV_JOBS) {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+        let stored = match store.kv_get(KV_JOBS) {
+            Ok(found) => found,
+            Err(e) => {
+                log::error!("cannot read the stored jobs: {e}");
+                None
+            }
+        };
+        let jobs: Vec<(JobSpec, JobState)> = match &stored {
+            Some(bytes) => match serde_json::from_slice(bytes) {
                 Ok(j) => j,
                 Err(e) => {
                     log::error!("the stored jobs are unreadable ({e}); starting without them (kept under {KV_JOBS_UNREADABLE})");
-                    let _ = store.kv_put(KV_JOBS_UNREADABLE, &bytes);
+                    let _ = store.kv_put(KV_JOBS_UNREADABLE, bytes);
                     Vec::new()
                 }
             },
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                log::error!("cannot read the stored jobs: {e}");
-                Vec::new()
-            }
+            None => Vec::new(),
         };
         let mut sched = Scheduler::restore(jobs, now);
-        let had_jobs = super::consolidate::seed(&mut sched, cfg, now) || !sched.list().is_empty();
+        let seeded = super::consolidate::seed(&mut sched, cfg, now);
         let mut beat: Beat = store
             .kv_get(KV_HEARTBEAT)
             .ok()
@@ -155,9 +158,10 @@ impl Proactive {
             hooks_last: BTreeMap::new(),
             rng: now ^ (u64::from(std::process::id()) << 32) | 1,
         };
-        if had_jobs {
-            // Restoring may have marked interrupted runs or skipped slots.
-            save_jobs(store, &p.sched);
+        if let Some(bytes) = table_to_save(&p.sched, seeded, stored.as_deref()) {
+            if let Err(e) = store.kv_put(KV_JOBS, &bytes) {
+                log::error!("cannot persist the jobs: {e}");
+            }
         }
         p
     }
@@ -257,6 +261,25 @@ impl Proactive {
             actions.push(ProactiveAction::StartBeat);
         }
         actions
+    }
+}
+
+/// The job table to store after a restart, or `None` when there is none or
+/// the stored one is byte for byte the same: restoring may have marked
+/// interrupted runs or skipped slots, and seeding may have added or removed
+/// the built-in job, but an unchanged table is not rewritten (a commit is an
+/// fsync, and start-up time on an SD card is mostly fsyncs).
+fn table_to_save(sched: &Scheduler, seeded: bool, stored: Option<&[u8]>) -> Option<Vec<u8>> {
+    if !seeded && sched.list().is_empty() {
+        return None;
+    }
+    match serde_json::to_vec(&sched.snapshot()) {
+        Ok(bytes) if stored == Some(bytes.as_slice()) => None,
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            log::error!("cannot persist the jobs: {e}");
+            None
+        }
     }
 }
 
@@ -1178,6 +1201,38 @@ mod tests {
         let mut c = Config::default();
         crate::config::apply_defaults(&mut c);
         c
+    }
+
+    #[test]
+    fn a_restart_rewrites_the_job_table_only_when_it_changed() {
+        let c = cfg();
+        let t0 = 1_700_000_000_000;
+        let mut first = Scheduler::restore(Vec::new(), t0);
+        assert!(super::super::consolidate::seed(&mut first, &c, t0));
+        let saved = table_to_save(&first, true, None).expect("the seeded table is saved");
+
+        // The next start, a minute later: same jobs, same bytes, no commit.
+        let later = t0 + 60_000;
+        let jobs: Vec<(JobSpec, JobState)> = serde_json::from_slice(&saved).unwrap();
+        let mut again = Scheduler::restore(jobs, later);
+        assert!(!super::super::consolidate::seed(&mut again, &c, later));
+        assert_eq!(table_to_save(&again, false, Some(&saved)), None);
+
+        // Stored bytes that differ (another spelling of the same table, or
+        // unreadable bytes) are replaced.
+        let pretty = serde_json::to_vec_pretty(&first.snapshot()).unwrap();
+        assert_eq!(
+            table_to_save(&again, false, Some(&pretty)),
+            Some(saved.clone())
+        );
+        assert_eq!(table_to_save(&again, false, Some(b"{")), Some(saved));
+
+        // No jobs and nothing seeded: nothing to write.
+        let mut off = c.clone();
+        off.agents.defaults.memory_consolidation = "off".into();
+        let mut empty = Scheduler::restore(Vec::new(), later);
+        assert!(!super::super::consolidate::seed(&mut empty, &off, later));
+        assert_eq!(table_to_save(&empty, false, None), None);
     }
 
     #[test]
