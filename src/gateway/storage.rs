@@ -124,7 +124,10 @@ impl SnapshotSlot {
                 .spawn(move || {
                     let state = match snapshot.write(&slot.stop) {
                         Ok((path, bytes)) => SnapshotState::Done { path, bytes },
-                        Err(e) => SnapshotState::Failed(e),
+                        Err(e) => {
+                            log::info!("store snapshot not written: {e}");
+                            SnapshotState::Failed(e)
+                        }
                     };
                     slot.set(state);
                 });
