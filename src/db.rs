@@ -6,6 +6,7 @@
 
 use redb::{ReadableTable, TableDefinition, TableHandle};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 // The store's tables.
 pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
@@ -100,6 +101,7 @@ pub(crate) fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     rx: &redb::ReadTransaction,
     wx: &redb::WriteTransaction,
     def: TableDefinition<K, V>,
+    stop: &AtomicBool,
 ) -> Result<(), String> {
     let src = match rx.open_table(def) {
         Ok(t) => t,
@@ -110,6 +112,9 @@ pub(crate) fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         .open_table(def)
         .map_err(with_context("open snapshot table"))?;
     for row in src.iter().map_err(with_context("iter"))? {
+        if stop.load(Ordering::Relaxed) {
+            return Err("stopped: the gateway is shutting down".into());
+        }
         let (k, v) = row.map_err(with_context("read"))?;
         dst.insert(k.value(), v.value())
             .map_err(with_context("copy"))?;
@@ -119,22 +124,24 @@ pub(crate) fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
 
 /// Copies every table of the file (the list is complete: a test checks it
 /// against the tables a populated store has).
+/// A raised `stop` ends the copy with an error between two rows.
 pub(crate) fn copy_all(
     rx: &redb::ReadTransaction,
     wx: &redb::WriteTransaction,
+    stop: &AtomicBool,
 ) -> Result<(), String> {
-    copy_table(rx, wx, SESSIONS)?;
-    copy_table(rx, wx, TURNS)?;
-    copy_table(rx, wx, KV)?;
-    copy_table(rx, wx, STORE_META)?;
-    copy_table(rx, wx, INBOX)?;
-    copy_table(rx, wx, INBOX_AGE)?;
-    copy_table(rx, wx, INBOX_PENDING)?;
-    copy_table(rx, wx, OUTQ)?;
-    copy_table(rx, wx, OUTQ_CHAT)?;
-    copy_table(rx, wx, OUTQ_DUE)?;
-    copy_table(rx, wx, DEAD)?;
-    copy_table(rx, wx, QUEUE_META)
+    copy_table(rx, wx, SESSIONS, stop)?;
+    copy_table(rx, wx, TURNS, stop)?;
+    copy_table(rx, wx, KV, stop)?;
+    copy_table(rx, wx, STORE_META, stop)?;
+    copy_table(rx, wx, INBOX, stop)?;
+    copy_table(rx, wx, INBOX_AGE, stop)?;
+    copy_table(rx, wx, INBOX_PENDING, stop)?;
+    copy_table(rx, wx, OUTQ, stop)?;
+    copy_table(rx, wx, OUTQ_CHAT, stop)?;
+    copy_table(rx, wx, OUTQ_DUE, stop)?;
+    copy_table(rx, wx, DEAD, stop)?;
+    copy_table(rx, wx, QUEUE_META, stop)
 }
 
 /// Names of every table [`copy_all`] copies.

@@ -11,6 +11,7 @@
 //! snapshot says is computed by the pure `entry_json`.
 
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -249,6 +250,10 @@ struct Monitor {
     entries: Arc<Mutex<Vec<Entry>>>,
     /// Asks the probe thread for a fresh look; holds at most one request.
     nudge: mpsc::SyncSender<()>,
+    /// Raised at shutdown; the nudge that follows wakes the thread.
+    stop: Arc<AtomicBool>,
+    /// The probe thread, until the shutdown takes it to join.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 static MONITOR: OnceLock<Monitor> = OnceLock::new();
@@ -263,27 +268,45 @@ pub fn start_monitor(cfg: &crate::config::Config) -> Result<(), String> {
     let shared = Arc::new(Mutex::new(list));
     let (nudge, asked) = mpsc::sync_channel(1);
     let for_thread = shared.clone();
-    std::thread::Builder::new()
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::Builder::new()
         .name("local-llm".into())
         .stack_size(256 * 1024)
-        .spawn(move || probe_loop(&for_thread, &asked))
+        .spawn(move || probe_loop(&for_thread, &asked, &stopped))
         .map_err(|e| format!("cannot start the local model monitor: {e}"))?;
     let _ = MONITOR.set(Monitor {
         entries: shared,
         nudge,
+        stop,
+        thread: Mutex::new(Some(thread)),
     });
     Ok(())
 }
 
+/// Shutdown: tells the probe thread to end (after the probe under way, at
+/// most `PROBE_TIMEOUT`) and hands it over to be joined; `None` when no
+/// monitor runs.
+pub fn stop_monitor() -> Option<std::thread::JoinHandle<()>> {
+    let m = MONITOR.get()?;
+    m.stop.store(true, Ordering::SeqCst);
+    // A full queue already holds a nudge, which wakes it as well.
+    let _ = m.nudge.try_send(());
+    crate::util::lock(&m.thread).take()
+}
+
 /// Probes every server now, then every `INTERVAL` or when nudged (at most
-/// once per `MIN_GAP`). Ends when the sender is gone.
-fn probe_loop(entries: &Mutex<Vec<Entry>>, asked: &mpsc::Receiver<()>) {
-    loop {
+/// once per `MIN_GAP`). Ends when `stop` is raised or the sender is gone.
+fn probe_loop(entries: &Mutex<Vec<Entry>>, asked: &mpsc::Receiver<()>, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
         let targets: Vec<String> = match entries.lock() {
             Ok(list) => list.iter().map(|e| e.base_url.clone()).collect(),
             Err(_) => return,
         };
         for (i, url) in targets.iter().enumerate() {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
             let outcome = probe(url, PROBE_TIMEOUT);
             let now = crate::util::now_ms();
             match entries.lock() {
@@ -301,6 +324,9 @@ fn probe_loop(entries: &Mutex<Vec<Entry>>, asked: &mpsc::Receiver<()>) {
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         let since = done.elapsed();
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
         if since < MIN_GAP {
             std::thread::sleep(MIN_GAP.saturating_sub(since));
         }

@@ -104,6 +104,18 @@ pub enum RunEvent {
         cache: (u64, u64),
         summary: Option<NewSummary>,
     },
+    /// What a stopped run had done, sent just before its `Error`: its new
+    /// messages (user turn first, then whole tool rounds), the text streamed
+    /// in the round that was cut, the last model that answered. The gateway
+    /// keeps it in the transcript when the stop was its own shutdown.
+    Checkpoint {
+        messages: Vec<Message>,
+        partial: String,
+        model: String,
+        usage: (u64, u64),
+        cache: (u64, u64),
+        summary: Option<NewSummary>,
+    },
     Error {
         message: String,
         kind: String,
@@ -215,7 +227,7 @@ impl Pool {
     pub fn try_submit(&self, job: RunRequest) -> Result<(), RunRequest> {
         let w = &self.work;
         let mut st = crate::util::lock(&w.state);
-        if st.queue.len() >= RUN_QUEUE {
+        if st.queue.len() >= RUN_QUEUE || st.closed {
             return Err(job);
         }
         st.queue.push_back(job);
@@ -475,22 +487,54 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
     let mut usage = (0u64, 0u64);
     let mut cache = (0u64, 0u64);
     let max_rounds = cfg.agents.defaults.max_rounds.max(1);
+    // Who answered the last whole round, for a checkpoint.
+    let mut model = String::new();
     for round in 0..max_rounds {
-        let reply = match call_chain(
-            ctx,
-            &job.session,
-            &candidates,
-            &system,
-            tools,
-            hist,
-            &current,
-            &job.cancel,
-            deadline,
-            job.thinking,
-            emit,
-        ) {
+        // The answer text streamed in this round so far (a checkpoint's
+        // partial answer); a model restarting drops it.
+        let mut streamed = String::new();
+        let outcome = if job.cancel.load(Ordering::SeqCst) {
+            Err(CallError {
+                kind: FailKind::Cancelled,
+                message: "stopped".into(),
+                fall_over: false,
+                retry_after_s: None,
+            })
+        } else {
+            call_chain(
+                ctx,
+                &job.session,
+                &candidates,
+                &system,
+                tools,
+                hist,
+                &current,
+                &job.cancel,
+                deadline,
+                job.thinking,
+                &mut |event: RunEvent| {
+                    match &event {
+                        RunEvent::Delta(text) => streamed.push_str(text),
+                        RunEvent::Restart { .. } => streamed.clear(),
+                        _ => {}
+                    }
+                    emit(event)
+                },
+            )
+        };
+        let reply = match outcome {
             Ok(r) => r,
             Err(e) => {
+                if job.cancel.load(Ordering::SeqCst) {
+                    emit(RunEvent::Checkpoint {
+                        messages: current,
+                        partial: streamed,
+                        model,
+                        usage,
+                        cache,
+                        summary,
+                    });
+                }
                 let kind = match e.kind {
                     FailKind::Cancelled => "aborted",
                     FailKind::Timeout => "timeout",
@@ -509,6 +553,7 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
         usage.1 += reply.usage.1;
         cache.0 += reply.cache.0;
         cache.1 += reply.cache.1;
+        model.clone_from(&reply.model);
         current.push(reply.message);
         if reply.tool_calls.is_empty() {
             emit(RunEvent::Final {

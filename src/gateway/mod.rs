@@ -144,7 +144,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (tx, rx) = tokio::sync::mpsc::channel(REACTOR_QUEUE);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(REACTOR_QUEUE);
     let shared = Arc::new(Shared {
         to_reactor: tx.clone(),
         auth: auth::Auth::new(cfg.gateway.auth.token.clone()),
@@ -209,7 +209,7 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
                 _ = int.recv() => "SIGINT",
             }
         };
-        let why = reactor.run(rx, stop).await;
+        let why = reactor.run(&mut rx, stop).await;
         log::info!("shutting down ({why})");
         Ok(reactor)
     });
@@ -219,30 +219,42 @@ pub fn run(home: &Home, loaded: Loaded, opts: RunOptions) -> Result<(), String> 
         Ok(reactor) => (Ok(()), Some(reactor)),
         Err((e, reactor)) => (Err(e), reactor),
     };
-    stop_and_join(&shared, addr, accept, reactor);
+    stop_and_join(&shared, addr, accept, reactor, rx);
     result
 }
 
 /// The shutdown order (see `shutdown.rs`): STOPPING to systemd, no new
-/// connections, runs cancelled and adapters told to stop, then every
-/// thread joined within `shutdown::GRACE`, then the store closed.
+/// connections, runs stopped (clients' runs checkpointed) and adapters
+/// told to stop, then every thread joined within `shutdown::GRACE`, then
+/// the store closed.
 fn stop_and_join(
     shared: &Shared,
     addr: SocketAddr,
     accept: Option<shutdown::NamedThread>,
     reactor: Option<reactor::Reactor>,
+    mut rx: tokio::sync::mpsc::Receiver<ToReactor>,
 ) {
     crate::service::notify_stopping();
-    let deadline = std::time::Instant::now() + shutdown::GRACE;
+    let start = std::time::Instant::now();
+    let deadline = start + shutdown::GRACE;
     shared.shutting_down.store(true, Ordering::SeqCst);
     shared.ready.store(false, Ordering::SeqCst);
     // Wake the accept thread so it sees the flag and exits.
     let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100));
+    let mut threads: Vec<shutdown::NamedThread> = accept.into_iter().collect();
     let mut reactor = reactor;
     if let Some(reactor) = &mut reactor {
-        reactor.begin_shutdown();
+        threads.extend(reactor.begin_shutdown());
+        reactor.checkpoint_client_runs(&mut rx, start + reactor::CHECKPOINT_WAIT);
     }
-    let mut threads: Vec<shutdown::NamedThread> = accept.into_iter().collect();
+    // Workers' and adapters' reports fail from now on.
+    drop(rx);
+    if let Some(handle) = crate::local_llm::stop_monitor() {
+        threads.push(shutdown::NamedThread {
+            name: "local-llm".into(),
+            handle,
+        });
+    }
     threads.extend(crate::channel::adapter::take_threads());
     let names: Vec<String> = threads.iter().map(|t| t.name.clone()).collect();
     let mut stuck = shutdown::join_until(threads, deadline);

@@ -1,10 +1,12 @@
 //! Shutdown that waits: after SIGTERM or SIGINT the gateway tells systemd
-//! `STOPPING=1`, stops accepting, cancels the runs in flight (a channel
-//! message whose run is cancelled stays in the durable inbox and runs again
-//! at the next start), tells the adapters to stop, then joins every thread
-//! it started — accept, adapters, agent workers, connections — within one
-//! bounded grace period, and closes the store. A thread still running when
-//! the grace period ends is named in the log and the process exits anyway.
+//! `STOPPING=1`, stops accepting, stops the runs in flight (a channel
+//! message's stays in the durable inbox and runs again at the next start; a
+//! client's is checkpointed into its transcript, `reactor/shutdown.rs`),
+//! tells the adapters, the snapshot worker and the local model monitor to
+//! stop, then joins every thread it started — accept, adapters, snapshot,
+//! monitor, agent workers, connections — within one bounded grace period,
+//! and closes the store. A thread still running when the grace period ends
+//! is named in the log and the process exits anyway.
 
 pub use crate::channel::adapter::NamedThread;
 use std::time::{Duration, Instant};

@@ -12,6 +12,7 @@ use crate::api_error::{ApiError, ErrorCode};
 use crate::store::retention::{self, Action};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,21 +58,28 @@ pub enum SnapshotState {
 
 /// Shared between the reactor and the (single) snapshot worker.
 #[derive(Debug, Default, Clone)]
-pub struct SnapshotSlot(Arc<Mutex<SnapshotState>>);
+pub struct SnapshotSlot {
+    state: Arc<Mutex<SnapshotState>>,
+    /// The worker, until the shutdown takes it to join.
+    worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Raised at shutdown: the copy stops and its file is removed.
+    stop: Arc<AtomicBool>,
+}
 
 impl SnapshotSlot {
     pub fn get(&self) -> SnapshotState {
-        match self.0.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        crate::util::lock(&self.state).clone()
     }
 
     fn set(&self, state: SnapshotState) {
-        match self.0.lock() {
-            Ok(mut g) => *g = state,
-            Err(p) => *p.into_inner() = state,
-        }
+        *crate::util::lock(&self.state) = state;
+    }
+
+    /// Shutdown: tells a snapshot being written to stop (its unfinished
+    /// file is removed) and hands its worker over to be joined.
+    pub fn stop(&self) -> Option<std::thread::JoinHandle<()>> {
+        self.stop.store(true, Ordering::SeqCst);
+        crate::util::lock(&self.worker).take()
     }
 
     pub fn running(&self) -> bool {
@@ -96,10 +104,7 @@ impl SnapshotSlot {
         begin: impl FnOnce() -> Result<crate::store::Snapshot, String>,
     ) -> Result<Value, String> {
         {
-            let mut g = match self.0.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut g = crate::util::lock(&self.state);
             if *g == SnapshotState::Running {
                 return Err(
                     "a snapshot is being written (another backup runs); try again when it is done"
@@ -113,15 +118,22 @@ impl SnapshotSlot {
                 .name("store-snapshot".into())
                 .stack_size(512 * 1024)
                 .spawn(move || {
-                    let state = match snapshot.write() {
+                    let state = match snapshot.write(&slot.stop) {
                         Ok((path, bytes)) => SnapshotState::Done { path, bytes },
-                        Err(e) => SnapshotState::Failed(e),
+                        Err(e) => {
+                            log::info!("store snapshot not written: {e}");
+                            SnapshotState::Failed(e)
+                        }
                     };
                     slot.set(state);
                 });
-            if let Err(e) = spawned {
-                *g = SnapshotState::Failed(format!("cannot start the snapshot thread: {e}"));
-                return Err(format!("cannot start the snapshot thread: {e}"));
+            match spawned {
+                // The previous worker has ended (its state is not Running).
+                Ok(handle) => *crate::util::lock(&self.worker) = Some(handle),
+                Err(e) => {
+                    *g = SnapshotState::Failed(format!("cannot start the snapshot thread: {e}"));
+                    return Err(format!("cannot start the snapshot thread: {e}"));
+                }
             }
         }
         Ok(self.json())

@@ -557,7 +557,8 @@ impl Store {
     /// Writes a consistent copy of every table (one read transaction) to
     /// [`Store::snapshot_path`], mode 0600. Returns its path and size.
     pub fn snapshot(&self) -> Result<(PathBuf, u64), String> {
-        self.snapshot_begin()?.write()
+        self.snapshot_begin()?
+            .write(&std::sync::atomic::AtomicBool::new(false))
     }
 
     /// Starts a snapshot: creates its file and opens the read transaction
@@ -594,8 +595,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Copies every table into the snapshot file; returns its path and size.
-    /// On failure the file is removed.
-    pub fn write(self) -> Result<(PathBuf, u64), String> {
+    /// On failure, or when `stop` is raised (shutdown), the file is removed.
+    pub fn write(self, stop: &std::sync::atomic::AtomicBool) -> Result<(PathBuf, u64), String> {
         let Snapshot { rx, target } = self;
         let result = (|| {
             let out = redb::Database::builder()
@@ -604,7 +605,7 @@ impl Snapshot {
                 .create(&target)
                 .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
             let wx = out.begin_write().map_err(with_context("begin snapshot"))?;
-            crate::db::copy_all(&rx, &wx)?;
+            crate::db::copy_all(&rx, &wx, stop)?;
             wx.commit().map_err(with_context("commit snapshot"))?;
             Ok::<(), String>(())
         })();

@@ -32,6 +32,10 @@ pub struct State {
     pub typing_threads: Vec<Option<i64>>,
     /// Offsets seen in getUpdates calls.
     pub offsets: Vec<Option<i64>>,
+    /// The longest long poll served, seconds (0: 2 s, to keep tests quick).
+    pub poll_cap_s: u64,
+    /// getUpdates calls parked now, waiting for an update.
+    pub parked: usize,
     pub typing: usize,
     /// Scripted sendMessage failures, taken in order: (status, body).
     pub send_failures: Vec<(u16, String)>,
@@ -246,12 +250,10 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
                     .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
             };
             let offset: Option<i64> = q("offset").and_then(|v| v.parse().ok());
-            let timeout: u64 = q("timeout")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-                .min(2);
-            let deadline = Instant::now() + Duration::from_secs(timeout);
+            let timeout: u64 = q("timeout").and_then(|v| v.parse().ok()).unwrap_or(0);
             let mut g = m.lock().expect("state");
+            let cap = if g.poll_cap_s == 0 { 2 } else { g.poll_cap_s };
+            let deadline = Instant::now() + Duration::from_secs(timeout.min(cap));
             g.offsets.push(offset);
             if g.conflict {
                 drop(g);
@@ -266,10 +268,13 @@ fn serve(mut stream: TcpStream, st: &(Mutex<State>, Condvar)) {
                 g.updates
                     .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= o);
             }
+            g.parked += 1;
+            cv.notify_all();
             while g.updates.is_empty() && Instant::now() < deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 g = cv.wait_timeout(g, left).expect("wait").0;
             }
+            g.parked -= 1;
             let result: Vec<Value> = g.updates.iter().take(100).cloned().collect();
             drop(g);
             respond(&mut stream, 200, &json!({"ok": true, "result": result}));

@@ -8,6 +8,15 @@
 //! never skips a message; a redelivered one is caught by the inbox dedup.
 //! It never gives up: failures back off (capped) and show in `/status`.
 //!
+//! A long poll may be parked at Telegram for `pollTimeoutSeconds`, longer
+//! than the gateway's shutdown grace, so each `getUpdates` is made by a
+//! short-lived fetch thread while the poll thread waits for either its
+//! answer or the send thread's word that the adapter is stopping (its queue
+//! closed). At shutdown the poll thread then ends at once; the fetch thread
+//! is left to finish its request (bounded by the poll timeout plus 15 s),
+//! and an answer nobody reads was never committed, so its updates come
+//! again from the committed offset at the next start.
+//!
 //! The cursor is the next `getUpdates` offset as decimal text.
 
 use crate::channel::adapter::{
@@ -18,7 +27,7 @@ use crate::channel::Outbound;
 use serde_json::{json, Value};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,19 +74,55 @@ fn spawn(s: Settings, route: &crate::net::Route, sink: Sink) -> Result<Handle, S
     let send_agent = crate::net::agent_for(route, &s.api_root, &adapter::api_timeouts())?;
     let (handle, send_rx) = Handle::new();
     let s = Arc::new(s);
+    // The poll thread's one wait: a getUpdates answer or the stop word.
+    let (wake, woken) = sync_channel::<PollWake>(2);
     {
-        let (s, tx, stop) = (s.clone(), sink.clone(), handle.stop.clone());
+        let (s, tx, stop, wake) = (s.clone(), sink.clone(), handle.stop.clone(), wake.clone());
         crate::channel::adapter::spawn_thread(format!("{}-poll", s.channel), 512, move || {
-            poll_loop(&s, &poll_agent, &tx, &stop)
+            poll_loop(&s, &poll_agent, &tx, &stop, &wake, &woken)
         })?;
     }
     {
         let (s, tx) = (s.clone(), sink);
         crate::channel::adapter::spawn_thread(format!("{}-send", s.channel), 512, move || {
-            send_loop(&s, &send_agent, send_rx, &tx)
+            send_loop(&s, &send_agent, send_rx, &tx);
+            // The send queue closes when the adapter is stopped: the poll
+            // thread stops waiting for its long poll.
+            let _ = wake.try_send(PollWake::Stop);
         })?;
     }
     Ok(handle)
+}
+
+/// What ends the poll thread's wait for a long poll.
+enum PollWake {
+    Answer(Result<(u16, Vec<u8>), String>),
+    Stop,
+}
+
+/// `getUpdates` on a fetch thread, waited for until its answer or the stop
+/// word; `None` when the adapter stops first (the answer is dropped unread).
+fn long_poll(
+    s: &Settings,
+    agent: &ureq::Agent,
+    url: String,
+    wake: &SyncSender<PollWake>,
+    woken: &Receiver<PollWake>,
+) -> Option<Result<(u16, Vec<u8>), String>> {
+    let (agent, answer) = (agent.clone(), wake.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("{}-fetch", s.channel))
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let _ = answer.send(PollWake::Answer(call(&agent, &url, None)));
+        });
+    if let Err(e) = spawned {
+        return Some(Err(format!("cannot start the fetch thread: {e}")));
+    }
+    match woken.recv() {
+        Ok(PollWake::Answer(result)) => Some(result),
+        Ok(PollWake::Stop) | Err(_) => None,
+    }
 }
 
 fn jitter() -> u64 {
@@ -104,7 +149,14 @@ fn call(agent: &ureq::Agent, url: &str, body: Option<&[u8]>) -> Result<(u16, Vec
     Ok((status, buf))
 }
 
-fn poll_loop(s: &Settings, agent: &ureq::Agent, tx: &Sink, stop: &AtomicBool) {
+fn poll_loop(
+    s: &Settings,
+    agent: &ureq::Agent,
+    tx: &Sink,
+    stop: &AtomicBool,
+    wake: &SyncSender<PollWake>,
+    woken: &Receiver<PollWake>,
+) {
     let mut state = PollState::with_backoff(1_000, 60_000);
     let mut bot: Option<BotIdentity> = None;
     let mut offset = s.offset;
@@ -133,7 +185,10 @@ fn poll_loop(s: &Settings, agent: &ureq::Agent, tx: &Sink, stop: &AtomicBool) {
         } else {
             state.on_poll_start(now);
             let url = tg::get_updates_url(&s.api_root, &s.token, offset, s.poll_timeout_s);
-            match call(agent, &url, None) {
+            let Some(answer) = long_poll(s, agent, url, wake, woken) else {
+                return;
+            };
+            match answer {
                 Ok((status, b)) => {
                     let o = tg::classify_response(status, &b);
                     if let (ApiOutcome::Ok(_), Some(id)) = (&o, &bot) {

@@ -30,6 +30,8 @@ mod methods;
 mod owner;
 mod proactive;
 mod reset;
+mod shutdown;
+pub use shutdown::CHECKPOINT_WAIT;
 
 /// How [`Reactor::deliver_with`] queues a reply beyond the defaults.
 #[derive(Default)]
@@ -100,6 +102,15 @@ struct Running {
     origin: Origin,
     cancel: Arc<AtomicBool>,
     started: Instant,
+    /// A client's run: its message and the answer text streamed so far,
+    /// kept in the transcript at shutdown if the run cannot say more.
+    client: Option<ClientRun>,
+}
+
+/// What the reactor has of a client's run in flight (`shutdown.rs`).
+struct ClientRun {
+    text: String,
+    streamed: String,
 }
 
 /// A small LRU of session metadata.
@@ -200,7 +211,7 @@ impl Reactor {
     /// Serves until `stop` completes or every sender is gone.
     pub async fn run(
         &mut self,
-        mut rx: tokio::sync::mpsc::Receiver<ToReactor>,
+        rx: &mut tokio::sync::mpsc::Receiver<ToReactor>,
         stop: impl std::future::Future<Output = &'static str>,
     ) -> &'static str {
         tokio::pin!(stop);
@@ -217,27 +228,6 @@ impl Reactor {
                 _ = tokio::time::sleep_until(wake) => self.proactive_tick(),
             }
         }
-    }
-
-    /// The reactor's part of shutdown: runs in flight are cancelled (a
-    /// channel message's stays in the inbox and runs again at the next
-    /// start), the pool takes no more runs, adapters are told to stop and
-    /// their send queues closed, the job table is saved, and every client's
-    /// outbox is dropped (which wakes and closes its connection thread).
-    pub fn begin_shutdown(&mut self) {
-        for r in self.runs.values() {
-            r.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        log::info!("cancelled {} run(s) in flight", self.runs.len());
-        self.pool.close();
-        self.stop_channels();
-        self.flush_proactive();
-        self.clients.clear();
-    }
-
-    /// Waits for the agent workers until `deadline`; returns how many still run.
-    pub fn wait_workers(&self, deadline: Instant) -> usize {
-        self.pool.wait_stopped(deadline)
     }
 
     fn maintain(&mut self) {
@@ -478,6 +468,13 @@ impl Reactor {
             })
             .collect();
         let cancel = Arc::new(AtomicBool::new(false));
+        let client = match p.origin {
+            Origin::Client(_) => Some(ClientRun {
+                text: p.text.clone(),
+                streamed: String::new(),
+            }),
+            _ => None,
+        };
         let (chosen_model, thinking) = self.session_choices(session);
         let job = RunRequest {
             run_id: p.run_id,
@@ -511,6 +508,7 @@ impl Reactor {
                 origin: p.origin,
                 cancel,
                 started: Instant::now(),
+                client,
             },
         );
         Ok(())
@@ -673,9 +671,16 @@ impl Reactor {
     }
 
     fn on_run(&mut self, u: RunUpdate) {
-        let Some(run) = self.runs.get(&u.run_id) else {
+        let Some(run) = self.runs.get_mut(&u.run_id) else {
             return;
         };
+        if let Some(client) = &mut run.client {
+            match &u.event {
+                RunEvent::Delta(text) => client.streamed.push_str(text),
+                RunEvent::Restart { .. } => client.streamed.clear(),
+                _ => {}
+            }
+        }
         let origin = run.origin.clone();
         let conn = match origin {
             Origin::Client(c) => c,
@@ -714,6 +719,9 @@ impl Reactor {
             RunEvent::ModelOk { model } => {
                 self.model_health.remove(&model);
             }
+            // Only a shutdown keeps it (`shutdown.rs`); a run stopped by
+            // `/stop` or `chat.abort` ends with its error as before.
+            RunEvent::Checkpoint { .. } => {}
             RunEvent::Final { messages, text, model, usage, cache, summary } => {
                 let now = crate::util::now_ms();
                 self.note_cache(usage, cache);
