@@ -3,9 +3,12 @@
 # then starts it with no channel, Telegram only, Slack only, Discord only
 # and all three (each against its local fake on 127.0.0.1, measured once
 # /status says every adapter is up and after PINCH_IDLE_SECS of idle, 10 by
-# default) and prints VmRSS, the private part (smaps_rollup) and the thread
-# count per case, with each adapter's cost over the no-channel case.
-# Budget: all three connected <= 3.5 MB.
+# default) and prints VmRSS, anonymous and file-backed memory, PSS and
+# Private (smaps_rollup) and the thread count per case, with each adapter's
+# cost over the no-channel case. Budget: all three connected <= 3.5 MB.
+# PINCH_FOOTPRINT_CASES="no channel,all three" picks cases;
+# PINCH_FOOTPRINT_COLD=1 drops the binary from the page cache before each
+# start; PINCH_FOOTPRINT_SMAPS=1 lists the largest mappings.
 #
 #   bench/channels_rss.sh
 set -euo pipefail

@@ -2,15 +2,20 @@
 //! default): the gateway binary started five times — no channel, Telegram
 //! only, Slack only, Discord only, all three — each connected to its local
 //! fake, waited until every adapter's health in `/status` is `up`, left idle,
-//! then measured from /proc: VmRSS (status), the private part (Anonymous of
-//! smaps_rollup: heap and stacks; Private_Clean would also count the
-//! binary's own code pages, private only because no other process maps
-//! them), the file-backed rest, and the thread count (task/). Each
-//! adapter's own cost is printed as the difference to the no-channel case.
+//! then measured from /proc: VmRSS (status), the anonymous part (Anonymous
+//! of smaps_rollup: heap, stacks, relocated data), the file-backed rest
+//! (RssFile: the binary's and libc's pages mapped in), PSS and Private
+//! (Private_Clean + Private_Dirty of smaps_rollup: what this process alone
+//! holds, including the binary's code pages that no other process maps),
+//! and the thread count (task/). Each adapter's own cost is printed as the
+//! difference to the no-channel case.
 //! Run by `bench/channels_rss.sh`, which builds the release binary and
 //! names it in `PINCH_FOOTPRINT_BIN` (without it the test's own debug
 //! binary is measured, and the output says so). `PINCH_IDLE_SECS` (10)
-//! sets the idle time before measuring.
+//! sets the idle time before measuring; `PINCH_FOOTPRINT_CASES` (a comma
+//! list, e.g. `no channel,all three`) picks cases; `PINCH_FOOTPRINT_COLD=1`
+//! drops the binary from the page cache before each start
+//! (`POSIX_FADV_DONTNEED`), as on a machine just rebooted.
 
 mod common;
 #[path = "common/discord_fake.rs"]
@@ -92,6 +97,11 @@ fn start(home: &TempHome) -> Measured {
 
 struct Footprint {
     rss_kb: u64,
+    /// Anonymous pages (heap, stacks, relocated data).
+    anon_kb: u64,
+    /// Proportional set size (smaps_rollup Pss).
+    pss_kb: u64,
+    /// Pages only this process maps: Private_Clean + Private_Dirty.
     private_kb: u64,
     /// Resident pages backed by a file (the binary, libc): VmRSS's RssFile.
     file_kb: u64,
@@ -113,7 +123,10 @@ fn measure(pid: u32) -> Footprint {
         .count();
     Footprint {
         rss_kb: status_kb(&status, "VmRSS:").expect("VmRSS"),
-        private_kb: status_kb(&rollup, "Anonymous:").expect("Anonymous"),
+        anon_kb: status_kb(&rollup, "Anonymous:").expect("Anonymous"),
+        pss_kb: status_kb(&rollup, "Pss:").expect("Pss"),
+        private_kb: status_kb(&rollup, "Private_Clean:").expect("Private_Clean")
+            + status_kb(&rollup, "Private_Dirty:").expect("Private_Dirty"),
         file_kb: status_kb(&status, "RssFile:").unwrap_or(0),
         threads,
     }
@@ -167,6 +180,16 @@ fn mappings(pid: u32) -> String {
     names.sort();
     let _ = writeln!(out, "    threads: {}", names.join(", "));
     out
+}
+
+/// Drops `path`'s clean pages from the page cache (pages another process
+/// maps stay), so the next start reads the binary from disk.
+fn drop_from_page_cache(path: &str) {
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::File::open(path).expect("open the measured binary");
+    // SAFETY: a valid open descriptor; the call only gives advice.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise(DONTNEED) on {path}");
 }
 
 fn health_up(gw: &Measured, channel: &str) -> bool {
@@ -231,20 +254,37 @@ fn channels_idle_footprint() {
         std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0)
     );
     println!(
-        "{:<11} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "{:<11} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
         "case",
         "RSS kB",
         "anon kB",
         "file kB",
+        "PSS kB",
+        "priv kB",
         "threads",
         "+RSS kB",
         "+anon kB",
         "+file kB",
         "+threads"
     );
+    let cold = std::env::var_os("PINCH_FOOTPRINT_COLD").is_some();
+    if cold {
+        println!("cold: the binary is dropped from the page cache before each start");
+    }
+    let picked: Option<Vec<String>> = std::env::var("PINCH_FOOTPRINT_CASES")
+        .ok()
+        .map(|v| v.split(',').map(|c| c.trim().to_string()).collect());
     let mut base: Option<Footprint> = None;
     let mut all_three_rss = 0;
     for (name, blocks) in &cases {
+        if let Some(picked) = &picked {
+            if !picked.iter().any(|p| p == name) {
+                continue;
+            }
+        }
+        if cold {
+            drop_from_page_cache(&binary);
+        }
         let home = TempHome::new("footprint");
         let channels: Vec<String> = blocks.iter().map(|(_, b)| b.to_string()).collect();
         home.write_config(&config_for(
@@ -272,18 +312,28 @@ fn channels_idle_footprint() {
         for (c, _) in blocks {
             assert!(health_up(&gw, c), "{name}: {c} went down while idle");
         }
-        let (d_rss, d_private, d_file, d_threads) = match &base {
+        let (d_rss, d_anon, d_file, d_threads) = match &base {
             Some(b) => (
                 f.rss_kb as i64 - b.rss_kb as i64,
-                f.private_kb as i64 - b.private_kb as i64,
+                f.anon_kb as i64 - b.anon_kb as i64,
                 f.file_kb as i64 - b.file_kb as i64,
                 f.threads as i64 - b.threads as i64,
             ),
             None => (0, 0, 0, 0),
         };
         println!(
-            "{:<11} {:>7} {:>8} {:>8} {:>8} {:>+8} {:>+8} {:>+8} {:>+9}",
-            name, f.rss_kb, f.private_kb, f.file_kb, f.threads, d_rss, d_private, d_file, d_threads
+            "{:<11} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>+8} {:>+8} {:>+8} {:>+9}",
+            name,
+            f.rss_kb,
+            f.anon_kb,
+            f.file_kb,
+            f.pss_kb,
+            f.private_kb,
+            f.threads,
+            d_rss,
+            d_anon,
+            d_file,
+            d_threads
         );
         print!("{mappings}");
         if *name == "all three" {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -460,10 +460,11 @@ fn send_loop(
     // Parts of a queued message already delivered (a retry goes on from there).
     let mut progress: HashMap<u64, usize> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
-        let job = match rx.recv_timeout(Duration::from_millis(1000)) {
+        // No timeout: the reactor drops its sender when the adapter
+        // stops, which ends the wait; an idle sender never wakes.
+        let job = match rx.recv() {
             Ok(job) => Some(job),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(_) => return,
         };
         match job {
             Some(SendJob::Typing { target }) => typing(s, agent, &mut limiter, &target.chat_id),

@@ -236,14 +236,17 @@ impl Reactor {
         self.pump_delivery();
         self.progress_tick();
         // Once traffic pauses (and every 30 s while it stays paused), hand
-        // freed heap and the code pages touched since back to the kernel,
-        // so RSS returns to its baseline instead of staying at the
-        // high-water mark (`util::QuietTrim`).
+        // freed heap back to the kernel, and at the start of the pause the
+        // code pages start-up or the burst mapped, so RSS returns to its
+        // baseline instead of staying at the high-water mark
+        // (`util::QuietTrim`).
         let now = Instant::now();
         if self.trim.due(now, !self.runs.is_empty()) {
             crate::util::release_free_memory();
-            let kib = crate::util::release_code_pages();
-            log::debug!("quiet: released free heap and {kib} KiB of code pages");
+            if self.trim.code_pages_due() {
+                let kib = crate::util::release_code_pages();
+                log::debug!("quiet: released free heap and {kib} KiB of code pages");
+            }
         }
         let quiet = self.runs.is_empty() && self.trim.quiet(now);
         self.storage_tick(quiet);
