@@ -37,8 +37,14 @@ pub enum AdapterEvent {
 
 /// What the reactor asks an adapter's sender to do.
 pub enum SendJob {
-    /// One queued message (already split to the channel's limit).
-    Message { seq: u64, out: Outbound },
+    /// One queued message (already split to the channel's limit), queued
+    /// at unix ms `queued_ms`: a message queued before the adapter started
+    /// may have been sent by the process before, its outcome unknown.
+    Message {
+        seq: u64,
+        out: Outbound,
+        queued_ms: u64,
+    },
     /// A typing indicator in the chat (and thread) of `target`: one beat;
     /// the runtime repeats it at `Capabilities::typing_every_ms`.
     Typing { target: ReplyTarget },

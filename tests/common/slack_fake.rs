@@ -2,7 +2,14 @@
 //! documentation. Web API (HTTP, `{api}/<method>`, bearer tokens):
 //! `auth.test` (bot token), `apps.connections.open` (app token; answers a
 //! single-use `ws://` URL to the fake's own WebSocket listener) and
-//! `chat.postMessage` (bot token; scripted 429 with `Retry-After`). Socket
+//! `chat.postMessage` (bot token; scripted 429 with `Retry-After`; message
+//! `metadata`; answers can be held back to play a send whose answer was
+//! lost), `chat.update` (the bot's own messages), and `conversations.history`
+//! / `conversations.replies` (`oldest`/`latest`/`inclusive`, `limit` with
+//! `has_more`, newest first for history and oldest first for a thread,
+//! metadata only with `include_all_metadata`) over the conversation as the
+//! fake saw it: the users' messages it delivered and the bot's. Message
+//! `ts` are taken from the clock, as Slack's are. Socket
 //! Mode (WebSocket): `hello` first, then the envelopes a test pushes; acks
 //! (`{"envelope_id":…}`) are recorded; `disconnect` frames and abrupt socket
 //! drops on demand. Used by `tests/slack.rs` and, with Slack's own Node
@@ -39,6 +46,39 @@ pub struct Posted {
     pub text: String,
     pub thread_ts: Option<String>,
     pub at: Instant,
+    pub ts: String,
+    pub metadata: Option<Value>,
+}
+
+/// One `chat.update` applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edited {
+    pub channel: String,
+    pub ts: String,
+    pub text: String,
+    pub at: Instant,
+    pub metadata: Option<Value>,
+}
+
+/// A message in a conversation, as history shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub channel: String,
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub user: String,
+    pub from_bot: bool,
+    pub text: String,
+    pub metadata: Option<Value>,
+}
+
+/// One `conversations.history` / `conversations.replies` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub method: String,
+    pub params: Value,
+    /// `ts` of the messages answered.
+    pub answered: Vec<String>,
 }
 
 #[derive(Default)]
@@ -58,6 +98,16 @@ pub struct State {
     pub other_frames: Vec<String>,
     pub posted: Vec<Posted>,
     pub post_attempts: usize,
+    /// The next this many posts are taken but never answered (the
+    /// connection is held until the client goes away).
+    pub hold_answers: usize,
+    pub edits: Vec<Edited>,
+    /// Every message of every conversation, in ts order.
+    pub messages: Vec<Stored>,
+    pub lookups: Vec<Lookup>,
+    /// Errors (`ok: false`) for the next history/replies calls, in order.
+    pub lookup_errors: VecDeque<String>,
+    last_ts_us: u64,
     /// Retry-After seconds for the next chat.postMessage calls, taken in order.
     pub rate_limits: VecDeque<u64>,
     pub rate_limited_at: Vec<Instant>,
@@ -66,6 +116,38 @@ pub struct State {
     /// Requests with a wrong token.
     pub unauthorized: usize,
     next_event: u64,
+}
+
+impl State {
+    /// A fresh `ts` from the clock (microseconds), always increasing.
+    fn new_ts(&mut self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        self.last_ts_us = now.max(self.last_ts_us + 1);
+        format!(
+            "{}.{:06}",
+            self.last_ts_us / 1_000_000,
+            self.last_ts_us % 1_000_000
+        )
+    }
+
+    fn store(&mut self, m: Stored) {
+        let at = self
+            .messages
+            .iter()
+            .position(|o| ts_us(&o.ts) > ts_us(&m.ts))
+            .unwrap_or(self.messages.len());
+        self.messages.insert(at, m);
+    }
+}
+
+/// A `ts` as microseconds (0 when malformed), for ordering and ranges.
+fn ts_us(ts: &str) -> u64 {
+    let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
+    let frac = format!("{frac:0<6}");
+    secs.parse::<u64>().unwrap_or(0) * 1_000_000 + frac[..6].parse::<u64>().unwrap_or(0)
 }
 
 pub struct FakeSlack {
@@ -135,9 +217,42 @@ impl FakeSlack {
         self.with(|s| s.posted.clone())
     }
 
-    /// Sends a raw envelope on the open socket.
+    /// Sends a raw envelope on the open socket; a user's message in it
+    /// becomes part of its conversation's history.
     pub fn push(&self, envelope: Value) {
-        self.with(|s| s.commands.push_back(Command::Frame(envelope.to_string())));
+        self.with(|s| {
+            let e = &envelope["payload"]["event"];
+            let text = |k: &str| e[k].as_str().map(str::to_string);
+            if let (Some("message"), Some(channel), Some(ts), Some(user)) = (
+                e["type"].as_str(),
+                text("channel"),
+                text("ts"),
+                text("user"),
+            ) {
+                if !s.messages.iter().any(|m| m.channel == channel && m.ts == ts) {
+                    s.store(Stored {
+                        channel,
+                        ts,
+                        thread_ts: text("thread_ts"),
+                        user,
+                        from_bot: false,
+                        text: text("text").unwrap_or_default(),
+                        metadata: None,
+                    });
+                }
+            }
+            s.commands.push_back(Command::Frame(envelope.to_string()))
+        });
+    }
+
+    /// The text a message shows now (after its edits).
+    pub fn text_of(&self, ts: &str) -> Option<String> {
+        self.with(|s| {
+            s.messages
+                .iter()
+                .find(|m| m.ts == ts)
+                .map(|m| m.text.clone())
+        })
     }
 
     pub fn command(&self, c: Command) {
@@ -306,15 +421,7 @@ fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: Sock
             );
         }
         "chat.postMessage" => {
-            // Slack takes JSON or a form; Slack's own Node client sends a form.
-            let params: Value = if headers
-                .iter()
-                .any(|(k, v)| k == "content-type" && v.starts_with("application/json"))
-            {
-                serde_json::from_slice(&body).unwrap_or(json!({}))
-            } else {
-                form(&body)
-            };
+            let params = params_of(&path, &headers, &body);
             let mut g = m.lock().expect("state");
             g.post_attempts += 1;
             if let Some(secs) = g.rate_limits.pop_front() {
@@ -350,22 +457,128 @@ fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: Sock
                 );
                 return;
             }
-            let posted = Posted {
+            let metadata = match metadata_of(&params) {
+                Ok(m) => m,
+                Err(e) => {
+                    drop(g);
+                    respond(&mut stream, 200, "", &json!({"ok": false, "error": e}));
+                    return;
+                }
+            };
+            let ts = g.new_ts();
+            let thread_ts = params["thread_ts"].as_str().map(str::to_string);
+            g.posted.push(Posted {
                 channel: channel.to_string(),
                 text: text.to_string(),
-                thread_ts: params["thread_ts"].as_str().map(str::to_string),
+                thread_ts: thread_ts.clone(),
                 at: Instant::now(),
-            };
-            g.posted.push(posted);
-            let ts = format!("1790000999.{:06}", g.posted.len());
+                ts: ts.clone(),
+                metadata: metadata.clone(),
+            });
+            g.store(Stored {
+                channel: channel.to_string(),
+                ts: ts.clone(),
+                thread_ts,
+                user: BOT_USER.into(),
+                from_bot: true,
+                text: text.to_string(),
+                metadata,
+            });
+            let hold = g.hold_answers > 0;
+            g.hold_answers = g.hold_answers.saturating_sub(1);
             drop(g);
             cv.notify_all();
+            if hold {
+                // Taken, never answered: wait for the client to go away.
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                let until = Instant::now() + Duration::from_secs(60);
+                let mut byte = [0u8; 1];
+                while Instant::now() < until {
+                    match std::io::Read::read(&mut stream, &mut byte) {
+                        Ok(0) => return,
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        _ => return,
+                    }
+                }
+                return;
+            }
             respond(
                 &mut stream,
                 200,
                 "",
                 &json!({"ok": true, "channel": channel, "ts": ts, "message": {"type": "message", "text": text, "user": BOT_USER, "bot_id": BOT_ID, "ts": ts}}),
             );
+        }
+        "chat.update" => {
+            let params = params_of(&path, &headers, &body);
+            let mut g = m.lock().expect("state");
+            let (channel, ts) = (
+                params["channel"].as_str().unwrap_or(""),
+                params["ts"].as_str().unwrap_or(""),
+            );
+            let text = params["text"].as_str().unwrap_or("");
+            let answer = match (
+                g.messages
+                    .iter()
+                    .position(|m| m.channel == channel && m.ts == ts),
+                metadata_of(&params),
+            ) {
+                _ if channel.is_empty() => json!({"ok": false, "error": "channel_not_found"}),
+                _ if text.is_empty() => json!({"ok": false, "error": "no_text"}),
+                _ if text.chars().count() > 40_000 => {
+                    json!({"ok": false, "error": "msg_too_long"})
+                }
+                (None, _) => json!({"ok": false, "error": "message_not_found"}),
+                (Some(i), _) if !g.messages[i].from_bot => {
+                    json!({"ok": false, "error": "cant_update_message"})
+                }
+                (_, Err(e)) => json!({"ok": false, "error": e}),
+                (Some(i), Ok(metadata)) => {
+                    let message = &mut g.messages[i];
+                    message.text = text.to_string();
+                    if metadata.is_some() {
+                        message.metadata = metadata.clone();
+                    }
+                    g.edits.push(Edited {
+                        channel: channel.to_string(),
+                        ts: ts.to_string(),
+                        text: text.to_string(),
+                        at: Instant::now(),
+                        metadata,
+                    });
+                    json!({"ok": true, "channel": channel, "ts": ts, "text": text,
+                        "message": {"type": "message", "text": text, "user": BOT_USER, "bot_id": BOT_ID, "edited": {"user": BOT_USER, "ts": ts}}})
+                }
+            };
+            drop(g);
+            cv.notify_all();
+            respond(&mut stream, 200, "", &answer);
+        }
+        "conversations.history" | "conversations.replies" => {
+            let params = params_of(&path, &headers, &body);
+            let mut g = m.lock().expect("state");
+            let answer = match g.lookup_errors.pop_front() {
+                Some(error) => json!({"ok": false, "error": error}),
+                None => history(&g.messages, &name, &params),
+            };
+            let answered = answer["messages"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m["ts"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            g.lookups.push(Lookup {
+                method: name.clone(),
+                params,
+                answered,
+            });
+            drop(g);
+            cv.notify_all();
+            respond(&mut stream, 200, "", &answer);
         }
         _ => respond(
             &mut stream,
@@ -374,6 +587,117 @@ fn serve_http(mut stream: TcpStream, st: &(Mutex<State>, Condvar), ws_addr: Sock
             &json!({"ok": false, "error": "unknown_method"}),
         ),
     }
+}
+
+/// A method's arguments: a JSON body, or a form body (what Slack's own
+/// Node client sends), or the query string of a GET.
+fn params_of(path: &str, headers: &[(String, String)], body: &[u8]) -> Value {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.starts_with("application/json"))
+    {
+        return serde_json::from_slice(body).unwrap_or(json!({}));
+    }
+    match path.split_once('?') {
+        Some((_, query)) if body.is_empty() => form(query.as_bytes()),
+        _ => form(body),
+    }
+}
+
+/// A send's `metadata` (an object, or its JSON text in a form): it must
+/// have an `event_type` and an object `event_payload`.
+fn metadata_of(params: &Value) -> Result<Option<Value>, &'static str> {
+    let metadata = match &params["metadata"] {
+        Value::Null => return Ok(None),
+        Value::String(text) => serde_json::from_str(text).map_err(|_| "invalid_metadata_format")?,
+        other => other.clone(),
+    };
+    match (
+        metadata["event_type"].as_str(),
+        metadata["event_payload"].is_object(),
+    ) {
+        (Some(t), true) if !t.is_empty() => Ok(Some(metadata)),
+        _ => Err("invalid_metadata_schema"),
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    matches!(v.as_str(), Some("true") | Some("1")) || v.as_bool() == Some(true)
+}
+
+/// A `conversations.history` (top-level messages, newest first) or
+/// `conversations.replies` (the thread of `ts`, oldest first) answer.
+fn history(messages: &[Stored], method: &str, params: &Value) -> Value {
+    let Some(channel) = params["channel"].as_str() else {
+        return json!({"ok": false, "error": "channel_not_found"});
+    };
+    let number = |k: &str| -> Option<u64> {
+        match &params[k] {
+            Value::String(t) => Some(ts_us(t)),
+            Value::Number(n) => n.as_f64().map(|f| (f * 1e6) as u64),
+            _ => None,
+        }
+    };
+    let (oldest, latest) = (number("oldest").unwrap_or(0), number("latest"));
+    let inclusive = truthy(&params["inclusive"]);
+    let limit = params["limit"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .or(params["limit"].as_u64())
+        .unwrap_or(if method == "conversations.history" { 100 } else { 1000 })
+        .clamp(1, 999) as usize;
+    let in_range = |ts: &str| {
+        let t = ts_us(ts);
+        let after = if inclusive { t >= oldest } else { t > oldest };
+        let before = latest.is_none_or(|l| if inclusive { t <= l } else { t < l });
+        after && before
+    };
+    let mut picked: Vec<&Stored> = if method == "conversations.history" {
+        messages
+            .iter()
+            .rev()
+            .filter(|m| m.channel == channel)
+            .filter(|m| m.thread_ts.as_ref().is_none_or(|t| *t == m.ts))
+            .filter(|m| in_range(&m.ts))
+            .collect()
+    } else {
+        let Some(parent) = params["ts"].as_str() else {
+            return json!({"ok": false, "error": "thread_not_found"});
+        };
+        if !messages
+            .iter()
+            .any(|m| m.channel == channel && m.ts == parent)
+        {
+            return json!({"ok": false, "error": "thread_not_found"});
+        }
+        messages
+            .iter()
+            .filter(|m| m.channel == channel)
+            .filter(|m| m.ts == parent || m.thread_ts.as_deref() == Some(parent))
+            .filter(|m| m.ts == parent || in_range(&m.ts))
+            .collect()
+    };
+    let has_more = picked.len() > limit;
+    picked.truncate(limit);
+    let with_metadata = truthy(&params["include_all_metadata"]);
+    let shown: Vec<Value> = picked
+        .iter()
+        .map(|m| {
+            let mut v = json!({"type": "message", "user": m.user, "text": m.text, "ts": m.ts});
+            if m.from_bot {
+                v["bot_id"] = BOT_ID.into();
+            }
+            if let Some(t) = &m.thread_ts {
+                v["thread_ts"] = t.clone().into();
+            }
+            if let (true, Some(meta)) = (with_metadata, &m.metadata) {
+                v["metadata"] = meta.clone();
+            }
+            v
+        })
+        .collect();
+    json!({"ok": true, "messages": shown, "has_more": has_more, "pin_count": 0,
+        "response_metadata": {"next_cursor": if has_more { "bmV4dA==" } else { "" }}})
 }
 
 /// An `application/x-www-form-urlencoded` body as a JSON object of strings.

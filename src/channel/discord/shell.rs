@@ -468,7 +468,7 @@ fn send_loop(
         };
         match job {
             Some(SendJob::Typing { target }) => typing(s, agent, &mut limiter, &target.chat_id),
-            Some(SendJob::Message { seq, out }) => {
+            Some(SendJob::Message { seq, out, .. }) => {
                 let result = send_message(s, agent, &mut limiter, &mut progress, seq, &out, stop);
                 if !matches!(result, SendResult::Retry { .. }) {
                     progress.remove(&seq);

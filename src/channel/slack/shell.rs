@@ -12,15 +12,24 @@
 //!
 //! Send thread: `chat.postMessage`, one chunk at a time, in the thread the
 //! message came from; a 429 goes back to the queue with its `Retry-After`.
+//! Drafts of an answer in progress are posted once and edited with
+//! `chat.update`; the final answer edits its draft. Every queued message
+//! carries its send id in the message metadata, and a send whose earlier
+//! attempt may have reached Slack (queued before this start, or an attempt
+//! that ended without an answer) is first looked up (`codec::lookup`): when
+//! Slack has it, it is committed as sent instead of posted again.
 
-use super::codec::{self, Classifier, Frame, Outcome};
+use super::codec::{self, lookup, Classifier, Frame, Outcome};
 use super::link::{Link, Tick};
 use crate::channel::adapter::{
     self, sleep_until, AdapterEvent, Handle, SendJob, SendResult, Sink, Start,
 };
+use crate::channel::envelope::Outbound;
 use crate::net::websocket::{Incoming, ReadError, Socket};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +40,18 @@ struct Settings {
     api_root: String,
     app_token: String,
     bot_token: String,
+    checks: SendChecks,
+}
+
+/// Lookups of sends that may already have reached Slack, shown in the
+/// adapter's health (`sendChecks`).
+#[derive(Default)]
+struct SendChecks {
+    made: AtomicU32,
+    /// Slack had the message: committed as sent, not posted again.
+    found: AtomicU32,
+    /// The lookup itself failed: posted anyway.
+    failed: AtomicU32,
 }
 
 /// Longest wait for the reactor to commit an envelope's message before the
@@ -65,6 +86,7 @@ pub fn start(start: Start) -> Result<Handle, String> {
         api_root: start.api_root(codec::DEFAULT_API_ROOT),
         app_token: token(&start.config.app_token, "appToken", "xapp-")?,
         bot_token: token(&start.config.bot_token, "botToken", "xoxb-")?,
+        checks: SendChecks::default(),
     });
     let api = crate::net::agent_for(&start.route, &s.api_root, &adapter::api_timeouts())?;
     let (handle, send_rx) = Handle::new();
@@ -140,7 +162,7 @@ fn socket_loop(
                     }
                     Err(e) => {
                         failure(&mut link, &e, &mut jitter);
-                        report_health(sink, &link);
+                        report_health(s, sink, &link);
                         sleep_until(link.retry_at_ms(), stop);
                         continue;
                     }
@@ -155,7 +177,7 @@ fn socket_loop(
                         }
                         Outcome::Ok(_) => {}
                     }
-                    report_health(sink, &link);
+                    report_health(s, sink, &link);
                     sleep_until(link.retry_at_ms(), stop);
                     continue;
                 }
@@ -186,13 +208,20 @@ fn socket_loop(
         if let Err(e) = end {
             failure(&mut link, &e, &mut jitter);
         }
-        report_health(sink, &link);
+        report_health(s, sink, &link);
         sleep_until(link.retry_at_ms(), stop);
     }
 }
 
-fn report_health(sink: &Sink, link: &Link) -> bool {
-    sink(AdapterEvent::Health(link.health(crate::util::now_ms())))
+fn report_health(s: &Settings, sink: &Sink, link: &Link) -> bool {
+    let mut health = link.health(crate::util::now_ms());
+    let count = |c: &AtomicU32| c.load(Ordering::Relaxed);
+    health["sendChecks"] = serde_json::json!({
+        "made": count(&s.checks.made),
+        "found": count(&s.checks.found),
+        "failed": count(&s.checks.failed),
+    });
+    sink(AdapterEvent::Health(health))
 }
 
 /// Reads one connection's frames until Slack asks us to move (`Ok`) or
@@ -230,7 +259,7 @@ fn read_frames(
         match codec::parse_frame(&text) {
             Ok(Frame::Hello { .. }) => {
                 link.on_hello(now);
-                if !report_health(sink, link) {
+                if !report_health(s, sink, link) {
                     return Ok(());
                 }
             }
@@ -252,7 +281,7 @@ fn read_frames(
                         .send_text(&codec::ack_frame(&envelope_id))
                         .map_err(|e| format!("ack: {e}"))?;
                 }
-                report_health(sink, link);
+                report_health(s, sink, link);
             }
             Ok(Frame::Other(_)) => link.on_frame(now),
             Err(e) => log::warn!("{}: unusable frame: {e}", s.channel),
@@ -297,29 +326,179 @@ fn deliver(s: &Settings, c: &mut Classifier, payload: &serde_json::Value, sink: 
     }
 }
 
+/// A draft on screen: where it is and the text it shows.
+struct Draft {
+    channel: String,
+    ts: String,
+    text: String,
+}
+/// Drafts remembered at once (one per run in flight is enough).
+const MAX_DRAFTS: usize = 64;
+/// Queue entries remembered whose last attempt ended without an answer.
+const MAX_UNSURE: usize = 256;
+
 fn send_loop(s: &Settings, api: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink) {
+    let started_ms = crate::util::now_ms();
+    let mut drafts: HashMap<String, Draft> = HashMap::new();
+    let mut unsure: Vec<u64> = Vec::new();
     for job in rx {
-        // Slack has no typing indicator for bots: only messages are sent.
-        let SendJob::Message { seq, out } = job else {
-            continue;
+        // Slack has no typing indicator for bots: typing jobs are dropped.
+        let (seq, out, queued_ms) = match job {
+            SendJob::Message {
+                seq,
+                out,
+                queued_ms,
+            } => (seq, out, queued_ms),
+            SendJob::Draft { out } => {
+                if !matches!(send_one(s, api, &out, &mut drafts, None), Outcome::Ok(_)) {
+                    log::debug!("{}: a draft was not shown", s.channel);
+                }
+                continue;
+            }
+            SendJob::Typing { .. } => continue,
         };
-        let req = codec::post_message(
-            &s.api_root,
-            &s.bot_token,
-            &out.chat_id,
-            &super::format::to_mrkdwn(&out.text),
-            // replyToMode "first"/"all": the answer starts a thread under
-            // the message (its `ts`) unless it already is in one.
-            out.thread_id.as_deref().or(out.reply_to.as_deref()),
-        );
-        let result = match call(api, &req) {
+        let id = lookup::send_id(seq, queued_ms);
+        let check = queued_ms < started_ms || unsure.contains(&seq);
+        let outcome = match check.then(|| already_sent(s, api, &out, queued_ms, &id)) {
+            Some(Lookup::Found) => Outcome::Ok(Value::Null),
+            Some(Lookup::RateLimited(secs)) => Outcome::RetryAfter(secs),
+            Some(Lookup::Absent) | None => send_one(s, api, &out, &mut drafts, Some(&id)),
+        };
+        unsure.retain(|u| *u != seq);
+        let result = match outcome {
             Outcome::Ok(_) => SendResult::Delivered,
             Outcome::RetryAfter(secs) => SendResult::rate_limited(secs),
-            Outcome::Transient(error) => SendResult::retry(error),
+            Outcome::Transient(error) => {
+                // It may have reached Slack: look before the next attempt.
+                if unsure.len() >= MAX_UNSURE {
+                    unsure.remove(0);
+                }
+                unsure.push(seq);
+                SendResult::retry(error)
+            }
             Outcome::Fatal(e) => SendResult::Permanent(e),
         };
         if !sink(AdapterEvent::Sent { seq, result }) {
             return;
         }
     }
+}
+
+/// What a lookup of a send found.
+enum Lookup {
+    /// Slack has the message: commit it as sent.
+    Found,
+    /// Not there, or the lookup failed (counted and logged): post.
+    Absent,
+    /// The lookup was rate limited: try again after this many seconds.
+    RateLimited(u64),
+}
+
+/// Looks for send `id` in its conversation.
+fn already_sent(
+    s: &Settings,
+    api: &ureq::Agent,
+    out: &Outbound,
+    queued_ms: u64,
+    id: &str,
+) -> Lookup {
+    s.checks.made.fetch_add(1, Ordering::Relaxed);
+    let thread = out.thread_id.as_deref().or(out.reply_to.as_deref());
+    let req = lookup::lookup(&s.api_root, &s.bot_token, &out.chat_id, thread, queued_ms);
+    match call(api, &req) {
+        Outcome::Ok(answer) => match lookup::find(&answer, id) {
+            Some(ts) => {
+                s.checks.found.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "{}: send {id} is already in {} (ts {ts}): committed, not posted again",
+                    s.channel,
+                    out.chat_id
+                );
+                Lookup::Found
+            }
+            None => Lookup::Absent,
+        },
+        Outcome::RetryAfter(secs) => Lookup::RateLimited(secs),
+        Outcome::Transient(e) | Outcome::Fatal(e) => {
+            s.checks.failed.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "{}: could not check whether send {id} already reached Slack ({e}); posting it",
+                s.channel
+            );
+            Lookup::Absent
+        }
+    }
+}
+
+/// Sends one chunk as mrkdwn, in the thread the message came from. A chunk
+/// naming a known draft (`edit`) is edited into it with `chat.update` (a
+/// new message if the draft is gone); a new message with a draft name is
+/// remembered as that draft. `send_id` is set for queued messages.
+fn send_one(
+    s: &Settings,
+    api: &ureq::Agent,
+    out: &Outbound,
+    drafts: &mut HashMap<String, Draft>,
+    send_id: Option<&str>,
+) -> Outcome {
+    let text = super::format::to_mrkdwn(&out.text);
+    // replyToMode "first"/"all": the answer starts a thread under the
+    // message (its `ts`) unless it already is in one.
+    let thread = out.thread_id.as_deref().or(out.reply_to.as_deref());
+    let post = || {
+        let req = codec::post_message(
+            &s.api_root,
+            &s.bot_token,
+            &out.chat_id,
+            &text,
+            thread,
+            send_id,
+        );
+        call(api, &req)
+    };
+    let Some(name) = out.edit.as_ref() else {
+        return post();
+    };
+    let known = drafts.get(name).map(|d| (d.channel.clone(), d.ts.clone()));
+    if send_id.is_none() && drafts.get(name).is_some_and(|d| d.text == out.text) {
+        // The draft already shows this text.
+        return Outcome::Ok(Value::Null);
+    }
+    let mut outcome = match &known {
+        Some((channel, ts)) => call(
+            api,
+            &codec::update_message(&s.api_root, &s.bot_token, channel, ts, &text, send_id),
+        ),
+        None => post(),
+    };
+    let mut ts = known.map(|(_, ts)| ts);
+    if let (Some(_), Outcome::Fatal(e)) = (&ts, &outcome) {
+        log::info!(
+            "{}: the draft could not be edited ({e}); posting anew",
+            s.channel
+        );
+        ts = None;
+        outcome = post();
+    }
+    if let Outcome::Ok(answer) = &outcome {
+        match (send_id, ts.or_else(|| codec::posted_ts(answer))) {
+            // The final answer replaced the draft: it is no longer one.
+            (Some(_), _) => {
+                drafts.remove(name);
+            }
+            (None, Some(ts)) => {
+                if drafts.len() >= MAX_DRAFTS && !drafts.contains_key(name) {
+                    drafts.clear();
+                }
+                let draft = Draft {
+                    channel: out.chat_id.clone(),
+                    ts,
+                    text: out.text.clone(),
+                };
+                drafts.insert(name.clone(), draft);
+            }
+            (None, None) => {}
+        }
+    }
+    outcome
 }

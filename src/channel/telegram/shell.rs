@@ -294,7 +294,7 @@ fn send_loop(s: &Settings, agent: &ureq::Agent, rx: Receiver<SendJob>, tx: &Sink
                     log::debug!("{}: a draft was not shown", s.channel);
                 }
             }
-            SendJob::Message { seq, out } => {
+            SendJob::Message { seq, out, .. } => {
                 let result = send_result(send_one(s, agent, &out, &mut drafts));
                 if let (SendResult::Delivered, Some(name)) = (&result, &out.edit) {
                     drafts.remove(name);

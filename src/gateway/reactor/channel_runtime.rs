@@ -246,6 +246,7 @@ impl ChannelRuntime {
                 job: SendJob::Message {
                     seq: m.seq,
                     out: m.row.outbound,
+                    queued_ms: m.row.first_ms,
                 },
             })
             .collect()

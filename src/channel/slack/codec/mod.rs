@@ -1,14 +1,17 @@
 //! Slack Socket Mode and Web API, sans-IO: Socket Mode frames in (`hello`,
 //! `events_api` envelopes, `disconnect`), acks out, events classified into
 //! envelopes (DMs, group DMs, channel posts with their mention), Web API
-//! requests (`auth.test`, `apps.connections.open`, `chat.postMessage`) and
-//! their answers (`ok: false` errors, 429 with `Retry-After`).
+//! requests (`auth.test`, `apps.connections.open`, `chat.postMessage`,
+//! `chat.update`) and their answers (`ok: false` errors, 429 with
+//! `Retry-After`). `lookup` finds a send that already reached Slack.
 //!
 //! The caller owns the sockets and the clock. Tokens travel only in the
 //! `Authorization` header of the requests built here, never in a URL.
 
 use crate::channel::envelope::{truncate_chars, ChatKind, DedupWindow, Envelope, MAX_TEXT_CHARS};
 use serde_json::{json, Value};
+
+pub mod lookup;
 
 pub const CHANNEL: &str = "slack";
 pub const DEFAULT_API_ROOT: &str = "https://slack.com/api";
@@ -359,19 +362,51 @@ pub fn connections_open(api_root: &str, app_token: &str) -> Request {
     method(api_root, app_token, "apps.connections.open", None)
 }
 
-/// `chat.postMessage` of one already-split, already-formatted chunk.
+/// `chat.postMessage` of one already-split, already-formatted chunk; a
+/// queued message carries its send id in the metadata ([`lookup`]).
 pub fn post_message(
     api_root: &str,
     bot_token: &str,
     channel: &str,
     mrkdwn: &str,
     thread_ts: Option<&str>,
+    send_id: Option<&str>,
 ) -> Request {
     let mut body = json!({ "channel": channel, "text": mrkdwn, "unfurl_links": false });
     if let Some(t) = thread_ts.filter(|t| !t.is_empty()) {
         body["thread_ts"] = Value::from(t);
     }
+    if let Some(id) = send_id {
+        body["metadata"] = lookup::metadata(id);
+    }
     method(api_root, bot_token, "chat.postMessage", Some(body))
+}
+
+/// `chat.update` of message `ts` with new mrkdwn text (a draft edited, or
+/// replaced by the final answer, which then carries its send id).
+/// `parse: "none"` as `chat.postMessage` has by default (chat.update's
+/// default is `client`).
+pub fn update_message(
+    api_root: &str,
+    bot_token: &str,
+    channel: &str,
+    ts: &str,
+    mrkdwn: &str,
+    send_id: Option<&str>,
+) -> Request {
+    let mut body = json!({ "channel": channel, "ts": ts, "text": mrkdwn, "parse": "none" });
+    if let Some(id) = send_id {
+        body["metadata"] = lookup::metadata(id);
+    }
+    method(api_root, bot_token, "chat.update", Some(body))
+}
+
+/// The `ts` of the message a `chat.postMessage` answer created.
+pub fn posted_ts(answer: &Value) -> Option<String> {
+    answer["ts"]
+        .as_str()
+        .filter(|ts| !ts.is_empty())
+        .map(|ts| truncate_chars(ts, 32))
 }
 
 /// The URL from an `apps.connections.open` answer.

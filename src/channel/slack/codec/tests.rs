@@ -207,15 +207,31 @@ fn web_api_requests() {
     assert_eq!(r.url, "https://slack.com/api/apps.connections.open");
     assert_eq!(r.content_type, "application/x-www-form-urlencoded");
     assert!(!r.url.contains("xapp"), "tokens never go into URLs");
-    let r = post_message(DEFAULT_API_ROOT, "xoxb-1", "C1", "*hi*", Some("17.1"));
+    let r = post_message(DEFAULT_API_ROOT, "xoxb-1", "C1", "*hi*", Some("17.1"), None);
     let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
     assert_eq!(
         body,
         json!({"channel":"C1","text":"*hi*","thread_ts":"17.1","unfurl_links":false})
     );
-    let r = post_message(DEFAULT_API_ROOT, "xoxb-1", "D1", "x", None);
+    let r = post_message(DEFAULT_API_ROOT, "xoxb-1", "D1", "x", None, Some("5.a"));
     let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
     assert!(body.get("thread_ts").is_none());
+    assert_eq!(
+        body["metadata"],
+        json!({"event_type": "pinch_send", "event_payload": {"id": "5.a"}})
+    );
+    let r = update_message(DEFAULT_API_ROOT, "xoxb-1", "D1", "17.2", "_x_", None);
+    assert_eq!(r.url, "https://slack.com/api/chat.update");
+    let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    assert_eq!(
+        body,
+        json!({"channel":"D1","ts":"17.2","text":"_x_","parse":"none"})
+    );
+    assert_eq!(
+        posted_ts(&json!({"ok":true,"channel":"D1","ts":"17.3"})),
+        Some("17.3".into())
+    );
+    assert_eq!(posted_ts(&json!({"ok":true})), None);
     assert_eq!(
         socket_url(&json!({"ok":true,"url":"wss://wss-primary.slack.com/link/?ticket=1&app_id=A"})),
         Ok("wss://wss-primary.slack.com/link/?ticket=1&app_id=A".to_string())
@@ -279,4 +295,33 @@ fn web_api_answers() {
     assert!(
         matches!(classify(200, None, long.as_bytes()), Outcome::Fatal(e) if e.chars().count() == 200)
     );
+}
+
+#[test]
+fn a_send_is_found_by_its_metadata_since_it_was_queued() {
+    let id = lookup::send_id(26, 1_796_000_000_123);
+    assert_eq!(id, "1a.1a229f1287b");
+    let r = lookup::lookup(DEFAULT_API_ROOT, "xoxb-1", "D1", None, 1_796_000_400_123);
+    assert_eq!(r.url, "https://slack.com/api/conversations.history");
+    assert_eq!(r.content_type, "application/x-www-form-urlencoded");
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "channel=D1&oldest=1796000100.123000&inclusive=true&limit=100&include_all_metadata=true"
+    );
+    let r = lookup::lookup(DEFAULT_API_ROOT, "xoxb-1", "C1&x", Some("17.1"), 1000);
+    assert_eq!(r.url, "https://slack.com/api/conversations.replies");
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "channel=C1%26x&oldest=0.000000&inclusive=true&limit=100&include_all_metadata=true&ts=17.1"
+    );
+    let answer = json!({"ok": true, "has_more": false, "messages": [
+        {"type": "message", "ts": "17.9", "text": "other", "metadata": {"event_type": "pinch_send", "event_payload": {"id": "1b.1"}}},
+        {"type": "message", "ts": "17.8", "text": "foreign", "metadata": {"event_type": "task", "event_payload": {"id": id}}},
+        {"type": "message", "ts": "17.7", "text": "no metadata"},
+        {"type": "message", "ts": "17.6", "text": "it", "metadata": {"event_type": "pinch_send", "event_payload": {"id": id}}},
+    ]});
+    assert_eq!(lookup::find(&answer, &id), Some("17.6".into()));
+    assert_eq!(lookup::find(&answer, "1c.1"), None);
+    assert_eq!(lookup::find(&json!({"ok": true}), &id), None);
+    assert_eq!(lookup::find(&json!({"messages": [{"metadata": 5}]}), &id), None);
 }
