@@ -65,8 +65,17 @@ class FakeModel(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+class FakeServer(http.server.ThreadingHTTPServer):
+    """A client hanging up early (the gateway's local model monitor probing
+    the fake, which answers only POST) is no error worth a traceback."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def start_fake():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeModel)
+    srv = FakeServer(("127.0.0.1", 0), FakeModel)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
@@ -346,6 +355,7 @@ def compare(binaries, rounds):
         running = [start_gateway(home.name, b) for home, b in zip(homes, binaries)]
         time.sleep(10)
         idle = [rss_kib(p.pid) for p, _, _ in running]
+        idle_private = [rss_split(p.pid).get("RssAnon", 0) for p, _, _ in running]
         for _, addr, _ in running:
             for i in range(20):  # warm-up: sessions exist, pages touched
                 ttft_pinch(addr, "lat:%d" % (i % 10))
@@ -377,6 +387,7 @@ def compare(binaries, rounds):
         ("CPU up to ready, median ms", lambda k: "%.2f" % statistics.median(stats[k]["cpu"]) if stats[k]["cpu"] else "-"),
         ("page faults up to ready, median", lambda k: "%d" % statistics.median(stats[k]["faults"]) if stats[k]["faults"] else "-"),
         ("idle RSS KiB (10 s)", lambda k: "%d" % idle[k]),
+        ("  of which private (heap, stacks) KiB", lambda k: "%d" % idle_private[k]),
         ("CPU per chat ms (gateway, all threads)", lambda k: "%.2f" % chat_cpu[k]),
         ("time to first token p50 ms", lambda k: "%.2f" % pct(stats[k]["through"], 50)),
         ("added latency p50 ms", lambda k: "%.2f" % added(k, 50)),
