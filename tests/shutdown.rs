@@ -217,3 +217,65 @@ fn a_parked_telegram_long_poll_ends_with_the_shutdown_and_no_update_repeats() {
     );
     drop(gw);
 }
+
+#[test]
+fn a_websocket_run_whose_model_is_silent_is_checkpointed_from_what_was_streamed() {
+    let home = TempHome::new("shutdown-silent-model");
+    let llm = FakeLlm::openai();
+    // Reads wait for the model far longer than the shutdown's grace.
+    let config = config_for(&[("fake", &llm)], "fake/m1", &[], "");
+    assert!(config.contains(r#""idle": 3,"#), "{config}");
+    home.write_config(&config.replace(r#""idle": 3,"#, r#""idle": 60,"#));
+    let gw = Gateway::start(&home, &[]);
+    // The model streams one piece, then says nothing more: the worker stays
+    // in its read and cannot report.
+    llm.push(Reply::Gated {
+        steps: vec![
+            Step::new("The start", Gate::open()),
+            Step::new(" never sent", Gate::when(|| false)),
+        ],
+        finish: true,
+    });
+    let mut ws = Ws::connect(gw.addr);
+    ws.req(
+        "chat.send",
+        serde_json::json!({"session": "web:silent", "text": "a slow question"}),
+    );
+    loop {
+        let frame = ws.read();
+        assert_ne!(frame["event"], "chat.final", "{frame}");
+        if frame["event"] == "chat.delta" {
+            break;
+        }
+    }
+    let log = gw.log.clone();
+    assert_eq!(gw.stop(), Some(0), "an exit within the deadline");
+    let ended = wait_until(5, || {
+        log.lock()
+            .expect("log")
+            .contains("did not stop within 5 s; exiting anyway")
+    });
+    let text = log.lock().expect("log").clone();
+    assert!(ended, "{text}");
+    assert!(
+        text.contains("no checkpoint from its worker in time"),
+        "{text}"
+    );
+    // The worker still waiting on the model is named, not waited for.
+    assert!(text.contains("1 agent worker(s)"), "{text}");
+    drop(ws);
+
+    let gw = Gateway::start(&home, &[]);
+    let mut ws = Ws::connect(gw.addr);
+    let history = ws.call("chat.history", serde_json::json!({"session": "web:silent"}));
+    let turns = history["payload"]["turns"]
+        .as_array()
+        .expect("turns")
+        .clone();
+    assert_eq!(turns.len(), 2, "{history}");
+    assert_eq!(turns[0]["text"], "a slow question");
+    assert_eq!(
+        turns[1]["text"],
+        "The start\n\n[interrupted: the gateway shut down before this answer was finished]"
+    );
+}

@@ -229,3 +229,22 @@ fn retention_removes_only_turns_a_summary_replaced() {
     let r = s.recent("k", 10, 10_000).expect("recent");
     assert_eq!(r.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![4, 5]);
 }
+
+#[test]
+fn a_snapshot_stopped_by_the_shutdown_leaves_no_file() {
+    let path = tmp("snapshot-stop");
+    let s = Store::open(&path).expect("open");
+    s.append("web:a", &[turn("remember the milk", 5)], (1, 1), 5)
+        .expect("append");
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let err = s
+        .snapshot_begin()
+        .expect("begin")
+        .write(&stop)
+        .expect_err("stopped");
+    assert!(err.contains("shutting down"), "{err}");
+    assert!(
+        !snapshot_path(&path).exists(),
+        "the unfinished file is removed"
+    );
+}
