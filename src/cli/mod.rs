@@ -197,8 +197,8 @@ fn list_or_change(
     g: &Global,
     home: &Home,
     help: &str,
-    method_for: impl Fn(&[&str]) -> Result<Option<MethodCall>, String>,
-    show_list: impl Fn(&serde_json::Value),
+    method_for: &dyn Fn(&[&str]) -> Result<Option<MethodCall>, String>,
+    show_list: fn(&serde_json::Value),
 ) -> Result<i32, String> {
     let Some((url, token, as_json, args)) = common_args(p, help)? else {
         return Ok(0);

@@ -11,7 +11,7 @@ pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32
 Someone unknown who writes to the assistant directly gets an 8-character code
 (valid 1 hour). Approving it lets that person talk to the assistant in direct
 messages from then on; it never grants access to groups.";
-    let method_for = |args: &[&str]| {
+    let method_for = |args: &[&str]| -> Result<Option<MethodCall>, String> {
         let (method, params) = match args {
             ["list"] => ("pairing.list", json!({})),
             ["approve", ch, code] => ("pairing.approve", json!({"channel": ch, "code": code})),
@@ -20,7 +20,7 @@ messages from then on; it never grants access to groups.";
         };
         Ok(Some(MethodCall { method, params }))
     };
-    list_or_change(p, g, home, HELP, method_for, show_list)
+    list_or_change(p, g, home, HELP, &method_for, show_list)
 }
 
 /// `pairing list`: per channel, the pending codes and the approved count.

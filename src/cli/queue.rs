@@ -16,7 +16,7 @@ drop SEQ   delete a queued message or a dead letter";
         s.parse::<u64>()
             .map_err(|_| format!("{s:?} is not a message number (see `pinch queue list`)"))
     };
-    let method_for = |args: &[&str]| {
+    let method_for = |args: &[&str]| -> Result<Option<MethodCall>, String> {
         let (method, params) = match args {
             ["list"] => ("queue.list", json!({})),
             ["retry", s] => ("queue.retry", json!({"seq": seq(s)?})),
@@ -25,7 +25,7 @@ drop SEQ   delete a queued message or a dead letter";
         };
         Ok(Some(MethodCall { method, params }))
     };
-    list_or_change(p, g, home, HELP, method_for, show_list)
+    list_or_change(p, g, home, HELP, &method_for, show_list)
 }
 
 /// `queue list`: the queued messages, then the dead letters.
