@@ -4,6 +4,10 @@
 //! network route (the shared WebSocket client of `net::websocket`, over
 //! rustls, or plain ws:// for a loopback fake) and reports to the reactor through the [`Sink`].
 //!
+//! The send thread posts queued messages (each part with its nonce), typing
+//! beats and drafts: a draft is posted once and edited with `PATCH`, and the
+//! final answer's first part edits it.
+//!
 //! The Gateway thread reads with a socket timeout set to the session's next
 //! heartbeat, so one thread serves frames and timers. It never gives up
 //! except on the close codes Discord says must not be retried; those stop
