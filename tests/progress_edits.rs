@@ -57,6 +57,33 @@ fn three_pieces(first_shown: Gate, edited: Gate) -> Reply {
     }
 }
 
+/// A draft's worth of text, then a model that hangs (until a kill).
+fn draft_then_hang() -> Reply {
+    Reply::Gated {
+        steps: vec![
+            Step::new("The first sentence is here. ", Gate::open()),
+            Step::new("never", Gate::when(|| false)),
+        ],
+        finish: true,
+    }
+}
+
+/// An answer of about 380 characters whose bulk waits for the first draft;
+/// returns it with its whole text.
+fn long_answer(first_shown: Gate) -> (Reply, String) {
+    let rest: Vec<String> = (1..=12)
+        .map(|i| format!(" Sentence number {i} goes on."))
+        .collect();
+    let reply = Reply::Gated {
+        steps: vec![
+            Step::new("It starts with this.", Gate::open()),
+            Step::new(&rest.concat(), first_shown),
+        ],
+        finish: true,
+    };
+    (reply, format!("It starts with this.{}", rest.concat()))
+}
+
 /// Edits after the first at least ~1 s apart (the last, the final answer,
 /// may follow sooner).
 fn at_most_once_a_second(times: &[Instant]) {
@@ -113,16 +140,8 @@ fn slack_long_answer_fills_the_draft_and_goes_on_in_new_messages() {
     let home = TempHome::new("edits-slack-long");
     let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
     home.write_config(&slack_config(&llm, &slack, r#", "textChunkLimit": 100"#));
-    let rest: Vec<String> = (1..=12)
-        .map(|i| format!(" Sentence number {i} goes on."))
-        .collect();
-    llm.push(Reply::Gated {
-        steps: vec![
-            Step::new("It starts with this.", Gate::open()),
-            Step::new(&rest.concat(), when_slack(&slack, |s| !s.posted.is_empty())),
-        ],
-        finish: true,
-    });
+    let (reply, full) = long_answer(when_slack(&slack, |s| !s.posted.is_empty()));
+    llm.push(reply);
     let _gw = Gateway::start(&home, &[]);
     slack.wait_connected(1, 15);
     slack.dm("D0ANN", "U0ANN", "a long one");
@@ -131,7 +150,6 @@ fn slack_long_answer_fills_the_draft_and_goes_on_in_new_messages() {
             .iter()
             .any(|p| p.text.ends_with("number 12 goes on."))
     });
-    let full = format!("It starts with this.{}", rest.concat());
     slack.with(|s| {
         assert_eq!(s.posted[0].text, "It starts with this.", "the first draft");
         let draft = &s.posted[0].ts;
@@ -158,13 +176,7 @@ fn slack_after_a_restart_the_answer_is_a_new_message() {
     let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
     home.write_config(&slack_config(&llm, &slack, ""));
     // The first run shows a draft, then its model hangs until the kill.
-    llm.push(Reply::Gated {
-        steps: vec![
-            Step::new("The first sentence is here. ", Gate::open()),
-            Step::new("never", Gate::when(|| false)),
-        ],
-        finish: true,
-    });
+    llm.push(draft_then_hang());
     let gw = Gateway::start(&home, &[]);
     slack.wait_connected(1, 15);
     slack.dm("D0ANN", "U0ANN", "tell me");
@@ -243,19 +255,8 @@ fn discord_long_answer_edits_the_draft_with_its_first_part_and_posts_the_rest() 
     let home = TempHome::new("edits-discord-long");
     let (llm, dc) = (FakeLlm::openai(), discord_fake::FakeDiscord::start());
     home.write_config(&discord_config(&llm, &dc, r#", "textChunkLimit": 100"#));
-    let rest: Vec<String> = (1..=12)
-        .map(|i| format!(" Sentence number {i} goes on."))
-        .collect();
-    llm.push(Reply::Gated {
-        steps: vec![
-            Step::new("It starts with this.", Gate::open()),
-            Step::new(
-                &rest.concat(),
-                when_discord(&dc, |s| !s.messages.is_empty()),
-            ),
-        ],
-        finish: true,
-    });
+    let (reply, full) = long_answer(when_discord(&dc, |s| !s.messages.is_empty()));
+    llm.push(reply);
     let _gw = Gateway::start(&home, &[]);
     assert!(dc.wait(15, |s| s.ready_sessions >= 1), "session ready");
     dc.dm(DM, ANN, "a long one");
@@ -267,7 +268,6 @@ fn discord_long_answer_edits_the_draft_with_its_first_part_and_posts_the_rest() 
         "the whole answer: {:?}",
         dc.with(|s| s.messages.clone())
     );
-    let full = format!("It starts with this.{}", rest.concat());
     dc.with(|s| {
         assert_eq!(
             s.posted[0].1["content"], "It starts with this.",
@@ -295,13 +295,7 @@ fn discord_after_a_restart_the_answer_is_a_new_message() {
     let home = TempHome::new("edits-discord-restart");
     let (llm, dc) = (FakeLlm::openai(), discord_fake::FakeDiscord::start());
     home.write_config(&discord_config(&llm, &dc, ""));
-    llm.push(Reply::Gated {
-        steps: vec![
-            Step::new("The first sentence is here. ", Gate::open()),
-            Step::new("never", Gate::when(|| false)),
-        ],
-        finish: true,
-    });
+    llm.push(draft_then_hang());
     let gw = Gateway::start(&home, &[]);
     assert!(dc.wait(15, |s| s.ready_sessions >= 1), "session ready");
     dc.dm(DM, ANN, "tell me");

@@ -372,24 +372,28 @@ fn send_loop(s: &Settings, api: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink
             Some(Lookup::RateLimited(secs)) => Outcome::RetryAfter(secs),
             Some(Lookup::Absent) | None => send_one(s, api, &out, &mut drafts, Some(&id)),
         };
-        unsure.retain(|u| *u != seq);
+        // A send with no answer may have reached Slack: look before the
+        // next attempt (a 429 leaves an earlier doubt standing).
+        match outcome {
+            Outcome::Ok(_) | Outcome::Fatal(_) => unsure.retain(|u| *u != seq),
+            Outcome::Transient(_) if !unsure.contains(&seq) => {
+                if unsure.len() >= MAX_UNSURE {
+                    unsure.remove(0);
+                }
+                unsure.push(seq);
+            }
+            Outcome::Transient(_) | Outcome::RetryAfter(_) => {}
+        }
         let result = match outcome {
             Outcome::Ok(_) => SendResult::Delivered,
             Outcome::RetryAfter(secs) => SendResult::Retry {
                 after_s: Some(secs),
                 error: format!("429: retry after {secs} s"),
             },
-            Outcome::Transient(error) => {
-                // It may have reached Slack: look before the next attempt.
-                if unsure.len() >= MAX_UNSURE {
-                    unsure.remove(0);
-                }
-                unsure.push(seq);
-                SendResult::Retry {
-                    after_s: None,
-                    error,
-                }
-            }
+            Outcome::Transient(error) => SendResult::Retry {
+                after_s: None,
+                error,
+            },
             Outcome::Fatal(e) => SendResult::Permanent(e),
         };
         if !sink(AdapterEvent::Sent { seq, result }) {
