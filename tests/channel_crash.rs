@@ -3,12 +3,12 @@
 //! at chosen points (before the platform's ack or dispatch, after the
 //! commit, during the model call, after the first send), then it restarts.
 //! What is asserted, per platform:
-//! - every accepted message is answered at least once (nothing accepted is
-//!   lost), and each kill after its answer went out can add at most one
-//!   repeated send (the window between the platform taking a send and our
-//!   commit of it, where the send is redone after the restart) on Slack,
-//!   and none on Discord, whose `enforce_nonce` answers a redone send with
-//!   the message already created;
+//! - every accepted message is answered exactly once: nothing accepted is
+//!   lost, and a send the platform took just before a kill (before our
+//!   commit of it) is not repeated when it is redone after the restart —
+//!   Discord answers the redone send's `enforce_nonce` with the message it
+//!   already created, and on Slack the redo first looks up the send's id in
+//!   the message metadata of the conversation and commits what it finds;
 //! - per chat, the first answers come in the order the messages arrived.
 //!
 //! "Accepted" follows each protocol. Slack: an envelope the gateway acked
@@ -75,31 +75,9 @@ const POINTS: [KillPoint; 4] = [
     KillPoint::Sent,
 ];
 
-/// Counts, after a kill, the kills each already answered message has been
-/// through: each can repeat its send once (killed between the platform
-/// taking the send and our commit of it, the send is redone).
-fn record_kill(sent: &[(String, String)], kills_after_answer: &mut Vec<(String, usize)>) {
-    let mut seen: Vec<&String> = Vec::new();
-    for (_, t) in sent {
-        if seen.contains(&t) {
-            continue;
-        }
-        seen.push(t);
-        match kills_after_answer.iter_mut().find(|(k, _)| k == t) {
-            Some((_, n)) => *n += 1,
-            None => kills_after_answer.push((t.clone(), 1)),
-        }
-    }
-}
-
 /// Checks answers against the messages: returns (lost, repeated sends) and
-/// asserts the per-chat order and at most one repeated send per message
-/// and kill it went through after its first answer.
-fn check(
-    expected: &[(String, String)],
-    sent: &[(String, String)],
-    kills_after_answer: &[(String, usize)],
-) -> (usize, usize) {
+/// asserts the per-chat order.
+fn check(expected: &[(String, String)], sent: &[(String, String)]) -> (usize, usize) {
     let mut lost = 0;
     let mut repeated = 0;
     for (chat, text) in expected {
@@ -107,14 +85,6 @@ fn check(
         if n == 0 {
             lost += 1;
         }
-        let kills = kills_after_answer
-            .iter()
-            .find(|(t, _)| t == text)
-            .map_or(0, |(_, k)| *k);
-        assert!(
-            n <= 1 + kills,
-            "{text:?} was sent {n} times after {kills} kills following its answer: {sent:?}"
-        );
         repeated += n.saturating_sub(1);
     }
     let chats: Vec<&String> = {
@@ -164,13 +134,13 @@ trait Platform {
     fn after_kill(&mut self, llm: &FakeLlm);
 }
 
-/// The kill points of the trials and, per answer text, the kills it went
-/// through after it was first sent.
+/// The kill points of the trials and what they produced.
 struct Trials {
     kill_points: Vec<KillPoint>,
-    kills_after_answer: Vec<(String, usize)>,
     /// (chat, message text) of every message, in order.
     messages: Vec<(String, String)>,
+    /// The logs of the killed processes.
+    logs: String,
 }
 
 /// Runs `trials()` trials: start the gateway, send a message per chat,
@@ -184,13 +154,13 @@ fn run_trials(
 ) -> (Gateway, Trials) {
     let mut record = Trials {
         kill_points: Vec::new(),
-        kills_after_answer: Vec::new(),
         messages: Vec::new(),
+        logs: String::new(),
     };
     let mut connections = 0;
     for trial in 0..trials() {
         let point = POINTS[(next(&mut seed) % 4) as usize];
-        let gw = Gateway::start(home, &[]);
+        let mut gw = Gateway::start(home, &[]);
         connections += 1;
         platform.connected(&gw, connections);
         let sent_before = platform.sent().len();
@@ -216,9 +186,10 @@ fn run_trials(
             gw.log()
         );
         unsafe_kill(gw.child.id(), 9);
+        let _ = gw.child.wait();
+        record.logs.push_str(&gw.log());
         drop(gw);
         record.kill_points.push(point);
-        record_kill(&platform.sent(), &mut record.kills_after_answer);
         // A Hang not taken by the killed process must not stall the next.
         llm.script.lock().expect("script").clear();
         platform.after_kill(llm);
@@ -232,14 +203,13 @@ fn run_trials(
 fn answered(
     platform: &dyn Platform,
     expected: &[(String, String)],
-    kills_after_answer: &[(String, usize)],
 ) -> (bool, Vec<(String, String)>, usize, usize) {
     let all_answered = wait_until(20, || {
         let sent = platform.sent();
         expected.iter().all(|e| sent.contains(e))
     });
     let sent = platform.sent();
-    let (lost, repeated) = check(expected, &sent, kills_after_answer);
+    let (lost, repeated) = check(expected, &sent);
     (all_answered, sent, lost, repeated)
 }
 
@@ -349,10 +319,13 @@ fn slack_kill_9_at_any_point_loses_nothing_and_keeps_order() {
         .iter()
         .map(|(c, text)| (c.clone(), format!("Hello from fake: {text}")))
         .collect();
-    let (all_answered, sent, lost, repeated) =
-        answered(&platform, &expected, &record.kills_after_answer);
+    let (all_answered, sent, lost, repeated) = answered(&platform, &expected);
+    let logs = format!("{}{}", record.logs, gw.log());
+    let found = logs.matches("committed, not posted again").count();
+    let failed = logs.matches("could not check whether send").count();
+    let lookups = slack.with(|s| s.lookups.len());
     println!(
-        "slack crash trials: {}, kill points: {:?}, messages: {}, unacked and resent: {}, lost: {lost}, repeated sends: {repeated}, model calls: {}, total {:.1} s",
+        "slack crash trials: {}, kill points: {:?}, messages: {}, unacked and resent: {}, lost: {lost}, repeated sends: {repeated}, redone sends looked up: {lookups}, found already posted: {found}, failed lookups: {failed}, model calls: {}, total {:.1} s",
         trials(),
         record.kill_points,
         expected.len(),
@@ -365,6 +338,17 @@ fn slack_kill_9_at_any_point_loses_nothing_and_keeps_order() {
         "lost {lost}: {sent:?}\n{}",
         gw.log()
     );
+    assert_eq!(failed, 0, "a lookup failed: {logs}");
+    assert_eq!(
+        repeated, 0,
+        "a send redone after a kill posted again despite its metadata: {sent:?}"
+    );
+    // Whether a kill lands between Slack taking a send and its commit is
+    // up to timing; the lookup itself is checked deterministically by
+    // tests/slack.rs (a_send_slack_took_before_a_kill_…).
+    if found == 0 {
+        println!("note: no kill fell between a send and its commit in this run");
+    }
 }
 
 struct Discord<'a> {
@@ -457,8 +441,7 @@ fn discord_kill_9_at_any_point_loses_nothing_accepted_and_keeps_order() {
         .iter()
         .map(|(c, text)| (c.clone(), format!("Hello from fake: {text}")))
         .collect();
-    let (all_answered, sent, lost, repeated) =
-        answered(&platform, &expected, &record.kills_after_answer);
+    let (all_answered, sent, lost, repeated) = answered(&platform, &expected);
     let (identifies, resumes) = dc.with(|s| (s.identifies.len(), s.resumes.len()));
     let nonce_repeats = dc.with(|s| s.nonce_repeats);
     println!(

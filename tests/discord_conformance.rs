@@ -1,8 +1,8 @@
 //! Discord's own client libraries against the fake Discord the end-to-end
 //! tests use, to prove the fake speaks the real protocol: @discordjs/rest
-//! fetches `GET /gateway/bot` and posts through a 429, @discordjs/ws
-//! identifies, heartbeats, receives READY and MESSAGE_CREATE, and resumes
-//! after the fake drops its socket.
+//! fetches `GET /gateway/bot`, posts through a 429 and edits the post
+//! (`PATCH`); @discordjs/ws identifies, heartbeats, receives READY and
+//! MESSAGE_CREATE, and resumes after the fake drops its socket.
 //!
 //! Needs node and the modules of `tests/conformance/discord/package.json`
 //! installed in `$PINCH_DISCORD_NPM` (default `~/.cache/pinch/npm/discord`,
@@ -138,6 +138,13 @@ fn discordjs_clients_speak_to_the_fake_discord() {
     let got = lines.expect("MESSAGE", 20);
     assert!(got.contains("\"hello from a user\""), "{got}");
     lines.expect("POSTED", 20);
+    let edited = lines.expect("EDITED", 20);
+    assert!(edited.contains("\"edited: hello from a user\""), "{edited}");
+    assert_eq!(
+        dc.with(|s| s.edits.len()),
+        1,
+        "@discordjs/rest edited through PATCH"
+    );
     let posted = dc.with(|s| s.posted.clone());
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].1["message_reference"]["message_id"], id.as_str());

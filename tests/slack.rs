@@ -302,3 +302,122 @@ fn openclaw_channel_rules_dm_block_and_reply_to_mode_are_honoured() {
         "the other three were dropped: {posted:?}"
     );
 }
+
+/// Sends in the chat of `text`'s answer, in the order Slack took them.
+fn answers_to(slack: &FakeSlack, text: &str) -> usize {
+    slack
+        .posted()
+        .iter()
+        .filter(|p| p.text.contains(text))
+        .count()
+}
+
+#[test]
+fn a_send_slack_took_before_a_kill_is_found_by_its_metadata_and_not_posted_again() {
+    let home = TempHome::new("slack-exactly-once");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(&llm, &slack, allow_ann()));
+    // Slack takes the answer but its reply never comes back; the process
+    // dies before it could commit the send.
+    slack.with(|s| s.hold_answers = 1);
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "first question");
+    slack.wait_ack(&env, 10);
+    let posted = slack.wait_posted(1, 15);
+    let metadata = posted[0]
+        .metadata
+        .clone()
+        .expect("the send carries metadata");
+    assert_eq!(metadata["event_type"], "pinch_send", "{metadata}");
+    let id = metadata["event_payload"]["id"].as_str().unwrap_or("");
+    assert!(!id.is_empty(), "{metadata}");
+    unsafe_kill(gw.child.id(), 9);
+    drop(gw);
+    slack.wait(10, "the killed socket to close", |s| s.open_sockets == 0);
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(2, 15);
+    slack.wait(15, "the lookup", |s| !s.lookups.is_empty());
+    // The next message's answer follows only once the first is committed.
+    let (env, _, _) = slack.dm("D0ANN", "U0ANN", "second question");
+    slack.wait_ack(&env, 10);
+    slack.wait(15, "the second answer", |s| {
+        s.posted.iter().any(|p| p.text.contains("second question"))
+    });
+    assert_eq!(
+        answers_to(&slack, "first question"),
+        1,
+        "{:?}",
+        slack.posted()
+    );
+    slack.with(|s| {
+        let lookup = &s.lookups[0];
+        assert_eq!(lookup.method, "conversations.history");
+        assert_eq!(lookup.params["channel"], "D0ANN");
+        assert_eq!(lookup.params["include_all_metadata"], "true");
+        assert!(lookup.answered.contains(&posted[0].ts), "{lookup:?}");
+        assert_eq!(s.lookups.len(), 1, "the second answer needed no lookup");
+    });
+    assert!(
+        gw.log().contains(&format!("send {id} is already in D0ANN")),
+        "{}",
+        gw.log()
+    );
+    let st = status_json(&gw);
+    let checks = &st["channels"]["channels"]["slack"]["health"]["sendChecks"];
+    assert!(
+        wait_until(5, || status_json(&gw)["channels"]["channels"]["slack"]
+            ["health"]["sendChecks"]["found"]
+            == 1),
+        "{checks}"
+    );
+}
+
+#[test]
+fn a_thread_reply_is_looked_up_in_its_thread_and_a_failed_lookup_posts() {
+    let home = TempHome::new("slack-exactly-once-thread");
+    let (llm, slack) = (FakeLlm::openai(), FakeSlack::start());
+    home.write_config(&slack_config(&llm, &slack, allow_ann()));
+    // A thread under a post that needs no answer (no mention).
+    let (_, parent) = slack.channel_post("C0GEN", "U0ANN", "a thread starts", false, None);
+    let kill_with_answer_held = |gw: Gateway, question: &str| {
+        slack.with(|s| s.hold_answers = 1);
+        let before = slack.posted().len();
+        slack.channel_post("C0GEN", "U0ANN", question, true, Some(&parent));
+        slack.wait_posted(before + 1, 15);
+        unsafe_kill(gw.child.id(), 9);
+        drop(gw);
+        slack.wait(10, "the killed socket to close", |s| s.open_sockets == 0);
+    };
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(1, 15);
+    kill_with_answer_held(gw, "in a thread");
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(2, 15);
+    slack.wait(15, "the thread lookup", |s| !s.lookups.is_empty());
+    slack.with(|s| {
+        let lookup = &s.lookups[0];
+        assert_eq!(lookup.method, "conversations.replies", "{lookup:?}");
+        assert_eq!(lookup.params["ts"], parent.as_str());
+        assert_eq!(s.posted[0].thread_ts.as_deref(), Some(parent.as_str()));
+        assert!(lookup.answered.contains(&s.posted[0].ts), "{lookup:?}");
+    });
+    // Found: no second post. Then a lookup that fails posts (fail open).
+    kill_with_answer_held(gw, "lookup fails");
+    slack.with(|s| s.lookup_errors.push_back("missing_scope".into()));
+    let gw = Gateway::start(&home, &[]);
+    slack.wait_connected(3, 15);
+    slack.wait(15, "the repost after a failed lookup", |s| {
+        s.posted
+            .iter()
+            .filter(|p| p.text.contains("lookup fails"))
+            .count()
+            == 2
+    });
+    assert_eq!(answers_to(&slack, "in a thread"), 1, "{:?}", slack.posted());
+    assert!(
+        gw.log().contains("could not check whether send"),
+        "{}",
+        gw.log()
+    );
+}

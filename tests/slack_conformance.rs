@@ -2,7 +2,9 @@
 //! the `@slack/web-api` it brings) run under Node, connect through
 //! `apps.connections.open`, get `hello`, receive the message + app_mention
 //! pair and ack both, follow a `disconnect` to a fresh URL, and call
-//! `auth.test` and `chat.postMessage` through a 429 with `Retry-After`.
+//! `auth.test` and `chat.postMessage` through a 429 with `Retry-After`, then
+//! post with message metadata, `chat.update` it, and find it again through
+//! `conversations.history` with `include_all_metadata`.
 //! If the fake drifted from Slack's protocol, the official client would
 //! notice here.
 //!
@@ -105,11 +107,23 @@ fn slacks_own_node_client_speaks_with_the_fake() {
         posted["waited_ms"].as_u64() >= Some(900),
         "Retry-After honoured: {posted}"
     );
+    let history = expect(&lines, "history", &mut seen);
+    assert_eq!(history["found_ts"], history["posted_ts"], "{history}");
+    assert_eq!(history["updated_ts"], history["posted_ts"], "{history}");
+    assert_eq!(history["text"], "edited by node", "{history}");
     slack.with(|s| {
-        assert_eq!(s.post_attempts, 2, "429, then the retry");
-        assert_eq!(s.posted.len(), 1);
+        assert_eq!(
+            s.post_attempts, 3,
+            "429, then the retry, then the tagged post"
+        );
+        assert_eq!(s.posted.len(), 2);
         assert_eq!(s.posted[0].text, "from node");
         assert_eq!(s.posted[0].thread_ts.as_deref(), Some("1790000000.000001"));
+        assert!(
+            s.posted[1].metadata.is_some(),
+            "the form's metadata was read"
+        );
+        assert_eq!(s.edits.len(), 1);
     });
 
     let (ids, ts) = slack.channel_post("C0GEN", "U0CAROL", "hello", true, None);
@@ -155,7 +169,7 @@ fn slacks_own_node_client_speaks_with_the_fake() {
     );
     assert_eq!(slack.with(|s| s.unauthorized), 0);
     println!(
-        "conformance: @slack/socket-mode connected twice, acked {} envelopes, posted through a 429",
+        "conformance: @slack/socket-mode connected twice, acked {} envelopes, posted through a 429, updated a post and found its metadata in the history",
         slack.with(|s| s.acks.len())
     );
 }

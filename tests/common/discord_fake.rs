@@ -2,7 +2,9 @@
 //! v10 (`GET /gateway/bot` naming its own Gateway, `POST
 //! /channels/{id}/messages` with rate-limit headers, scripted 429s and
 //! `nonce` + `enforce_nonce` (a repeat within minutes returns the first message),
-//! `POST /channels/{id}/typing`) and the Gateway v10 WebSocket (Hello,
+//! `PATCH /channels/{id}/messages/{id}` editing the bot's own message (its
+//! own rate-limit bucket; 10008 Unknown Message), `POST
+//! /channels/{id}/typing`) and the Gateway v10 WebSocket (Hello,
 //! Identify or Resume, heartbeats acked and recorded with their sequence,
 //! READY, MESSAGE_CREATE dispatches replayed on Resume, op 7, op 9, close
 //! codes, 4014 for a Message Content intent not enabled, and guild messages
@@ -71,6 +73,10 @@ pub struct State {
     pub next_id: u64,
     /// Every message posted: (channel id, body).
     pub posted: Vec<(String, Value)>,
+    /// Every message created, as answered (content kept up to date by edits).
+    pub messages: Vec<Value>,
+    /// Every edit applied: (message id, new content, when).
+    pub edits: Vec<(String, String, Instant)>,
     /// Channels typing was posted to.
     pub typing: Vec<String>,
     /// The next this many message posts answer 429 with `retry_after`.
@@ -329,7 +335,44 @@ fn serve_rest(mut stream: TcpStream, st: &(Mutex<State>, Condvar), gateway: Sock
                             msg["nonce"] = body["nonce"].clone();
                             g.nonces.push((n, now, msg.clone()));
                         }
+                        g.messages.push(msg.clone());
                         respond(&mut stream, 200, &limit_headers(4, 0.05), &msg.to_string())
+                    }
+                }
+            }
+            ("PATCH", ["channels", channel, "messages", id]) if path.starts_with("/api/v10/") => {
+                let headers = vec![
+                    ("X-RateLimit-Limit", "5".to_string()),
+                    ("X-RateLimit-Remaining", "4".to_string()),
+                    ("X-RateLimit-Reset-After", "0.050".to_string()),
+                    ("X-RateLimit-Bucket", "fake-bucket-edits".to_string()),
+                ];
+                let content = body["content"].as_str().map(str::to_string);
+                let found = g
+                    .messages
+                    .iter()
+                    .position(|m| m["id"] == *id && m["channel_id"] == *channel);
+                match (found, content) {
+                    (None, _) => respond(
+                        &mut stream,
+                        404,
+                        &headers,
+                        r#"{"message": "Unknown Message", "code": 10008}"#,
+                    ),
+                    (Some(_), Some(c)) if c.chars().count() > 2000 => {
+                        let b = json!({"message": "Invalid Form Body", "code": 50035,
+                            "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}});
+                        respond(&mut stream, 400, &headers, &b.to_string())
+                    }
+                    (Some(i), content) => {
+                        if let Some(c) = &content {
+                            g.messages[i]["content"] = c.clone().into();
+                            g.edits.push((id.to_string(), c.clone(), Instant::now()));
+                        }
+                        g.messages[i]["edited_timestamp"] =
+                            "2026-12-01T10:00:02.000000+00:00".into();
+                        let msg = g.messages[i].clone();
+                        respond(&mut stream, 200, &headers, &msg.to_string())
                     }
                 }
             }

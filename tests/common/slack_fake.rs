@@ -229,7 +229,11 @@ impl FakeSlack {
                 text("ts"),
                 text("user"),
             ) {
-                if !s.messages.iter().any(|m| m.channel == channel && m.ts == ts) {
+                if !s
+                    .messages
+                    .iter()
+                    .any(|m| m.channel == channel && m.ts == ts)
+                {
                     s.store(Stored {
                         channel,
                         ts,
@@ -644,7 +648,11 @@ fn history(messages: &[Stored], method: &str, params: &Value) -> Value {
         .as_str()
         .and_then(|l| l.parse().ok())
         .or(params["limit"].as_u64())
-        .unwrap_or(if method == "conversations.history" { 100 } else { 1000 })
+        .unwrap_or(if method == "conversations.history" {
+            100
+        } else {
+            1000
+        })
         .clamp(1, 999) as usize;
     let in_range = |ts: &str| {
         let t = ts_us(ts);

@@ -29,15 +29,16 @@ pub use rest::{parse_rate_headers, Limiter, Outcome, RateInfo};
 pub const CHANNEL: &str = "discord";
 
 /// What Discord can do: 2,000 characters of Markdown per message. Threads
-/// are channels of their own (a reply goes to the message's channel), and
-/// edits are not used. The typing indicator lasts ~10 s: repeated every 8 s.
+/// are channels of their own (a reply goes to the message's channel).
+/// Answers stream into a draft edited with `PATCH` (the final answer's first
+/// part replaces it). The typing indicator lasts ~10 s: repeated every 8 s.
 pub const CAPABILITIES: crate::channel::adapter::Capabilities =
     crate::channel::adapter::Capabilities {
         max_text: TEXT_LIMIT,
         measure: crate::channel::split::Measure::Chars,
         formatting: crate::channel::adapter::Formatting::Markdown,
         threads: false,
-        edits: false,
+        edits: true,
         typing_every_ms: 8_000,
     };
 pub const DEFAULT_API_ROOT: &str = "https://discord.com/api";

@@ -77,8 +77,31 @@ pub fn create_message(
     reply_to: Option<&str>,
     nonce: &str,
 ) -> (String, String, Vec<u8>) {
-    let mut body = json!({"content": content, "allowed_mentions": {"parse": []},
-        "nonce": nonce, "enforce_nonce": true});
+    create(api_root, channel_id, content, reply_to, Some(nonce))
+}
+
+/// [`create_message`] without a nonce (a draft: sent once, never redone).
+pub fn create_message_plain(
+    api_root: &str,
+    channel_id: &str,
+    content: &str,
+    reply_to: Option<&str>,
+) -> (String, String, Vec<u8>) {
+    create(api_root, channel_id, content, reply_to, None)
+}
+
+fn create(
+    api_root: &str,
+    channel_id: &str,
+    content: &str,
+    reply_to: Option<&str>,
+    nonce: Option<&str>,
+) -> (String, String, Vec<u8>) {
+    let mut body = json!({"content": content, "allowed_mentions": {"parse": []}});
+    if let Some(nonce) = nonce {
+        body["nonce"] = nonce.into();
+        body["enforce_nonce"] = true.into();
+    }
     if let Some(id) = reply_to {
         body["message_reference"] = json!({"message_id": id, "fail_if_not_exists": false});
     }
@@ -87,6 +110,34 @@ pub fn create_message(
         route_key("POST", "/channels/{id}/messages", channel_id),
         body.to_string().into_bytes(),
     )
+}
+
+/// `PATCH /channels/{id}/messages/{id}`: the URL, the route key (its own
+/// bucket, per channel) and the body replacing the message's content.
+pub fn edit_message(
+    api_root: &str,
+    channel_id: &str,
+    message_id: &str,
+    content: &str,
+) -> (String, String, Vec<u8>) {
+    let body = json!({"content": content, "allowed_mentions": {"parse": []}});
+    (
+        format!(
+            "{}/channels/{channel_id}/messages/{message_id}",
+            v10(api_root)
+        ),
+        route_key("PATCH", "/channels/{id}/messages/{id}", channel_id),
+        body.to_string().into_bytes(),
+    )
+}
+
+/// The id of the message a create answered with.
+pub fn message_id(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v["id"]
+        .as_str()
+        .filter(|id| !id.is_empty() && id.len() <= 32)
+        .map(str::to_string)
 }
 
 /// `POST /channels/{id}/typing` (no body): the indicator lasts ~10 s.

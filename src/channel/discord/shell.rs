@@ -4,6 +4,10 @@
 //! network route (the shared WebSocket client of `net::websocket`, over
 //! rustls, or plain ws:// for a loopback fake) and reports to the reactor through the [`Sink`].
 //!
+//! The send thread posts queued messages (each part with its nonce), typing
+//! beats and drafts: a draft is posted once and edited with `PATCH`, and the
+//! final answer's first part edits it.
+//!
 //! The Gateway thread reads with a socket timeout set to the session's next
 //! heartbeat, so one thread serves frames and timers. It never gives up
 //! except on the close codes Discord says must not be retried; those stop
@@ -138,8 +142,12 @@ fn call(
             .header(ua_name, ua.as_str())
             .call()
     } else {
-        agent
-            .post(url)
+        let builder = if method == "PATCH" {
+            agent.patch(url)
+        } else {
+            agent.post(url)
+        };
+        builder
             .header(auth_name, auth.as_str())
             .header(ua_name, ua.as_str())
             .header("Content-Type", "application/json")
@@ -449,6 +457,23 @@ fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
     true
 }
 
+/// A draft on screen: its message and the text it shows.
+struct Draft {
+    message_id: String,
+    text: String,
+}
+/// Drafts remembered at once (one per run in flight is enough).
+const MAX_DRAFTS: usize = 64;
+
+/// The send thread's state: the limiter, the parts of queued messages
+/// already delivered (a retry goes on from there) and the drafts on screen.
+#[derive(Default)]
+struct Sender {
+    limiter: rest::Limiter,
+    progress: HashMap<u64, usize>,
+    drafts: HashMap<String, Draft>,
+}
+
 fn send_loop(
     s: &Settings,
     agent: &ureq::Agent,
@@ -456,9 +481,7 @@ fn send_loop(
     sink: &Sink,
     stop: &AtomicBool,
 ) {
-    let mut limiter = rest::Limiter::default();
-    // Parts of a queued message already delivered (a retry goes on from there).
-    let mut progress: HashMap<u64, usize> = HashMap::new();
+    let mut sender = Sender::default();
     while !stop.load(Ordering::Relaxed) {
         // No timeout: the reactor drops its sender when the adapter
         // stops, which ends the wait; an idle sender never wakes.
@@ -467,21 +490,146 @@ fn send_loop(
             Err(_) => return,
         };
         match job {
-            Some(SendJob::Typing { target }) => typing(s, agent, &mut limiter, &target.chat_id),
+            Some(SendJob::Typing { target }) => {
+                typing(s, agent, &mut sender.limiter, &target.chat_id)
+            }
             Some(SendJob::Message { seq, out, .. }) => {
-                let result = send_message(s, agent, &mut limiter, &mut progress, seq, &out, stop);
+                let result = send_message(s, agent, &mut sender, seq, &out, stop);
                 if !matches!(result, SendResult::Retry { .. }) {
-                    progress.remove(&seq);
+                    sender.progress.remove(&seq);
                 }
-                if progress.len() > 64 {
-                    progress.clear();
+                if sender.progress.len() > 64 {
+                    sender.progress.clear();
                 }
                 if !sink(AdapterEvent::Sent { seq, result }) {
                     return;
                 }
             }
-            // Edits are not used (see CAPABILITIES): no drafts come.
-            Some(SendJob::Draft { .. }) | None => {}
+            Some(SendJob::Draft { out }) => draft(s, agent, &mut sender, &out, stop),
+            None => {}
+        }
+    }
+}
+
+/// Shows a draft: a new message the first time, an edit afterwards (its
+/// first part only). Best effort: skipped while its route is rate limited.
+fn draft(
+    s: &Settings,
+    agent: &ureq::Agent,
+    sender: &mut Sender,
+    out: &Outbound,
+    stop: &AtomicBool,
+) {
+    let Some(name) = out.edit.as_ref() else {
+        return;
+    };
+    let Some(part) = format::render(&out.text, s.text_limit, s.max_lines)
+        .into_iter()
+        .next()
+    else {
+        return;
+    };
+    let known = sender.drafts.get(name);
+    if known.is_some_and(|d| d.text == part) {
+        return;
+    }
+    let (url, route, body) = match known {
+        Some(d) => rest::edit_message(&s.api_root, &out.chat_id, &d.message_id, &part),
+        None => {
+            rest::create_message_plain(&s.api_root, &out.chat_id, &part, out.reply_to.as_deref())
+        }
+    };
+    let method = if known.is_some() { "PATCH" } else { "POST" };
+    let message_id = match request(
+        s,
+        agent,
+        &mut sender.limiter,
+        method,
+        &url,
+        &route,
+        &body,
+        false,
+        stop,
+    ) {
+        Ok(answer) => known
+            .map(|d| d.message_id.clone())
+            .or_else(|| rest::message_id(&answer)),
+        Err(_) => {
+            log::debug!("{}: a draft was not shown", s.channel);
+            return;
+        }
+    };
+    if let Some(message_id) = message_id {
+        if sender.drafts.len() >= MAX_DRAFTS && !sender.drafts.contains_key(name) {
+            sender.drafts.clear();
+        }
+        let text = part;
+        sender
+            .drafts
+            .insert(name.clone(), Draft { message_id, text });
+    }
+}
+
+/// One REST request through the limiter: waits for its bucket and retries
+/// 429s (up to 5 tries) when `patient`, gives up at once otherwise. The
+/// answer's body on success; what the queue should do on failure.
+#[allow(clippy::too_many_arguments)]
+fn request(
+    s: &Settings,
+    agent: &ureq::Agent,
+    limiter: &mut rest::Limiter,
+    method: &str,
+    url: &str,
+    route: &str,
+    body: &[u8],
+    patient: bool,
+    stop: &AtomicBool,
+) -> Result<Vec<u8>, SendResult> {
+    let mut attempts = 0;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(SendResult::Retry {
+                after_s: None,
+                error: "stopping".into(),
+            });
+        }
+        let wait = limiter.wait_ms(route, now());
+        if wait > MAX_INLINE_WAIT_MS || (wait > 0 && !patient) {
+            return Err(SendResult::Retry {
+                after_s: Some(wait.div_ceil(1000)),
+                error: format!("rate limited for {wait} ms"),
+            });
+        }
+        pause(wait, stop);
+        attempts += 1;
+        let answer =
+            call(s, agent, method, url, Some(body)).map_err(|error| SendResult::Retry {
+                after_s: None,
+                error,
+            })?;
+        limiter.on_response(route, &answer.rate, now());
+        match rest::classify(answer.status, &answer.body, answer.retry_after.as_deref()) {
+            rest::Outcome::Ok => return Ok(answer.body),
+            rest::Outcome::RateLimited {
+                retry_after_ms,
+                global,
+            } => {
+                log::info!("{}: 429, retrying after {retry_after_ms} ms", s.channel);
+                limiter.on_429(route, retry_after_ms, global, now());
+                if attempts >= 5 || !patient {
+                    return Err(SendResult::Retry {
+                        after_s: Some(retry_after_ms.div_ceil(1000)),
+                        error: "rate limited (429)".into(),
+                    });
+                }
+            }
+            rest::Outcome::Transient(error) => {
+                return Err(SendResult::Retry {
+                    after_s: None,
+                    error,
+                })
+            }
+            rest::Outcome::Permanent(e) => return Err(SendResult::Permanent(e)),
         }
     }
 }
@@ -510,19 +658,52 @@ fn typing(s: &Settings, agent: &ureq::Agent, limiter: &mut rest::Limiter, chat: 
 }
 
 /// Sends the Discord messages of one queued chunk, in order, from where a
-/// previous attempt stopped.
+/// previous attempt stopped. A chunk naming a known draft edits it with its
+/// first part (a new message if the draft is gone); the rest follow as new
+/// messages.
 fn send_message(
     s: &Settings,
     agent: &ureq::Agent,
-    limiter: &mut rest::Limiter,
-    progress: &mut HashMap<u64, usize>,
+    sender: &mut Sender,
     seq: u64,
     out: &Outbound,
     stop: &AtomicBool,
 ) -> SendResult {
     let parts = format::render(&out.text, s.text_limit, s.max_lines);
-    let first = progress.get(&seq).copied().unwrap_or(0);
+    let first = sender.progress.get(&seq).copied().unwrap_or(0);
+    let draft = out
+        .edit
+        .as_ref()
+        .and_then(|name| sender.drafts.get(name))
+        .map(|d| d.message_id.clone());
     for (index, part) in parts.iter().enumerate().skip(first) {
+        if let (0, Some(message_id)) = (index, &draft) {
+            let (url, route, body) =
+                rest::edit_message(&s.api_root, &out.chat_id, message_id, part);
+            match request(
+                s,
+                agent,
+                &mut sender.limiter,
+                "PATCH",
+                &url,
+                &route,
+                &body,
+                true,
+                stop,
+            ) {
+                Ok(_) => {
+                    sender.progress.insert(seq, 1);
+                    continue;
+                }
+                Err(SendResult::Permanent(e)) => {
+                    log::info!(
+                        "{}: the draft could not be edited ({e}); sending anew",
+                        s.channel
+                    );
+                }
+                Err(other) => return other,
+            }
+        }
         let reply_to = if index == 0 {
             out.reply_to.as_deref()
         } else {
@@ -531,60 +712,23 @@ fn send_message(
         let nonce = rest::nonce(seq, index);
         let (url, route, body) =
             rest::create_message(&s.api_root, &out.chat_id, part, reply_to, &nonce);
-        let mut attempts = 0;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return SendResult::Retry {
-                    after_s: None,
-                    error: "stopping".into(),
-                };
-            }
-            let wait = limiter.wait_ms(&route, now());
-            if wait > MAX_INLINE_WAIT_MS {
-                return SendResult::Retry {
-                    after_s: Some(wait.div_ceil(1000)),
-                    error: format!("rate limited for {wait} ms"),
-                };
-            }
-            pause(wait, stop);
-            attempts += 1;
-            let answer = match call(s, agent, "POST", &url, Some(&body)) {
-                Ok(a) => a,
-                Err(e) => {
-                    return SendResult::Retry {
-                        after_s: None,
-                        error: e,
-                    }
-                }
-            };
-            limiter.on_response(&route, &answer.rate, now());
-            match rest::classify(answer.status, &answer.body, answer.retry_after.as_deref()) {
-                rest::Outcome::Ok => {
-                    progress.insert(seq, index + 1);
-                    break;
-                }
-                rest::Outcome::RateLimited {
-                    retry_after_ms,
-                    global,
-                } => {
-                    log::info!("{}: 429, retrying after {retry_after_ms} ms", s.channel);
-                    limiter.on_429(&route, retry_after_ms, global, now());
-                    if attempts >= 5 {
-                        return SendResult::Retry {
-                            after_s: Some(retry_after_ms.div_ceil(1000)),
-                            error: "rate limited (429)".into(),
-                        };
-                    }
-                }
-                rest::Outcome::Transient(e) => {
-                    return SendResult::Retry {
-                        after_s: None,
-                        error: e,
-                    }
-                }
-                rest::Outcome::Permanent(e) => return SendResult::Permanent(e),
-            }
+        if let Err(result) = request(
+            s,
+            agent,
+            &mut sender.limiter,
+            "POST",
+            &url,
+            &route,
+            &body,
+            true,
+            stop,
+        ) {
+            return result;
         }
+        sender.progress.insert(seq, index + 1);
+    }
+    if let Some(name) = &out.edit {
+        sender.drafts.remove(name);
     }
     SendResult::Delivered
 }

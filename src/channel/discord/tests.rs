@@ -402,6 +402,22 @@ fn requests_are_built_as_discord_documents_them() {
         .expect("json")
         .get("message_reference")
         .is_none());
+    let (url, route, body) = rest::edit_message("https://discord.com/api", "1300", "1400", "new");
+    assert_eq!(
+        url,
+        "https://discord.com/api/v10/channels/1300/messages/1400"
+    );
+    assert_eq!(route, "PATCH /channels/{id}/messages/{id} 1300");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json"),
+        json!({"content": "new", "allowed_mentions": {"parse": []}})
+    );
+    assert_eq!(
+        rest::message_id(br#"{"id": "1401", "content": "x"}"#),
+        Some("1401".into())
+    );
+    assert_eq!(rest::message_id(br#"{"id": 5}"#), None);
+    assert_eq!(rest::message_id(b"<html>"), None);
     assert_eq!(
         rest::typing("https://discord.com/api", "7").0,
         "https://discord.com/api/v10/channels/7/typing"

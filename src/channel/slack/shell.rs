@@ -364,18 +364,22 @@ fn send_loop(s: &Settings, api: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink
             Some(Lookup::RateLimited(secs)) => Outcome::RetryAfter(secs),
             Some(Lookup::Absent) | None => send_one(s, api, &out, &mut drafts, Some(&id)),
         };
-        unsure.retain(|u| *u != seq);
-        let result = match outcome {
-            Outcome::Ok(_) => SendResult::Delivered,
-            Outcome::RetryAfter(secs) => SendResult::rate_limited(secs),
-            Outcome::Transient(error) => {
-                // It may have reached Slack: look before the next attempt.
+        // A send with no answer may have reached Slack: look before the
+        // next attempt (a 429 leaves an earlier doubt standing).
+        match outcome {
+            Outcome::Ok(_) | Outcome::Fatal(_) => unsure.retain(|u| *u != seq),
+            Outcome::Transient(_) if !unsure.contains(&seq) => {
                 if unsure.len() >= MAX_UNSURE {
                     unsure.remove(0);
                 }
                 unsure.push(seq);
-                SendResult::retry(error)
             }
+            Outcome::Transient(_) | Outcome::RetryAfter(_) => {}
+        }
+        let result = match outcome {
+            Outcome::Ok(_) => SendResult::Delivered,
+            Outcome::RetryAfter(secs) => SendResult::rate_limited(secs),
+            Outcome::Transient(error) => SendResult::retry(error),
             Outcome::Fatal(e) => SendResult::Permanent(e),
         };
         if !sink(AdapterEvent::Sent { seq, result }) {

@@ -40,6 +40,11 @@ manager.on(WebSocketShardEvents.Dispatch, async (payload) => {
       },
     });
     say('POSTED', sent.id);
+    // Streaming by edit: the message is edited in place.
+    const edited = await rest.patch(`/channels/${event.d.channel_id}/messages/${sent.id}`, {
+      body: { content: `edited: ${event.d.content}`, allowed_mentions: { parse: [] } },
+    });
+    say('EDITED', edited.id, JSON.stringify(edited.content));
   } catch (e) {
     say('POST-FAILED', JSON.stringify(String(e)));
   }

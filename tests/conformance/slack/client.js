@@ -38,6 +38,24 @@ for (const type of ['message', 'app_mention']) {
   const started = Date.now();
   const posted = await web.chat.postMessage({ channel: 'C0GEN', text: 'from node', thread_ts: '1790000000.000001' });
   say('posted', { ts: posted.ts, waited_ms: Date.now() - started });
+  // What pinch relies on for exactly-once sends and streaming: message
+  // metadata on a post, chat.update, and the metadata read back through
+  // conversations.history with include_all_metadata.
+  const tagged = await web.chat.postMessage({
+    channel: 'C0GEN', text: 'draft from node',
+    metadata: { event_type: 'pinch_send', event_payload: { id: 'node.1' } },
+  });
+  const updated = await web.chat.update({ channel: 'C0GEN', ts: tagged.ts, text: 'edited by node' });
+  const history = await web.conversations.history({
+    channel: 'C0GEN', oldest: String(Math.floor(Date.now() / 1000) - 300),
+    inclusive: true, limit: 100, include_all_metadata: true,
+  });
+  const found = history.messages.find((m) => m.metadata && m.metadata.event_type === 'pinch_send'
+    && m.metadata.event_payload && m.metadata.event_payload.id === 'node.1');
+  say('history', {
+    posted_ts: tagged.ts, updated_ts: updated.ts, found_ts: found && found.ts,
+    text: found && found.text, count: history.messages.length,
+  });
 })().catch(fail);
 
 process.stdin.on('data', (d) => {

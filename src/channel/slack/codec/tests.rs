@@ -323,5 +323,8 @@ fn a_send_is_found_by_its_metadata_since_it_was_queued() {
     assert_eq!(lookup::find(&answer, &id), Some("17.6".into()));
     assert_eq!(lookup::find(&answer, "1c.1"), None);
     assert_eq!(lookup::find(&json!({"ok": true}), &id), None);
-    assert_eq!(lookup::find(&json!({"messages": [{"metadata": 5}]}), &id), None);
+    assert_eq!(
+        lookup::find(&json!({"messages": [{"metadata": 5}]}), &id),
+        None
+    );
 }
