@@ -4,13 +4,16 @@
 //! Tried one after another, the first address would use up the whole
 //! connect budget and the call would fail; raced, it succeeds. Names are
 //! resolved by a resolver given to the ureq agent, so nothing leaves
-//! 127.0.0.1. Then Slack (Web API and Socket Mode) and Discord (REST and
-//! Gateway) end to end through SOCKS5 routes.
+//! 127.0.0.1. The same against a real SOCKS5 server (Debian's microsocks,
+//! which `.ci/run` installs; skipped, saying so, where it is absent). Then
+//! Slack (Web API and Socket Mode) and Discord (REST and Gateway) end to end
+//! through SOCKS5 routes.
 
 mod common;
 #[path = "common/discord_fake.rs"]
 mod discord_fake;
 
+use common::microsocks::Microsocks;
 use common::slack_fake::{FakeSlack, APP_TOKEN, BOT_TOKEN};
 use common::socks_fake::FakeSocks;
 use common::*;
@@ -183,6 +186,61 @@ fn socks5_races_the_targets_addresses_through_the_proxy() {
     assert_eq!(
         socks.log().last(),
         Some(&format!("name origin.test:{port}"))
+    );
+}
+
+#[test]
+fn a_real_socks5_server_is_raced_to_and_through() {
+    let Some(proxy) = Microsocks::start("pinch", "s3cret") else {
+        return;
+    };
+    let Some((_silent, _held, silent)) = silent_listener() else {
+        println!("SKIPPED: the loopback accept queue could not be filled on this kernel");
+        return;
+    };
+    let web = origin();
+    let port = web.port();
+    let names = || {
+        Names(vec![
+            (
+                "proxy.test".into(),
+                vec![silent, SocketAddr::from(([127, 0, 0, 1], proxy.port))],
+            ),
+            // ::1 on the origin's port is closed (or absent): the server
+            // answers the CONNECT with an error and the IPv4 address follows.
+            (
+                "origin.test".into(),
+                vec![
+                    format!("[::1]:{port}").parse().expect("address"),
+                    SocketAddr::from(([127, 0, 0, 1], port)),
+                ],
+            ),
+        ])
+    };
+    let good = format!("pinch:s3cret@proxy.test:{}", proxy.port);
+    let cases = [
+        (
+            format!("socks5://{good}"),
+            format!("http://origin.test:{port}/"),
+        ),
+        (
+            format!("socks5h://{good}"),
+            format!("http://localhost:{port}/"),
+        ),
+    ];
+    for (route, url) in cases {
+        assert_eq!(get(&route, &url, names()).as_deref(), Ok("ok"), "{route}");
+    }
+    let refused = get(
+        &format!("socks5h://pinch:wrong@proxy.test:{}", proxy.port),
+        &format!("http://localhost:{port}/"),
+        names(),
+    );
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("rejected the user name/password")),
+        "a wrong password must fail: {refused:?}"
     );
 }
 

@@ -790,6 +790,7 @@ pub fn status_json(gw: &Gateway) -> serde_json::Value {
 }
 
 pub mod fake_server;
+pub mod microsocks;
 pub mod slack_fake;
 pub mod socks_fake;
 pub mod telegram;
