@@ -2,8 +2,6 @@
 //! `.ci/run`) on an ephemeral loopback port, demanding a user name and
 //! password. Stopped on drop.
 
-use std::time::{Duration, Instant};
-
 pub struct Microsocks {
     pub port: u16,
     child: std::process::Child,
@@ -14,20 +12,8 @@ impl Microsocks {
     /// "SKIPPED: ..." and returns `None` when it is not installed. Waits
     /// (with a deadline) until it accepts connections.
     pub fn start(user: &str, password: &str) -> Option<Microsocks> {
-        let Some(bin) = ["/usr/bin/microsocks", "/usr/sbin/microsocks"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-        else {
-            eprintln!(
-                "SKIPPED: microsocks is not installed (apt-get install microsocks; .ci/run does)"
-            );
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let bin = super::installed("microsocks", "microsocks")?;
+        let port = super::free_port();
         let child = std::process::Command::new(bin)
             .args([
                 "-i",
@@ -43,14 +29,7 @@ impl Microsocks {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start microsocks");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "microsocks did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_listening(port, "microsocks");
         Some(Microsocks { port, child })
     }
 }
