@@ -4,14 +4,20 @@
 //! Tried one after another, the first address would use up the whole
 //! connect budget and the call would fail; raced, it succeeds. Names are
 //! resolved by a resolver given to the ureq agent, so nothing leaves
-//! 127.0.0.1. Then Slack (Web API and Socket Mode) end to end through a
-//! SOCKS5 route.
+//! 127.0.0.1. The same against a real SOCKS5 server (Debian's microsocks,
+//! which `.ci/run` installs; skipped, saying so, where it is absent). Then
+//! Slack (Web API and Socket Mode) and Discord (REST and Gateway) end to end
+//! through SOCKS5 routes.
 
 mod common;
+#[path = "common/discord_fake.rs"]
+mod discord_fake;
 
+use common::microsocks::Microsocks;
 use common::slack_fake::{FakeSlack, APP_TOKEN, BOT_TOKEN};
 use common::socks_fake::FakeSocks;
 use common::*;
+use discord_fake::{FakeDiscord, TOKEN};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -184,6 +190,61 @@ fn socks5_races_the_targets_addresses_through_the_proxy() {
 }
 
 #[test]
+fn a_real_socks5_server_is_raced_to_and_through() {
+    let Some(proxy) = Microsocks::start("pinch", "s3cret") else {
+        return;
+    };
+    let Some((_silent, _held, silent)) = silent_listener() else {
+        println!("SKIPPED: the loopback accept queue could not be filled on this kernel");
+        return;
+    };
+    let web = origin();
+    let port = web.port();
+    let names = || {
+        Names(vec![
+            (
+                "proxy.test".into(),
+                vec![silent, SocketAddr::from(([127, 0, 0, 1], proxy.port))],
+            ),
+            // ::1 on the origin's port is closed (or absent): the server
+            // answers the CONNECT with an error and the IPv4 address follows.
+            (
+                "origin.test".into(),
+                vec![
+                    format!("[::1]:{port}").parse().expect("address"),
+                    SocketAddr::from(([127, 0, 0, 1], port)),
+                ],
+            ),
+        ])
+    };
+    let good = format!("pinch:s3cret@proxy.test:{}", proxy.port);
+    let cases = [
+        (
+            format!("socks5://{good}"),
+            format!("http://origin.test:{port}/"),
+        ),
+        (
+            format!("socks5h://{good}"),
+            format!("http://localhost:{port}/"),
+        ),
+    ];
+    for (route, url) in cases {
+        assert_eq!(get(&route, &url, names()).as_deref(), Ok("ok"), "{route}");
+    }
+    let refused = get(
+        &format!("socks5h://pinch:wrong@proxy.test:{}", proxy.port),
+        &format!("http://localhost:{port}/"),
+        names(),
+    );
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("rejected the user name/password")),
+        "a wrong password must fail: {refused:?}"
+    );
+}
+
+#[test]
 fn slack_web_api_and_socket_mode_go_through_a_socks5_route() {
     let home = TempHome::new("slack-socks");
     let (llm, slack, socks) = (FakeLlm::openai(), FakeSlack::start(), FakeSocks::start());
@@ -205,6 +266,45 @@ fn slack_web_api_and_socket_mode_go_through_a_socks5_route() {
     assert_eq!(posted[0].text, "Hello from fake: hello through socks");
     let log = socks.log();
     for (what, address) in [("Web API", slack.api_addr), ("Socket Mode", slack.ws_addr)] {
+        assert!(
+            log.contains(&format!("ip {address}")),
+            "{what} must go through the proxy: {log:?}"
+        );
+    }
+}
+
+#[test]
+fn discord_rest_and_gateway_go_through_a_socks5_route() {
+    let home = TempHome::new("discord-socks");
+    let (llm, discord, socks) = (FakeLlm::openai(), FakeDiscord::start(), FakeSocks::start());
+    let user = "2200000000000000002";
+    home.write_config(&config_for(
+        &[("fake", &llm)],
+        "fake/m1",
+        &[],
+        &format!(
+            r#", "channels": {{"discord": {{"token": "{TOKEN}", "apiRoot": "{}", "network": {{"proxy": "socks5://127.0.0.1:{}"}}, "dmPolicy": "allowlist", "allowFrom": ["{user}"]}}}}"#,
+            discord.api_root(),
+            socks.addr.port()
+        ),
+    ));
+    let gw = Gateway::start(&home, &[]);
+    assert!(
+        discord.wait(15, |s| s.identifies.len() == 1),
+        "identify through the proxy; log:\n{}",
+        gw.log()
+    );
+    discord.dm("1300000000000000200", user, "hello through socks");
+    let posted = discord.wait_posted(1, 20);
+    assert_eq!(
+        posted[0].1["content"],
+        "Hello from fake: hello through socks"
+    );
+    let log = socks.log();
+    for (what, address) in [
+        ("REST", discord.rest_addr),
+        ("Gateway", discord.gateway_addr),
+    ] {
         assert!(
             log.contains(&format!("ip {address}")),
             "{what} must go through the proxy: {log:?}"

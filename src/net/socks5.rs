@@ -269,8 +269,15 @@ pub fn open(
         Destination::Name(target) => return tunnel(stream, credentials.as_ref(), &target, left),
         Destination::Addresses(targets) => targets,
     };
-    if let [only] = targets.as_slice() {
-        return tunnel(stream, credentials.as_ref(), &SocksTarget::Ip(*only), left);
+    match targets.as_slice() {
+        [] => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the target name has no address",
+            ))
+        }
+        [only] => return tunnel(stream, credentials.as_ref(), &SocksTarget::Ip(*only), left),
+        _ => {}
     }
     // The first attempt uses the connection made above; each later one a
     // new connection to the proxy address that answered.

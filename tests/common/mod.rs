@@ -783,6 +783,36 @@ pub fn wait_until(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// A Debian package's program in /usr/bin or /usr/sbin, or `None` after
+/// printing "SKIPPED: ..." when it is not installed.
+pub fn installed(program: &str, package: &str) -> Option<PathBuf> {
+    let found = ["/usr/bin", "/usr/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.exists());
+    if found.is_none() {
+        eprintln!("SKIPPED: {program} is not installed (apt-get install {package}; .ci/run does)");
+    }
+    found
+}
+
+/// A free port on 127.0.0.1 for a program a test starts.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits up to 5 s until something accepts on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16, what: &str) {
+    assert!(
+        wait_until(5, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "{what} did not start listening"
+    );
+}
+
 /// The gateway's `GET /status` body as JSON (panics with the body if it is not JSON).
 pub fn status_json(gw: &Gateway) -> serde_json::Value {
     let (_, body) = http_get(&format!("{}/status", gw.url()), None);
@@ -790,6 +820,7 @@ pub fn status_json(gw: &Gateway) -> serde_json::Value {
 }
 
 pub mod fake_server;
+pub mod microsocks;
 pub mod slack_fake;
 pub mod socks_fake;
 pub mod telegram;

@@ -4,7 +4,6 @@
 
 use super::TempHome;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 pub struct Tinyproxy {
     pub port: u16,
@@ -16,20 +15,8 @@ impl Tinyproxy {
     /// Starts tinyproxy, or prints "SKIPPED: ..." and returns `None` when it
     /// is not installed. Waits (with a deadline) until it accepts connections.
     pub fn start(home: &TempHome) -> Option<Tinyproxy> {
-        let Some(bin) = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-        else {
-            eprintln!(
-                "SKIPPED: tinyproxy is not installed (apt-get install tinyproxy; .ci/run does)"
-            );
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let bin = super::installed("tinyproxy", "tinyproxy")?;
+        let port = super::free_port();
         let log = home.path.join("tinyproxy.log");
         let conf = home.path.join("tinyproxy.conf");
         std::fs::write(&conf, format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Connect\nMaxClients 20\nAllow 127.0.0.1\n", log.display())).expect("conf");
@@ -40,14 +27,7 @@ impl Tinyproxy {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start tinyproxy");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tinyproxy did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_listening(port, "tinyproxy");
         Some(Tinyproxy { port, log, child })
     }
 
