@@ -71,10 +71,7 @@ const LAYERS: &[(&str, u32)] = &[
 ];
 
 /// Upward edges still present: (from module, to module). May only shrink.
-const KNOWN_UPWARD: &[(&str, &str)] = &[
-    // Skill requirements are checked with the exec tool's program lookup.
-    ("agent::skills", "agent::tools"),
-];
+const KNOWN_UPWARD: &[(&str, &str)] = &[];
 
 fn layer_of(module: &str) -> u32 {
     LAYERS
@@ -117,8 +114,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The source without test code: files that are tests, and everything
-/// from a `#[cfg(test)]` module to the end of the file.
+/// The source without test code: files that are tests, and each
+/// `#[cfg(test)]` module (up to its closing brace; code after it is read).
 fn production_text(file: &Path, text: &str) -> Option<String> {
     let name = file.file_name()?.to_string_lossy().into_owned();
     if name == "tests.rs" || name.ends_with("_tests.rs") {
@@ -132,7 +129,14 @@ fn production_text(file: &Path, text: &str) -> Option<String> {
             if let Some(next) = lines.peek() {
                 let n = next.trim();
                 if n.starts_with("mod ") && n.ends_with('{') {
-                    break;
+                    let mut depth = 0i64;
+                    for inner in lines.by_ref() {
+                        depth += brace_balance(inner);
+                        if depth <= 0 {
+                            break;
+                        }
+                    }
+                    continue;
                 }
             }
         }
@@ -143,6 +147,36 @@ fn production_text(file: &Path, text: &str) -> Option<String> {
         out.push('\n');
     }
     Some(out)
+}
+
+/// `{` minus `}` on a line, outside string and character literals and
+/// line comments.
+fn brace_balance(line: &str) -> i64 {
+    let mut balance = 0;
+    let mut chars = line.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if in_string => {
+                chars.next();
+            }
+            '"' => in_string = !in_string,
+            '\'' if !in_string => {
+                // A char literal such as '{' or '\'' (not a lifetime).
+                let rest: String = chars.clone().take(3).collect();
+                if rest.starts_with('\\') {
+                    chars.nth(2);
+                } else if rest.chars().nth(1) == Some('\'') {
+                    chars.nth(1);
+                }
+            }
+            '/' if !in_string && chars.peek() == Some(&'/') => break,
+            '{' if !in_string => balance += 1,
+            '}' if !in_string => balance -= 1,
+            _ => {}
+        }
+    }
+    balance
 }
 
 /// Expands `a::{b, c::{d, e}}` into `a::b`, `a::c::d`, `a::c::e`.
@@ -317,4 +351,15 @@ fn the_reader_resolves_paths_and_braces() {
     assert_eq!(layer_of("channel::telegram::shell"), 9);
     assert_eq!(layer_of("channel::telegram"), 8);
     assert_eq!(layer_of("gateway::ws"), 13);
+}
+
+#[test]
+fn test_modules_are_left_out_and_code_after_them_is_read() {
+    let text = "use crate::util;\n#[cfg(test)]\nmod tests {\n    use crate::gateway;\n    fn f() { let c = '{'; let s = \"}}\"; }\n}\nfn later(_: &crate::config::Config) {}\n";
+    let kept = production_text(Path::new("src/net/route.rs"), text).expect("source");
+    let refs = references("net::route", &kept);
+    let want: BTreeSet<String> = ["util", "config"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(refs, want, "{kept}");
+    assert_eq!(brace_balance("let x = \"{\"; // }"), 0);
+    assert_eq!(brace_balance("mod tests {"), 1);
 }

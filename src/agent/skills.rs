@@ -301,7 +301,7 @@ pub fn unmet(req: &Requires, dir: &Path, env_set: &dyn Fn(&str) -> bool) -> Vec<
         return missing;
     }
     for b in &req.bins {
-        if super::tools::resolve_program(b, dir).is_none() {
+        if crate::sandbox::resolve_program(b, dir).is_none() {
             missing.push(format!("program {b} not on PATH"));
         }
     }
@@ -309,7 +309,7 @@ pub fn unmet(req: &Requires, dir: &Path, env_set: &dyn Fn(&str) -> bool) -> Vec<
         && !req
             .any_bins
             .iter()
-            .any(|b| super::tools::resolve_program(b, dir).is_some())
+            .any(|b| crate::sandbox::resolve_program(b, dir).is_some())
     {
         missing.push(format!(
             "none of the programs {} on PATH",

@@ -437,5 +437,27 @@ pub fn harden_gateway() {
     }
 }
 
+/// Finds a program like the kernel would: a path with a slash is taken as
+/// is (relative to the workspace); a bare name is looked up on PATH. The
+/// result is canonical, so symlinks and `..` are resolved.
+pub fn resolve_program(name: &str, workspace: &Path) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = if Path::new(name).is_absolute() {
+            PathBuf::from(name)
+        } else {
+            workspace.join(name)
+        };
+        return std::fs::canonicalize(p).ok().filter(|p| p.is_file());
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if candidate.is_file() {
+            return std::fs::canonicalize(candidate).ok();
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests;

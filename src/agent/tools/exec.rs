@@ -4,6 +4,7 @@
 
 use super::shell_words::split_words;
 use super::{cap, Output, Registry};
+use crate::sandbox::resolve_program;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -209,26 +210,4 @@ fn read_capped(mut r: impl Read, max: usize) -> String {
         s.push_str(&format!("\n[output truncated: {max} of {total} bytes]"));
     }
     s
-}
-
-/// Finds a program like the kernel would: a path with a slash is taken as
-/// is (relative to the workspace); a bare name is looked up on PATH. The
-/// result is canonical, so symlinks and `..` are resolved.
-pub fn resolve_program(name: &str, workspace: &Path) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = if Path::new(name).is_absolute() {
-            PathBuf::from(name)
-        } else {
-            workspace.join(name)
-        };
-        return std::fs::canonicalize(p).ok().filter(|p| p.is_file());
-    }
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let candidate = Path::new(dir).join(name);
-        if candidate.is_file() {
-            return std::fs::canonicalize(candidate).ok();
-        }
-    }
-    None
 }

@@ -30,7 +30,7 @@ mod shell_words;
 mod skill;
 mod web;
 
-pub use exec::resolve_program;
+use crate::sandbox::resolve_program;
 pub use html_text::html_to_text;
 pub use shell_words::split_words;
 
