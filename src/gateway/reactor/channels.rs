@@ -401,6 +401,7 @@ impl Reactor {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("delivery: cannot read the queue: {e}");
+                self.delivery_wake_ms = 0;
                 return;
             }
         };
@@ -408,7 +409,19 @@ impl Reactor {
         let actions = self
             .channels
             .plan_sends(due, |channel| adapters.contains_key(channel));
+        let planned = actions.len();
+        let inflight_before = self.channels.inflight().len();
         self.apply_channel_actions(actions);
+        // The next tick reads the queue again only once its earliest head
+        // not in flight is due; at once if a send queue was full.
+        self.delivery_wake_ms = if self.channels.inflight().len() < inflight_before + planned {
+            0
+        } else {
+            match queue::next_wake(&self.store, self.channels.inflight()) {
+                Ok(at) => at.unwrap_or(u64::MAX),
+                Err(_) => 0,
+            }
+        };
     }
 
     fn on_sent(&mut self, seq: u64, result: SendResult) {

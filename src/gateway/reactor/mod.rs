@@ -156,6 +156,11 @@ pub struct Reactor {
     pub(super) cache_stats: CacheStats,
     /// When free heap and code pages go back to the kernel (at rest).
     trim: crate::util::QuietTrim,
+    /// Unix ms before which the tick need not read the outbound queue: set
+    /// from the queue's earliest due head after a pump, and to 0 (read at
+    /// the next tick) by anything that can queue, hand back or free a
+    /// message. An idle gateway then reads no queue while nothing waits.
+    pub(super) delivery_wake_ms: u64,
     ticks: u64,
     /// Per "provider/model": consecutive failures, cooldown end and last error.
     model_health: HashMap<String, ModelHealth>,
@@ -200,6 +205,7 @@ impl Reactor {
             runs_failed: 0,
             cache_stats: CacheStats::default(),
             trim: crate::util::QuietTrim::new(Instant::now()),
+            delivery_wake_ms: 0,
             ticks: 0,
             model_health: HashMap::new(),
             proactive,
@@ -233,7 +239,9 @@ impl Reactor {
     fn maintain(&mut self) {
         self.ticks += 1;
         // Queued replies whose retry time has come.
-        self.pump_delivery();
+        if crate::util::now_ms() >= self.delivery_wake_ms {
+            self.pump_delivery();
+        }
         self.progress_tick();
         // Once traffic pauses (and every 30 s while it stays paused), hand
         // freed heap back to the kernel, and at the start of the pause the
@@ -272,6 +280,7 @@ impl Reactor {
         );
         if !health {
             self.trim.on_activity(Instant::now());
+            self.delivery_wake_ms = 0;
         }
         match msg {
             ToReactor::Open { conn, outbox } => {

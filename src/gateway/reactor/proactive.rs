@@ -307,6 +307,8 @@ impl Reactor {
     /// Starts what is due: jobs, then the heartbeat.
     pub(super) fn proactive_tick(&mut self) {
         let now = now_ms();
+        // Jobs and beats may queue messages: the next tick reads the queue.
+        self.delivery_wake_ms = 0;
         self.sweep_lost(now);
         for action in self.proactive.due(now) {
             match action {
