@@ -861,12 +861,7 @@ fn bounded_history(turns: &[(u64, Turn)], budget: usize) -> (Vec<Value>, bool) {
 }
 
 fn turn_json(seq: u64, t: &Turn) -> Value {
-    let role = match (&t.kind, &t.message.role) {
-        (TurnKind::Summary, _) => "summary",
-        (_, Role::User) => "user",
-        (_, Role::Assistant) => "assistant",
-    };
-    let mut text = t.message.joined_text();
+    let crate::agent::prompt::ShownTurn { role, text } = crate::agent::prompt::shown_turn(t);
     let mut tools = Vec::new();
     for p in &t.message.parts {
         match p {
@@ -876,9 +871,6 @@ fn turn_json(seq: u64, t: &Turn) -> Value {
             }
             _ => {}
         }
-    }
-    if role == "user" {
-        text = crate::agent::prompt::strip_envelope(&text).to_string();
     }
     json!({"seq": seq, "ts": t.ts_ms, "role": role, "text": text, "model": t.model, "tools": tools})
 }
