@@ -44,19 +44,9 @@ fn sigterm_stops_accepting_joins_every_thread_and_exits_zero() {
     });
     assert!(written, "the snapshot was written");
 
-    let log = gw.log.clone();
-    let code = gw.stop();
-    assert_eq!(code, Some(0), "a clean exit within the deadline");
+    let text = assert_clean_stop(gw);
     let n = notify.recv(&mut buf).expect("STOPPING=1 from the gateway");
     assert_eq!(&buf[..n], b"STOPPING=1");
-    // The process has exited; its last log lines arrive with the pipe's end.
-    let complete = wait_until(5, || {
-        log.lock()
-            .expect("log")
-            .contains("shutdown complete: every thread stopped")
-    });
-    let text = log.lock().expect("log").clone();
-    assert!(complete, "every thread stopped:\n{text}");
     for thread in [
         "stopped thread accept",
         "stopped thread telegram-poll",
@@ -85,18 +75,51 @@ fn telegram_config(llm: &FakeLlm, tg: &FakeTelegram, poll_timeout_s: u32) -> Str
     )
 }
 
+/// SIGTERM: the gateway exits 0 within the deadline and its log (returned)
+/// ends with `last`. (The last lines arrive with the pipe's end.)
+fn stop_with_last_line(gw: Gateway, last: &str) -> String {
+    let log = gw.log.clone();
+    assert_eq!(gw.stop(), Some(0), "an exit within the deadline");
+    let ended = wait_until(5, || log.lock().expect("log").contains(last));
+    let text = log.lock().expect("log").clone();
+    assert!(ended, "{last:?} in the log:\n{text}");
+    text
+}
+
 /// The shutdown's last line says every thread stopped.
 fn assert_clean_stop(gw: Gateway) -> String {
-    let log = gw.log.clone();
-    assert_eq!(gw.stop(), Some(0), "a clean exit within the deadline");
-    let complete = wait_until(5, || {
-        log.lock()
-            .expect("log")
-            .contains("shutdown complete: every thread stopped")
-    });
-    let text = log.lock().expect("log").clone();
-    assert!(complete, "every thread stopped:\n{text}");
-    text
+    stop_with_last_line(gw, "shutdown complete: every thread stopped")
+}
+
+/// Sends `text` to `session` and returns once the run's first piece has
+/// reached the client: the run is in flight.
+fn send_until_streaming(ws: &mut Ws, session: &str, text: &str) {
+    ws.req(
+        "chat.send",
+        serde_json::json!({"session": session, "text": text}),
+    );
+    loop {
+        let frame = ws.read();
+        assert_ne!(frame["event"], "chat.final", "{frame}");
+        if frame["event"] == "chat.delta" {
+            return;
+        }
+    }
+}
+
+/// The session's transcript: the message and the checkpointed answer.
+fn two_turns(ws: &mut Ws, session: &str) -> Vec<serde_json::Value> {
+    let history = ws.call("chat.history", serde_json::json!({"session": session}));
+    let turns = history["payload"]["turns"]
+        .as_array()
+        .expect("turns")
+        .clone();
+    assert_eq!(
+        turns.len(),
+        2,
+        "the message and the partial answer: {history}"
+    );
+    turns
 }
 
 #[test]
@@ -120,18 +143,7 @@ fn a_websocket_run_in_flight_is_checkpointed_into_its_transcript() {
         finish: true,
     });
     let mut ws = Ws::connect(gw.addr);
-    ws.req(
-        "chat.send",
-        serde_json::json!({"session": "web:checkpoint", "text": "tell me everything"}),
-    );
-    // The run is in flight once its first piece has reached the client.
-    loop {
-        let frame = ws.read();
-        assert_ne!(frame["event"], "chat.final", "{frame}");
-        if frame["event"] == "chat.delta" {
-            break;
-        }
-    }
+    send_until_streaming(&mut ws, "web:checkpoint", "tell me everything");
     let text = assert_clean_stop(gw);
     assert!(
         text.contains("session web:checkpoint: the run in flight is checkpointed"),
@@ -143,19 +155,7 @@ fn a_websocket_run_in_flight_is_checkpointed_into_its_transcript() {
     // streamed, marked as interrupted.
     let gw = Gateway::start(&home, &[]);
     let mut ws = Ws::connect(gw.addr);
-    let history = ws.call(
-        "chat.history",
-        serde_json::json!({"session": "web:checkpoint"}),
-    );
-    let turns = history["payload"]["turns"]
-        .as_array()
-        .expect("turns")
-        .clone();
-    assert_eq!(
-        turns.len(),
-        2,
-        "the message and the partial answer: {history}"
-    );
+    let turns = two_turns(&mut ws, "web:checkpoint");
     assert_eq!(turns[0]["role"], "user");
     assert_eq!(turns[0]["text"], "tell me everything");
     assert_eq!(turns[1]["role"], "assistant");
@@ -237,26 +237,8 @@ fn a_websocket_run_whose_model_is_silent_is_checkpointed_from_what_was_streamed(
         finish: true,
     });
     let mut ws = Ws::connect(gw.addr);
-    ws.req(
-        "chat.send",
-        serde_json::json!({"session": "web:silent", "text": "a slow question"}),
-    );
-    loop {
-        let frame = ws.read();
-        assert_ne!(frame["event"], "chat.final", "{frame}");
-        if frame["event"] == "chat.delta" {
-            break;
-        }
-    }
-    let log = gw.log.clone();
-    assert_eq!(gw.stop(), Some(0), "an exit within the deadline");
-    let ended = wait_until(5, || {
-        log.lock()
-            .expect("log")
-            .contains("did not stop within 5 s; exiting anyway")
-    });
-    let text = log.lock().expect("log").clone();
-    assert!(ended, "{text}");
+    send_until_streaming(&mut ws, "web:silent", "a slow question");
+    let text = stop_with_last_line(gw, "did not stop within 5 s; exiting anyway");
     assert!(
         text.contains("no checkpoint from its worker in time"),
         "{text}"
@@ -267,12 +249,7 @@ fn a_websocket_run_whose_model_is_silent_is_checkpointed_from_what_was_streamed(
 
     let gw = Gateway::start(&home, &[]);
     let mut ws = Ws::connect(gw.addr);
-    let history = ws.call("chat.history", serde_json::json!({"session": "web:silent"}));
-    let turns = history["payload"]["turns"]
-        .as_array()
-        .expect("turns")
-        .clone();
-    assert_eq!(turns.len(), 2, "{history}");
+    let turns = two_turns(&mut ws, "web:silent");
     assert_eq!(turns[0]["text"], "a slow question");
     assert_eq!(
         turns[1]["text"],

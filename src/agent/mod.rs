@@ -71,6 +71,19 @@ pub struct NewSummary {
     pub through_chars: u64,
 }
 
+/// A stopped run's work: its new messages (user turn first, then whole
+/// tool rounds), the answer text streamed in the round that was cut, the
+/// last model that answered a whole round, and the run's token counts.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub messages: Vec<Message>,
+    pub partial: String,
+    pub model: String,
+    pub usage: (u64, u64),
+    pub cache: (u64, u64),
+    pub summary: Option<NewSummary>,
+}
+
 #[derive(Debug)]
 pub enum RunEvent {
     Delta(String),
@@ -104,18 +117,9 @@ pub enum RunEvent {
         cache: (u64, u64),
         summary: Option<NewSummary>,
     },
-    /// What a stopped run had done, sent just before its `Error`: its new
-    /// messages (user turn first, then whole tool rounds), the text streamed
-    /// in the round that was cut, the last model that answered. The gateway
-    /// keeps it in the transcript when the stop was its own shutdown.
-    Checkpoint {
-        messages: Vec<Message>,
-        partial: String,
-        model: String,
-        usage: (u64, u64),
-        cache: (u64, u64),
-        summary: Option<NewSummary>,
-    },
+    /// What a stopped run had done, sent just before its `Error`. The
+    /// gateway keeps it in the transcript when the stop was its shutdown.
+    Checkpoint(Checkpoint),
     Error {
         message: String,
         kind: String,
@@ -526,14 +530,14 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
             Ok(r) => r,
             Err(e) => {
                 if job.cancel.load(Ordering::SeqCst) {
-                    emit(RunEvent::Checkpoint {
+                    emit(RunEvent::Checkpoint(Checkpoint {
                         messages: current,
                         partial: streamed,
                         model,
                         usage,
                         cache,
                         summary,
-                    });
+                    }));
                 }
                 let kind = match e.kind {
                     FailKind::Cancelled => "aborted",

@@ -733,7 +733,7 @@ impl Reactor {
             }
             // Only a shutdown keeps it (`shutdown.rs`); a run stopped by
             // `/stop` or `chat.abort` ends with its error as before.
-            RunEvent::Checkpoint { .. } => {}
+            RunEvent::Checkpoint(_) => {}
             RunEvent::Final { messages, text, model, usage, cache, summary } => {
                 let now = crate::util::now_ms();
                 self.note_cache(usage, cache);

@@ -9,7 +9,7 @@
 //! clients' outboxes are dropped.
 
 use super::{Origin, Reactor};
-use crate::agent::{NewSummary, RunEvent, RunUpdate};
+use crate::agent::{Checkpoint, RunEvent, RunUpdate};
 use crate::gateway::shutdown::NamedThread;
 use crate::gateway::ToReactor;
 use crate::llm::{Message, Part, Role};
@@ -28,17 +28,6 @@ pub const CHECKPOINT_WAIT: Duration = Duration::from_secs(3);
 
 /// How often the wait looks for the workers' reports.
 const POLL: Duration = Duration::from_millis(10);
-
-/// A checkpoint's content, from the worker or (when it did not report in
-/// time) from what the reactor saw of the run.
-struct Checkpoint {
-    messages: Vec<Message>,
-    partial: String,
-    model: String,
-    usage: (u64, u64),
-    cache: (u64, u64),
-    summary: Option<NewSummary>,
-}
 
 impl Reactor {
     /// Stops every run in flight (see the file comment), tells the clients
@@ -144,26 +133,9 @@ impl Reactor {
         }
         let session = run.session.clone();
         match update.event {
-            RunEvent::Checkpoint {
-                messages,
-                partial,
-                model,
-                usage,
-                cache,
-                summary,
-            } => {
+            RunEvent::Checkpoint(checkpoint) => {
                 self.runs.remove(&update.run_id);
-                self.keep_checkpoint(
-                    &session,
-                    Checkpoint {
-                        messages,
-                        partial,
-                        model,
-                        usage,
-                        cache,
-                        summary,
-                    },
-                );
+                self.keep_checkpoint(&session, checkpoint);
             }
             RunEvent::Final { .. } | RunEvent::Delta(_) | RunEvent::Restart { .. } => {
                 self.on_run(update)
