@@ -86,6 +86,44 @@ impl SendResult {
     }
 }
 
+/// A draft on screen: the platform's id of its message and the text it shows.
+pub struct Draft {
+    pub message_id: String,
+    pub text: String,
+}
+
+/// Drafts shown by a shell's sender and not yet replaced, by name
+/// (`Outbound::edit`); at most [`MAX_DRAFTS`] (one per run in flight is
+/// enough: past that the oldest are forgotten and their answers go out as
+/// new messages).
+#[derive(Default)]
+pub struct Drafts {
+    shown: std::collections::HashMap<String, Draft>,
+}
+
+/// Drafts a sender remembers at once.
+pub const MAX_DRAFTS: usize = 64;
+
+impl Drafts {
+    pub fn get(&self, name: &str) -> Option<&Draft> {
+        self.shown.get(name)
+    }
+
+    /// Records that draft `name` is message `message_id` showing `text`.
+    pub fn remember(&mut self, name: &str, message_id: String, text: String) {
+        if self.shown.len() >= MAX_DRAFTS && !self.shown.contains_key(name) {
+            self.shown.clear();
+        }
+        let draft = Draft { message_id, text };
+        self.shown.insert(name.to_string(), draft);
+    }
+
+    /// The final answer replaced draft `name`: it is no longer one.
+    pub fn forget(&mut self, name: &str) {
+        self.shown.remove(name);
+    }
+}
+
 /// The reactor's hold on a running adapter.
 pub struct Handle {
     /// Bounded: the reactor uses `try_send` and retries on its next pump.

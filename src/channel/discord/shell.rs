@@ -457,21 +457,13 @@ fn deliver(s: &Settings, session: &Session, data: &Value, sink: &Sink) -> bool {
     true
 }
 
-/// A draft on screen: its message and the text it shows.
-struct Draft {
-    message_id: String,
-    text: String,
-}
-/// Drafts remembered at once (one per run in flight is enough).
-const MAX_DRAFTS: usize = 64;
-
 /// The send thread's state: the limiter, the parts of queued messages
 /// already delivered (a retry goes on from there) and the drafts on screen.
 #[derive(Default)]
 struct Sender {
     limiter: rest::Limiter,
     progress: HashMap<u64, usize>,
-    drafts: HashMap<String, Draft>,
+    drafts: adapter::Drafts,
 }
 
 fn send_loop(
@@ -560,13 +552,7 @@ fn draft(
         }
     };
     if let Some(message_id) = message_id {
-        if sender.drafts.len() >= MAX_DRAFTS && !sender.drafts.contains_key(name) {
-            sender.drafts.clear();
-        }
-        let text = part;
-        sender
-            .drafts
-            .insert(name.clone(), Draft { message_id, text });
+        sender.drafts.remember(name, message_id, part);
     }
 }
 
@@ -728,7 +714,7 @@ fn send_message(
         sender.progress.insert(seq, index + 1);
     }
     if let Some(name) = &out.edit {
-        sender.drafts.remove(name);
+        sender.drafts.forget(name);
     }
     SendResult::Delivered
 }

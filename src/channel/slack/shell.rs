@@ -22,12 +22,11 @@
 use super::codec::{self, lookup, Classifier, Frame, Outcome};
 use super::link::{Link, Tick};
 use crate::channel::adapter::{
-    self, sleep_until, AdapterEvent, Handle, SendJob, SendResult, Sink, Start,
+    self, sleep_until, AdapterEvent, Drafts, Handle, SendJob, SendResult, Sink, Start,
 };
 use crate::channel::envelope::Outbound;
 use crate::net::websocket::{Incoming, ReadError, Socket};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -326,20 +325,12 @@ fn deliver(s: &Settings, c: &mut Classifier, payload: &serde_json::Value, sink: 
     }
 }
 
-/// A draft on screen: where it is and the text it shows.
-struct Draft {
-    channel: String,
-    ts: String,
-    text: String,
-}
-/// Drafts remembered at once (one per run in flight is enough).
-const MAX_DRAFTS: usize = 64;
 /// Queue entries remembered whose last attempt ended without an answer.
 const MAX_UNSURE: usize = 256;
 
 fn send_loop(s: &Settings, api: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink) {
     let started_ms = crate::util::now_ms();
-    let mut drafts: HashMap<String, Draft> = HashMap::new();
+    let mut drafts = Drafts::default();
     let mut unsure: Vec<u64> = Vec::new();
     for job in rx {
         // Slack has no typing indicator for bots: typing jobs are dropped.
@@ -442,7 +433,7 @@ fn send_one(
     s: &Settings,
     api: &ureq::Agent,
     out: &Outbound,
-    drafts: &mut HashMap<String, Draft>,
+    drafts: &mut Drafts,
     send_id: Option<&str>,
 ) -> Outcome {
     let text = super::format::to_mrkdwn(&out.text);
@@ -463,19 +454,20 @@ fn send_one(
     let Some(name) = out.edit.as_ref() else {
         return post();
     };
-    let known = drafts.get(name).map(|d| (d.channel.clone(), d.ts.clone()));
+    // A draft is named after its chat's message: it is in `out.chat_id`.
+    let known = drafts.get(name).map(|d| d.message_id.clone());
     if send_id.is_none() && drafts.get(name).is_some_and(|d| d.text == out.text) {
         // The draft already shows this text.
         return Outcome::Ok(Value::Null);
     }
     let mut outcome = match &known {
-        Some((channel, ts)) => call(
+        Some(ts) => call(
             api,
-            &codec::update_message(&s.api_root, &s.bot_token, channel, ts, &text, send_id),
+            &codec::update_message(&s.api_root, &s.bot_token, &out.chat_id, ts, &text, send_id),
         ),
         None => post(),
     };
-    let mut ts = known.map(|(_, ts)| ts);
+    let mut ts = known;
     if let (Some(_), Outcome::Fatal(e)) = (&ts, &outcome) {
         log::info!(
             "{}: the draft could not be edited ({e}); posting anew",
@@ -487,20 +479,8 @@ fn send_one(
     if let Outcome::Ok(answer) = &outcome {
         match (send_id, ts.or_else(|| codec::posted_ts(answer))) {
             // The final answer replaced the draft: it is no longer one.
-            (Some(_), _) => {
-                drafts.remove(name);
-            }
-            (None, Some(ts)) => {
-                if drafts.len() >= MAX_DRAFTS && !drafts.contains_key(name) {
-                    drafts.clear();
-                }
-                let draft = Draft {
-                    channel: out.chat_id.clone(),
-                    ts,
-                    text: out.text.clone(),
-                };
-                drafts.insert(name.clone(), draft);
-            }
+            (Some(_), _) => drafts.forget(name),
+            (None, Some(ts)) => drafts.remember(name, ts, out.text.clone()),
             (None, None) => {}
         }
     }
