@@ -113,14 +113,18 @@ impl From<io::Error> for SocksError {
     }
 }
 
+impl std::error::Error for SocksError {}
+
+/// An I/O error as it was; any other inside an `io::Error` (refused by the
+/// target as `ConnectionRefused`), so callers can still tell which it was.
 impl From<SocksError> for io::Error {
     fn from(e: SocksError) -> Self {
         match e {
             SocksError::Io(e) => e,
             SocksError::Refused { code: 5, .. } => {
-                io::Error::new(io::ErrorKind::ConnectionRefused, e.to_string())
+                io::Error::new(io::ErrorKind::ConnectionRefused, e)
             }
-            other => io::Error::other(other.to_string()),
+            other => io::Error::other(other),
         }
     }
 }
@@ -265,31 +269,61 @@ pub fn open(
     let start = Instant::now();
     let stream = eyeballs::connect(proxy_addrs, timeout)?;
     let left = remaining(start, timeout)?;
-    let targets = match destination {
-        Destination::Name(target) => return tunnel(stream, credentials.as_ref(), &target, left),
-        Destination::Addresses(targets) => targets,
-    };
-    match targets.as_slice() {
+    match destination {
+        Destination::Name(target) => tunnel(stream, credentials.as_ref(), &target, left),
+        Destination::Addresses(targets) => {
+            race_through(stream, credentials, &targets, left).map(|won| won.stream)
+        }
+    }
+}
+
+/// A tunnel to one of a target's addresses, and which one.
+#[derive(Debug)]
+pub struct Tunnel {
+    pub stream: TcpStream,
+    pub target: SocketAddr,
+}
+
+/// CONNECTs through the proxy `stream` is connected to, racing `targets`
+/// (Happy Eyeballs order and delays): the first attempt uses `stream`, each
+/// later one a new connection to the same proxy address.
+pub fn race_through(
+    stream: TcpStream,
+    credentials: Option<Credentials>,
+    targets: &[SocketAddr],
+    timeout: Duration,
+) -> io::Result<Tunnel> {
+    match targets {
         [] => {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "the target name has no address",
             ))
         }
-        [only] => return tunnel(stream, credentials.as_ref(), &SocksTarget::Ip(*only), left),
+        [only] => {
+            let stream = tunnel(
+                stream,
+                credentials.as_ref(),
+                &SocksTarget::Ip(*only),
+                timeout,
+            )?;
+            return Ok(Tunnel {
+                stream,
+                target: *only,
+            });
+        }
         _ => {}
     }
-    // The first attempt uses the connection made above; each later one a
-    // new connection to the proxy address that answered.
     let proxy = stream.peer_addr()?;
     let first = Mutex::new(Some(stream));
-    eyeballs::race(&targets, left, move |target, left| {
+    eyeballs::race(targets, timeout, move |target, left| {
         let taken = first.lock().ok().and_then(|mut slot| slot.take());
         let stream = match taken {
             Some(stream) => stream,
             None => TcpStream::connect_timeout(&proxy, left)?,
         };
-        tunnel(stream, credentials.as_ref(), &SocksTarget::Ip(target), left)
+        let stream = tunnel(stream, credentials.as_ref(), &SocksTarget::Ip(target), left)?;
+        Ok(Tunnel { stream, target })
     })
 }
 

@@ -473,14 +473,16 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
     let _ = tcp.set_write_timeout(Some(timeout));
     let _ = tcp.set_nodelay(true);
     let control = tcp.try_clone().map_err(|e| format!("{shown}: {e}"))?;
-    let mut conn: Box<dyn Conn> = Box::new(tcp);
     let config = client_config(route.ca_file.as_deref())?;
     // An HTTP(S) proxy's CONNECT; a SOCKS5 tunnel is open already.
-    if let Some(p) = proxy.filter(|p| matches!(p.scheme, ProxyScheme::Http | ProxyScheme::Https)) {
-        conn = proxy_handshake(conn, p, &target, None, config.clone())
-            .map_err(fail)?
-            .0;
-    }
+    let mut conn: Box<dyn Conn> = match proxy {
+        Some(p) if matches!(p.scheme, ProxyScheme::Http | ProxyScheme::Https) => {
+            proxy_handshake(tcp, p, &target, &[], config.clone(), timeout)
+                .map_err(fail)?
+                .0
+        }
+        _ => Box::new(tcp),
+    };
     if target.is_tls() {
         conn = tls_handshake(conn, &target.host, config).map_err(fail)?.0;
     }

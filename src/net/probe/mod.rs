@@ -265,23 +265,23 @@ fn run(
     let proxy = decision.proxy();
 
     // DNS
-    let (addrs, socks_ip) = step(report, Step::Dns, || match proxy {
+    let (addrs, socks_targets) = step(report, Step::Dns, || match proxy {
         None => {
             let a = resolve(&target.host, target.port, timeout)?;
             let d = describe_lookup(&target.host, &a);
-            Ok(((a, None), d))
+            Ok(((a, Vec::new()), d))
         }
         Some(p) => {
             let a = resolve(&p.host, p.port, timeout)?;
             let mut d = format!("proxy {}", describe_lookup(&p.host, &a));
-            let mut local = None;
+            let mut local = Vec::new();
             if p.scheme == ProxyScheme::Socks5 {
                 let t = resolve(&target.host, target.port, timeout)?;
                 d.push_str(&format!(
                     "; {} (socks5 sends the IP)",
                     describe_lookup(&target.host, &t)
                 ));
-                local = t.first().copied();
+                local = t;
             } else {
                 d.push_str(&format!("; the proxy resolves {}", target.host));
             }
@@ -302,18 +302,21 @@ fn run(
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
     let _ = tcp.set_nodelay(true);
-    let mut conn: Box<dyn Conn> = Box::new(tcp);
 
     // Proxy handshake
-    if let Some(p) = proxy {
-        let config = match client_config(ca_file) {
-            Ok(c) => c,
-            Err(e) => return Err(Failure::Other(e)),
-        };
-        conn = step(report, Step::ProxyHandshake, move || {
-            proxy_handshake(conn, p, target, socks_ip, config)
-        })?;
-    }
+    let mut conn: Box<dyn Conn> = match proxy {
+        Some(p) => {
+            let config = match client_config(ca_file) {
+                Ok(c) => c,
+                Err(e) => return Err(Failure::Other(e)),
+            };
+            let socks_targets = socks_targets.as_slice();
+            step(report, Step::ProxyHandshake, move || {
+                proxy_handshake(tcp, p, target, socks_targets, config, timeout)
+            })?
+        }
+        None => Box::new(tcp),
+    };
 
     // TLS
     if target.is_tls() {
@@ -450,25 +453,28 @@ fn io_failure(step: Step, e: &io::Error) -> StepErr {
     (failure, detail)
 }
 
+/// The proxy's handshake over `tcp`, connected to the proxy: CONNECT (after
+/// TLS to an https:// proxy) or SOCKS5, whose `socks5://` form races
+/// `socks_targets` (the target's addresses, resolved here) through it.
 pub(crate) fn proxy_handshake(
-    mut conn: Box<dyn Conn>,
+    tcp: TcpStream,
     p: &ProxyUrl,
     target: &RequestUrl,
-    socks_ip: Option<SocketAddr>,
+    socks_targets: &[SocketAddr],
     config: Arc<ClientConfig>,
+    timeout: Duration,
 ) -> Result<(Box<dyn Conn>, String), StepErr> {
+    if matches!(p.scheme, ProxyScheme::Socks5 | ProxyScheme::Socks5h) {
+        return socks5::connect(tcp, p, target, socks_targets, timeout);
+    }
+    let mut conn: Box<dyn Conn> = Box::new(tcp);
     let mut prefix = String::new();
     if p.scheme == ProxyScheme::Https {
         let (c, d) = tls_handshake(conn, &p.host, config)?;
         conn = c;
         prefix = format!("TLS to proxy ({d}); ");
     }
-    let done = match p.scheme {
-        ProxyScheme::Http | ProxyScheme::Https => http_proxy::connect(&mut conn, p, target)?,
-        ProxyScheme::Socks5 | ProxyScheme::Socks5h => {
-            socks5::connect(&mut conn, p, target, socks_ip)?
-        }
-    };
+    let done = http_proxy::connect(&mut conn, p, target)?;
     Ok((conn, format!("{prefix}{done}")))
 }
 

@@ -219,3 +219,63 @@ fn the_connect_step_races_and_names_the_family_that_won() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// A SOCKS5 proxy on loopback for `answers.len()` connections, one thread:
+/// each answers the greeting, reads a CONNECT and replies with the next
+/// code (0: success, then the stream is dropped).
+fn scripted_socks(answers: Vec<u8>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for code in answers {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut greeting = [0u8; 3];
+            let mut request = [0u8; 4];
+            if s.read_exact(&mut greeting).is_err()
+                || s.write_all(&[5, 0]).is_err()
+                || s.read_exact(&mut request).is_err()
+            {
+                return;
+            }
+            let mut rest = vec![0u8; if request[3] == 4 { 18 } else { 6 }];
+            let _ = s.read_exact(&mut rest);
+            let _ = s.write_all(&[5, code, 0, 1, 127, 0, 0, 1, 0, 1]);
+        }
+    });
+    addr
+}
+
+#[test]
+fn the_socks5_step_races_the_targets_addresses() {
+    let proxy_addr = scripted_socks(vec![4, 0]);
+    let p = proxy(&format!("socks5://{proxy_addr}"));
+    let target = match parse_request_url("http://origin.test:8080/") {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    };
+    let targets = [
+        SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 8080)),
+        SocketAddr::from(([127, 0, 0, 1], 8080)),
+    ];
+    let tcp = TcpStream::connect(proxy_addr).expect("connect");
+    match socks5::connect(tcp, &p, &target, &targets, Duration::from_secs(5)) {
+        Ok((_, detail)) => assert_eq!(
+            detail,
+            "SOCKS5 CONNECT 127.0.0.1:8080 succeeded (IPv4 won, IPv6 and IPv4 raced)"
+        ),
+        Err((f, d)) => panic!("{f}: {d}"),
+    }
+    // One address refused by the proxy: the failure is the proxy's answer.
+    let proxy_addr = scripted_socks(vec![2]);
+    let p = proxy(&format!("socks5://{proxy_addr}"));
+    let tcp = TcpStream::connect(proxy_addr).expect("connect");
+    match socks5::connect(tcp, &p, &target, &targets[1..], Duration::from_secs(5)) {
+        Err((Failure::ProxyRefused { detail }, _)) => {
+            assert!(detail.contains("not allowed by ruleset"), "{detail}")
+        }
+        other => panic!("{:?}", other.map(|(_, d)| d)),
+    }
+}
