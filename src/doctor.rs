@@ -69,7 +69,8 @@ pub fn cmd(p: &mut lexopt::Parser, config_path: Option<&Path>, home: &Home) -> R
 Checks each provider and channel endpoint along its own route (DNS, connect,
 proxy, TLS, HTTP), gateway exposure, file permissions, free disk and clock,
 and each enabled channel adapter as the running gateway reports it (--url:
-that gateway, default the config's gateway.bind and gateway.port).";
+that gateway; default the gateway of this $PINCH_HOME from its runtime file,
+else the config's gateway.bind and gateway.port).";
     let (mut as_json, mut timeout) = (false, 5u64);
     let mut gateway_url: Option<String> = None;
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
@@ -133,6 +134,16 @@ that gateway, default the config's gateway.bind and gateway.port).";
         }
     }
     checks.push(clock_check(date.as_deref(), crate::util::now_ms()));
+    // The gateway of this home first: whatever answers on the config's
+    // port may be another home's.
+    let gateway_url = gateway_url.or_else(|| {
+        match crate::runtime_file::lookup(home, Duration::from_millis(500)) {
+            crate::runtime_file::Lookup::Running(record) => {
+                Some(format!("http://{}", record.address))
+            }
+            _ => None,
+        }
+    });
     if let Some(cfg) = &cfg {
         checks.extend(adapter_checks(
             cfg,
