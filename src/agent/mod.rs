@@ -17,7 +17,7 @@ pub mod skills;
 pub mod tools;
 
 use crate::config::{Config, ModelDef, Provider};
-use crate::llm::{ChatRequest, Message, Part, Role, StreamEvent};
+use crate::llm::{CacheUsage, ChatRequest, Message, Part, Role, StreamEvent, TokenUsage};
 use crate::provider::{self, CallError, FailKind};
 use crate::store::{Turn, TurnKind};
 use std::collections::HashMap;
@@ -99,9 +99,9 @@ pub enum RunEvent {
         messages: Vec<Message>,
         text: String,
         model: String,
-        usage: (u64, u64),
+        usage: TokenUsage,
         /// Prompt tokens read from / written to the provider's cache.
-        cache: (u64, u64),
+        cache: CacheUsage,
         summary: Option<NewSummary>,
     },
     Error {
@@ -394,10 +394,17 @@ fn chain<'a>(cfg: &'a Config, skip: &[String], first: Option<&'a str>) -> Vec<Ca
 struct Reply {
     message: Message,
     text: String,
-    tool_calls: Vec<(String, String, String)>,
+    tool_calls: Vec<ToolCall>,
     model: String,
-    usage: (u64, u64),
-    cache: (u64, u64),
+    usage: TokenUsage,
+    cache: CacheUsage,
+}
+
+/// A tool call of a reply: the call's id, the tool, its JSON arguments.
+struct ToolCall {
+    id: String,
+    name: String,
+    arguments: String,
 }
 
 /// Now plus `secs`, never overflowing: config checks keep durations within a
@@ -473,8 +480,8 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
             messages: Vec::new(),
             text,
             model: String::new(),
-            usage: (0, 0),
-            cache: (0, 0),
+            usage: TokenUsage::default(),
+            cache: CacheUsage::default(),
             summary,
         });
         return;
@@ -486,8 +493,8 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
         cum_chars: &anchors,
     };
     let mut current = vec![enveloped(job.user.clone(), prompt::clock_ms(), &job.run)];
-    let mut usage = (0u64, 0u64);
-    let mut cache = (0u64, 0u64);
+    let mut usage = TokenUsage::default();
+    let mut cache = CacheUsage::default();
     let max_rounds = cfg.agents.defaults.max_rounds.max(1);
     for round in 0..max_rounds {
         let reply = match call_chain(
@@ -519,10 +526,8 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
                 return;
             }
         };
-        usage.0 += reply.usage.0;
-        usage.1 += reply.usage.1;
-        cache.0 += reply.cache.0;
-        cache.1 += reply.cache.1;
+        usage += reply.usage;
+        cache += reply.cache;
         current.push(reply.message);
         if reply.tool_calls.is_empty() {
             emit(RunEvent::Final {
@@ -537,7 +542,12 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
         }
         let last_round = round + 1 == max_rounds;
         let mut results = Vec::new();
-        for (id, name, args) in reply.tool_calls {
+        for ToolCall {
+            id,
+            name,
+            arguments: args,
+        } in reply.tool_calls
+        {
             let summary_line = tools::summarize_args(&args);
             emit(RunEvent::Tool {
                 name: name.clone(),
@@ -662,8 +672,8 @@ fn compact_session(
         None,
         &mut quiet,
     ) {
-        for (_, name, args) in reply.tool_calls.iter().filter(|(_, n, _)| n == "memory") {
-            let out = ctx.tools.run(name, args, deadline);
+        for call in reply.tool_calls.iter().filter(|c| c.name == "memory") {
+            let out = ctx.tools.run(&call.name, &call.arguments, deadline);
             log::info!("compaction memory flush: {}", out.summary);
         }
     }
@@ -744,8 +754,8 @@ fn call_chain(
         let mut thinking = String::new();
         let mut signature: Option<String> = None;
         let mut calls = Vec::new();
-        let mut usage = (0, 0);
-        let mut cache = (0, 0);
+        let mut usage = TokenUsage::default();
+        let mut cache = CacheUsage::default();
         let mut on = |ev: StreamEvent| match ev {
             StreamEvent::TextDelta(t) => {
                 text.push_str(&t);
@@ -760,15 +770,29 @@ fn call_chain(
                 id,
                 name,
                 arguments,
-            } => calls.push((id, name, arguments)),
+            } => calls.push(ToolCall {
+                id,
+                name,
+                arguments,
+            }),
             StreamEvent::Usage {
                 input_tokens,
                 output_tokens,
-            } => usage = (input_tokens, output_tokens),
+            } => {
+                usage = TokenUsage {
+                    input: input_tokens,
+                    output: output_tokens,
+                }
+            }
             StreamEvent::CacheUsage {
                 read_tokens,
                 write_tokens,
-            } => cache = (read_tokens, write_tokens),
+            } => {
+                cache = CacheUsage {
+                    read: read_tokens,
+                    written: write_tokens,
+                }
+            }
             StreamEvent::Stop { .. } => {}
         };
         match provider::stream_chat(
@@ -795,11 +819,11 @@ fn call_chain(
                 if !text.is_empty() {
                     parts.push(Part::Text(text.clone()));
                 }
-                for (id, name, args) in &calls {
+                for call in &calls {
                     parts.push(Part::ToolCall {
-                        id: id.clone(),
-                        name: name.clone(),
-                        arguments: args.clone(),
+                        id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments: call.arguments.clone(),
                     });
                 }
                 return Ok(Reply {

@@ -80,7 +80,10 @@ fn run_one(
         &cfg(),
         &session,
         &turns,
-        (1, 1),
+        crate::llm::types::TokenUsage {
+            input: 1,
+            output: 1,
+        },
         Some(("telegram", &inbound_id(&e))),
         &replies,
         now,

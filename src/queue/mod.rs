@@ -521,7 +521,7 @@ impl Store {
         cfg: &QueueConfig,
         session: &str,
         turns: &[crate::store::Turn],
-        usage: (u64, u64),
+        usage: crate::llm::types::TokenUsage,
         inbound: Option<(&str, &str)>,
         replies: &[Outbound],
         now_ms: u64,

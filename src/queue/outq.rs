@@ -12,6 +12,7 @@ use super::{
     K_DEAD, K_SEQ, META, OUTQ, OUTQ_DUE,
 };
 use crate::channel::envelope::Outbound;
+use crate::llm::types::TokenUsage;
 use crate::store::{Store, Turn};
 use redb::{ReadableTable, WriteTransaction};
 use std::collections::HashSet;
@@ -45,12 +46,12 @@ pub fn commit_reply_in(
     cfg: &QueueConfig,
     session: &str,
     turns: &[Turn],
-    usage: (u64, u64),
+    usage: TokenUsage,
     inbound: Option<(&str, &str)>,
     replies: &[Outbound],
     now_ms: u64,
 ) -> Result<Committed, QueueError> {
-    let meta = if turns.is_empty() && usage == (0, 0) {
+    let meta = if turns.is_empty() && usage == TokenUsage::default() {
         None
     } else {
         Some(

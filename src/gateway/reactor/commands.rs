@@ -440,7 +440,14 @@ impl Reactor {
         match answer.then_run {
             Some(rest) => {
                 // The reply goes out now; the rest runs like a message.
-                if let Err(e) = self.deliver(session, &target, &[], (0, 0), None, &answer.reply) {
+                if let Err(e) = self.deliver(
+                    session,
+                    &target,
+                    &[],
+                    crate::llm::TokenUsage::default(),
+                    None,
+                    &answer.reply,
+                ) {
                     log::warn!("{channel}: cannot queue the command's reply: {e}");
                 }
                 env.text = rest;
@@ -467,7 +474,7 @@ impl Reactor {
             session,
             target,
             &[],
-            (0, 0),
+            crate::llm::TokenUsage::default(),
             Some((channel, inbound)),
             reply,
         ) {
