@@ -4,7 +4,7 @@
 
 use jiff::civil::DateTime;
 use jiff::tz::Offset;
-use jiff::SignedDuration;
+use jiff::Timestamp;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> u64 {
@@ -15,13 +15,13 @@ pub fn now_ms() -> u64 {
 }
 
 /// Unix milliseconds as a UTC calendar date and time (jiff). Instants
-/// past the calendar's last year (9999) read as its last moment.
+/// past jiff's last one (late on 9999-12-30) read as the calendar's last
+/// moment.
 pub fn utc_datetime(ms: u64) -> DateTime {
-    const EPOCH: DateTime = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
     i64::try_from(ms)
         .ok()
-        .and_then(|ms| EPOCH.checked_add(SignedDuration::from_millis(ms)).ok())
-        .unwrap_or(DateTime::MAX)
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .map_or(DateTime::MAX, |at| Offset::UTC.to_datetime(at))
 }
 
 /// Formats unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
