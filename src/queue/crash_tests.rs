@@ -84,7 +84,10 @@ fn run_one(
             input: 1,
             output: 1,
         },
-        Some(("telegram", &inbound_id(&e))),
+        Some(InboundKey {
+            channel: "telegram",
+            id: &inbound_id(&e),
+        }),
         &replies,
         now,
     )?;

@@ -270,6 +270,14 @@ pub struct DeadMsg {
     pub dead: DeadRow,
 }
 
+/// The inbox entry a reply answers: its channel and its id there (from
+/// [`inbound_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundKey<'a> {
+    pub channel: &'a str,
+    pub id: &'a str,
+}
+
 /// What [`Store::commit_reply`] committed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
@@ -522,7 +530,7 @@ impl Store {
         session: &str,
         turns: &[crate::store::Turn],
         usage: crate::llm::types::TokenUsage,
-        inbound: Option<(&str, &str)>,
+        inbound: Option<InboundKey>,
         replies: &[Outbound],
         now_ms: u64,
     ) -> Result<Committed, QueueError> {

@@ -6,6 +6,7 @@
 //! that message's `next_at_ms`. Enqueueing appends behind the head, so the
 //! head of a chat changes only when it is removed (delivered, dead, dropped).
 
+use super::InboundKey;
 use super::{
     backoff_ms, chat_key, checkpoint, k_bytes, k_drop, k_entries, k_over, store_error, Committed,
     DeadRow, Disposition, Full, Limit, QueueConfig, QueueError, QueueTables, QueuedMsg, QueuedRow,
@@ -47,7 +48,7 @@ pub fn commit_reply_in(
     session: &str,
     turns: &[Turn],
     usage: TokenUsage,
-    inbound: Option<(&str, &str)>,
+    inbound: Option<InboundKey>,
     replies: &[Outbound],
     now_ms: u64,
 ) -> Result<Committed, QueueError> {
@@ -61,8 +62,8 @@ pub fn commit_reply_in(
     };
     checkpoint()?;
     let mut q = QueueTables::open(tx)?;
-    if let Some((ch, id)) = inbound {
-        q.mark_done(ch, id, now_ms)?;
+    if let Some(inbound) = inbound {
+        q.mark_done(inbound.channel, inbound.id, now_ms)?;
     }
     let mut seqs = Vec::with_capacity(replies.len());
     let mut over_limit = false;

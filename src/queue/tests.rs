@@ -215,7 +215,10 @@ fn dedup_by_platform_id_survives_reopen_and_stays_bounded() {
             "telegram:42",
             &[],
             TokenUsage::default(),
-            Some(("telegram", &inbound_id(&e))),
+            Some(InboundKey {
+                channel: "telegram",
+                id: &inbound_id(&e),
+            }),
             &[],
             10 + i,
         )
@@ -272,7 +275,10 @@ fn commit_reply_is_one_transaction() {
                 input: 5,
                 output: 6,
             },
-            Some(("telegram", &id)),
+            Some(InboundKey {
+                channel: "telegram",
+                id: &id,
+            }),
             &bad,
             2,
         );
@@ -299,7 +305,10 @@ fn commit_reply_is_one_transaction() {
                     input: 5,
                     output: 6,
                 },
-                Some(("telegram", &id)),
+                Some(InboundKey {
+                    channel: "telegram",
+                    id: &id,
+                }),
                 &good,
                 2,
             );
@@ -318,7 +327,10 @@ fn commit_reply_is_one_transaction() {
                     input: 5,
                     output: 6,
                 },
-                Some(("telegram", &id)),
+                Some(InboundKey {
+                    channel: "telegram",
+                    id: &id,
+                }),
                 &good,
                 3,
             )
@@ -335,7 +347,10 @@ fn commit_reply_is_one_transaction() {
                 input: 5,
                 output: 6,
             },
-            Some(("telegram", &id)),
+            Some(InboundKey {
+                channel: "telegram",
+                id: &id,
+            }),
             &good,
             4,
         );
@@ -348,7 +363,10 @@ fn commit_reply_is_one_transaction() {
             "telegram:42",
             &turns,
             TokenUsage::default(),
-            Some(("telegram", "nope")),
+            Some(InboundKey {
+                channel: "telegram",
+                id: "nope",
+            }),
             &good,
             4,
         );

@@ -290,7 +290,10 @@ impl Reactor {
             target,
             turns,
             usage,
-            Some((channel, inbound)),
+            Some(crate::queue::InboundKey {
+                channel,
+                id: inbound,
+            }),
             text,
             super::DeliveryOptions {
                 draft,

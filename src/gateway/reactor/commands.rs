@@ -475,7 +475,10 @@ impl Reactor {
             target,
             &[],
             crate::llm::TokenUsage::default(),
-            Some((channel, inbound)),
+            Some(crate::queue::InboundKey {
+                channel,
+                id: inbound,
+            }),
             reply,
         ) {
             log::error!("{channel}: could not commit the command's reply: {e}");

@@ -600,7 +600,7 @@ impl Reactor {
         to: &crate::channel::ReplyTarget,
         turns: &[Turn],
         usage: TokenUsage,
-        inbound: Option<(&str, &str)>,
+        inbound: Option<crate::queue::InboundKey>,
         text: &str,
     ) -> Result<(), String> {
         self.deliver_with(
@@ -624,7 +624,7 @@ impl Reactor {
         to: &crate::channel::ReplyTarget,
         turns: &[Turn],
         usage: TokenUsage,
-        inbound: Option<(&str, &str)>,
+        inbound: Option<crate::queue::InboundKey>,
         text: &str,
         options: DeliveryOptions,
     ) -> Result<(), String> {
