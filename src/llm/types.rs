@@ -269,34 +269,28 @@ impl std::ops::AddAssign for CacheUsage {
     }
 }
 
-// The stored shape of both is a two-element array (what a `(u64, u64)`
-// tuple encodes to), so a transcript written by either version reads in
-// the other.
-impl Serialize for TokenUsage {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.input, self.output).serialize(serializer)
-    }
+/// The stored shape of both is a two-element array (what a `(u64, u64)`
+/// tuple encodes to), so a transcript written by either version reads in
+/// the other.
+macro_rules! serde_as_pair {
+    ($type:ident, $first:ident, $second:ident) => {
+        impl Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                (self.$first, self.$second).serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let ($first, $second) = <(u64, u64)>::deserialize(deserializer)?;
+                Ok($type { $first, $second })
+            }
+        }
+    };
 }
 
-impl<'de> Deserialize<'de> for TokenUsage {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (input, output) = <(u64, u64)>::deserialize(deserializer)?;
-        Ok(TokenUsage { input, output })
-    }
-}
-
-impl Serialize for CacheUsage {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.read, self.written).serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for CacheUsage {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (read, written) = <(u64, u64)>::deserialize(deserializer)?;
-        Ok(CacheUsage { read, written })
-    }
-}
+serde_as_pair!(TokenUsage, input, output);
+serde_as_pair!(CacheUsage, read, written);
 
 /// What a decoder yields while a response streams in.
 #[derive(Debug, Clone, PartialEq, Eq)]
