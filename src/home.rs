@@ -79,20 +79,32 @@ pub fn check_private(path: &Path) -> Result<(), String> {
     }
 }
 
+/// `path` with `.tmp` added to its file name: where a file is written
+/// before it is renamed into place.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Creates (or empties) `path` for writing, readable by its owner only.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Writes `data` to `path` atomically (temp file + rename) with mode 0600.
 /// A replaced file keeps its owner when we may give it away (root editing
 /// /etc/pinch/pinch.json, which the `pinch` service user must still read).
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let mut f = create_private(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     if let Ok(old) = std::fs::metadata(path) {
         let _ = std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()));
     }

@@ -8,7 +8,7 @@
 //! failures so the agent knows whether to fall over to the next model.
 
 use crate::config::{ModelDef, Provider};
-use crate::llm::{self, ChatRequest, StreamEvent};
+use crate::llm::{self, ChatRequest, StreamDecoder, StreamEvent};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -101,11 +101,7 @@ pub fn stream_chat(
     }
     let resp = rq.send(&body[..]).map_err(|e| classify_ureq(&label, e))?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let retry_after = crate::net::header_text(resp.headers(), "retry-after");
     let mut reader = resp.into_body().into_reader();
     if status != 200 {
         let mut buf = Vec::new();
@@ -129,7 +125,7 @@ pub fn stream_chat(
         return Err(e);
     }
     let mut sse = llm::sse::SseParser::new(1024 * 1024);
-    let mut dec = Decoder::new(&p.api);
+    let mut dec = decoder(&p.api);
     let mut buf = vec![0u8; 8192];
     loop {
         if cancel.load(Ordering::SeqCst) {
@@ -200,29 +196,11 @@ fn decode_fail(label: &str, e: llm::DecodeError) -> CallError {
     }
 }
 
-enum Decoder {
-    OpenAi(llm::openai::Decoder),
-    Anthropic(llm::anthropic::Decoder),
-}
-
-impl Decoder {
-    fn new(api: &str) -> Decoder {
-        match api {
-            "anthropic-messages" => Decoder::Anthropic(llm::anthropic::Decoder::new()),
-            _ => Decoder::OpenAi(llm::openai::Decoder::new()),
-        }
-    }
-    fn feed(&mut self, ev: &llm::sse::SseEvent) -> Result<Vec<StreamEvent>, llm::DecodeError> {
-        match self {
-            Decoder::OpenAi(d) => d.feed(ev),
-            Decoder::Anthropic(d) => d.feed(ev),
-        }
-    }
-    fn finish(&mut self) -> Result<Vec<StreamEvent>, llm::DecodeError> {
-        match self {
-            Decoder::OpenAi(d) => d.finish(),
-            Decoder::Anthropic(d) => d.finish(),
-        }
+/// The streaming decoder of the provider's wire API.
+fn decoder(api: &str) -> Box<dyn StreamDecoder> {
+    match api {
+        "anthropic-messages" => Box::new(llm::anthropic::Decoder::new()),
+        _ => Box::new(llm::openai::Decoder::new()),
     }
 }
 

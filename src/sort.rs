@@ -83,12 +83,7 @@ mod tests {
     fn numbers(seed: u64, n: usize, modulo: u64) -> Vec<u64> {
         let mut x = seed | 1;
         (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x % modulo
-            })
+            .map(|_| crate::util::xorshift(&mut x) % modulo)
             .collect()
     }
 

@@ -23,21 +23,7 @@ fn resetting_server() -> u16 {
         for mut s in l.incoming().flatten() {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf);
-            use std::os::unix::io::AsRawFd;
-            let lg = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // SAFETY: valid linger struct for the call.
-            unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    &lg as *const libc::linger as *const libc::c_void,
-                    std::mem::size_of::<libc::linger>() as u32,
-                )
-            };
+            reset(&s);
         }
     });
     port
@@ -49,8 +35,7 @@ fn ok_server() -> u16 {
     let port = l.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         for mut s in l.incoming().flatten() {
-            let mut buf = [0u8; 2048];
-            let _ = s.read(&mut buf);
+            let _ = fake_server::read_request(&mut s, &mut Vec::new());
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nDate: Wed, 25 Nov 2026 10:00:00 GMT\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         }
     });

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -70,18 +70,8 @@ impl Drop for FakeLlama {
 
 fn answer(mut stream: TcpStream, state: u8) {
     stream.set_nonblocking(false).expect("blocking");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("");
+    let request = fake_server::read_request(&mut stream, &mut Vec::new());
+    let path = request.as_ref().map_or("", |r| r.path.as_str());
     let loading = r#"{"error":{"message":"Loading model","type":"unavailable_error","code":503}}"#;
     let (code, body) = match (path, state) {
         (_, LOADING) => (503, loading.to_string()),

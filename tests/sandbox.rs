@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 
@@ -254,31 +254,16 @@ fn serve(
     let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-            }
-            let mut target = first.split_whitespace().nth(1).unwrap_or("").to_string();
-            let mut s = stream;
-            if first.starts_with("CONNECT ") {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let first = fake_server::read_request(&mut s, &mut buf);
+            let mut target = first.as_ref().map(|r| r.path.clone()).unwrap_or_default();
+            if first.is_some_and(|r| r.method == "CONNECT") {
                 // Acting as a proxy: accept the tunnel, then answer the
                 // request that comes through it.
                 let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-                let mut inner = String::new();
-                let _ = reader.read_line(&mut inner);
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                target = format!("{target} {}", inner.split_whitespace().nth(1).unwrap_or(""));
+                let inner = fake_server::read_request(&mut s, &mut buf);
+                target = format!("{target} {}", inner.map(|r| r.path).unwrap_or_default());
             }
             let _ = tx.send(target.clone());
             let _ = s.write_all(reply(&target).as_bytes());

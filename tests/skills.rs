@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::TempHome;
+use common::{fake_server, TempHome};
 use pinch::agent::tools::{Output, Registry};
 use pinch::config::{Config, WebSearchTool};
 use pinch::net::NetworkConfig;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -73,42 +73,19 @@ impl FakeHttp {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Req>>) {
+fn serve(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Req>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some(request) = fake_server::read_request(&mut stream, &mut Vec::new()) else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    let _ = reader.read_exact(&mut body);
+    };
     let req = Req {
-        method,
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: String::from_utf8_lossy(&request.body).into_owned(),
     };
     seen.lock().expect("lock").push(req.clone());
     let (status, ctype, body) = handler(&req);
-    let mut stream = stream;
     let _ = write!(
         stream,
         "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::TempHome;
-use std::io::{BufRead, BufReader, Write};
+use common::{fake_server, TempHome};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -222,15 +222,8 @@ fn serve(body: Vec<u8>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                    break;
-                }
-            }
-            let mut s = stream;
+        for mut s in listener.incoming().flatten() {
+            let _ = fake_server::read_request(&mut s, &mut Vec::new());
             let _ = write!(
                 s,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -251,7 +251,7 @@ fn snippet(text: &str) -> String {
     if flat.chars().count() <= SNIPPET_CHARS {
         return flat;
     }
-    let mut s: String = flat.chars().take(SNIPPET_CHARS).collect();
+    let mut s = crate::util::truncate_chars(&flat, SNIPPET_CHARS);
     s.push('…');
     s
 }

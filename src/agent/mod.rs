@@ -332,21 +332,7 @@ pub fn history_budget(cfg: &Config, overhead_chars: usize) -> (usize, usize) {
 pub fn turn_message(t: Turn) -> Message {
     match t.kind {
         TurnKind::Message => t.message,
-        TurnKind::Summary => {
-            let text: String = t
-                .message
-                .parts
-                .iter()
-                .filter_map(|p| {
-                    if let Part::Text(s) = p {
-                        Some(s.as_str())
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            summary_message(&text)
-        }
+        TurnKind::Summary => summary_message(&t.message.joined_text()),
     }
 }
 

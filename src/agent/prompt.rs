@@ -172,6 +172,29 @@ pub fn strip_envelope(text: &str) -> &str {
     }
 }
 
+/// A stored turn as history shows it to people.
+pub struct ShownTurn {
+    /// "summary", "user" or "assistant".
+    pub role: &'static str,
+    /// Its text parts joined; a user turn's without the envelope.
+    pub text: String,
+}
+
+/// How `chat.history` and `pinch sessions show` present a stored turn.
+pub fn shown_turn(turn: &crate::store::Turn) -> ShownTurn {
+    let role = match (&turn.kind, &turn.message.role) {
+        (crate::store::TurnKind::Summary, _) => "summary",
+        (_, crate::llm::Role::User) => "user",
+        (_, crate::llm::Role::Assistant) => "assistant",
+    };
+    let text = turn.message.joined_text();
+    let text = match role {
+        "user" => strip_envelope(&text).to_string(),
+        _ => text,
+    };
+    ShownTurn { role, text }
+}
+
 /// `Tue 2026-11-24 00:44 UTC` for unix milliseconds.
 pub fn minute_stamp(now_ms: u64) -> String {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];

@@ -138,19 +138,9 @@ pub fn write(out: &Path, src: &Sources, now_ms: u64) -> Result<Manifest, String>
         schema_version: src.schema_version,
         files: files.iter().map(|(e, _)| e.clone()).collect(),
     };
-    let tmp = {
-        let mut n = out.file_name().unwrap_or_default().to_os_string();
-        n.push(".tmp");
-        out.with_file_name(n)
-    };
+    let tmp = crate::home::temp_path(out);
     let result = (|| -> Result<(), String> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
+        let f = crate::home::create_private(&tmp)
             .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         let mut w = std::io::BufWriter::new(f);
         let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());

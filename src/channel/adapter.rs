@@ -62,6 +62,24 @@ pub enum SendResult {
     Permanent(String),
 }
 
+impl SendResult {
+    /// The platform said 429: try again after its `Retry-After`.
+    pub fn rate_limited(secs: u64) -> SendResult {
+        SendResult::Retry {
+            after_s: Some(secs),
+            error: format!("429: retry after {secs} s"),
+        }
+    }
+
+    /// Try again after the queue's backoff.
+    pub fn retry(error: String) -> SendResult {
+        SendResult::Retry {
+            after_s: None,
+            error,
+        }
+    }
+}
+
 /// The reactor's hold on a running adapter.
 pub struct Handle {
     /// Bounded: the reactor uses `try_send` and retries on its next pump.
@@ -141,6 +159,17 @@ pub struct Start {
     /// The cursor committed with the last inbound batch, if any.
     pub cursor: Option<String>,
     pub sink: Sink,
+}
+
+impl Start {
+    /// The platform's API root: `channels.<name>.apiRoot` (tests, proxies),
+    /// else the platform's own.
+    pub fn api_root(&self, platform_default: &str) -> String {
+        self.config
+            .api_root
+            .clone()
+            .unwrap_or_else(|| platform_default.to_string())
+    }
 }
 
 /// How an adapter is started: spawns its threads and returns at once.

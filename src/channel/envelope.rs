@@ -88,7 +88,7 @@ impl Envelope {
             return false;
         }
         self.attachments.push(Attachment {
-            reference: truncate_bytes(&att.reference, MAX_REF_BYTES),
+            reference: crate::util::truncate(&att.reference, MAX_REF_BYTES).to_string(),
             ..att
         });
         true
@@ -130,12 +130,14 @@ impl ReplyTarget {
     }
 
     /// `channel:chat_id` or `channel:account:chat_id` (account defaults to
-    /// "default"); no thread, no quote.
+    /// "default"; no part blank); no thread, no quote. The one parser of
+    /// delivery targets: config, jobs, heartbeats and `message.send` use it.
     pub fn parse(s: &str) -> Result<ReplyTarget, String> {
         let parts: Vec<&str> = s.split(':').collect();
+        let blank = |part: &str| part.trim().is_empty();
         let (channel, account, chat) = match parts.as_slice() {
-            [c, chat] if !c.is_empty() && !chat.is_empty() => (*c, "default", *chat),
-            [c, a, chat] if !c.is_empty() && !a.is_empty() && !chat.is_empty() => (*c, *a, *chat),
+            [c, chat] if !blank(c) && !blank(chat) => (*c, "default", *chat),
+            [c, a, chat] if !blank(c) && !blank(a) && !blank(chat) => (*c, *a, *chat),
             _ => {
                 return Err(format!(
                     "{s:?} is not a delivery target; use channel:chat_id, e.g. telegram:123456789"
@@ -202,18 +204,9 @@ impl Outbound {
     }
 }
 
-/// Cuts `s` to at most `max` Unicode scalar values.
-pub fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s[..i].to_string(),
-        None => s.to_string(),
-    }
-}
-
-/// Cuts `s` to at most `max` bytes on a char boundary.
-pub fn truncate_bytes(s: &str, max: usize) -> String {
-    crate::util::truncate(s, max).to_string()
-}
+/// The one character-count cut (`crate::util`), under the name the
+/// platform codecs import it by.
+pub use crate::util::truncate_chars;
 
 /// Remembers the last `capacity` keys; the oldest is evicted first.
 ///
@@ -308,7 +301,7 @@ fn fold_key(key: &str) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{}#{:016x}", truncate_bytes(key, 64), h)
+    format!("{}#{:016x}", crate::util::truncate(key, 64), h)
 }
 
 #[cfg(test)]
@@ -385,7 +378,6 @@ mod tests {
         let out = Outbound::reply(&e, "ok".into(), true);
         assert_eq!(out.reply_to.as_deref(), Some("7"));
         assert_eq!(truncate_chars("héllo", 2), "hé");
-        assert_eq!(truncate_bytes("héllo", 2), "h");
         let json = serde_json::to_value(&e).expect("json");
         assert_eq!(json["chat_kind"], "direct");
     }

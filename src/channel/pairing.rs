@@ -209,16 +209,8 @@ fn normalize_code(code: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Deterministic xorshift generator.
-    fn rng(seed: u64) -> impl FnMut() -> u64 {
-        let mut s = seed.max(1);
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        }
-    }
+    // Deterministic xorshift generator.
+    use crate::util::xorshift_stream as rng;
 
     const T0: u64 = 1_700_000_000_000;
 

@@ -71,8 +71,7 @@ pub fn text_limit(channel: &str, configured: Option<usize>) -> (usize, Measure) 
 /// deliver to.
 pub fn check_target(to: &str) -> Result<ReplyTarget, String> {
     // A misspelt channel name gets its "did you mean".
-    crate::config::check_target(to)?;
-    let target = ReplyTarget::parse(to)?;
+    let target = crate::config::check_target(to)?;
     if find(&target.channel).is_none() {
         return Err(format!("{to:?}: {}", unsupported(&target.channel)));
     }

@@ -181,3 +181,39 @@ fn common_args(
     }
     Ok(Some((url, token, as_json, args)))
 }
+
+/// One gateway method with its params, as a command's arguments name it.
+struct MethodCall {
+    method: &'static str,
+    params: serde_json::Value,
+}
+
+/// A gateway command of the `list` / change kind (`pairing`, `queue`):
+/// `method_for` maps the arguments to a call (`None`: the usage, exit 2); a
+/// change, or `--json`, prints the answer as JSON, `list` prints it with
+/// `show_list`.
+fn list_or_change(
+    p: &mut lexopt::Parser,
+    g: &Global,
+    home: &Home,
+    help: &str,
+    method_for: &dyn Fn(&[&str]) -> Result<Option<MethodCall>, String>,
+    show_list: fn(&serde_json::Value),
+) -> Result<i32, String> {
+    let Some((url, token, as_json, args)) = common_args(p, help)? else {
+        return Ok(0);
+    };
+    let t = gateway_endpoint(url, token, g, home)?;
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(call) = method_for(&words)? else {
+        println!("{help}");
+        return Ok(2);
+    };
+    let v = t.call(call.method, call.params)?;
+    if as_json || words[0] != "list" {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        show_list(&v);
+    }
+    Ok(0)
+}

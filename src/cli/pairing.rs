@@ -1,9 +1,9 @@
 //! `pinch pairing`: list, approve and reject pairing codes of unknown
 //! senders, through the running gateway.
 
-use super::{common_args, gateway_endpoint, Global};
+use super::{list_or_change, Global, MethodCall};
 use crate::home::Home;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
     const HELP: &str = "Usage: pinch pairing <list | approve CHANNEL CODE | reject CHANNEL CODE> [--url URL] [--token T] [--json]
@@ -11,28 +11,20 @@ pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32
 Someone unknown who writes to the assistant directly gets an 8-character code
 (valid 1 hour). Approving it lets that person talk to the assistant in direct
 messages from then on; it never grants access to groups.";
-    let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
-        return Ok(0);
+    let method_for = |args: &[&str]| -> Result<Option<MethodCall>, String> {
+        let (method, params) = match args {
+            ["list"] => ("pairing.list", json!({})),
+            ["approve", ch, code] => ("pairing.approve", json!({"channel": ch, "code": code})),
+            ["reject", ch, code] => ("pairing.reject", json!({"channel": ch, "code": code})),
+            _ => return Ok(None),
+        };
+        Ok(Some(MethodCall { method, params }))
     };
-    let t = gateway_endpoint(url, token, g, home)?;
-    let v = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["list"] => t.call("pairing.list", json!({}))?,
-        ["approve", ch, code] => t.call("pairing.approve", json!({"channel": ch, "code": code}))?,
-        ["reject", ch, code] => t.call("pairing.reject", json!({"channel": ch, "code": code}))?,
-        _ => {
-            println!("{HELP}");
-            return Ok(2);
-        }
-    };
-    if as_json || args[0] != "list" {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(0);
-    }
+    list_or_change(p, g, home, HELP, &method_for, show_list)
+}
+
+/// `pairing list`: per channel, the pending codes and the approved count.
+fn show_list(v: &Value) {
     for (ch, st) in v.as_object().cloned().unwrap_or_default() {
         let pending = st["pending"].as_array().cloned().unwrap_or_default();
         println!(
@@ -49,5 +41,4 @@ messages from then on; it never grants access to groups.";
             );
         }
     }
-    Ok(0)
 }

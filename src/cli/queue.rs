@@ -1,9 +1,9 @@
 //! `pinch queue`: the outgoing delivery queue and its dead letters, through
 //! the running gateway (list, retry, drop).
 
-use super::{common_args, gateway_endpoint, Global};
+use super::{list_or_change, Global, MethodCall};
 use crate::home::Home;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32, String> {
     const HELP: &str =
@@ -12,32 +12,24 @@ pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32
 list       queued outgoing messages (per chat, in order) and dead letters
 retry SEQ  move a dead letter back into the queue
 drop SEQ   delete a queued message or a dead letter";
-    let Some((url, token, as_json, args)) = common_args(p, HELP)? else {
-        return Ok(0);
-    };
-    let t = gateway_endpoint(url, token, g, home)?;
     let seq = |s: &str| {
         s.parse::<u64>()
             .map_err(|_| format!("{s:?} is not a message number (see `pinch queue list`)"))
     };
-    let v = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["list"] => t.call("queue.list", json!({}))?,
-        ["retry", s] => t.call("queue.retry", json!({"seq": seq(s)?}))?,
-        ["drop", s] => t.call("queue.drop", json!({"seq": seq(s)?}))?,
-        _ => {
-            println!("{HELP}");
-            return Ok(2);
-        }
+    let method_for = |args: &[&str]| -> Result<Option<MethodCall>, String> {
+        let (method, params) = match args {
+            ["list"] => ("queue.list", json!({})),
+            ["retry", s] => ("queue.retry", json!({"seq": seq(s)?})),
+            ["drop", s] => ("queue.drop", json!({"seq": seq(s)?})),
+            _ => return Ok(None),
+        };
+        Ok(Some(MethodCall { method, params }))
     };
-    if as_json || args[0] != "list" {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(0);
-    }
+    list_or_change(p, g, home, HELP, &method_for, show_list)
+}
+
+/// `queue list`: the queued messages, then the dead letters.
+fn show_list(v: &Value) {
     println!("queue: {}", v["stats"]);
     for m in v["queued"].as_array().cloned().unwrap_or_default() {
         println!(
@@ -58,5 +50,4 @@ drop SEQ   delete a queued message or a dead letter";
             m["reason"].as_str().unwrap_or("")
         );
     }
-    Ok(0)
 }

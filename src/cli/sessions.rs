@@ -100,31 +100,8 @@ fn offline_sessions(home: &Home, what: &str, key: Option<&str>) -> Result<Value,
             let items: Vec<Value> = turns
                 .iter()
                 .map(|(seq, t)| {
-                    let text: String = t
-                        .message
-                        .parts
-                        .iter()
-                        .filter_map(|p| {
-                            if let crate::llm::Part::Text(s) = p {
-                                Some(s.as_str())
-                            } else {
-                                None
-                            }
-                        })
-                        .collect();
-                    let role = if t.kind == crate::store::TurnKind::Summary {
-                        "summary"
-                    } else if t.message.role == crate::llm::Role::User {
-                        "user"
-                    } else {
-                        "assistant"
-                    };
-                    let text = if role == "user" {
-                        crate::agent::prompt::strip_envelope(&text).to_string()
-                    } else {
-                        text
-                    };
-                    json!({"seq": seq, "role": role, "text": text, "model": t.model})
+                    let shown = crate::agent::prompt::shown_turn(t);
+                    json!({"seq": seq, "role": shown.role, "text": shown.text, "model": t.model})
                 })
                 .collect();
             Ok(json!({"session": k, "turns": items}))

@@ -73,7 +73,7 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, Stri
                 n + 1,
                 format!(
                     "expected KEY=value, found {:?}",
-                    crate::channel::envelope::truncate_chars(line, 40)
+                    crate::util::truncate_chars(line, 40)
                 ),
             ));
         };

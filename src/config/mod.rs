@@ -590,7 +590,7 @@ fn validate(cfg: &Config) -> Result<(), Invalid> {
 }
 
 /// A delivery target (`channel:chat`) naming a known channel.
-pub fn check_target(to: &str) -> Result<(), String> {
+pub fn check_target(to: &str) -> Result<crate::channel::envelope::ReplyTarget, String> {
     let t = crate::channel::envelope::ReplyTarget::parse(to)?;
     if !CHANNELS.contains(&t.channel.as_str()) {
         let near = crate::util::nearest(&t.channel, CHANNELS)
@@ -602,7 +602,7 @@ pub fn check_target(to: &str) -> Result<(), String> {
             CHANNELS.join(", ")
         ));
     }
-    Ok(())
+    Ok(t)
 }
 
 /// `agents.defaults.heartbeat` and `hooks`.

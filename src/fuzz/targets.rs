@@ -3,6 +3,7 @@
 
 use super::engine::Verdict;
 use crate::llm::sse::{SseEvent, SseParser};
+use crate::llm::StreamDecoder;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -125,19 +126,7 @@ struct Decoded {
     error: Option<String>,
 }
 
-fn decode_stream<D>(
-    input: &[u8],
-    parts: &[&[u8]],
-    mut decoder: D,
-    feed: fn(
-        &mut D,
-        &SseEvent,
-    ) -> Result<Vec<crate::llm::types::StreamEvent>, crate::llm::types::DecodeError>,
-    finish: fn(
-        &mut D,
-    ) -> Result<Vec<crate::llm::types::StreamEvent>, crate::llm::types::DecodeError>,
-) -> Decoded {
-    let _ = input;
+fn decode_stream(parts: &[&[u8]], mut decoder: impl StreamDecoder) -> Decoded {
     let mut p = SseParser::new(64 * 1024);
     let mut out = Vec::new();
     let done = |out: &Vec<crate::llm::types::StreamEvent>, error: Option<String>| Decoded {
@@ -150,55 +139,46 @@ fn decode_stream<D>(
             Err(e) => return done(&out, Some(format!("sse: {e}"))),
         };
         for ev in &events {
-            match feed(&mut decoder, ev) {
+            match decoder.feed(ev) {
                 Ok(v) => out.extend(v),
                 Err(e) => return done(&out, Some(format!("{e:?}"))),
             }
         }
     }
     for ev in &p.finish() {
-        match feed(&mut decoder, ev) {
+        match decoder.feed(ev) {
             Ok(v) => out.extend(v),
             Err(e) => return done(&out, Some(format!("{e:?}"))),
         }
     }
-    match finish(&mut decoder) {
+    match decoder.finish() {
         Ok(v) => out.extend(v),
         Err(e) => return done(&out, Some(format!("{e:?}"))),
     }
     done(&out, None)
 }
 
+/// The same stream decoded whole and in pieces cut where the input says
+/// gives the same events and the same error.
+fn stream_in_pieces<D: StreamDecoder>(input: &[u8], decoder: fn() -> D) -> Verdict {
+    let run = |parts: &[&[u8]]| decode_stream(parts, decoder());
+    same_outcome(run(&[input]), run(&pieces(input, &cuts(input))))
+}
+
 /// OpenAI-compatible chat completion streams (llama.cpp, Ollama, OpenAI).
 pub fn openai_stream(input: &[u8]) -> Verdict {
-    use crate::llm::openai::Decoder;
-    let run = |parts: &[&[u8]]| {
-        decode_stream(
-            input,
-            parts,
-            Decoder::with_max_tool_args(4096),
-            Decoder::feed,
-            Decoder::finish,
-        )
-    };
-    same_outcome(run(&[input]), run(&pieces(input, &cuts(input))))?;
+    stream_in_pieces(input, || {
+        crate::llm::openai::Decoder::with_max_tool_args(4096)
+    })?;
     let _ = crate::llm::openai::parse_error(500, input, Some("1"));
     Ok(())
 }
 
 /// Anthropic Messages streams.
 pub fn anthropic_stream(input: &[u8]) -> Verdict {
-    use crate::llm::anthropic::Decoder;
-    let run = |parts: &[&[u8]]| {
-        decode_stream(
-            input,
-            parts,
-            Decoder::with_max_tool_args(4096),
-            Decoder::feed,
-            Decoder::finish,
-        )
-    };
-    same_outcome(run(&[input]), run(&pieces(input, &cuts(input))))?;
+    stream_in_pieces(input, || {
+        crate::llm::anthropic::Decoder::with_max_tool_args(4096)
+    })?;
     let _ = crate::llm::anthropic::parse_error(529, input, Some("1"));
     Ok(())
 }

@@ -265,17 +265,23 @@ pub(super) fn authorized(stream: &mut TcpStream, req: &Request, shared: &Shared)
             false
         }
         Check::Locked { retry_after_s } => {
-            std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
-            let _ = respond(
-                stream,
-                429,
-                "application/json",
-                &[("Retry-After", retry_after_s.to_string())],
-                error_body("too many failed attempts from this address; wait and retry").as_bytes(),
-            );
+            respond_locked(stream, retry_after_s);
             false
         }
     }
+}
+
+/// The answer to an address locked out after failed tokens: 429 with its
+/// `Retry-After`, after the lockout's fixed delay.
+pub(super) fn respond_locked(stream: &mut TcpStream, retry_after_s: u64) {
+    std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
+    let _ = respond(
+        stream,
+        429,
+        "application/json",
+        &[("Retry-After", retry_after_s.to_string())],
+        error_body("too many failed attempts from this address; wait and retry").as_bytes(),
+    );
 }
 
 pub(super) type Answer = Result<Value, crate::api_error::ApiError>;

@@ -48,7 +48,7 @@ impl Policy {
                 return Err(Refusal {
                     message: format!(
                         "Host {:?} is not this gateway's; add it to gateway.allowedHosts if you reach the gateway under that name",
-                        crate::channel::envelope::truncate_chars(h, 100)
+                        crate::util::truncate_chars(h, 100)
                     ),
                 });
             }
@@ -69,7 +69,7 @@ impl Policy {
         Err(Refusal {
             message: format!(
                 "requests from the web page at {:?} are refused; add that origin to gateway.allowedOrigins to allow it",
-                crate::channel::envelope::truncate_chars(origin, 100)
+                crate::util::truncate_chars(origin, 100)
             ),
         })
     }

@@ -5,7 +5,7 @@
 //! only writer.
 
 use super::auth::{self, Check};
-use super::http::{ask, error_body, query, respond, Request};
+use super::http::{ask, error_body, query, respond, respond_locked, Request};
 use super::Shared;
 use crate::net::percent::decode_lossy;
 use serde_json::{json, Value};
@@ -104,8 +104,7 @@ pub fn hook(stream: &mut TcpStream, req: &Request, shared: &Shared) {
         crate::api_error::ErrorCode::Unauthorized => {
             match shared.auth.record_failure(req.remote, now) {
                 Check::Locked { retry_after_s } => {
-                    std::thread::sleep(Duration::from_millis(auth::LOCKED_DELAY_MS));
-                    return locked(stream, retry_after_s);
+                    return respond_locked(stream, retry_after_s);
                 }
                 Check::Denied { delay_ms } => {
                     std::thread::sleep(Duration::from_millis(delay_ms));
@@ -139,16 +138,6 @@ fn body_object(stream: &mut TcpStream, req: &Request) -> Option<Value> {
             None
         }
     }
-}
-
-fn locked(stream: &mut TcpStream, retry_after_s: u64) {
-    let _ = respond(
-        stream,
-        429,
-        "application/json",
-        &[("Retry-After", retry_after_s.to_string())],
-        error_body("too many failed attempts from this address; wait and retry").as_bytes(),
-    );
 }
 
 fn not_found(stream: &mut TcpStream) {

@@ -35,12 +35,8 @@ const GATEWAY_LOG_CAP: u64 = 4 << 20;
 pub struct Upkeep {
     pub last_pass: Option<Instant>,
     pub last_pass_ms: u64,
-    pub home_bytes: u64,
-    pub store_bytes: u64,
-    pub over_budget: bool,
-    pub removed_turns: u64,
-    pub removed_dead: u64,
-    pub compacted_bytes: u64,
+    /// What the last pass that ran to the end found and did.
+    pub last: PassOutcome,
     pub last_error: Option<String>,
     /// The store snapshot for `pinch backup`, written off the reactor.
     pub snapshot: SnapshotSlot,
@@ -361,27 +357,22 @@ impl Reactor {
                 storage.max_bytes
             );
         }
-        self.upkeep.home_bytes = out.home_bytes;
-        self.upkeep.store_bytes = out.store_bytes;
-        self.upkeep.over_budget = out.over_budget;
-        self.upkeep.removed_turns = out.removed_turns;
-        self.upkeep.removed_dead = out.removed_dead;
-        self.upkeep.compacted_bytes = out.compacted_bytes;
+        self.upkeep.last = out;
         Ok(())
     }
 
     /// The `storage` object of `status`.
     pub(super) fn storage_status(&self) -> Value {
-        let u = &self.upkeep;
+        let (u, last) = (&self.upkeep, &self.upkeep.last);
         let total = |k: &str| self.store.meta_get(k).unwrap_or(0);
         json!({
             "schemaVersion": self.store.schema_version().unwrap_or(0),
             "maxBytes": self.cfg.storage.max_bytes,
-            "homeBytes": u.home_bytes,
-            "storeBytes": u.store_bytes,
-            "overBudget": u.over_budget,
+            "homeBytes": last.home_bytes,
+            "storeBytes": last.store_bytes,
+            "overBudget": last.over_budget,
             "lastPassMs": u.last_pass_ms,
-            "lastPass": {"turns": u.removed_turns, "deadLetters": u.removed_dead, "compactedBytes": u.compacted_bytes},
+            "lastPass": {"turns": last.removed_turns, "deadLetters": last.removed_dead, "compactedBytes": last.compacted_bytes},
             "removedTotal": {
                 "turns": total("retention_turns"),
                 "deadLetters": total("retention_dead"),

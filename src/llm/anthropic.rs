@@ -5,12 +5,13 @@
 use super::sse::SseEvent;
 use super::types::CacheUsage;
 use super::types::{
-    checked_tool_args, http_error, push_capped, stream_error, tool_schema, ChatRequest,
-    DecodeError, HttpError, Part, Role, StopReason, StreamEvent, DEFAULT_MAX_TOOL_ARGS,
-    IMAGE_PLACEHOLDER, MAX_TOOL_CALLS,
+    checked_tool_args, f32_to_json, http_error, push_capped, stream_error, tool_schema,
+    ChatRequest, DecodeError, HttpError, Part, Role, StopReason, StreamEvent,
+    DEFAULT_MAX_TOOL_ARGS, IMAGE_PLACEHOLDER, MAX_TOOL_CALLS,
 };
+use super::StreamDecoder;
 use serde::Deserialize;
-use serde_json::{json, Map, Number, Value};
+use serde_json::{json, Map, Value};
 
 /// Value of the `anthropic-version` header.
 pub const API_VERSION: &str = "2023-06-01";
@@ -116,11 +117,6 @@ pub fn build_body(req: &ChatRequest) -> Vec<u8> {
         body.insert("tools".into(), Value::Array(tools));
     }
     Value::Object(body).to_string().into_bytes()
-}
-
-fn f32_to_json(x: f32) -> Option<Value> {
-    let wide: f64 = format!("{}", x).parse().ok()?;
-    Number::from_f64(wide).map(Value::Number)
 }
 
 /// Turn the transcript into strictly alternating user/assistant turns:
@@ -361,8 +357,10 @@ impl Decoder {
             done: false,
         }
     }
+}
 
-    pub fn feed(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, DecodeError> {
+impl StreamDecoder for Decoder {
+    fn feed(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, DecodeError> {
         if self.done {
             return Ok(Vec::new());
         }
@@ -456,7 +454,7 @@ impl Decoder {
     }
 
     /// End of the byte stream; without message_stop the response is cut.
-    pub fn finish(&mut self) -> Result<Vec<StreamEvent>, DecodeError> {
+    fn finish(&mut self) -> Result<Vec<StreamEvent>, DecodeError> {
         if self.done {
             Ok(Vec::new())
         } else {
@@ -465,7 +463,9 @@ impl Decoder {
             ))
         }
     }
+}
 
+impl Decoder {
     fn take_usage(&mut self, u: &Usage) {
         if let Some(n) = u.input_total() {
             self.input_tokens = Some(n);
@@ -639,6 +639,7 @@ fn map_stop_reason(reason: &str) -> StopReason {
 mod tests {
     use super::*;
     use crate::llm::sse::SseParser;
+    use crate::llm::test_support::{decode_all, stop, text};
     use crate::llm::types::{Message, ToolSpec};
 
     /// Plain text, shaped like the documented stream, with a ping.
@@ -805,28 +806,13 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
 
 "#;
 
+    /// Run `stream` through the SSE parser and decoder, `chunk` bytes at a time.
     fn decode(stream: &str, chunk: usize) -> Result<Vec<StreamEvent>, DecodeError> {
         decode_bytes(stream.as_bytes(), chunk)
     }
 
     fn decode_bytes(stream: &[u8], chunk: usize) -> Result<Vec<StreamEvent>, DecodeError> {
-        let mut sse = SseParser::new(4096);
-        let mut dec = Decoder::new();
-        let mut out = Vec::new();
-        for piece in stream.chunks(chunk) {
-            for ev in sse.feed(piece)? {
-                out.extend(dec.feed(&ev)?);
-            }
-        }
-        for ev in sse.finish() {
-            out.extend(dec.feed(&ev)?);
-        }
-        out.extend(dec.finish()?);
-        Ok(out)
-    }
-
-    fn text(s: &str) -> StreamEvent {
-        StreamEvent::TextDelta(s.to_string())
+        decode_all(Decoder::new(), stream, chunk)
     }
 
     fn usage(input_tokens: u64, output_tokens: u64) -> StreamEvent {
@@ -834,10 +820,6 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
             input_tokens,
             output_tokens,
         }
-    }
-
-    fn stop(reason: StopReason) -> StreamEvent {
-        StreamEvent::Stop { reason }
     }
 
     fn body_json(req: &ChatRequest) -> Value {

@@ -5,13 +5,14 @@
 
 use super::sse::SseEvent;
 use super::types::{
-    checked_tool_args, http_error, push_capped, snippet, stream_error, tool_schema, ChatRequest,
-    DecodeError, HttpError, Message, Part, Role, StopReason, StreamEvent, DEFAULT_MAX_TOOL_ARGS,
-    IMAGE_PLACEHOLDER, MAX_ERROR_CHARS, MAX_TOOL_CALLS,
+    checked_tool_args, f32_to_json, http_error, push_capped, snippet, stream_error, tool_schema,
+    ChatRequest, DecodeError, HttpError, Message, Part, Role, StopReason, StreamEvent,
+    DEFAULT_MAX_TOOL_ARGS, IMAGE_PLACEHOLDER, MAX_ERROR_CHARS, MAX_TOOL_CALLS,
 };
 use super::types::{CacheUsage, TokenUsage};
+use super::StreamDecoder;
 use serde::Deserialize;
-use serde_json::{json, Map, Number, Value};
+use serde_json::{json, Map, Value};
 
 /// The request URL for a base URL, by the OpenAI SDK convention that
 /// OpenClaw follows: `<baseUrl>/chat/completions`, where the base normally
@@ -94,11 +95,6 @@ pub fn reasoning_effort(budget: u32) -> &'static str {
 }
 
 /// f32 -> JSON number without float widening noise (0.7 stays 0.7).
-fn f32_to_json(x: f32) -> Option<Value> {
-    let wide: f64 = format!("{}", x).parse().ok()?;
-    Number::from_f64(wide).map(Value::Number)
-}
-
 /// Append the OpenAI messages for one transcript message. Tool results
 /// become separate `tool` messages; thinking parts are not sent back.
 fn push_message(out: &mut Vec<Value>, m: &Message, accepts_images: bool) {
@@ -306,8 +302,10 @@ impl Decoder {
             done: false,
         }
     }
+}
 
-    pub fn feed(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, DecodeError> {
+impl StreamDecoder for Decoder {
+    fn feed(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, DecodeError> {
         if self.done {
             return Ok(Vec::new());
         }
@@ -372,7 +370,7 @@ impl Decoder {
 
     /// End of the byte stream. A stream that never reported a
     /// finish_reason nor `[DONE]` was cut short: Malformed.
-    pub fn finish(&mut self) -> Result<Vec<StreamEvent>, DecodeError> {
+    fn finish(&mut self) -> Result<Vec<StreamEvent>, DecodeError> {
         if self.done {
             return Ok(Vec::new());
         }
@@ -384,7 +382,9 @@ impl Decoder {
         self.done = true;
         self.complete()
     }
+}
 
+impl Decoder {
     fn apply_delta(&mut self, delta: Delta, out: &mut Vec<StreamEvent>) -> Result<(), DecodeError> {
         let thinking = delta.reasoning_content.or(delta.reasoning);
         if let Some(t) = thinking {
@@ -525,6 +525,7 @@ fn map_finish_reason(reason: &str) -> StopReason {
 mod tests {
     use super::*;
     use crate::llm::sse::SseParser;
+    use crate::llm::test_support::{decode_all, stop, text};
     use crate::llm::types::ToolSpec;
 
     /// llama.cpp style: role chunk with null content, finish chunk with an
@@ -622,27 +623,7 @@ data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"x","functio
     }
 
     fn decode_bytes(stream: &[u8], chunk: usize) -> Result<Vec<StreamEvent>, DecodeError> {
-        let mut sse = SseParser::new(4096);
-        let mut dec = Decoder::new();
-        let mut out = Vec::new();
-        for piece in stream.chunks(chunk) {
-            for ev in sse.feed(piece)? {
-                out.extend(dec.feed(&ev)?);
-            }
-        }
-        for ev in sse.finish() {
-            out.extend(dec.feed(&ev)?);
-        }
-        out.extend(dec.finish()?);
-        Ok(out)
-    }
-
-    fn text(s: &str) -> StreamEvent {
-        StreamEvent::TextDelta(s.to_string())
-    }
-
-    fn stop(reason: StopReason) -> StreamEvent {
-        StreamEvent::Stop { reason }
+        decode_all(Decoder::new(), stream, chunk)
     }
 
     fn body_json(req: &ChatRequest) -> Value {

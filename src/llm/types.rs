@@ -30,6 +30,18 @@ impl Message {
             parts: vec![Part::Text(text.to_string())],
         }
     }
+
+    /// Its text parts joined, in order, with nothing between them (tool
+    /// calls, results, images and thinking left out).
+    pub fn joined_text(&self) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            if let Part::Text(text) = part {
+                out.push_str(text);
+            }
+        }
+        out
+    }
 }
 
 /// One piece of a message. Serialized with a `type` tag, for example
@@ -402,7 +414,13 @@ pub const MAX_ERROR_CHARS: usize = 300;
 
 /// Trim `s` and keep at most `max_chars` characters.
 pub(crate) fn snippet(s: &str, max_chars: usize) -> String {
-    s.trim().chars().take(max_chars).collect()
+    crate::util::truncate_chars(s.trim(), max_chars)
+}
+
+/// f32 -> JSON number without float widening noise (0.7 stays 0.7).
+pub(crate) fn f32_to_json(x: f32) -> Option<serde_json::Value> {
+    let wide: f64 = format!("{}", x).parse().ok()?;
+    serde_json::Number::from_f64(wide).map(serde_json::Value::Number)
 }
 
 /// Parse a Retry-After header given in seconds. HTTP dates yield None

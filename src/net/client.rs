@@ -38,6 +38,15 @@ impl Default for Timeouts {
 const READ_BUFFER: usize = 32 * 1024;
 const WRITE_BUFFER: usize = 16 * 1024;
 
+/// A response header's value as text (`None` when absent or not visible
+/// ASCII), e.g. `Retry-After` for the caller's error classification.
+pub fn header_text(headers: &ureq::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// An agent for requests to `url` (and URLs that route the same way).
 ///
 /// 4xx/5xx responses are returned as responses, not errors.

@@ -17,7 +17,7 @@ pub mod tls;
 pub mod ureq_connector;
 pub mod websocket;
 
-pub use client::{agent_config, agent_for, ureq_proxy, LazyAgent, Timeouts};
+pub use client::{agent_config, agent_for, header_text, ureq_proxy, LazyAgent, Timeouts};
 pub use noproxy::NoProxy;
 pub use probe::{probe, Failure, ProbeReport, Step, StepResult};
 pub use route::{

@@ -4,9 +4,8 @@
 
 use super::outq::{channel_of, decode, Taken};
 use super::{
-    checkpoint, k_drop, meta_prefixed, store_error, ChannelDepth, DeadMsg, DeadRow, Dropped,
-    QueueConfig, QueueError, QueueStats, QueueTables, QueuedMsg, DEAD, INBOX_PENDING, K_DEAD, META,
-    OUTQ,
+    k_drop, meta_prefixed, store_error, write_tables, ChannelDepth, DeadMsg, DeadRow, Dropped,
+    QueueConfig, QueueError, QueueStats, QueuedMsg, DEAD, INBOX_PENDING, K_DEAD, META, OUTQ,
 };
 use crate::store::Store;
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
@@ -65,9 +64,7 @@ pub fn retry_dead(
     seq: u64,
     now_ms: u64,
 ) -> Result<u64, QueueError> {
-    let tx = store.db.begin_write().map_err(store_error("begin"))?;
-    let new_seq = {
-        let mut q = QueueTables::open(&tx)?;
+    write_tables(store, |q| {
         let raw = q
             .dead
             .get(seq)
@@ -86,19 +83,14 @@ pub fn retry_dead(
         })?;
         q.dead.remove(seq).map_err(store_error("write dead"))?;
         q.meta_sub(K_DEAD, 1)?;
-        new_seq
-    };
-    checkpoint()?;
-    tx.commit().map_err(store_error("commit"))?;
-    Ok(new_seq)
+        Ok(new_seq)
+    })
 }
 
 /// Removes `seq` from the queue or from the dead letters (counted as a
 /// `dropped_by_admin` drop).
 pub fn drop_msg(store: &Store, seq: u64) -> Result<Dropped, QueueError> {
-    let tx = store.db.begin_write().map_err(store_error("begin"))?;
-    let what = {
-        let mut q = QueueTables::open(&tx)?;
+    write_tables(store, |q| {
         let (what, ch) = match q.take(seq)? {
             Some(Taken::Row(row)) => (Dropped::Queued, row.outbound.channel),
             Some(Taken::Unreadable { chat_key, .. }) => (
@@ -124,11 +116,8 @@ pub fn drop_msg(store: &Store, seq: u64) -> Result<Dropped, QueueError> {
             }
         };
         q.meta_add(&k_drop(&ch, "dropped_by_admin"), 1)?;
-        what
-    };
-    checkpoint()?;
-    tx.commit().map_err(store_error("commit"))?;
-    Ok(what)
+        Ok(what)
+    })
 }
 
 /// Depth, bytes, oldest age, dead letters and counters.
@@ -202,10 +191,8 @@ pub fn count_drop_in(
 /// `expired` drops), in one transaction. Queued messages are never touched:
 /// only seqs found among the dead letters are removed. Returns how many.
 pub fn expire_dead(store: &Store, seqs: &[u64]) -> Result<u64, QueueError> {
-    let tx = store.db.begin_write().map_err(store_error("begin"))?;
-    let mut n = 0u64;
-    {
-        let mut q = QueueTables::open(&tx)?;
+    write_tables(store, |q| {
+        let mut n = 0u64;
         for seq in seqs {
             let raw = q
                 .dead
@@ -220,8 +207,6 @@ pub fn expire_dead(store: &Store, seqs: &[u64]) -> Result<u64, QueueError> {
             q.meta_add(&k_drop(&ch, "expired"), 1)?;
             n += 1;
         }
-    }
-    checkpoint()?;
-    tx.commit().map_err(store_error("commit"))?;
-    Ok(n)
+        Ok(n)
+    })
 }

@@ -55,10 +55,7 @@ pub fn inbound_id(env: &Envelope) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!(
-        "{}#{h:016x}",
-        crate::channel::envelope::truncate_bytes(&id, 64)
-    )
+    format!("{}#{h:016x}", crate::util::truncate(&id, 64).to_string())
 }
 
 /// Records `env` as pending unless its id is already in the window.

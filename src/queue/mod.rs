@@ -188,6 +188,28 @@ fn store_error<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> QueueError 
     move |err| QueueError::Store(format!("{what}: {err}"))
 }
 
+/// The queue's one write transaction: opens it, runs `f` in it, passes the
+/// crash checkpoint and commits. An error anywhere drops the transaction,
+/// so nothing of it is written.
+fn write<T>(
+    store: &Store,
+    f: impl FnOnce(&WriteTransaction) -> Result<T, QueueError>,
+) -> Result<T, QueueError> {
+    let tx = store.db.begin_write().map_err(store_error("begin"))?;
+    let value = f(&tx)?;
+    checkpoint()?;
+    tx.commit().map_err(store_error("commit"))?;
+    Ok(value)
+}
+
+/// [`write`] with every queue table open.
+fn write_tables<T>(
+    store: &Store,
+    f: impl FnOnce(&mut QueueTables) -> Result<T, QueueError>,
+) -> Result<T, QueueError> {
+    write(store, |tx| f(&mut QueueTables::open(tx)?))
+}
+
 /// Result of [`accept_inbound`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accept {
@@ -383,34 +405,15 @@ pub fn channel_state_put_in(
 // Test hook: `crash_after(n)` makes the n-th following write step fail as if
 // the process died there (its transaction is dropped, never committed).
 #[cfg(test)]
-thread_local! {
-    static CRASH_AT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-pub(crate) fn crash_after(steps: u32) {
-    CRASH_AT.with(|c| c.set(steps));
-}
-
-/// Whether an armed crash has not fired yet (and disarms it).
-#[cfg(test)]
-pub(crate) fn crash_disarm() -> bool {
-    CRASH_AT.with(|c| c.replace(0) != 0)
-}
+pub(crate) use crate::util::crash::{crash_after, crash_disarm};
 
 #[cfg(test)]
 fn checkpoint() -> Result<(), QueueError> {
-    CRASH_AT.with(|c| match c.get() {
-        0 => Ok(()),
-        1 => {
-            c.set(0);
-            Err(QueueError::Store("injected crash".into()))
-        }
-        n => {
-            c.set(n - 1);
-            Ok(())
-        }
-    })
+    if crate::util::crash::crash_now() {
+        Err(QueueError::Store("injected crash".into()))
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(not(test))]
@@ -534,10 +537,8 @@ impl Store {
         replies: &[Outbound],
         now_ms: u64,
     ) -> Result<Committed, QueueError> {
-        let tx = self.db.begin_write().map_err(store_error("begin"))?;
-        let done = commit_reply_in(&tx, cfg, session, turns, usage, inbound, replies, now_ms)?;
-        checkpoint()?;
-        tx.commit().map_err(store_error("commit"))?;
-        Ok(done)
+        write(self, |tx| {
+            commit_reply_in(tx, cfg, session, turns, usage, inbound, replies, now_ms)
+        })
     }
 }

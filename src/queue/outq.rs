@@ -8,9 +8,9 @@
 
 use super::InboundKey;
 use super::{
-    backoff_ms, chat_key, checkpoint, k_bytes, k_drop, k_entries, k_over, store_error, Committed,
-    DeadRow, Disposition, Full, Limit, QueueConfig, QueueError, QueueTables, QueuedMsg, QueuedRow,
-    K_DEAD, K_SEQ, META, OUTQ, OUTQ_DUE,
+    backoff_ms, chat_key, checkpoint, k_bytes, k_drop, k_entries, k_over, store_error,
+    write_tables, Committed, DeadRow, Disposition, Full, Limit, QueueConfig, QueueError,
+    QueueTables, QueuedMsg, QueuedRow, K_DEAD, K_SEQ, META, OUTQ, OUTQ_DUE,
 };
 use crate::channel::envelope::Outbound;
 use crate::llm::types::TokenUsage;
@@ -204,19 +204,15 @@ pub fn delivered(store: &Store, seq: u64) -> Result<bool, QueueError> {
 
 /// [`delivered`] for several messages in one transaction.
 pub fn delivered_many(store: &Store, seqs: &[u64]) -> Result<usize, QueueError> {
-    let tx = store.db.begin_write().map_err(store_error("begin"))?;
-    let mut n = 0;
-    {
-        let mut q = QueueTables::open(&tx)?;
+    write_tables(store, |q| {
+        let mut n = 0;
         for &seq in seqs {
             if q.take(seq)?.is_some() {
                 n += 1;
             }
         }
-    }
-    checkpoint()?;
-    tx.commit().map_err(store_error("commit"))?;
-    Ok(n)
+        Ok(n)
+    })
 }
 
 /// A delivery attempt failed: schedules a retry with backoff (never sooner
@@ -231,16 +227,14 @@ pub fn failed(
     retry_after_s: Option<u64>,
     jitter: &mut dyn FnMut(u64) -> u64,
 ) -> Result<Disposition, QueueError> {
-    let tx = store.db.begin_write().map_err(store_error("begin"))?;
-    let disp = {
-        let mut q = QueueTables::open(&tx)?;
+    write_tables(store, |q| {
         let raw = q
             .outq
             .get(seq)
             .map_err(store_error("read outq"))?
             .map(|v| v.value().to_vec())
             .ok_or(QueueError::NotFound(seq))?;
-        match decode(&raw) {
+        Ok(match decode(&raw) {
             Err(_) => {
                 let t = q.take(seq)?.ok_or(QueueError::NotFound(seq))?;
                 q.bury_taken(cfg, seq, t, "unreadable", now_ms)?;
@@ -248,10 +242,7 @@ pub fn failed(
             }
             Ok(mut row) => {
                 row.attempts = row.attempts.saturating_add(1);
-                row.last_error = Some(crate::channel::envelope::truncate_bytes(
-                    err,
-                    MAX_ERROR_BYTES,
-                ));
+                row.last_error = Some(crate::util::truncate(err, MAX_ERROR_BYTES).to_string());
                 let too_old = now_ms.saturating_sub(row.first_ms) >= cfg.max_age_ms;
                 // A message may carry a lower limit of its own (heartbeat alerts).
                 let own_limit = row
@@ -295,11 +286,8 @@ pub fn failed(
                     Disposition::Retry { at_ms: at }
                 }
             }
-        }
-    };
-    checkpoint()?;
-    tx.commit().map_err(store_error("commit"))?;
-    Ok(disp)
+        })
+    })
 }
 
 /// Dead-letters `seq` at once (a permanent platform error: bot blocked, chat
@@ -311,24 +299,19 @@ pub fn fail_permanent(
     now_ms: u64,
     err: &str,
 ) -> Result<bool, QueueError> {
-    let tx = store.db.begin_write().map_err(store_error("begin"))?;
-    let found = {
-        let mut q = QueueTables::open(&tx)?;
-        match q.take(seq)? {
+    write_tables(store, |q| {
+        Ok(match q.take(seq)? {
             None => false,
             Some(Taken::Row(mut row)) => {
                 row.attempts = row.attempts.saturating_add(1);
-                row.last_error = Some(crate::channel::envelope::truncate_bytes(
-                    err,
-                    MAX_ERROR_BYTES,
-                ));
+                row.last_error = Some(crate::util::truncate(err, MAX_ERROR_BYTES).to_string());
                 q.bury(
                     cfg,
                     seq,
                     row,
                     format!(
                         "permanent error: {}",
-                        crate::channel::envelope::truncate_bytes(err, MAX_ERROR_BYTES)
+                        crate::util::truncate(err, MAX_ERROR_BYTES)
                     ),
                     now_ms,
                 )?;
@@ -338,11 +321,8 @@ pub fn fail_permanent(
                 q.bury_taken(cfg, seq, t, "unreadable", now_ms)?;
                 true
             }
-        }
-    };
-    checkpoint()?;
-    tx.commit().map_err(store_error("commit"))?;
-    Ok(found)
+        })
+    })
 }
 
 impl QueueTables<'_> {
@@ -578,10 +558,7 @@ impl QueueTables<'_> {
                     attempts: 0,
                     next_at_ms: 0,
                     first_ms: 0,
-                    last_error: Some(crate::channel::envelope::truncate_bytes(
-                        &raw,
-                        MAX_ERROR_BYTES,
-                    )),
+                    last_error: Some(crate::util::truncate(&raw, MAX_ERROR_BYTES).to_string()),
                     bytes: 0,
                 };
                 self.bury(cfg, seq, row, format!("{why}: {err}"), now_ms)

@@ -125,7 +125,7 @@ impl Surroundings {
             .and_then(|v| v.trim().parse().ok());
         let container = read_small("/run/systemd/container", 256)
             .or_else(|| std::env::var("container").ok())
-            .map(|c| c.trim().chars().take(64).collect::<String>())
+            .map(|c| crate::util::truncate_chars(c.trim(), 64))
             .filter(|c| !c.is_empty());
         Surroundings {
             seccomp,

@@ -110,11 +110,7 @@ impl JobSpec {
             }
         }
         if let Some(to) = &self.deliver_to {
-            let ok = match to.split_once(':') {
-                Some((ch, target)) => !ch.trim().is_empty() && !target.trim().is_empty(),
-                None => false,
-            };
-            if !ok {
+            if crate::channel::envelope::ReplyTarget::parse(to).is_err() {
                 return Err(format!(
                     "job \"{name}\": invalid delivery target \"{to}\"; use \"<channel>:<chat>\" like \"telegram:12345\", or leave it out for the last used chat"
                 ));

@@ -113,19 +113,11 @@ pub fn backup_path(path: &Path, from: u64) -> PathBuf {
 
 /// Copies the (quiescent, locked by us) store file to its backup name.
 pub fn write_backup(path: &Path, from: u64) -> Result<PathBuf, String> {
-    use std::os::unix::fs::OpenOptionsExt;
     let target = backup_path(path, from);
-    let mut tmp_name = target.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = target.with_file_name(tmp_name);
+    let tmp = crate::home::temp_path(&target);
     let copy = || -> std::io::Result<()> {
         let mut src = std::fs::File::open(path)?;
-        let mut dst = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut dst = crate::home::create_private(&tmp)?;
         std::io::copy(&mut src, &mut dst)?;
         dst.sync_all()?;
         std::fs::rename(&tmp, &target)?;
@@ -195,28 +187,15 @@ pub(crate) fn stamp(tx: &redb::WriteTransaction, version: u64) -> Result<(), Str
 // Test hook: `crash_after(n)` makes the n-th following migration step fail as
 // if the process died there (its transaction is dropped, never committed).
 #[cfg(test)]
-thread_local! {
-    static CRASH_AT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-pub(crate) fn crash_after(steps: u32) {
-    CRASH_AT.with(|c| c.set(steps));
-}
+pub(crate) use crate::util::crash::crash_after;
 
 #[cfg(test)]
 fn checkpoint() -> Result<(), String> {
-    CRASH_AT.with(|c| match c.get() {
-        0 => Ok(()),
-        1 => {
-            c.set(0);
-            Err("injected crash".into())
-        }
-        n => {
-            c.set(n - 1);
-            Ok(())
-        }
-    })
+    if crate::util::crash::crash_now() {
+        Err("injected crash".into())
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(not(test))]

@@ -1,5 +1,5 @@
-//! Strings: cutting on a character boundary, and "did you mean"
-//! suggestions by edit distance.
+//! Strings: cutting on a character boundary (to a number of bytes or of
+//! characters), and "did you mean" suggestions by edit distance.
 
 /// Cuts `s` to at most `max` bytes on a character boundary.
 pub fn truncate(s: &str, max: usize) -> &str {
@@ -11,6 +11,15 @@ pub fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// Cuts `s` to at most `max` Unicode scalar values (an owned copy: every
+/// caller keeps the result).
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.
@@ -50,5 +59,7 @@ mod tests {
         assert_eq!(nearest("prot", ["bind", "port", "auth"]), Some("port"));
         assert_eq!(nearest("zzzzzz", ["bind", "port"]), None);
         assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_chars("hé", 5), "hé");
     }
 }

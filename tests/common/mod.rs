@@ -476,7 +476,7 @@ fn serve(
 }
 
 /// Closes with SO_LINGER 0, so the peer sees a reset rather than an EOF.
-fn reset(stream: &TcpStream) {
+pub fn reset(stream: &TcpStream) {
     use std::os::unix::io::AsRawFd;
     let l = libc::linger {
         l_onoff: 1,

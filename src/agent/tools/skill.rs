@@ -7,13 +7,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 impl Registry {
-    pub(super) fn load_skill(&self, name: Option<&str>) -> Result<Output, String> {
+    /// The eligible skill the call names (its `name` argument).
+    fn eligible_skill(&self, name: Option<&str>) -> Result<&Skill, String> {
         let name = name.ok_or("missing \"name\"")?;
-        let s = self
-            .skills
+        self.skills
             .iter()
             .find(|s| s.name == name && s.eligible)
-            .ok_or_else(|| format!("no eligible skill {name:?}"))?;
+            .ok_or_else(|| format!("no eligible skill {name:?}"))
+    }
+
+    pub(super) fn load_skill(&self, name: Option<&str>) -> Result<Output, String> {
+        let s = self.eligible_skill(name)?;
         let body = skills::read_skill_md(&s.dir.join("SKILL.md"))?;
         // OpenClaw skills write `{baseDir}` for their own folder.
         let body = body.replace("{baseDir}", &s.dir.display().to_string());
@@ -26,7 +30,7 @@ impl Registry {
         }
         Ok(Output::ok(
             format!("{body}\n\n(skill folder: {}; run its tools or scripts with the skill tool: name, run = a tool name or the script's path in the folder, args){tools}", s.dir.display()),
-            format!("loaded skill {name}"),
+            format!("loaded skill {}", s.name),
         ))
     }
 
@@ -39,12 +43,7 @@ impl Registry {
         argv: Vec<String>,
         deadline: Instant,
     ) -> Result<Output, String> {
-        let name = name.ok_or("missing \"name\"")?;
-        let s = self
-            .skills
-            .iter()
-            .find(|s| s.name == name && s.eligible)
-            .ok_or_else(|| format!("no eligible skill {name:?}"))?;
+        let s = self.eligible_skill(name)?;
         // `run` may name one of the skill's declared tools.
         let script = match s.tools.iter().find(|t| t.name == script) {
             Some(tool) => tool.script.as_str(),

@@ -111,7 +111,7 @@ pub fn fatal_close(code: u16) -> Option<&'static str> {
 }
 
 fn cap(s: &str) -> String {
-    crate::channel::envelope::truncate_bytes(s, MAX_FIELD_BYTES)
+    crate::util::truncate(s, MAX_FIELD_BYTES).to_string()
 }
 
 impl Session {

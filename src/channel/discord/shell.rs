@@ -60,10 +60,7 @@ pub fn start(s: Start) -> Result<Handle, String> {
         channel: s.channel.clone(),
         account: s.account.clone(),
         token,
-        api_root: ch
-            .api_root
-            .clone()
-            .unwrap_or_else(|| super::DEFAULT_API_ROOT.to_string()),
+        api_root: s.api_root(super::DEFAULT_API_ROOT),
         gateway_url: ch.gateway_url.clone(),
         intents: super::intents(ch.intents.as_ref().is_some_and(|i| i.message_content)),
         allow_bots: ch.allow_bots,

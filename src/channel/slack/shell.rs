@@ -62,11 +62,7 @@ pub fn start(start: Start) -> Result<Handle, String> {
     let s = Arc::new(Settings {
         channel: start.channel.clone(),
         account: start.account.clone(),
-        api_root: start
-            .config
-            .api_root
-            .clone()
-            .unwrap_or_else(|| codec::DEFAULT_API_ROOT.into()),
+        api_root: start.api_root(codec::DEFAULT_API_ROOT),
         app_token: token(&start.config.app_token, "appToken", "xapp-")?,
         bot_token: token(&start.config.bot_token, "botToken", "xoxb-")?,
     });
@@ -105,11 +101,7 @@ fn call(agent: &ureq::Agent, req: &codec::Request) -> Outcome {
         Err(e) => return Outcome::Transient(e.to_string()),
     };
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let retry_after = crate::net::header_text(resp.headers(), "retry-after");
     let mut body = Vec::new();
     if let Err(e) = resp
         .into_body()
@@ -322,14 +314,8 @@ fn send_loop(s: &Settings, api: &ureq::Agent, rx: Receiver<SendJob>, sink: &Sink
         );
         let result = match call(api, &req) {
             Outcome::Ok(_) => SendResult::Delivered,
-            Outcome::RetryAfter(secs) => SendResult::Retry {
-                after_s: Some(secs),
-                error: format!("429: retry after {secs} s"),
-            },
-            Outcome::Transient(error) => SendResult::Retry {
-                after_s: None,
-                error,
-            },
+            Outcome::RetryAfter(secs) => SendResult::rate_limited(secs),
+            Outcome::Transient(error) => SendResult::retry(error),
             Outcome::Fatal(e) => SendResult::Permanent(e),
         };
         if !sink(AdapterEvent::Sent { seq, result }) {

@@ -2,15 +2,7 @@
 
 use super::*;
 
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed.max(1);
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
+use crate::util::xorshift_stream as rng;
 
 const WORDS: &[&str] = &[
     "a",

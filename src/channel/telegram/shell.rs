@@ -41,11 +41,7 @@ pub fn start(start: Start) -> Result<Handle, String> {
     let settings = Settings {
         channel: start.channel.clone(),
         account: start.account.clone(),
-        api_root: start
-            .config
-            .api_root
-            .clone()
-            .unwrap_or_else(|| tg::DEFAULT_API_ROOT.into()),
+        api_root: start.api_root(tg::DEFAULT_API_ROOT),
         token,
         poll_timeout_s: start.config.poll_timeout_seconds.clamp(1, 50),
         offset: start.cursor.as_deref().and_then(|c| c.parse().ok()),
@@ -323,18 +319,9 @@ fn send_one(s: &Settings, agent: &ureq::Agent, out: &Outbound, drafts: &mut Draf
 fn send_result(outcome: ApiOutcome) -> SendResult {
     match outcome {
         ApiOutcome::Ok(_) => SendResult::Delivered,
-        ApiOutcome::RetryAfter(secs) => SendResult::Retry {
-            after_s: Some(secs),
-            error: format!("429: retry after {secs} s"),
-        },
-        ApiOutcome::Transient(e) => SendResult::Retry {
-            after_s: None,
-            error: e,
-        },
-        ApiOutcome::Conflict => SendResult::Retry {
-            after_s: None,
-            error: "409 conflict".into(),
-        },
+        ApiOutcome::RetryAfter(secs) => SendResult::rate_limited(secs),
+        ApiOutcome::Transient(e) => SendResult::retry(e),
+        ApiOutcome::Conflict => SendResult::retry("409 conflict".into()),
         ApiOutcome::MarkupRejected => {
             SendResult::Permanent("Telegram rejected the message even as plain text".into())
         }

@@ -298,7 +298,7 @@ fn run_context(env: &Envelope) -> RunContext {
     // Platform names are outside input: no brackets or line breaks that
     // could pass for the end of the envelope.
     let clean = |s: &str| -> String {
-        crate::channel::envelope::truncate_chars(s.trim(), 64)
+        crate::util::truncate_chars(s.trim(), 64)
             .chars()
             .map(|c| {
                 if c == ']' || c == '[' || c.is_control() {

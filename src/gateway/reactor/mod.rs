@@ -569,19 +569,7 @@ impl Reactor {
         let Some((through_seq, last)) = old.last().map(|(s, t)| (*s, t.cum_chars)) else {
             return Ok(None);
         };
-        let prior_summary = prior.map(|(_, t)| {
-            t.message
-                .parts
-                .iter()
-                .filter_map(|p| {
-                    if let Part::Text(s) = p {
-                        Some(s.clone())
-                    } else {
-                        None
-                    }
-                })
-                .collect::<String>()
-        });
+        let prior_summary = prior.map(|(_, t)| t.message.joined_text());
         Ok(Some(Compaction {
             prior_summary,
             old: old.into_iter().map(|(_, t)| t.message).collect(),
@@ -863,25 +851,16 @@ fn bounded_history(turns: &[(u64, Turn)], budget: usize) -> (Vec<Value>, bool) {
 }
 
 fn turn_json(seq: u64, t: &Turn) -> Value {
-    let role = match (&t.kind, &t.message.role) {
-        (TurnKind::Summary, _) => "summary",
-        (_, Role::User) => "user",
-        (_, Role::Assistant) => "assistant",
-    };
-    let mut text = String::new();
+    let crate::agent::prompt::ShownTurn { role, text } = crate::agent::prompt::shown_turn(t);
     let mut tools = Vec::new();
     for p in &t.message.parts {
         match p {
-            Part::Text(s) => text.push_str(s),
             Part::ToolCall { name, .. } => tools.push(json!({"call": name})),
             Part::ToolResult { is_error, .. } => {
                 tools.push(json!({"result": if *is_error { "error" } else { "ok" }}))
             }
             _ => {}
         }
-    }
-    if role == "user" {
-        text = crate::agent::prompt::strip_envelope(&text).to_string();
     }
     json!({"seq": seq, "ts": t.ts_ms, "role": role, "text": text, "model": t.model, "tools": tools})
 }

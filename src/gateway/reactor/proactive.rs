@@ -245,9 +245,9 @@ impl Proactive {
     /// the heartbeat unless one is running.
     pub(super) fn due(&mut self, now: u64) -> Vec<ProactiveAction> {
         let rng = &mut self.rng;
-        let jobs = self
-            .sched
-            .due(now, &mut |max| xorshift(rng) % max.saturating_add(1));
+        let jobs = self.sched.due(now, &mut |max| {
+            crate::util::xorshift(rng) % max.saturating_add(1)
+        });
         let mut actions: Vec<ProactiveAction> =
             jobs.into_iter().map(ProactiveAction::StartJob).collect();
         if !actions.is_empty() {
@@ -267,13 +267,6 @@ fn save_jobs(store: &Store, sched: &Scheduler) {
     if let Err(e) = r {
         log::error!("cannot persist the jobs: {e}");
     }
-}
-
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
 }
 
 impl Reactor {

@@ -13,7 +13,7 @@ pub fn parse_response_head(head: &[u8]) -> Result<(u16, Option<String>), String>
     if let Err(e) = response.parse(head) {
         let text = String::from_utf8_lossy(head);
         let status_line = text.split("\r\n").next().unwrap_or_default();
-        let shown: String = status_line.chars().take(40).collect();
+        let shown = crate::util::truncate_chars(status_line, 40);
         return Err(match e {
             httparse::Error::Version => format!("not an HTTP/1.x response: '{shown}'"),
             httparse::Error::Status => format!("bad HTTP status line: '{shown}'"),
