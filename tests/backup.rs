@@ -269,7 +269,13 @@ fn fill_store(path: &std::path::Path, turns: u64) {
             },
         ));
         if batch.len() == 500 || i + 1 == turns {
-            s.append("web:big", &batch, (0, 0), i + 1).expect("append");
+            s.append(
+                "web:big",
+                &batch,
+                pinch::llm::types::TokenUsage::default(),
+                i + 1,
+            )
+            .expect("append");
             batch.clear();
         }
     }

@@ -38,12 +38,24 @@ fn make_v1(path: &Path, turns: u64) {
             },
         ));
         if batch.len() == 500 {
-            s.append("web:big", &batch, (0, 0), i).expect("append");
+            s.append(
+                "web:big",
+                &batch,
+                pinch::llm::types::TokenUsage::default(),
+                i,
+            )
+            .expect("append");
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        s.append("web:big", &batch, (0, 0), turns).expect("append");
+        s.append(
+            "web:big",
+            &batch,
+            pinch::llm::types::TokenUsage::default(),
+            turns,
+        )
+        .expect("append");
     }
     drop(s);
     let db = redb::Database::open(path).expect("raw");

@@ -17,7 +17,7 @@ pub mod skills;
 pub mod tools;
 
 use crate::config::{Config, ModelDef, Provider};
-use crate::llm::{ChatRequest, Message, Part, Role, StreamEvent};
+use crate::llm::{CacheUsage, ChatRequest, Message, Part, Role, StreamEvent, TokenUsage};
 use crate::provider::{self, CallError, FailKind};
 use crate::store::{Turn, TurnKind};
 use std::collections::HashMap;
@@ -79,8 +79,8 @@ pub struct Checkpoint {
     pub messages: Vec<Message>,
     pub partial: String,
     pub model: String,
-    pub usage: (u64, u64),
-    pub cache: (u64, u64),
+    pub usage: TokenUsage,
+    pub cache: CacheUsage,
     pub summary: Option<NewSummary>,
 }
 
@@ -112,9 +112,9 @@ pub enum RunEvent {
         messages: Vec<Message>,
         text: String,
         model: String,
-        usage: (u64, u64),
+        usage: TokenUsage,
         /// Prompt tokens read from / written to the provider's cache.
-        cache: (u64, u64),
+        cache: CacheUsage,
         summary: Option<NewSummary>,
     },
     /// What a stopped run had done, sent just before its `Error`. The
@@ -396,10 +396,17 @@ fn chain<'a>(cfg: &'a Config, skip: &[String], first: Option<&'a str>) -> Vec<Ca
 struct Reply {
     message: Message,
     text: String,
-    tool_calls: Vec<(String, String, String)>,
+    tool_calls: Vec<ToolCall>,
     model: String,
-    usage: (u64, u64),
-    cache: (u64, u64),
+    usage: TokenUsage,
+    cache: CacheUsage,
+}
+
+/// A tool call of a reply: the call's id, the tool, its JSON arguments.
+struct ToolCall {
+    id: String,
+    name: String,
+    arguments: String,
 }
 
 /// Now plus `secs`, never overflowing: config checks keep durations within a
@@ -475,8 +482,8 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
             messages: Vec::new(),
             text,
             model: String::new(),
-            usage: (0, 0),
-            cache: (0, 0),
+            usage: TokenUsage::default(),
+            cache: CacheUsage::default(),
             summary,
         });
         return;
@@ -488,8 +495,8 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
         cum_chars: &anchors,
     };
     let mut current = vec![enveloped(job.user.clone(), prompt::clock_ms(), &job.run)];
-    let mut usage = (0u64, 0u64);
-    let mut cache = (0u64, 0u64);
+    let mut usage = TokenUsage::default();
+    let mut cache = CacheUsage::default();
     let max_rounds = cfg.agents.defaults.max_rounds.max(1);
     // Who answered the last whole round, for a checkpoint.
     let mut model = String::new();
@@ -553,10 +560,8 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
                 return;
             }
         };
-        usage.0 += reply.usage.0;
-        usage.1 += reply.usage.1;
-        cache.0 += reply.cache.0;
-        cache.1 += reply.cache.1;
+        usage += reply.usage;
+        cache += reply.cache;
         model.clone_from(&reply.model);
         current.push(reply.message);
         if reply.tool_calls.is_empty() {
@@ -572,7 +577,12 @@ pub fn run(ctx: &Ctx, job: RunRequest, emit: &mut dyn FnMut(RunEvent)) {
         }
         let last_round = round + 1 == max_rounds;
         let mut results = Vec::new();
-        for (id, name, args) in reply.tool_calls {
+        for ToolCall {
+            id,
+            name,
+            arguments: args,
+        } in reply.tool_calls
+        {
             let summary_line = tools::summarize_args(&args);
             emit(RunEvent::Tool {
                 name: name.clone(),
@@ -697,8 +707,8 @@ fn compact_session(
         None,
         &mut quiet,
     ) {
-        for (_, name, args) in reply.tool_calls.iter().filter(|(_, n, _)| n == "memory") {
-            let out = ctx.tools.run(name, args, deadline);
+        for call in reply.tool_calls.iter().filter(|c| c.name == "memory") {
+            let out = ctx.tools.run(&call.name, &call.arguments, deadline);
             log::info!("compaction memory flush: {}", out.summary);
         }
     }
@@ -779,8 +789,8 @@ fn call_chain(
         let mut thinking = String::new();
         let mut signature: Option<String> = None;
         let mut calls = Vec::new();
-        let mut usage = (0, 0);
-        let mut cache = (0, 0);
+        let mut usage = TokenUsage::default();
+        let mut cache = CacheUsage::default();
         let mut on = |ev: StreamEvent| match ev {
             StreamEvent::TextDelta(t) => {
                 text.push_str(&t);
@@ -795,15 +805,29 @@ fn call_chain(
                 id,
                 name,
                 arguments,
-            } => calls.push((id, name, arguments)),
+            } => calls.push(ToolCall {
+                id,
+                name,
+                arguments,
+            }),
             StreamEvent::Usage {
                 input_tokens,
                 output_tokens,
-            } => usage = (input_tokens, output_tokens),
+            } => {
+                usage = TokenUsage {
+                    input: input_tokens,
+                    output: output_tokens,
+                }
+            }
             StreamEvent::CacheUsage {
                 read_tokens,
                 write_tokens,
-            } => cache = (read_tokens, write_tokens),
+            } => {
+                cache = CacheUsage {
+                    read: read_tokens,
+                    written: write_tokens,
+                }
+            }
             StreamEvent::Stop { .. } => {}
         };
         match provider::stream_chat(
@@ -830,11 +854,11 @@ fn call_chain(
                 if !text.is_empty() {
                     parts.push(Part::Text(text.clone()));
                 }
-                for (id, name, args) in &calls {
+                for call in &calls {
                     parts.push(Part::ToolCall {
-                        id: id.clone(),
-                        name: name.clone(),
-                        arguments: args.clone(),
+                        id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments: call.arguments.clone(),
                     });
                 }
                 return Ok(Reply {

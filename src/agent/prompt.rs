@@ -197,12 +197,21 @@ pub fn shown_turn(turn: &crate::store::Turn) -> ShownTurn {
 
 /// `Tue 2026-11-24 00:44 UTC` for unix milliseconds.
 pub fn minute_stamp(now_ms: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    let day = DAYS[((now_ms / 86_400_000) % 7) as usize];
-    let iso = crate::util::rfc3339(now_ms);
-    // `YYYY-MM-DDTHH:MM:…`: the first 16 characters are ASCII by construction.
-    let minute = iso.get(..16).unwrap_or(&iso).replace('T', " ");
-    format!("{day} {minute} UTC")
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let t = crate::util::utc_datetime(now_ms);
+    let day = DAYS
+        .get(usize::from(
+            t.weekday().to_monday_zero_offset().unsigned_abs(),
+        ))
+        .unwrap_or(&"");
+    format!(
+        "{day} {:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
 /// The clock of the user-turn envelope. Debug builds (the test suite and
@@ -249,6 +258,15 @@ mod tests {
             "[Tue 2026-11-24 00:44 UTC · telegram group · from Ann] hi"
         );
         assert_eq!(minute_stamp(0), "Thu 1970-01-01 00:00 UTC");
+        let week: Vec<String> = (0..7)
+            .map(|d| minute_stamp(951_782_400_000 + d * 86_400_000 - 60_000))
+            .collect();
+        assert_eq!(
+            week.join(", "),
+            "Mon 2000-02-28 23:59 UTC, Tue 2000-02-29 23:59 UTC, Wed 2000-03-01 23:59 UTC, \
+             Thu 2000-03-02 23:59 UTC, Fri 2000-03-03 23:59 UTC, Sat 2000-03-04 23:59 UTC, \
+             Sun 2000-03-05 23:59 UTC"
+        );
         assert_eq!(strip_envelope(&plain), "hello");
         assert_eq!(strip_envelope(&envelope(ms, &group, "[x] y")), "[x] y");
         assert_eq!(strip_envelope("[not a stamp] hi"), "[not a stamp] hi");

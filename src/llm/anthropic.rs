@@ -3,6 +3,7 @@
 //! typed event stream (message_start .. message_stop), and HTTP error parsing.
 
 use super::sse::SseEvent;
+use super::types::CacheUsage;
 use super::types::{
     checked_tool_args, f32_to_json, http_error, push_capped, stream_error, tool_schema,
     ChatRequest, DecodeError, HttpError, Part, Role, StopReason, StreamEvent,
@@ -325,8 +326,8 @@ pub struct Decoder {
     blocks: Vec<OpenBlock>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
-    /// (cache_read_input_tokens, cache_creation_input_tokens).
-    cache: Option<(u64, u64)>,
+    /// cache_read_input_tokens, cache_creation_input_tokens.
+    cache: Option<CacheUsage>,
     stop: Option<StopReason>,
     emitted_tool_call: bool,
     done: bool,
@@ -420,10 +421,10 @@ impl StreamDecoder for Decoder {
                 for b in blocks {
                     self.close_block(b, &mut out)?;
                 }
-                if let Some((read_tokens, write_tokens)) = self.cache {
+                if let Some(cache) = self.cache {
                     out.push(StreamEvent::CacheUsage {
-                        read_tokens,
-                        write_tokens,
+                        read_tokens: cache.read,
+                        write_tokens: cache.written,
                     });
                 }
                 if self.input_tokens.is_some() || self.output_tokens.is_some() {
@@ -473,10 +474,10 @@ impl Decoder {
             self.output_tokens = Some(n);
         }
         if u.cache_read_input_tokens.is_some() || u.cache_creation_input_tokens.is_some() {
-            self.cache = Some((
-                u.cache_read_input_tokens.unwrap_or(0),
-                u.cache_creation_input_tokens.unwrap_or(0),
-            ));
+            self.cache = Some(CacheUsage {
+                read: u.cache_read_input_tokens.unwrap_or(0),
+                written: u.cache_creation_input_tokens.unwrap_or(0),
+            });
         }
     }
 

@@ -9,6 +9,7 @@ use super::types::{
     ChatRequest, DecodeError, HttpError, Message, Part, Role, StopReason, StreamEvent,
     DEFAULT_MAX_TOOL_ARGS, IMAGE_PLACEHOLDER, MAX_ERROR_CHARS, MAX_TOOL_CALLS,
 };
+use super::types::{CacheUsage, TokenUsage};
 use super::StreamDecoder;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -272,9 +273,9 @@ pub struct Decoder {
     calls: Vec<PendingCall>,
     emitted_tool_call: bool,
     stop: Option<StopReason>,
-    usage: Option<(u64, u64)>,
-    /// (read from cache, evaluated) prompt tokens.
-    cache: Option<(u64, u64)>,
+    usage: Option<TokenUsage>,
+    /// Prompt tokens read from the cache and evaluated.
+    cache: Option<CacheUsage>,
     done: bool,
 }
 
@@ -329,16 +330,25 @@ impl StreamDecoder for Decoder {
         }
         if let Some(u) = chunk.usage {
             let prompt = u.prompt_tokens.unwrap_or(0);
-            self.usage = Some((prompt, u.completion_tokens.unwrap_or(0)));
+            self.usage = Some(TokenUsage {
+                input: prompt,
+                output: u.completion_tokens.unwrap_or(0),
+            });
             let cached = u.prompt_tokens_details.and_then(|d| d.cached_tokens);
             if let (Some(read), None) = (cached, self.cache) {
-                self.cache = Some((read, prompt.saturating_sub(read)));
+                self.cache = Some(CacheUsage {
+                    read,
+                    written: prompt.saturating_sub(read),
+                });
             }
         }
         // llama.cpp's own counts win over the OpenAI-style detail.
         if let Some(t) = chunk.timings {
             if let (Some(read), Some(evaluated)) = (t.cache_n, t.prompt_n) {
-                self.cache = Some((read, evaluated));
+                self.cache = Some(CacheUsage {
+                    read,
+                    written: evaluated,
+                });
             }
         }
         let mut out = Vec::new();
@@ -479,16 +489,16 @@ impl Decoder {
     fn complete(&mut self) -> Result<Vec<StreamEvent>, DecodeError> {
         let mut out = Vec::new();
         self.drain_calls(&mut out)?;
-        if let Some((read_tokens, write_tokens)) = self.cache {
+        if let Some(cache) = self.cache {
             out.push(StreamEvent::CacheUsage {
-                read_tokens,
-                write_tokens,
+                read_tokens: cache.read,
+                write_tokens: cache.written,
             });
         }
-        if let Some((input_tokens, output_tokens)) = self.usage {
+        if let Some(usage) = self.usage {
             out.push(StreamEvent::Usage {
-                input_tokens,
-                output_tokens,
+                input_tokens: usage.input,
+                output_tokens: usage.output,
             });
         }
         let reason = match self.stop.take() {

@@ -247,6 +247,63 @@ pub struct CacheHints {
     pub breakpoints: bool,
 }
 
+/// Tokens of a model call, or of a run (the sum of its calls): the prompt
+/// sent (`input`) and the answer generated (`output`). Stored in transcript
+/// turns as the two-element array `[input, output]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// Prompt tokens served from the provider's prompt cache (`read`) and
+/// evaluated or written to it this time (`written`). Stored in transcript
+/// turns as the two-element array `[read, written]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUsage {
+    pub read: u64,
+    pub written: u64,
+}
+
+impl std::ops::AddAssign for TokenUsage {
+    /// Adds another call's tokens (saturating: counts are provider input).
+    fn add_assign(&mut self, other: TokenUsage) {
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
+    }
+}
+
+impl std::ops::AddAssign for CacheUsage {
+    /// Adds another call's cache tokens (saturating: counts are provider input).
+    fn add_assign(&mut self, other: CacheUsage) {
+        self.read = self.read.saturating_add(other.read);
+        self.written = self.written.saturating_add(other.written);
+    }
+}
+
+/// The stored shape of both is a two-element array (what a `(u64, u64)`
+/// tuple encodes to), so a transcript written by either version reads in
+/// the other.
+macro_rules! serde_as_pair {
+    ($type:ident, $first:ident, $second:ident) => {
+        impl Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                (self.$first, self.$second).serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let ($first, $second) = <(u64, u64)>::deserialize(deserializer)?;
+                Ok($type { $first, $second })
+            }
+        }
+    };
+}
+
+serde_as_pair!(TokenUsage, input, output);
+serde_as_pair!(CacheUsage, read, written);
+
 /// What a decoder yields while a response streams in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {

@@ -802,7 +802,12 @@ impl Plan {
                 store.reset(&s.key)?;
             }
             for chunk in s.turns.chunks(500) {
-                store.append(&s.key, chunk, (0, 0), chunk.last().map_or(now, |t| t.ts_ms))?;
+                store.append(
+                    &s.key,
+                    chunk,
+                    crate::llm::TokenUsage::default(),
+                    chunk.last().map_or(now, |t| t.ts_ms),
+                )?;
             }
         }
         if !self.jobs.is_empty() {

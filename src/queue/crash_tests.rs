@@ -80,8 +80,14 @@ fn run_one(
         &cfg(),
         &session,
         &turns,
-        (1, 1),
-        Some(("telegram", &inbound_id(&e))),
+        crate::llm::types::TokenUsage {
+            input: 1,
+            output: 1,
+        },
+        Some(InboundKey {
+            channel: "telegram",
+            id: &inbound_id(&e),
+        }),
         &replies,
         now,
     )?;

@@ -292,6 +292,14 @@ pub struct DeadMsg {
     pub dead: DeadRow,
 }
 
+/// The inbox entry a reply answers: its channel and its id there (from
+/// [`inbound_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundKey<'a> {
+    pub channel: &'a str,
+    pub id: &'a str,
+}
+
 /// What [`Store::commit_reply`] committed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
@@ -524,8 +532,8 @@ impl Store {
         cfg: &QueueConfig,
         session: &str,
         turns: &[crate::store::Turn],
-        usage: (u64, u64),
-        inbound: Option<(&str, &str)>,
+        usage: crate::llm::types::TokenUsage,
+        inbound: Option<InboundKey>,
         replies: &[Outbound],
         now_ms: u64,
     ) -> Result<Committed, QueueError> {

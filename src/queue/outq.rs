@@ -6,12 +6,14 @@
 //! that message's `next_at_ms`. Enqueueing appends behind the head, so the
 //! head of a chat changes only when it is removed (delivered, dead, dropped).
 
+use super::InboundKey;
 use super::{
     backoff_ms, chat_key, checkpoint, k_bytes, k_drop, k_entries, k_over, store_error,
     write_tables, Committed, DeadRow, Disposition, Full, Limit, QueueConfig, QueueError,
     QueueTables, QueuedMsg, QueuedRow, K_DEAD, K_SEQ, META, OUTQ, OUTQ_DUE,
 };
 use crate::channel::envelope::Outbound;
+use crate::llm::types::TokenUsage;
 use crate::store::{Store, Turn};
 use redb::{ReadableTable, WriteTransaction};
 use std::collections::HashSet;
@@ -45,12 +47,12 @@ pub fn commit_reply_in(
     cfg: &QueueConfig,
     session: &str,
     turns: &[Turn],
-    usage: (u64, u64),
-    inbound: Option<(&str, &str)>,
+    usage: TokenUsage,
+    inbound: Option<InboundKey>,
     replies: &[Outbound],
     now_ms: u64,
 ) -> Result<Committed, QueueError> {
-    let meta = if turns.is_empty() && usage == (0, 0) {
+    let meta = if turns.is_empty() && usage == TokenUsage::default() {
         None
     } else {
         Some(
@@ -60,8 +62,8 @@ pub fn commit_reply_in(
     };
     checkpoint()?;
     let mut q = QueueTables::open(tx)?;
-    if let Some((ch, id)) = inbound {
-        q.mark_done(ch, id, now_ms)?;
+    if let Some(inbound) = inbound {
+        q.mark_done(inbound.channel, inbound.id, now_ms)?;
     }
     let mut seqs = Vec::with_capacity(replies.len());
     let mut over_limit = false;

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::channel::{ChatKind, Envelope};
-use crate::llm::{Message, Part, Role};
+use crate::llm::{Message, Part, Role, TokenUsage};
 use crate::store::Turn;
 use redb::ReadableTableMetadata;
 use std::collections::{BTreeMap, HashSet};
@@ -68,7 +68,15 @@ fn none() -> HashSet<u64> {
 
 fn enqueue(s: &Store, cfg: &QueueConfig, chat: &str, text: &str, now: u64) -> u64 {
     let c = s
-        .commit_reply(cfg, "", &[], (0, 0), None, &[out(chat, text)], now)
+        .commit_reply(
+            cfg,
+            "",
+            &[],
+            TokenUsage::default(),
+            None,
+            &[out(chat, text)],
+            now,
+        )
         .expect("commit");
     c.seqs[0]
 }
@@ -206,8 +214,11 @@ fn dedup_by_platform_id_survives_reopen_and_stays_bounded() {
             &cfg,
             "telegram:42",
             &[],
-            (0, 0),
-            Some(("telegram", &inbound_id(&e))),
+            TokenUsage::default(),
+            Some(InboundKey {
+                channel: "telegram",
+                id: &inbound_id(&e),
+            }),
             &[],
             10 + i,
         )
@@ -260,8 +271,14 @@ fn commit_reply_is_one_transaction() {
             &cfg,
             "telegram:42",
             &turns,
-            (5, 6),
-            Some(("telegram", &id)),
+            TokenUsage {
+                input: 5,
+                output: 6,
+            },
+            Some(InboundKey {
+                channel: "telegram",
+                id: &id,
+            }),
             &bad,
             2,
         );
@@ -284,8 +301,14 @@ fn commit_reply_is_one_transaction() {
                 &cfg,
                 "telegram:42",
                 &turns,
-                (5, 6),
-                Some(("telegram", &id)),
+                TokenUsage {
+                    input: 5,
+                    output: 6,
+                },
+                Some(InboundKey {
+                    channel: "telegram",
+                    id: &id,
+                }),
                 &good,
                 2,
             );
@@ -300,8 +323,14 @@ fn commit_reply_is_one_transaction() {
                 &cfg,
                 "telegram:42",
                 &turns,
-                (5, 6),
-                Some(("telegram", &id)),
+                TokenUsage {
+                    input: 5,
+                    output: 6,
+                },
+                Some(InboundKey {
+                    channel: "telegram",
+                    id: &id,
+                }),
                 &good,
                 3,
             )
@@ -314,8 +343,14 @@ fn commit_reply_is_one_transaction() {
             &cfg,
             "telegram:42",
             &turns,
-            (5, 6),
-            Some(("telegram", &id)),
+            TokenUsage {
+                input: 5,
+                output: 6,
+            },
+            Some(InboundKey {
+                channel: "telegram",
+                id: &id,
+            }),
             &good,
             4,
         );
@@ -327,8 +362,11 @@ fn commit_reply_is_one_transaction() {
             &cfg,
             "telegram:42",
             &turns,
-            (0, 0),
-            Some(("telegram", "nope")),
+            TokenUsage::default(),
+            Some(InboundKey {
+                channel: "telegram",
+                id: "nope",
+            }),
             &good,
             4,
         );
@@ -550,7 +588,15 @@ fn bounds_refuse_admission_with_a_reason_but_keep_replies() {
     can_accept(&s, &cfg, "discord").expect("other channels are not blocked");
     // Over the bound at commit: kept, flagged.
     let c = s
-        .commit_reply(&cfg, "", &[], (0, 0), None, &[out("B", "late")], 2_000)
+        .commit_reply(
+            &cfg,
+            "",
+            &[],
+            TokenUsage::default(),
+            None,
+            &[out("B", "late")],
+            2_000,
+        )
         .expect("commit");
     assert!(c.over_limit);
     let st = stats(&s, 5_000).expect("stats");
@@ -680,8 +726,16 @@ fn queue_throughput_report() {
     let t = Instant::now();
     for i in 0..n {
         let chat = format!("{}", i % 100);
-        s.commit_reply(&cfg, "", &[], (0, 0), None, &[out(&chat, &text)], i)
-            .expect("commit");
+        s.commit_reply(
+            &cfg,
+            "",
+            &[],
+            TokenUsage::default(),
+            None,
+            &[out(&chat, &text)],
+            i,
+        )
+        .expect("commit");
     }
     let enq = t.elapsed();
     let rss_full = crate::util::rss_kib();
@@ -712,7 +766,7 @@ fn queue_throughput_report() {
         let replies: Vec<Outbound> = (0..10)
             .map(|j| out(&format!("{}", (i * 10 + j) % 100), &text))
             .collect();
-        s.commit_reply(&cfg, "", &[], (0, 0), None, &replies, i)
+        s.commit_reply(&cfg, "", &[], TokenUsage::default(), None, &replies, i)
             .expect("commit");
     }
     let enq_b = t.elapsed();
@@ -758,7 +812,15 @@ fn a_message_with_its_own_lower_limit_is_dead_lettered_sooner_and_frees_its_chat
     let mut alert = out("A", "alert");
     alert.max_attempts = Some(2);
     let c = s
-        .commit_reply(&cfg, "", &[], (0, 0), None, &[alert, out("A", "later")], 0)
+        .commit_reply(
+            &cfg,
+            "",
+            &[],
+            TokenUsage::default(),
+            None,
+            &[alert, out("A", "later")],
+            0,
+        )
         .expect("commit");
     let j = &mut |_| 0;
     assert!(matches!(
@@ -785,7 +847,7 @@ fn a_message_with_its_own_lower_limit_is_dead_lettered_sooner_and_frees_its_chat
     let mut patient = out("B", "b");
     patient.max_attempts = Some(cfg.max_attempts + 10);
     let b = s
-        .commit_reply(&cfg, "", &[], (0, 0), None, &[patient], 0)
+        .commit_reply(&cfg, "", &[], TokenUsage::default(), None, &[patient], 0)
         .expect("commit")
         .seqs[0];
     for n in 1..=cfg.max_attempts {
@@ -811,7 +873,7 @@ fn a_reply_replacing_a_draft_keeps_its_name_across_reopen() {
             &cfg,
             "",
             &[],
-            (0, 0),
+            TokenUsage::default(),
             None,
             &[first, out("42", "the rest")],
             1,

@@ -105,7 +105,7 @@ mod tests {
             .append(
                 "main",
                 &[Turn::message(1, m("a")), Turn::message(2, m("b"))],
-                (0, 0),
+                crate::llm::types::TokenUsage::default(),
                 5,
             )
             .unwrap();
@@ -117,7 +117,12 @@ mod tests {
         assert_eq!(store.recent(&key, 10, 10_000).unwrap().len(), 2);
         // A second archive in the same minute gets its own key.
         store
-            .append("main", &[Turn::message(3, m("c"))], (0, 0), 6)
+            .append(
+                "main",
+                &[Turn::message(3, m("c"))],
+                crate::llm::types::TokenUsage::default(),
+                6,
+            )
             .unwrap();
         let again = store.archive("main", now).unwrap().unwrap();
         assert_ne!(again, key);

@@ -11,7 +11,7 @@
 //! tables in the same file so a reply commits with its transcript turns;
 //! the file and every table are defined by `crate::db`.
 
-use crate::llm::types::Message;
+use crate::llm::types::{CacheUsage, Message, TokenUsage};
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -82,11 +82,11 @@ pub struct Turn {
     pub model: Option<String>,
     /// Tokens in and out of the run that produced an assistant turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<(u64, u64)>,
+    pub usage: Option<TokenUsage>,
     /// Prompt tokens of that run read from / written to the provider's
     /// prompt cache, when the provider reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<(u64, u64)>,
+    pub cache: Option<CacheUsage>,
     /// For a summary: the last sequence number it stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covers_through: Option<u64>,
@@ -230,7 +230,7 @@ impl Store {
         &self,
         key: &str,
         turns: &[Turn],
-        usage: (u64, u64),
+        usage: TokenUsage,
         now_ms: u64,
     ) -> Result<SessionMeta, String> {
         let tx = self.db.begin_write().map_err(with_context("begin"))?;
@@ -635,7 +635,7 @@ pub(crate) fn append_in(
     tx: &redb::WriteTransaction,
     key: &str,
     turns: &[Turn],
-    usage: (u64, u64),
+    usage: TokenUsage,
     now_ms: u64,
 ) -> Result<SessionMeta, String> {
     let mut sessions = tx.open_table(SESSIONS).map_err(with_context("open"))?;
@@ -684,8 +684,8 @@ pub(crate) fn append_in(
         meta.next_seq += 1;
     }
     meta.updated_ms = now_ms;
-    meta.tokens_in += usage.0;
-    meta.tokens_out += usage.1;
+    meta.tokens_in += usage.input;
+    meta.tokens_out += usage.output;
     let bytes = serde_json::to_vec(&meta).map_err(with_context("encode"))?;
     sessions
         .insert(key, bytes.as_slice())
@@ -714,6 +714,102 @@ mod tests {
         p
     }
 
+    /// A transcript turn as stored before usage and cache counts were named
+    /// structs: they were `(u64, u64)` tuples, encoded as two-element arrays.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct TupleTurn {
+        ts_ms: u64,
+        kind: TurnKind,
+        message: Message,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<(u64, u64)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache: Option<(u64, u64)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        covers_through: Option<u64>,
+        #[serde(default)]
+        cum_chars: u64,
+    }
+
+    /// A record in the tuple shape, as an older binary wrote it.
+    const TUPLE_RECORD: &str = r#"{"ts_ms":1795000000000,"kind":"message","message":{"role":"assistant","parts":[{"type":"text","text":"hi"}]},"model":"local/qwen","usage":[1210,4],"cache":[1190,20],"cum_chars":42}"#;
+
+    #[test]
+    fn usage_and_cache_keep_the_stored_tuple_shape_both_ways() {
+        // The record an older binary wrote reads into the named fields...
+        let decoded: Turn = serde_json::from_str(TUPLE_RECORD).expect("old record");
+        assert_eq!(
+            decoded.usage,
+            Some(TokenUsage {
+                input: 1210,
+                output: 4
+            })
+        );
+        assert_eq!(
+            decoded.cache,
+            Some(CacheUsage {
+                read: 1190,
+                written: 20
+            })
+        );
+        // ...and is written back byte for byte the same.
+        let written = serde_json::to_string(&decoded).expect("encode");
+        assert_eq!(written, TUPLE_RECORD);
+        // The tuple shape itself encodes to those bytes too, and reads what
+        // this version writes (a rollback reads new records).
+        let old: TupleTurn = serde_json::from_str(&written).expect("read by the tuple shape");
+        assert_eq!(old.usage, Some((1210, 4)));
+        assert_eq!(old.cache, Some((1190, 20)));
+        assert_eq!(serde_json::to_string(&old).expect("encode"), TUPLE_RECORD);
+        // Absent counts stay absent in both shapes.
+        let plain = serde_json::to_string(&turn(Role::User, "hello")).expect("encode");
+        assert!(
+            !plain.contains("usage") && !plain.contains("cache"),
+            "{plain}"
+        );
+        let old: TupleTurn = serde_json::from_str(&plain).expect("read by the tuple shape");
+        assert_eq!((old.usage, old.cache), (None, None));
+        // Anything but two counts is refused, not misread.
+        for bad in [
+            r#"[1]"#,
+            r#"[1,2,3]"#,
+            r#"{"input":1,"output":2}"#,
+            r#"[-1,2]"#,
+        ] {
+            let record = TUPLE_RECORD.replace("[1210,4]", bad);
+            assert!(serde_json::from_str::<Turn>(&record).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_stored_turn_reads_in_the_tuple_shape() {
+        let path = tmp("tuple-shape");
+        let s = Store::open(&path).expect("open");
+        let mut answer = turn(Role::Assistant, "hi");
+        answer.usage = Some(TokenUsage {
+            input: 7,
+            output: 3,
+        });
+        answer.cache = Some(CacheUsage {
+            read: 5,
+            written: 2,
+        });
+        s.append("k", &[answer], TokenUsage::default(), 1)
+            .expect("append");
+        let tx = s.db.begin_read().expect("read");
+        let table = tx.open_table(TURNS).expect("open");
+        let raw = table.get(("k", 0)).expect("get").expect("stored");
+        let old: TupleTurn = serde_json::from_slice(raw.value()).expect("tuple shape");
+        assert_eq!((old.usage, old.cache), (Some((7, 3)), Some((5, 2))));
+        drop(raw);
+        drop(table);
+        drop(tx);
+        drop(s);
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn append_survives_reopen_and_reads_newest_within_budget() {
         let path = tmp("reopen");
@@ -726,7 +822,10 @@ mod tests {
                         turn(Role::User, &format!("q{i}")),
                         turn(Role::Assistant, &format!("a{i}")),
                     ],
-                    (3, 4),
+                    TokenUsage {
+                        input: 3,
+                        output: 4,
+                    },
                     100 + i,
                 )
                 .expect("append");
@@ -759,7 +858,7 @@ mod tests {
             s.append(
                 "k",
                 &[turn(Role::User, q), turn(Role::Assistant, q)],
-                (0, 0),
+                TokenUsage::default(),
                 1,
             )
             .expect("append");
@@ -773,8 +872,13 @@ mod tests {
         sum.kind = TurnKind::Summary;
         sum.covers_through = Some(1);
         sum.cum_chars = covered[1].1.cum_chars;
-        s.append("k", &[sum, turn(Role::User, "cccccccccc")], (0, 0), 2)
-            .expect("append");
+        s.append(
+            "k",
+            &[sum, turn(Role::User, "cccccccccc")],
+            TokenUsage::default(),
+            2,
+        )
+        .expect("append");
         let m = s.session("k").expect("r").expect("m");
         assert_eq!(m.summary_seq, Some(4));
         assert_eq!(m.unsummarized_chars(), 30, "b, b and c remain");
@@ -799,7 +903,7 @@ mod tests {
         s.append(
             "k",
             &[turn(Role::User, "a"), turn(Role::User, "b")],
-            (0, 0),
+            TokenUsage::default(),
             1,
         )
         .expect("append");
@@ -812,7 +916,7 @@ mod tests {
             tx.commit().expect("commit");
         }
         let m = s
-            .append("k", &[turn(Role::User, "c")], (0, 0), 2)
+            .append("k", &[turn(Role::User, "c")], TokenUsage::default(), 2)
             .expect("append");
         assert_eq!(m.next_seq, 3);
         let texts: Vec<u64> = s

@@ -65,7 +65,9 @@ mod tests {
                 )
             })
             .collect();
-        store.append("s", &turns, (0, 0), 1).unwrap();
+        store
+            .append("s", &turns, crate::llm::types::TokenUsage::default(), 1)
+            .unwrap();
         let (p1, c1) = store.page("s", None, 3).unwrap();
         assert_eq!(p1.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [4, 5, 6]);
         assert_eq!(c1, Some(4));

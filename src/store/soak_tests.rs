@@ -60,7 +60,17 @@ fn storage_soak_report() {
                 ));
             }
             appended += turns.len() as u64;
-            let meta = store.append(&key, &turns, (10, 10), now).expect("append");
+            let meta = store
+                .append(
+                    &key,
+                    &turns,
+                    crate::llm::types::TokenUsage {
+                        input: 10,
+                        output: 10,
+                    },
+                    now,
+                )
+                .expect("append");
             // The agent compacts a long session: a summary of all but the
             // last 10 turns.
             if meta.unsummarized_chars() > 30_000 {
@@ -75,7 +85,12 @@ fn storage_soak_report() {
                 sum.covers_through = Some(through);
                 sum.cum_chars = covered.first().map(|(_, t)| t.cum_chars).unwrap_or(0);
                 store
-                    .append(&key, &[sum], (0, 0), now + 3_600_000)
+                    .append(
+                        &key,
+                        &[sum],
+                        crate::llm::types::TokenUsage::default(),
+                        now + 3_600_000,
+                    )
                     .expect("summary");
             }
         }

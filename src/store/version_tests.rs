@@ -25,8 +25,16 @@ fn turn(text: &str, ts: u64) -> Turn {
 /// A store laid out as the first release wrote it: no meta table.
 fn make_v1(path: &Path) {
     let s = Store::open(path).expect("open");
-    s.append("web:a", &[turn("hello", 1), turn("there", 2)], (1, 2), 3)
-        .expect("append");
+    s.append(
+        "web:a",
+        &[turn("hello", 1), turn("there", 2)],
+        TokenUsage {
+            input: 1,
+            output: 2,
+        },
+        3,
+    )
+    .expect("append");
     s.kv_put("cron.jobs", b"[1,2,3]").expect("kv");
     let tx = s.db.begin_write().expect("w");
     tx.delete_table(version::META).expect("delete meta");
@@ -137,7 +145,7 @@ fn a_store_from_a_newer_pinch_is_refused_and_left_untouched() {
     let path = tmp("newer");
     {
         let s = Store::open(&path).expect("open");
-        s.append("web:a", &[turn("hi", 1)], (0, 0), 1)
+        s.append("web:a", &[turn("hi", 1)], TokenUsage::default(), 1)
             .expect("append");
         let tx = s.db.begin_write().expect("w");
         version::stamp(&tx, version::CURRENT + 1).expect("stamp");
@@ -161,8 +169,16 @@ fn a_store_from_a_newer_pinch_is_refused_and_left_untouched() {
 fn a_snapshot_copies_every_table_of_a_populated_store() {
     let path = tmp("snapshot");
     let s = Store::open(&path).expect("open");
-    s.append("web:a", &[turn("remember the milk", 5)], (1, 1), 5)
-        .expect("append");
+    s.append(
+        "web:a",
+        &[turn("remember the milk", 5)],
+        TokenUsage {
+            input: 1,
+            output: 1,
+        },
+        5,
+    )
+    .expect("append");
     s.kv_put("pairing.telegram", b"{}").expect("kv");
     let (snap, bytes) = s.snapshot().expect("snapshot");
     assert!(bytes > 0);
@@ -198,13 +214,18 @@ fn retention_removes_only_turns_a_summary_replaced() {
     let s = Store::open(&path).expect("open");
     // seq 0..=3 old messages, 4 the summary, 5 a new message.
     for i in 0..4 {
-        s.append("k", &[turn(&format!("old {i}"), 1000 + i)], (0, 0), 1)
-            .expect("append");
+        s.append(
+            "k",
+            &[turn(&format!("old {i}"), 1000 + i)],
+            TokenUsage::default(),
+            1,
+        )
+        .expect("append");
     }
     let mut sum = turn("summary", 2000);
     sum.kind = TurnKind::Summary;
     sum.covers_through = Some(3);
-    s.append("k", &[sum, turn("new", 10)], (0, 0), 2)
+    s.append("k", &[sum, turn("new", 10)], TokenUsage::default(), 2)
         .expect("append");
     let a = s.archived().expect("archived");
     assert_eq!(a.len(), 1);

@@ -25,7 +25,7 @@ pub use quiet_trim::QuietTrim;
 pub use secret::{ct_eq, random_u64, short_hash};
 pub use stack_cache::{disable_thread_stack_cache, NO_STACK_CACHE};
 pub use text::{edit_distance, nearest, truncate, truncate_chars};
-pub use time::{now_ms, parse_http_date, rfc3339};
+pub use time::{now_ms, parse_http_date, rfc3339, utc_datetime};
 pub use xorshift::xorshift;
 #[cfg(test)]
 pub use xorshift::xorshift_stream;

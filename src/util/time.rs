@@ -1,7 +1,10 @@
 //! Wall-clock time as unix milliseconds, RFC 3339 formatting and HTTP
-//! dates. Pure code only reads time through the `now_ms` values it is
-//! handed; only I/O shells call `now_ms()`.
+//! dates, on jiff's calendar. Pure code only reads time through the
+//! `now_ms` values it is handed; only I/O shells call `now_ms()`.
 
+use jiff::civil::DateTime;
+use jiff::tz::Offset;
+use jiff::Timestamp;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> u64 {
@@ -11,54 +14,40 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Unix milliseconds as a UTC calendar date and time (jiff). Instants
+/// past jiff's last one (late on 9999-12-30) read as the calendar's last
+/// moment.
+pub fn utc_datetime(ms: u64) -> DateTime {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .map_or(DateTime::MAX, |at| Offset::UTC.to_datetime(at))
+}
+
 /// Formats unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    let t = utc_datetime(ms);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        ms % 1000
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
     )
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Parses an HTTP date (`Wed, 25 Nov 2026 10:15:33 GMT`) to unix seconds.
+/// The weekday is not checked; a date or time that does not exist is `None`.
 pub fn parse_http_date(s: &str) -> Option<u64> {
     let mut it = s.split_whitespace();
     let _weekday = it.next()?;
-    let day: u32 = it.next()?.parse().ok()?;
-    let mon = it.next()?;
-    let year: i64 = it.next()?.parse().ok()?;
-    let hms: Vec<u64> = it
+    let day: i8 = it.next()?.parse().ok()?;
+    let month_name = it.next()?;
+    let year: i16 = it.next()?.parse().ok()?;
+    let hms: Vec<i8> = it
         .next()?
         .split(':')
         .filter_map(|x| x.parse().ok())
@@ -66,14 +55,22 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let m = months.iter().position(|x| *x == mon)? as u32 + 1;
-    if hms.len() != 3 || day == 0 || day > 31 {
+    let month = months.iter().position(|x| *x == month_name)?;
+    let [hour, minute, second] = hms[..] else {
         return None;
-    }
-    let days = days_from_civil(year, m, day);
-    u64::try_from(days * 86_400)
-        .ok()
-        .map(|d| d + hms[0] * 3600 + hms[1] * 60 + hms[2])
+    };
+    let at = DateTime::new(
+        year,
+        i8::try_from(month + 1).ok()?,
+        day,
+        hour,
+        minute,
+        second,
+        0,
+    )
+    .ok()?;
+    let at = Offset::UTC.to_timestamp(at).ok()?;
+    u64::try_from(at.as_second()).ok()
 }
 
 #[cfg(test)]
@@ -94,5 +91,28 @@ mod tests {
             Some(951_782_400)
         );
         assert_eq!(parse_http_date("garbage"), None);
+    }
+
+    #[test]
+    fn dates_that_do_not_exist_are_refused() {
+        assert_eq!(parse_http_date("Sat, 31 Feb 2026 00:00:00 GMT"), None);
+        assert_eq!(parse_http_date("Wed, 18 Nov 2026 24:00:00 GMT"), None);
+        assert_eq!(parse_http_date("Wed, 18 Nov 99999 00:00:00 GMT"), None);
+        assert_eq!(parse_http_date("Wed, 18 Nov 2026 11:06 GMT"), None);
+        // The weekday is not checked.
+        assert_eq!(
+            parse_http_date("Mon, 18 Nov 2026 11:06:40 GMT"),
+            Some(1_795_000_000)
+        );
+    }
+
+    #[test]
+    fn instants_past_the_calendar_read_as_its_last() {
+        assert!(
+            rfc3339(u64::MAX).starts_with("9999-12-"),
+            "{}",
+            rfc3339(u64::MAX)
+        );
+        assert_eq!(utc_datetime(u64::MAX), utc_datetime(i64::MAX as u64));
     }
 }

@@ -169,7 +169,14 @@ impl Reactor {
                 "Hi! This assistant only talks to people its owner approved. Your pairing code is {code} (valid for 1 hour). Ask the owner to run: pinch pairing approve {channel} {code}"
             );
             let to = ReplyTarget::from_envelope(&pairing.envelope, false);
-            if let Err(e) = self.deliver(&to.chat(), &to, &[], (0, 0), None, &text) {
+            if let Err(e) = self.deliver(
+                &to.chat(),
+                &to,
+                &[],
+                crate::llm::TokenUsage::default(),
+                None,
+                &text,
+            ) {
                 log::warn!("{channel}: cannot queue pairing code: {e}");
             }
         }
@@ -270,7 +277,7 @@ impl Reactor {
         session: &str,
         target: &ReplyTarget,
         turns: &[crate::store::Turn],
-        usage: (u64, u64),
+        usage: crate::llm::TokenUsage,
         text: &str,
     ) {
         self.channels.run_ended(channel, inbound);
@@ -283,7 +290,10 @@ impl Reactor {
             target,
             turns,
             usage,
-            Some((channel, inbound)),
+            Some(crate::queue::InboundKey {
+                channel,
+                id: inbound,
+            }),
             text,
             super::DeliveryOptions {
                 draft,

@@ -440,7 +440,14 @@ impl Reactor {
         match answer.then_run {
             Some(rest) => {
                 // The reply goes out now; the rest runs like a message.
-                if let Err(e) = self.deliver(session, &target, &[], (0, 0), None, &answer.reply) {
+                if let Err(e) = self.deliver(
+                    session,
+                    &target,
+                    &[],
+                    crate::llm::TokenUsage::default(),
+                    None,
+                    &answer.reply,
+                ) {
                     log::warn!("{channel}: cannot queue the command's reply: {e}");
                 }
                 env.text = rest;
@@ -467,8 +474,11 @@ impl Reactor {
             session,
             target,
             &[],
-            (0, 0),
-            Some((channel, inbound)),
+            crate::llm::TokenUsage::default(),
+            Some(crate::queue::InboundKey {
+                channel,
+                id: inbound,
+            }),
             reply,
         ) {
             log::error!("{channel}: could not commit the command's reply: {e}");

@@ -60,13 +60,20 @@ impl Reactor {
         let target =
             resolve(to, self.owner_chat()).map_err(|e| err(ErrorCode::InvalidRequest, e))?;
         let chat = target.chat();
-        self.deliver(&chat, &target, &[], (0, 0), None, text)
-            .map_err(|e| {
-                err(
-                    ErrorCode::Store,
-                    format!("could not queue the message: {e}"),
-                )
-            })?;
+        self.deliver(
+            &chat,
+            &target,
+            &[],
+            crate::llm::TokenUsage::default(),
+            None,
+            text,
+        )
+        .map_err(|e| {
+            err(
+                ErrorCode::Store,
+                format!("could not queue the message: {e}"),
+            )
+        })?;
         log::info!("message.send: {} bytes queued for {chat}", text.len());
         Ok(json!({"to": to, "chat": chat, "thread": target.thread_id, "queued": true}))
     }

@@ -13,7 +13,7 @@ use crate::agent::compact::Compaction;
 use crate::agent::{HistoryTurn, Pool, RunEvent, RunRequest, RunUpdate};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::config::Config;
-use crate::llm::{Message, Part, Role};
+use crate::llm::{CacheUsage, Message, Part, Role, TokenUsage};
 use crate::store::{SessionMeta, Store, Turn, TurnKind};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -93,8 +93,15 @@ pub(super) struct CacheStats {
     pub read: u64,
     /// Evaluated / written to the cache.
     pub written: u64,
-    /// The last run's (prompt, read, written).
-    pub last: Option<(u64, u64, u64)>,
+    /// The last run's.
+    pub last: Option<LastRunCache>,
+}
+
+/// A run's prompt tokens and how the provider's cache served them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LastRunCache {
+    pub prompt: u64,
+    pub cache: CacheUsage,
 }
 
 struct Running {
@@ -405,19 +412,22 @@ impl Reactor {
         } else {
             0.0
         };
-        let last = c.last.map(|(prompt, read, written)| {
-            json!({"promptTokens": prompt, "readTokens": read, "writtenTokens": written})
+        let last = c.last.map(|run| {
+            json!({"promptTokens": run.prompt, "readTokens": run.cache.read, "writtenTokens": run.cache.written})
         });
         json!({"promptTokens": c.prompt, "readTokens": c.read, "writtenTokens": c.written, "readShare": share, "lastRun": last})
     }
 
     /// Counts a finished run's prompt and cache tokens.
-    pub(super) fn note_cache(&mut self, usage: (u64, u64), cache: (u64, u64)) {
+    pub(super) fn note_cache(&mut self, usage: TokenUsage, cache: CacheUsage) {
         let c = &mut self.cache_stats;
-        c.prompt = c.prompt.saturating_add(usage.0);
-        c.read = c.read.saturating_add(cache.0);
-        c.written = c.written.saturating_add(cache.1);
-        c.last = Some((usage.0, cache.0, cache.1));
+        c.prompt = c.prompt.saturating_add(usage.input);
+        c.read = c.read.saturating_add(cache.read);
+        c.written = c.written.saturating_add(cache.written);
+        c.last = Some(LastRunCache {
+            prompt: usage.input,
+            cache,
+        });
     }
 
     pub(super) fn new_run_id(&mut self) -> u64 {
@@ -587,8 +597,8 @@ impl Reactor {
         session: &str,
         to: &crate::channel::ReplyTarget,
         turns: &[Turn],
-        usage: (u64, u64),
-        inbound: Option<(&str, &str)>,
+        usage: TokenUsage,
+        inbound: Option<crate::queue::InboundKey>,
         text: &str,
     ) -> Result<(), String> {
         self.deliver_with(
@@ -611,8 +621,8 @@ impl Reactor {
         session: &str,
         to: &crate::channel::ReplyTarget,
         turns: &[Turn],
-        usage: (u64, u64),
-        inbound: Option<(&str, &str)>,
+        usage: TokenUsage,
+        inbound: Option<crate::queue::InboundKey>,
         text: &str,
         options: DeliveryOptions,
     ) -> Result<(), String> {
@@ -748,7 +758,7 @@ impl Reactor {
                     Err(e) => log::error!("session {session}: could not persist the turn: {e}"),
                 }
                 let ms = self.runs.get(&u.run_id).map(|r| r.started.elapsed().as_millis() as u64).unwrap_or(0);
-                self.send(conn, event_frame("chat.final", json!({"runId": rid, "session": session, "text": text, "model": model, "usage": {"input": usage.0, "output": usage.1, "cacheRead": cache.0, "cacheWritten": cache.1}, "ms": ms})));
+                self.send(conn, event_frame("chat.final", json!({"runId": rid, "session": session, "text": text, "model": model, "usage": {"input": usage.input, "output": usage.output, "cacheRead": cache.read, "cacheWritten": cache.written}, "ms": ms})));
                 self.finish(u.run_id, &session);
             }
             RunEvent::Error { message, mut kind } => {
@@ -762,7 +772,7 @@ impl Reactor {
                     log::warn!("{channel}: run failed ({kind}): {message}");
                     // A run stopped with /stop was answered by the command.
                     let note = if kind == "aborted" { String::new() } else { format!("Sorry, I could not answer that: {message}") };
-                    self.channel_run_done(channel, inbound, &session, target, &[], (0, 0), &note);
+                    self.channel_run_done(channel, inbound, &session, target, &[], TokenUsage::default(), &note);
                     self.finish(u.run_id, &session);
                     return;
                 }

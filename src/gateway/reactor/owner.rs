@@ -87,7 +87,7 @@ impl Reactor {
                 MAIN_SESSION,
                 to,
                 &turns,
-                (0, 0),
+                crate::llm::TokenUsage::default(),
                 None,
                 text,
                 super::DeliveryOptions {
@@ -96,7 +96,12 @@ impl Reactor {
                 },
             ),
             None => {
-                let meta = self.store.append(MAIN_SESSION, &turns, (0, 0), now)?;
+                let meta = self.store.append(
+                    MAIN_SESSION,
+                    &turns,
+                    crate::llm::TokenUsage::default(),
+                    now,
+                )?;
                 self.sessions.put(meta);
                 Ok(())
             }

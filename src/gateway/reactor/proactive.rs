@@ -11,7 +11,7 @@ use crate::agent::{NewSummary, RunEvent, RunUpdate};
 use crate::api_error::{ApiError, ErrorCode};
 use crate::channel::ReplyTarget;
 use crate::config::Config;
-use crate::llm::{Message, Part, Role};
+use crate::llm::{CacheUsage, Message, Part, Role, TokenUsage};
 use crate::sched::heartbeat::{checklist_is_empty, is_nothing_to_report, next_beat};
 use crate::sched::{
     parse_at, parse_every, HeartbeatConfig, JobSpec, JobState, Outcome, Scheduler, SessionTarget,
@@ -505,7 +505,7 @@ impl Reactor {
         session: &str,
         label: &str,
         turns: &[Turn],
-        usage: (u64, u64),
+        usage: TokenUsage,
         text: &str,
         now: u64,
         max_attempts: Option<u32>,
@@ -568,7 +568,7 @@ impl Reactor {
         session: &str,
         active: Option<&Active>,
         turns: &[Turn],
-        usage: (u64, u64),
+        usage: TokenUsage,
         text: &str,
         now: u64,
     ) -> Settled {
@@ -871,8 +871,8 @@ pub(super) fn final_turns(
     now: u64,
     messages: Vec<Message>,
     model: &str,
-    usage: (u64, u64),
-    cache: (u64, u64),
+    usage: TokenUsage,
+    cache: CacheUsage,
     summary: Option<NewSummary>,
 ) -> Vec<Turn> {
     let mut turns = Vec::new();
@@ -897,7 +897,7 @@ pub(super) fn final_turns(
         }
         if Some(i) == last_assistant {
             t.usage = Some(usage);
-            if cache != (0, 0) {
+            if cache != CacheUsage::default() {
                 t.cache = Some(cache);
             }
         }
