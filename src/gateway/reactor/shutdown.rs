@@ -114,8 +114,8 @@ impl Reactor {
                     messages: vec![user],
                     partial: client.streamed,
                     model: String::new(),
-                    usage: (0, 0),
-                    cache: (0, 0),
+                    usage: Default::default(),
+                    cache: Default::default(),
                     summary: None,
                 },
             );
