@@ -656,22 +656,15 @@ fn age(ms: u64) -> String {
     }
 }
 
-/// An adapter's `/status` health as a check: up is ok, an error the
-/// adapter will not retry (or a conflict) fails, anything else warns. The
-/// adapters' own error texts say what to change, so they are the hint.
-fn adapter_check(name: &str, health: &Value, now_ms: u64) -> Check {
+/// An adapter's `/status` health in one line (state, the age of the last
+/// event, reconnects today, the last error), and that error alone; for
+/// `pinch doctor` and `pinch status`.
+pub fn adapter_summary(health: &Value, now_ms: u64) -> (String, String) {
     let field = |keys: &[&str]| {
         keys.iter()
             .find_map(|k| health.get(*k).filter(|v| !v.is_null()))
     };
-    let Some(state) = health.get("state").and_then(Value::as_str) else {
-        return check(
-            format!("adapter {name}"),
-            Level::Fail,
-            "not running in the gateway",
-            "restart the gateway after enabling the channel; its log says why the adapter did not start",
-        );
-    };
+    let state = health.get("state").and_then(Value::as_str).unwrap_or("?");
     let mut detail = state.to_string();
     if let Some(last) = field(&["lastEventMs", "lastEvent", "lastOk"]).and_then(Value::as_u64) {
         detail.push_str(&format!(
@@ -689,15 +682,32 @@ fn adapter_check(name: &str, health: &Value, now_ms: u64) -> Check {
                 .then(|| field(&["detail"])?.as_str())
                 .flatten()
         })
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_string();
+    if !error.is_empty() {
+        detail.push_str(&format!("; last error: {error}"));
+    }
+    (detail, error)
+}
+
+/// An adapter's `/status` health as a check: up is ok, an error the
+/// adapter will not retry (or a conflict) fails, anything else warns. The
+/// adapters' own error texts say what to change, so they are the hint.
+fn adapter_check(name: &str, health: &Value, now_ms: u64) -> Check {
+    let Some(state) = health.get("state").and_then(Value::as_str) else {
+        return check(
+            format!("adapter {name}"),
+            Level::Fail,
+            "not running in the gateway",
+            "restart the gateway after enabling the channel; its log says why the adapter did not start",
+        );
+    };
+    let (detail, error) = adapter_summary(health, now_ms);
     let level = match state {
         "up" => Level::Ok,
         "error" | "conflict" => Level::Fail,
         _ => Level::Warn,
     };
-    if !error.is_empty() {
-        detail.push_str(&format!("; last error: {error}"));
-    }
     let hint = match (level, error.is_empty()) {
         (Level::Ok, _) => String::new(),
         (_, false) => error.to_string(),

@@ -108,6 +108,16 @@ fn doctor_adapter_line(home: &TempHome, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no adapter line: {v}"))
 }
 
+/// The `adapter <name>: …` line of `pinch status`.
+fn status_line(home: &TempHome, name: &str) -> String {
+    let out = home.run_ok(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.starts_with(&format!("adapter {name}: ")))
+        .unwrap_or_else(|| panic!("no adapter line in:\n{text}"))
+        .to_string()
+}
+
 #[test]
 fn cron_and_heartbeat_answers_reach_a_slack_channel() {
     let home = TempHome::new("targets-slack");
@@ -132,6 +142,11 @@ fn cron_and_heartbeat_answers_reach_a_slack_channel() {
     // The doctor finds this home's gateway by its runtime file.
     let line = doctor_adapter_line(&home, "slack");
     assert_eq!(line["status"], "ok", "{line}");
+    let status = status_line(&home, "slack");
+    assert!(
+        status.starts_with("adapter slack: up") && status.contains(" reconnects today"),
+        "{status}"
+    );
     gw.stop();
 }
 
@@ -159,6 +174,12 @@ fn cron_and_heartbeat_answers_reach_a_discord_channel() {
     let posted = dc.wait_posted(2, 20);
     assert_eq!(posted[1].0, DISCORD_CHANNEL);
     assert_eq!(posted[1].1["content"], "The disk is 97% full!");
+    let status = status_line(&home, "discord");
+    assert!(
+        status.starts_with("adapter discord: up, last event ")
+            && status.ends_with(" 0 reconnects today"),
+        "{status}"
+    );
     gw.stop();
 }
 

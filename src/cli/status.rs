@@ -75,10 +75,20 @@ pub(super) fn cmd(p: &mut lexopt::Parser, g: &Global, home: &Home) -> Result<i32
             }
         }
     }
-    for key in ["channels", "queue"] {
-        if !s[key].is_null() {
-            println!("{key}: {}", s[key]);
-        }
+    // One line per channel adapter, as `pinch doctor` words it.
+    let now = crate::util::now_ms();
+    for (name, adapter) in s["channels"]["channels"].as_object().into_iter().flatten() {
+        let (summary, _) = crate::doctor::adapter_summary(&adapter["health"], now);
+        let pending = adapter["pairingPending"].as_u64().unwrap_or(0);
+        let pairing = if pending > 0 {
+            format!(" ({pending} pairing requests waiting: `pinch pairing list`)")
+        } else {
+            String::new()
+        };
+        println!("adapter {name}: {summary}{pairing}");
+    }
+    if !s["channels"]["queue"].is_null() {
+        println!("delivery queue: {}", s["channels"]["queue"]);
     }
     if s["cron"].is_object() {
         cron::print_status(&s["cron"]);
