@@ -77,6 +77,11 @@ const TARGETS: &[FuzzTarget] = &[
         max_len: 64 * 1024,
     },
     FuzzTarget {
+        name: "socks5_reply",
+        run: targets::socks5_reply,
+        max_len: 1024,
+    },
+    FuzzTarget {
         name: "discord_gateway",
         run: targets::discord_gateway,
         max_len: 64 * 1024,

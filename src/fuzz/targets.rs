@@ -325,6 +325,14 @@ pub fn slack_frame(input: &[u8]) -> Verdict {
     }
     let _ = codec::plain_text(&s);
     let _ = codec::ts_to_ms(&s);
+    // The same text as a `conversations.history` answer searched for a send.
+    if let Ok(answer) = serde_json::from_str::<Value>(&s) {
+        if let Some(ts) = codec::lookup::find(&answer, "1a.18c") {
+            if ts.chars().count() > 32 {
+                return Err(format!("a found ts over 32 characters: {ts:?}"));
+            }
+        }
+    }
     // The same bytes as WebSocket frames from a server.
     if let Ok(Some((frame, used))) = crate::net::websocket::parse_frame(input, 1 << 16) {
         if used > input.len() || frame.payload.len() > used {
@@ -545,5 +553,36 @@ pub fn webhook_body(input: &[u8]) -> Verdict {
     let _ = serde_json::from_slice::<Value>(input);
     // The hook's token arrives in `Authorization: Bearer …`.
     let _ = crate::gateway::auth::bearer(Some(&body));
+    Ok(())
+}
+
+/// A SOCKS5 proxy's replies (method choice, user/password status, CONNECT
+/// reply with its bound address), read by the one SOCKS5 client. Without
+/// credentials the handshake may only succeed when the proxy chose "no
+/// authentication".
+pub fn socks5_reply(input: &[u8]) -> Verdict {
+    use crate::net::socks5::{handshake, Credentials, SocksTarget};
+    /// The proxy's side of the stream: replies from `input`, requests dropped.
+    struct Proxy<'a>(&'a [u8]);
+    impl std::io::Read for Proxy<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl std::io::Write for Proxy<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let target = SocksTarget::named("api.telegram.org", 443);
+    let plain = handshake(&mut Proxy(input), None, &target);
+    if plain.is_ok() && input.get(..2) != Some(&[5, 0][..]) {
+        return Err("the handshake succeeded without the proxy choosing no authentication".into());
+    }
+    let credentials = Credentials::from_parts(Some("user"), Some("secret"));
+    let _ = handshake(&mut Proxy(input), credentials.as_ref(), &target);
     Ok(())
 }

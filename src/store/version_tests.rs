@@ -255,8 +255,16 @@ fn retention_removes_only_turns_a_summary_replaced() {
 fn a_snapshot_stopped_by_the_shutdown_leaves_no_file() {
     let path = tmp("snapshot-stop");
     let s = Store::open(&path).expect("open");
-    s.append("web:a", &[turn("remember the milk", 5)], crate::llm::types::TokenUsage { input: 1, output: 1 }, 5)
-        .expect("append");
+    s.append(
+        "web:a",
+        &[turn("remember the milk", 5)],
+        crate::llm::types::TokenUsage {
+            input: 1,
+            output: 1,
+        },
+        5,
+    )
+    .expect("append");
     let stop = std::sync::atomic::AtomicBool::new(true);
     let err = s
         .snapshot_begin()
