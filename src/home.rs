@@ -114,7 +114,7 @@ pub fn write_private_volatile(path: &Path, data: &[u8]) -> Result<(), String> {
 
 fn replace_private(path: &Path, data: &[u8], durable: bool) -> Result<(), String> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    let tmp = temp_path(path);
     let mut f = create_private(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     if let Ok(old) = std::fs::metadata(path) {
         let _ = std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()));
