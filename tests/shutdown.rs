@@ -238,6 +238,13 @@ fn a_websocket_run_whose_model_is_silent_is_checkpointed_from_what_was_streamed(
     });
     let mut ws = Ws::connect(gw.addr);
     send_until_streaming(&mut ws, "web:silent", "a slow question");
+    // The piece streamed; once the worker sits in its next read, the stop
+    // can only reach it through the deadline (before that, it would see
+    // the stop itself and checkpoint).
+    assert!(
+        wait_until(15, || worker_in_socket_read(gw.child.id())),
+        "an agent worker waiting in a read on the model's socket"
+    );
     let text = stop_with_last_line(gw, "did not stop within 5 s; exiting anyway");
     assert!(
         text.contains("no checkpoint from its worker in time"),
@@ -255,4 +262,26 @@ fn a_websocket_run_whose_model_is_silent_is_checkpointed_from_what_was_streamed(
         turns[1]["text"],
         "The start\n\n[interrupted: the gateway shut down before this answer was finished]"
     );
+}
+
+/// Whether a thread `agent-*` of process `pid` is blocked in a socket read
+/// (its system call, from `/proc/<pid>/task/<tid>/syscall`).
+fn worker_in_socket_read(pid: u32) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    const READS: &[&str] = &["0", "7", "45", "271"]; // read, poll, recvfrom, ppoll
+    #[cfg(target_arch = "aarch64")]
+    const READS: &[&str] = &["63", "73", "207"]; // read, ppoll, recvfrom
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let call = std::fs::read_to_string(path.join("syscall")).unwrap_or_default();
+        comm.starts_with("agent-")
+            && call
+                .split_whitespace()
+                .next()
+                .is_some_and(|n| READS.contains(&n))
+    })
 }

@@ -243,9 +243,11 @@ fn stop_and_join(
     let _ = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100));
     let mut threads: Vec<shutdown::NamedThread> = accept.into_iter().collect();
     let mut reactor = reactor;
+    let adapters = crate::channel::adapter::take_threads();
     if let Some(reactor) = &mut reactor {
         threads.extend(reactor.begin_shutdown());
         reactor.checkpoint_client_runs(&mut rx, start + reactor::CHECKPOINT_WAIT);
+        reactor.settle_adapters(&mut rx, &adapters, deadline);
     }
     // Workers' and adapters' reports fail from now on.
     drop(rx);
@@ -255,7 +257,7 @@ fn stop_and_join(
             handle,
         });
     }
-    threads.extend(crate::channel::adapter::take_threads());
+    threads.extend(adapters);
     let names: Vec<String> = threads.iter().map(|t| t.name.clone()).collect();
     let mut stuck = shutdown::join_until(threads, deadline);
     for name in names.iter().filter(|n| !stuck.contains(n)) {

@@ -434,7 +434,7 @@ impl Reactor {
         };
     }
 
-    fn on_sent(&mut self, seq: u64, result: SendResult) {
+    pub(super) fn on_sent(&mut self, seq: u64, result: SendResult) {
         let now = crate::util::now_ms();
         let r = match self.channels.on_sent(seq, result) {
             SendRecord::Delivered { seq } => queue::delivered(&self.store, seq).map(|_| ()),

@@ -6,10 +6,13 @@
 //! session's transcript with a note that the gateway stopped it, so the
 //! person finds it in the history and can ask to go on. Then the pool takes
 //! no more runs, adapters are told to stop, the job table is saved and the
-//! clients' outboxes are dropped.
+//! clients' outboxes are dropped. Until the adapters' threads have ended,
+//! their send outcomes are still recorded: a reply that reached the
+//! platform is never sent again at the next start.
 
 use super::{Origin, Reactor};
 use crate::agent::{Checkpoint, RunEvent, RunUpdate};
+use crate::channel::adapter::AdapterEvent;
 use crate::gateway::shutdown::NamedThread;
 use crate::gateway::ToReactor;
 use crate::llm::{Message, Part, Role};
@@ -82,8 +85,7 @@ impl Reactor {
     ) {
         while self.runs.values().any(|r| r.client.is_some()) {
             match rx.try_recv() {
-                Ok(ToReactor::Run(update)) => self.on_stopping_run(update),
-                Ok(_) => {}
+                Ok(msg) => self.on_stopping_message(msg),
                 Err(TryRecvError::Empty) if Instant::now() < deadline => std::thread::sleep(POLL),
                 Err(_) => break,
             }
@@ -119,6 +121,43 @@ impl Reactor {
                     summary: None,
                 },
             );
+        }
+    }
+
+    /// Reads the adapters' last reports until every adapter thread has
+    /// ended or `deadline` passes: a send that went out while the gateway
+    /// stopped is recorded as delivered, so the next start does not send it
+    /// again.
+    pub fn settle_adapters(
+        &mut self,
+        rx: &mut tokio::sync::mpsc::Receiver<ToReactor>,
+        adapters: &[NamedThread],
+        deadline: Instant,
+    ) {
+        loop {
+            let ended = adapters.iter().all(|t| t.handle.is_finished());
+            while let Ok(msg) = rx.try_recv() {
+                self.on_stopping_message(msg);
+            }
+            if ended || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// A message during shutdown: client runs' updates are kept (see
+    /// [`Self::on_stopping_run`]) and send outcomes recorded; the rest is
+    /// dropped (an inbound batch left unacknowledged is polled again at the
+    /// next start, a query's caller sees the gateway gone).
+    fn on_stopping_message(&mut self, msg: ToReactor) {
+        match msg {
+            ToReactor::Run(update) => self.on_stopping_run(update),
+            ToReactor::Adapter {
+                event: AdapterEvent::Sent { seq, result },
+                ..
+            } => self.on_sent(seq, result),
+            _ => {}
         }
     }
 
