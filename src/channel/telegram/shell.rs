@@ -10,12 +10,15 @@
 //!
 //! A long poll may be parked at Telegram for `pollTimeoutSeconds`, longer
 //! than the gateway's shutdown grace, so each `getUpdates` is made by a
-//! short-lived fetch thread while the poll thread waits for either its
+//! fetch thread (one for the adapter's life, started with the first long
+//! poll: a thread per poll would map thread start-up code back in at every
+//! poll of an idle gateway) while the poll thread waits for either its
 //! answer or the send thread's word that the adapter is stopping (its queue
 //! closed). At shutdown the poll thread then ends at once; the fetch thread
-//! is left to finish its request (bounded by the poll timeout plus 15 s),
-//! and an answer nobody reads was never committed, so its updates come
-//! again from the committed offset at the next start.
+//! is left to finish its request (bounded by the poll timeout plus 15 s)
+//! and ends when it finds nobody waiting; an answer nobody reads was never
+//! committed, so its updates come again from the committed offset at the
+//! next start.
 //!
 //! The cursor is the next `getUpdates` offset as decimal text.
 
@@ -100,24 +103,53 @@ enum PollWake {
     Stop,
 }
 
-/// `getUpdates` on a fetch thread, waited for until its answer or the stop
-/// word; `None` when the adapter stops first (the answer is dropped unread).
+/// Starts the fetch thread: it makes each `getUpdates` call whose URL it
+/// is handed and posts the answer to the poll thread's wait; it ends when
+/// the poll thread drops its end or nobody reads the answer any more.
+fn start_fetcher(
+    s: &Settings,
+    agent: &ureq::Agent,
+    wake: &SyncSender<PollWake>,
+) -> Result<SyncSender<String>, String> {
+    let (urls, todo) = sync_channel::<String>(1);
+    let (agent, answer) = (agent.clone(), wake.clone());
+    std::thread::Builder::new()
+        .name(format!("{}-fetch", s.channel))
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            for url in todo {
+                if answer
+                    .send(PollWake::Answer(call(&agent, &url, None)))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the fetch thread: {e}"))?;
+    Ok(urls)
+}
+
+/// `getUpdates` on the fetch thread (started on first use, again after a
+/// failure), waited for until its answer or the stop word; `None` when the
+/// adapter stops first (the answer is dropped unread).
 fn long_poll(
     s: &Settings,
     agent: &ureq::Agent,
+    fetcher: &mut Option<SyncSender<String>>,
     url: String,
     wake: &SyncSender<PollWake>,
     woken: &Receiver<PollWake>,
 ) -> Option<Result<(u16, Vec<u8>), String>> {
-    let (agent, answer) = (agent.clone(), wake.clone());
-    let spawned = std::thread::Builder::new()
-        .name(format!("{}-fetch", s.channel))
-        .stack_size(512 * 1024)
-        .spawn(move || {
-            let _ = answer.send(PollWake::Answer(call(&agent, &url, None)));
-        });
-    if let Err(e) = spawned {
-        return Some(Err(format!("cannot start the fetch thread: {e}")));
+    if fetcher.is_none() {
+        match start_fetcher(s, agent, wake) {
+            Ok(f) => *fetcher = Some(f),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    if fetcher.as_ref().is_some_and(|f| f.send(url).is_err()) {
+        *fetcher = None;
+        return Some(Err("the fetch thread ended; starting another".into()));
     }
     match woken.recv() {
         Ok(PollWake::Answer(result)) => Some(result),
@@ -161,6 +193,7 @@ fn poll_loop(
     let mut bot: Option<BotIdentity> = None;
     let mut offset = s.offset;
     let mut last_health = Value::Null;
+    let mut fetcher = None;
     while !stop.load(Ordering::Relaxed) {
         let now = crate::util::now_ms();
         let outcome = if bot.is_none() {
@@ -185,7 +218,7 @@ fn poll_loop(
         } else {
             state.on_poll_start(now);
             let url = tg::get_updates_url(&s.api_root, &s.token, offset, s.poll_timeout_s);
-            let Some(answer) = long_poll(s, agent, url, wake, woken) else {
+            let Some(answer) = long_poll(s, agent, &mut fetcher, url, wake, woken) else {
                 return;
             };
             match answer {
