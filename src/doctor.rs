@@ -660,28 +660,20 @@ fn age(ms: u64) -> String {
 /// event, reconnects today, the last error), and that error alone; for
 /// `pinch doctor` and `pinch status`.
 pub fn adapter_summary(health: &Value, now_ms: u64) -> (String, String) {
-    let field = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| health.get(*k).filter(|v| !v.is_null()))
-    };
-    let state = health.get("state").and_then(Value::as_str).unwrap_or("?");
+    let state = health["state"].as_str().unwrap_or("?");
     let mut detail = state.to_string();
-    if let Some(last) = field(&["lastEventMs", "lastEvent", "lastOk"]).and_then(Value::as_u64) {
+    if let Some(last) = health["lastEventMs"].as_u64() {
         detail.push_str(&format!(
             ", last event {} ago",
             age(now_ms.saturating_sub(last))
         ));
     }
-    if let Some(n) = field(&["reconnectsToday"]).and_then(Value::as_u64) {
+    if let Some(n) = health["reconnectsToday"].as_u64() {
         detail.push_str(&format!(", {n} reconnects today"));
     }
-    let error = field(&["error", "lastError"])
-        .and_then(Value::as_str)
-        .or_else(|| {
-            (state != "up")
-                .then(|| field(&["detail"])?.as_str())
-                .flatten()
-        })
+    let error = health["error"]
+        .as_str()
+        .or_else(|| (state != "up").then(|| health["detail"].as_str()).flatten())
         .unwrap_or("")
         .to_string();
     if !error.is_empty() {
@@ -736,13 +728,17 @@ mod tests {
         );
         assert!(c.level == Level::Fail);
         assert_eq!(c.hint, fatal);
-        let slack = json!({"state": "down", "failures": 3, "lastEvent": now - 600_000, "reconnectsToday": 4, "lastError": "apps.connections.open: invalid_auth"});
+        let slack = json!({"state": "down", "failures": 3, "lastEventMs": now - 600_000, "reconnectsToday": 4, "error": "apps.connections.open: invalid_auth"});
         let c = adapter_check("slack", &slack, now);
         assert!(c.level == Level::Warn);
         assert_eq!(c.detail, "down, last event 10 min ago, 4 reconnects today; last error: apps.connections.open: invalid_auth");
-        let telegram = json!({"state": "conflict", "failures": 1, "lastOk": null, "detail": "Conflict { since: 1 }"});
+        let telegram = json!({"state": "conflict", "failures": 1, "lastEventMs": null, "reconnectsToday": 0, "error": null, "detail": "Conflict { since: 1 }"});
         let c = adapter_check("telegram", &telegram, now);
         assert!(c.level == Level::Fail && c.hint.contains("Conflict"));
+        assert_eq!(
+            c.detail,
+            "conflict, 0 reconnects today; last error: Conflict { since: 1 }"
+        );
         let c = adapter_check("slack", &Value::Null, now);
         assert!(c.level == Level::Fail && c.detail == "not running in the gateway");
         assert_eq!(age(3 * 3_600_000), "3 h");

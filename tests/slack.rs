@@ -64,7 +64,8 @@ fn a_direct_message_is_answered_through_chat_post_message() {
     let st = status_json(&gw);
     let health = &st["channels"]["channels"]["slack"]["health"];
     assert_eq!(health["state"], "up", "{st}");
-    assert!(health["lastEvent"].as_u64().is_some(), "{st}");
+    assert!(health["lastEventMs"].as_u64().is_some(), "{st}");
+    assert!(health["error"].is_null() && health["failures"] == 0, "{st}");
 }
 
 #[test]

@@ -294,7 +294,7 @@ fn restarts_and_crashes_neither_lose_nor_repeat() {
 }
 
 #[test]
-fn conflict_is_reported_plainly() {
+fn conflict_is_reported_plainly_and_its_end_is_a_reconnect() {
     let home = TempHome::new("tg-409");
     let (llm, tg) = (FakeLlm::openai(), FakeTelegram::start());
     tg.with(|s| s.conflict = true);
@@ -308,6 +308,34 @@ fn conflict_is_reported_plainly() {
         "status shows the 409 conflict"
     );
     assert!(gw.log().contains("409 Conflict"), "{}", gw.log());
+    let health =
+        |gw: &Gateway| status_json(gw)["channels"]["channels"]["telegram"]["health"].clone();
+    let h = health(&gw);
+    assert_eq!(h["reconnectsToday"], 0, "{h}");
+    assert!(h["error"].as_str().unwrap_or("").contains("409"), "{h}");
+    // The other consumer goes away: the next poll works, and that recovery
+    // is one reconnect; the last answered poll is the last event.
+    tg.with(|s| s.conflict = false);
+    assert!(
+        wait_until(30, || health(&gw)["state"] == "up"),
+        "{}",
+        health(&gw)
+    );
+    let h = health(&gw);
+    assert_eq!(h["reconnectsToday"], 1, "{h}");
+    assert!(h["lastEventMs"].as_u64().is_some(), "{h}");
+    assert!(h["error"].is_null() && h["failures"] == 0, "{h}");
+    let out = home.run_ok(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("adapter telegram: "))
+        .unwrap_or_else(|| panic!("no adapter line in:\n{text}"));
+    assert!(
+        line.starts_with("adapter telegram: up, last event ")
+            && line.ends_with(" 1 reconnects today"),
+        "{line}"
+    );
 }
 
 /// The crash benchmark (not run by default): `PINCH_CRASH_TRIALS` (100)

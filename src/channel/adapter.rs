@@ -10,7 +10,8 @@
 
 use super::envelope::{Envelope, Outbound, ReplyTarget};
 use super::split::Measure;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -30,9 +31,73 @@ pub enum AdapterEvent {
     },
     /// How the send of queue entry `seq` fared.
     Sent { seq: u64, result: SendResult },
-    /// The adapter's health, shown as is in `/status` (`state` is one of
-    /// "starting", "up", "down", "conflict", …).
-    Health(Value),
+    /// The adapter's health, shown in `/status`.
+    Health(AdapterHealth),
+}
+
+/// An adapter's health, the same shape for every platform (`/status`
+/// `channels.channels.<name>.health`, camelCase; times unix ms).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdapterHealth {
+    /// "starting" (until the adapter reports), "up", "down", "connecting",
+    /// "conflict" or "error" (not retried).
+    pub state: &'static str,
+    /// A word on the state; may be empty.
+    pub detail: String,
+    /// When the platform last answered with an event (or a poll).
+    pub last_event_ms: Option<u64>,
+    /// Recoveries after a lost connection (or failed poll) this UTC day.
+    pub reconnects_today: u32,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// The last error, if the adapter is not up because of one.
+    pub error: Option<String>,
+    /// Adapter-specific fields, shown beside the common ones.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Default for AdapterHealth {
+    /// An adapter that has not reported yet.
+    fn default() -> Self {
+        AdapterHealth {
+            state: "starting",
+            detail: String::new(),
+            last_event_ms: None,
+            reconnects_today: 0,
+            failures: 0,
+            error: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// A count that starts again at 0 each UTC day (reconnects today).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DailyCount {
+    day: u64,
+    n: u32,
+}
+
+impl DailyCount {
+    /// Counts one at unix ms `now_ms`.
+    pub fn add(&mut self, now_ms: u64) {
+        let day = now_ms / 86_400_000;
+        if day != self.day {
+            *self = DailyCount { day, n: 0 };
+        }
+        self.n = self.n.saturating_add(1);
+    }
+
+    /// The count on the UTC day of `now_ms`.
+    pub fn on(&self, now_ms: u64) -> u32 {
+        if now_ms / 86_400_000 == self.day {
+            self.n
+        } else {
+            0
+        }
+    }
 }
 
 /// What the reactor asks an adapter's sender to do.

@@ -13,6 +13,7 @@
 //! (invalid session: resumable or not). Close codes 4004 and 4010–4014
 //! must not be retried: they end in [`CloseVerdict::Fatal`] with what to do.
 
+use crate::channel::adapter::DailyCount;
 use serde_json::{json, Value};
 
 /// Longest session id or URL kept from READY.
@@ -84,17 +85,11 @@ pub struct Session {
     /// Consecutive failed connections (reset by READY/RESUMED).
     failures: u32,
     last_event_ms: Option<u64>,
-    reconnects: u64,
-    reconnects_day: u64,
+    reconnects: DailyCount,
     fatal: Option<String>,
     resuming: bool,
     /// When the socket opened, until Hello arrives.
     awaiting_hello_since: Option<u64>,
-}
-
-/// The number of the UTC day `ms` falls in.
-fn day_of(ms: u64) -> u64 {
-    ms / 86_400_000
 }
 
 /// The close codes Discord documents as not to be reconnected, with the fix.
@@ -129,8 +124,7 @@ impl Session {
             bot_id: None,
             failures: 0,
             last_event_ms: None,
-            reconnects: 0,
-            reconnects_day: 0,
+            reconnects: DailyCount::default(),
             fatal: None,
             resuming: false,
             awaiting_hello_since: None,
@@ -153,12 +147,12 @@ impl Session {
         self.last_event_ms
     }
     /// Reconnects on the UTC day of `now`.
-    pub fn reconnects_today(&self, now: u64) -> u64 {
-        if day_of(now) == self.reconnects_day {
-            self.reconnects
-        } else {
-            0
-        }
+    pub fn reconnects_today(&self, now: u64) -> u32 {
+        self.reconnects.on(now)
+    }
+    /// Failed connections in a row.
+    pub fn failures(&self) -> u32 {
+        self.failures
     }
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
@@ -252,11 +246,7 @@ impl Session {
     }
 
     fn note_reconnect(&mut self, now: u64) {
-        if day_of(now) != self.reconnects_day {
-            self.reconnects_day = day_of(now);
-            self.reconnects = 0;
-        }
-        self.reconnects = self.reconnects.saturating_add(1);
+        self.reconnects.add(now);
     }
 
     /// Delay before the next attempt: random in [0, 1 s × 2^failures], capped.

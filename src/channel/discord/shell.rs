@@ -15,10 +15,12 @@
 
 use super::codec::{Action, CloseVerdict, Phase, Session};
 use super::{format, rest};
-use crate::channel::adapter::{self, AdapterEvent, Handle, SendJob, SendResult, Sink, Start};
+use crate::channel::adapter::{
+    self, AdapterEvent, AdapterHealth, Handle, SendJob, SendResult, Sink, Start,
+};
 use crate::channel::envelope::Outbound;
 use crate::net::websocket::{Incoming, ReadError, Socket};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
@@ -177,23 +179,31 @@ fn call(
 
 /// Reports changes of health, and the age of the last event now and then.
 struct Health {
-    last: Value,
+    last: AdapterHealth,
     sent_ms: u64,
 }
 
 impl Health {
-    fn report(&mut self, sink: &Sink, session: &Session, state: &str, detail: &str) -> bool {
+    fn report(
+        &mut self,
+        sink: &Sink,
+        session: &Session,
+        state: &'static str,
+        detail: &str,
+    ) -> bool {
         let t = now();
-        let h = json!({
-            "state": state,
-            "detail": detail,
-            "lastEventMs": session.last_event_ms(),
-            "reconnectsToday": session.reconnects_today(t),
-            "error": session.fatal(),
-        });
-        let same_state = h["state"] == self.last["state"]
-            && h["detail"] == self.last["detail"]
-            && h["reconnectsToday"] == self.last["reconnectsToday"];
+        let h = AdapterHealth {
+            state,
+            detail: detail.to_string(),
+            last_event_ms: session.last_event_ms(),
+            reconnects_today: session.reconnects_today(t),
+            failures: session.failures(),
+            error: session.fatal().map(str::to_string),
+            ..AdapterHealth::default()
+        };
+        let same_state = h.state == self.last.state
+            && h.detail == self.last.detail
+            && h.reconnects_today == self.last.reconnects_today;
         if same_state && t.saturating_sub(self.sent_ms) < 10_000 {
             return true;
         }
@@ -214,7 +224,7 @@ fn gateway_loop(
 ) {
     let mut session = Session::new(&s.token, s.intents);
     let mut health = Health {
-        last: Value::Null,
+        last: AdapterHealth::default(),
         sent_ms: 0,
     };
     let mut base_url = s.gateway_url.clone();

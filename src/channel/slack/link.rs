@@ -4,13 +4,12 @@
 //! [`PING_AFTER_MS`] gets a WebSocket ping, and one that stays silent
 //! [`PONG_TIMEOUT_MS`] longer is dead and replaced (no silent deafness).
 
-use serde_json::{json, Value};
+use crate::channel::adapter::{AdapterHealth, DailyCount};
 
 /// Silence after which we ping (Slack itself pings every few seconds).
 pub const PING_AFTER_MS: u64 = 30_000;
 /// Silence after our ping that ends the connection.
 pub const PONG_TIMEOUT_MS: u64 = 10_000;
-const DAY_MS: u64 = 86_400_000;
 
 /// What the shell should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +31,7 @@ pub struct Link {
     ping_sent_ms: Option<u64>,
     last_event_ms: Option<u64>,
     last_error: Option<String>,
-    reconnects_today: u32,
-    day: u64,
+    reconnects: DailyCount,
 }
 
 impl Link {
@@ -49,8 +47,7 @@ impl Link {
             ping_sent_ms: None,
             last_event_ms: None,
             last_error: None,
-            reconnects_today: 0,
-            day: 0,
+            reconnects: DailyCount::default(),
         }
     }
 
@@ -67,8 +64,8 @@ impl Link {
         self.connected_since.is_some()
     }
 
-    pub fn reconnects_today(&self) -> u32 {
-        self.reconnects_today
+    pub fn reconnects_today(&self, now_ms: u64) -> u32 {
+        self.reconnects.on(now_ms)
     }
 
     /// `hello` arrived: the connection is up and the backoff resets.
@@ -108,7 +105,7 @@ impl Link {
 
     /// Slack asked us to move (`disconnect`): reconnect at once with a fresh URL.
     pub fn on_disconnect_requested(&mut self, now_ms: u64, reason: &str) -> u64 {
-        self.count_reconnect(now_ms);
+        self.reconnects.add(now_ms);
         self.connected_since = None;
         self.last_error = Some(format!("disconnect: {reason}"));
         self.retry_at_ms = now_ms;
@@ -119,7 +116,7 @@ impl Link {
     /// Delay: the capped exponential step `d`, jittered uniformly in `[d/2, d]`.
     pub fn on_failure(&mut self, now_ms: u64, error: &str, jitter: &mut dyn FnMut() -> u64) -> u64 {
         if self.connected_since.take().is_some() {
-            self.count_reconnect(now_ms);
+            self.reconnects.add(now_ms);
         }
         self.last_error = Some(crate::channel::envelope::truncate_chars(error, 200));
         self.failures = self.failures.saturating_add(1);
@@ -138,35 +135,30 @@ impl Link {
         self.retry_at_ms
     }
 
-    fn count_reconnect(&mut self, now_ms: u64) {
-        let day = now_ms / DAY_MS;
-        if day != self.day {
-            self.day = day;
-            self.reconnects_today = 0;
+    /// The adapter's health in `/status`: `lastEventMs` is the last
+    /// envelope with an event.
+    pub fn health(&self, now_ms: u64) -> AdapterHealth {
+        AdapterHealth {
+            state: if self.is_connected() {
+                "up"
+            } else if self.failures > 0 {
+                "down"
+            } else {
+                "connecting"
+            },
+            last_event_ms: self.last_event_ms,
+            reconnects_today: self.reconnects_today(now_ms),
+            failures: self.failures,
+            error: self.last_error.clone(),
+            ..AdapterHealth::default()
         }
-        self.reconnects_today = self.reconnects_today.saturating_add(1);
-    }
-
-    /// The adapter's line in `/status`.
-    pub fn health(&self, now_ms: u64) -> Value {
-        let reconnects = if now_ms / DAY_MS == self.day {
-            self.reconnects_today
-        } else {
-            0
-        };
-        json!({
-            "state": if self.is_connected() { "up" } else if self.failures > 0 { "down" } else { "connecting" },
-            "failures": self.failures,
-            "lastEvent": self.last_event_ms,
-            "reconnectsToday": reconnects,
-            "lastError": self.last_error,
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    const DAY_MS: u64 = 86_400_000;
 
     #[test]
     fn backoff_grows_capped_and_resets_on_hello() {
@@ -183,12 +175,12 @@ mod tests {
             steps.push(l.on_failure(100, "x", &mut zero) - 100);
         }
         assert_eq!(steps, vec![2_000, 4_000, 4_000, 4_000, 4_000, 4_000]);
-        assert_eq!(l.health(100)["state"], "down");
+        assert_eq!(l.health(100).state, "down");
         l.on_hello(200);
         assert_eq!(l.failures(), 0);
-        assert_eq!(l.health(200)["state"], "up");
+        assert_eq!(l.health(200).state, "up");
         assert_eq!(
-            l.health(200)["reconnectsToday"],
+            l.health(200).reconnects_today,
             0,
             "connect attempts are not reconnects"
         );
@@ -203,16 +195,16 @@ mod tests {
         l.on_hello(60);
         let mut zero = || 0;
         assert!(l.on_failure(70, "socket closed", &mut zero) >= 570);
-        assert_eq!(l.reconnects_today(), 2);
-        assert_eq!(l.health(70)["lastError"], "socket closed");
+        assert_eq!(l.reconnects_today(70), 2);
+        assert_eq!(l.health(70).error.as_deref(), Some("socket closed"));
         assert_eq!(
-            l.health(DAY_MS + 1)["reconnectsToday"],
+            l.health(DAY_MS + 1).reconnects_today,
             0,
             "a new day starts at 0"
         );
         l.on_hello(DAY_MS + 2);
         l.on_disconnect_requested(DAY_MS + 3, "warning");
-        assert_eq!(l.reconnects_today(), 1);
+        assert_eq!(l.reconnects_today(DAY_MS + 3), 1);
         assert_eq!(l.on_retry_after(DAY_MS + 4, 7), DAY_MS + 7_004);
     }
 
@@ -237,6 +229,6 @@ mod tests {
         assert_eq!(l.tick(2 * PING_AFTER_MS + 5), Tick::SendPing);
         assert_eq!(l.tick(2 * PING_AFTER_MS + 5 + PONG_TIMEOUT_MS), Tick::Dead);
         l.on_event(1);
-        assert_eq!(l.health(2)["lastEvent"], 1);
+        assert_eq!(l.health(2).last_event_ms, Some(1));
     }
 }

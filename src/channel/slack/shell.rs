@@ -215,11 +215,14 @@ fn socket_loop(
 fn report_health(s: &Settings, sink: &Sink, link: &Link) -> bool {
     let mut health = link.health(crate::util::now_ms());
     let count = |c: &AtomicU32| c.load(Ordering::Relaxed);
-    health["sendChecks"] = serde_json::json!({
-        "made": count(&s.checks.made),
-        "found": count(&s.checks.found),
-        "failed": count(&s.checks.failed),
-    });
+    health.extra.insert(
+        "sendChecks".into(),
+        serde_json::json!({
+            "made": count(&s.checks.made),
+            "found": count(&s.checks.found),
+            "failed": count(&s.checks.failed),
+        }),
+    );
     sink(AdapterEvent::Health(health))
 }
 

@@ -3,6 +3,7 @@
 //! and waits until [`PollState::retry_at_ms`] before the next `getUpdates`.
 
 use super::{redact, ApiOutcome};
+use crate::channel::adapter::{AdapterHealth, DailyCount};
 use crate::channel::envelope::truncate_chars;
 use serde::Serialize;
 
@@ -32,6 +33,8 @@ pub struct PollState {
     health: Health,
     poll_started_ms: Option<u64>,
     last_success_ms: Option<u64>,
+    /// Successes right after a failure, once the poll had worked before.
+    reconnects: DailyCount,
 }
 
 impl Default for PollState {
@@ -59,6 +62,7 @@ impl PollState {
             health: Health::Up,
             poll_started_ms: None,
             last_success_ms: None,
+            reconnects: DailyCount::default(),
         }
     }
 
@@ -89,7 +93,40 @@ impl PollState {
         self.poll_started_ms = Some(now_ms);
     }
 
+    /// Recoveries (down → up after an earlier success) on the UTC day of `now_ms`.
+    pub fn reconnects_today(&self, now_ms: u64) -> u32 {
+        self.reconnects.on(now_ms)
+    }
+
+    /// The adapter's health for `/status`: `lastEventMs` is the last
+    /// answered poll.
+    pub fn report(&self, now_ms: u64) -> AdapterHealth {
+        let (state, error) = match &self.health {
+            Health::Up => ("up", None),
+            Health::Backoff { last_error, .. } => ("down", Some(last_error.clone())),
+            Health::Conflict { .. } => (
+                "conflict",
+                Some(
+                    "409 Conflict: another program polls this bot token (or a webhook is set)"
+                        .into(),
+                ),
+            ),
+        };
+        AdapterHealth {
+            state,
+            detail: format!("{:?}", self.health),
+            last_event_ms: self.last_success_ms,
+            reconnects_today: self.reconnects_today(now_ms),
+            failures: self.failures,
+            error,
+            ..AdapterHealth::default()
+        }
+    }
+
     pub fn on_success(&mut self, now_ms: u64) {
+        if self.health != Health::Up && self.last_success_ms.is_some() {
+            self.reconnects.add(now_ms);
+        }
         self.failures = 0;
         self.retry_at_ms = now_ms;
         self.health = Health::Up;

@@ -27,7 +27,7 @@ use crate::channel::adapter::{
 };
 use crate::channel::telegram::{self as tg, ApiOutcome, BotIdentity, PollState};
 use crate::channel::Outbound;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -192,7 +192,7 @@ fn poll_loop(
     let mut state = PollState::with_backoff(1_000, 60_000);
     let mut bot: Option<BotIdentity> = None;
     let mut offset = s.offset;
-    let mut last_health = Value::Null;
+    let mut last_health = None;
     let mut fetcher = None;
     while !stop.load(Ordering::Relaxed) {
         let now = crate::util::now_ms();
@@ -267,10 +267,11 @@ fn poll_loop(
         if let ApiOutcome::Fatal(e) = &outcome {
             log::error!("{}: {e} (check channels.{}.botToken)", s.channel, s.channel);
         }
-        let next = state.on_outcome(&outcome, crate::util::now_ms(), &mut jitter);
-        let health = json!({"state": health_name(&state), "failures": state.failures(), "lastOk": state.last_success_ms(), "detail": format!("{:?}", state.health())});
-        if health != last_health {
-            last_health = health.clone();
+        let now = crate::util::now_ms();
+        let next = state.on_outcome(&outcome, now, &mut jitter);
+        let health = state.report(now);
+        if last_health.as_ref() != Some(&health) {
+            last_health = Some(health.clone());
             if !tx(AdapterEvent::Health(health)) {
                 return;
             }
@@ -288,14 +289,6 @@ fn set_commands(s: &Settings, agent: &ureq::Agent) {
             "{}: setMyCommands failed ({e}); the command menu is not shown",
             s.channel
         );
-    }
-}
-
-fn health_name(state: &PollState) -> &'static str {
-    match state.health() {
-        tg::Health::Up => "up",
-        tg::Health::Backoff { .. } => "down",
-        tg::Health::Conflict { .. } => "conflict",
     }
 }
 

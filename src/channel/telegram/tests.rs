@@ -357,6 +357,47 @@ fn poll_conflict_retry_after_and_stall() {
 }
 
 #[test]
+fn poll_health_counts_recoveries_per_utc_day() {
+    const DAY: u64 = 86_400_000;
+    let mut p = PollState::new();
+    let mut j = jitter(3);
+    let ok = ApiOutcome::Ok(serde_json::Value::Null);
+    // Failures before the first answer are no reconnect.
+    p.on_error(1_000, "refused", &mut j);
+    p.on_outcome(&ok, 2_000, &mut j);
+    let h = p.report(2_000);
+    assert_eq!(
+        (h.state, h.last_event_ms, h.reconnects_today),
+        ("up", Some(2_000), 0)
+    );
+    assert_eq!(h.error, None);
+    p.on_outcome(&ok, 3_000, &mut j);
+    assert_eq!(p.reconnects_today(3_000), 0, "up → up is no reconnect");
+    // down → up twice (a failure, then a conflict), each counted once.
+    p.on_error(4_000, "timeout", &mut j);
+    p.on_error(5_000, "timeout", &mut j);
+    let h = p.report(5_000);
+    assert_eq!(
+        (h.state, h.failures, h.last_event_ms),
+        ("down", 2, Some(3_000))
+    );
+    assert_eq!(h.error.as_deref(), Some("timeout"));
+    p.on_outcome(&ok, 6_000, &mut j);
+    p.on_outcome(&ApiOutcome::Conflict, 7_000, &mut j);
+    assert_eq!(p.report(7_000).state, "conflict");
+    p.on_outcome(&ok, 8_000, &mut j);
+    let v = serde_json::to_value(p.report(8_000)).expect("json");
+    assert_eq!(v["lastEventMs"], 8_000);
+    assert_eq!(v["reconnectsToday"], 2);
+    assert!(v["error"].is_null(), "{v}");
+    // A new UTC day starts at 0.
+    assert_eq!(p.reconnects_today(DAY + 1), 0);
+    p.on_retry_after(DAY + 2, 1);
+    p.on_outcome(&ok, DAY + 1_002, &mut j);
+    assert_eq!(p.reconnects_today(DAY + 1_002), 1);
+}
+
+#[test]
 fn anonymous_admin_animation_and_bad_entity() {
     let b = batch(&format!(
         r#"{{"update_id":1,"message":{{"message_id":1,"from":{{"id":1087968824,"is_bot":true,"first_name":"Group","username":"GroupAnonymousBot"}},

@@ -7,7 +7,7 @@
 
 use super::Origin;
 use crate::agent::prompt::RunContext;
-use crate::channel::adapter::{SendJob, SendResult};
+use crate::channel::adapter::{AdapterHealth, SendJob, SendResult};
 use crate::channel::progress::Progress;
 use crate::channel::{
     self, AccessConfig, ChatKind, Envelope, PairOutcome, Pairing, ReplyTarget, Verdict,
@@ -83,7 +83,7 @@ pub struct InboundKey {
 pub struct ChannelRuntime {
     access: HashMap<String, AccessConfig>,
     pairing: HashMap<String, Pairing>,
-    health: HashMap<String, Value>,
+    health: HashMap<String, AdapterHealth>,
     /// Queue sequence numbers handed to a send thread and not yet answered.
     inflight: HashSet<u64>,
     /// Inbound messages with a run in flight.
@@ -101,7 +101,7 @@ impl ChannelRuntime {
         self.access.insert(name.to_string(), access);
         self.pairing.insert(name.to_string(), pairing);
         self.health
-            .insert(name.to_string(), json!({"state": "starting"}));
+            .insert(name.to_string(), AdapterHealth::default());
     }
 
     /// Applies the access policy and pairing to a batch from `channel`;
@@ -272,7 +272,7 @@ impl ChannelRuntime {
     }
 
     /// An adapter's health report, shown as is.
-    pub fn on_health(&mut self, channel: &str, health: Value) {
+    pub fn on_health(&mut self, channel: &str, health: AdapterHealth) {
         self.health.insert(channel.to_string(), health);
     }
 
