@@ -408,6 +408,8 @@ impl Socket {
             match self.conn.read(&mut chunk) {
                 Ok(0) => return Err(ReadError::Closed("the connection ended".into())),
                 Ok(n) => self.receiver.feed(chunk.get(..n).unwrap_or(&[])),
+                // A signal (e.g. SIGHUP) interrupted the wait: not a failure.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -498,9 +500,10 @@ pub fn connect(url: &str, route: &Route, timeout: Duration) -> Result<(Socket, T
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     let end = loop {
-        let n = conn
-            .read(&mut chunk)
-            .map_err(|e| format!("{shown}: WebSocket handshake: {e}"))?;
+        let n = match conn.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.map_err(|e| format!("{shown}: WebSocket handshake: {e}"))?,
+        };
         if n == 0 {
             return Err(format!(
                 "{shown}: the server closed the connection during the WebSocket handshake"
@@ -804,6 +807,43 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// Reads that a signal interrupts once before each piece of input.
+    struct Interrupted {
+        wire: Wire,
+        interrupt: bool,
+    }
+    impl Read for Interrupted {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            self.wire.read(b)
+        }
+    }
+    impl Write for Interrupted {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.wire.write(b)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_interrupted_read_is_retried_not_a_lost_connection() {
+        let wire = Wire {
+            input: std::io::Cursor::new(vec![0x81, 0x02, b'o', b'k']),
+            written: Default::default(),
+        };
+        let conn = Interrupted {
+            wire,
+            interrupt: false,
+        };
+        let mut s = Socket::new(Box::new(conn), &[]);
+        assert_eq!(s.read().ok(), Some(Incoming::Text("ok".into())));
     }
 
     #[test]
