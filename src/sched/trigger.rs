@@ -287,6 +287,17 @@ pub(crate) fn parse_cron(expr: &str) -> Result<Cron, String> {
             "invalid cron expression \"{expr}\": expected 5 fields ({CRON_FORMAT}), got {n}"
         ));
     }
+    // croner reads an empty list item ("1,,2", a lone ",") as nothing; a
+    // field of nothing never matches, and finding that out searches for
+    // years of minutes (seconds of CPU per check).
+    let names = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+    for (field, name) in expr.split_whitespace().zip(names) {
+        if field.split(',').any(str::is_empty) {
+            return Err(format!(
+                "invalid cron expression \"{expr}\": the {name} field \"{field}\" has an empty list item (fields: {CRON_FORMAT}; example \"0 7 * * 1-5\")"
+            ));
+        }
+    }
     CronParser::builder()
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
@@ -378,6 +389,14 @@ mod tests {
         assert!(e.contains("unknown time zone \"Europe/Berln\""), "{e}");
         let e = validate_cron("0 7 * * *", "").unwrap_err();
         assert!(e.contains("missing time zone"), "{e}");
+        let e = validate_cron(", 9 * * 1-5", "UTC").unwrap_err();
+        assert!(
+            e.contains("the minute field \",\" has an empty list item"),
+            "{e}"
+        );
+        for expr in ["1,,2 * * * *", "0 0 ,1 * *", "0 0 * * 1,"] {
+            assert!(validate_cron(expr, "UTC").is_err(), "{expr}");
+        }
         let e = validate_cron("0 0 30 2 *", "UTC").unwrap_err();
         assert!(e.contains("never matches"), "{e}");
         assert!(validate_cron("0 7 * * 1-5", "Europe/Berlin").is_ok());
