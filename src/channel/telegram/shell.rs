@@ -141,16 +141,17 @@ fn long_poll(
     wake: &SyncSender<PollWake>,
     woken: &Receiver<PollWake>,
 ) -> Option<Result<(u16, Vec<u8>), String>> {
-    if fetcher.is_none() {
-        match start_fetcher(s, agent, wake) {
-            Ok(f) => *fetcher = Some(f),
+    let f = match fetcher.take() {
+        Some(f) => f,
+        None => match start_fetcher(s, agent, wake) {
+            Ok(f) => f,
             Err(e) => return Some(Err(e)),
-        }
-    }
-    if fetcher.as_ref().is_some_and(|f| f.send(url).is_err()) {
-        *fetcher = None;
+        },
+    };
+    if f.send(url).is_err() {
         return Some(Err("the fetch thread ended; starting another".into()));
     }
+    *fetcher = Some(f);
     match woken.recv() {
         Ok(PollWake::Answer(result)) => Some(result),
         Ok(PollWake::Stop) | Err(_) => None,
